@@ -1,0 +1,34 @@
+"""One exception tree for facematch.
+
+    FacematchError
+    ├── UsageError          the caller asked for something that cannot work
+    ├── NoKnownFacesError   the known folder yielded no face at all
+    ├── ModelError          a model file is missing, truncated or foreign
+    └── ImageError          one image could not be read (reported per image, never fatal)
+"""
+
+from __future__ import annotations
+
+
+class FacematchError(Exception):
+    """Base class of every error facematch raises on purpose."""
+
+
+class UsageError(FacematchError):
+    """The arguments or inputs cannot work (missing folder, nothing to do)."""
+
+
+class NoKnownFacesError(FacematchError):
+    """No face was found in any photo of the known folder."""
+
+
+class ModelError(FacematchError):
+    """A model file is missing, truncated, or not the model we expect."""
+
+
+class ImageError(FacematchError):
+    """One image could not be decoded or is unusable; carries a short status."""
+
+    def __init__(self, message: str, status: str = "unreadable") -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,10 +1,10 @@
 """One exception tree for facematch.
 
-    FacematchError
-    ├── UsageError          the caller asked for something that cannot work
-    ├── NoKnownFacesError   the known folder yielded no face at all
-    ├── ModelError          a model file is missing, truncated or foreign
-    └── ImageError          one image could not be read (reported per image, never fatal)
+FacematchError
+├── UsageError          the caller asked for something that cannot work
+├── NoKnownFacesError   the known folder yielded no face at all
+├── ModelError          a model file is missing, truncated or foreign
+└── ImageError          one image could not be read (reported per image, never fatal)
 """
 
 from __future__ import annotations
@@ -27,8 +27,4 @@ class ModelError(FacematchError):
 
 
 class ImageError(FacematchError):
-    """One image could not be decoded or is unusable; carries a short status."""
-
-    def __init__(self, message: str, status: str = "unreadable") -> None:
-        super().__init__(message)
-        self.status = status
+    """One image could not be read or is unusable; its message says why in one line."""

@@ -1,0 +1,108 @@
+"""facematch: match known people in unknown photos.
+
+The public API. ``import facematch as face_recognition`` runs code written for
+face_recognition 1.3.0 (same functions, parameters, defaults and return
+values; ``load_image_file`` also applies the EXIF orientation). Nothing heavy
+is imported and no model is loaded until a function is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_image_file": "facematch.api",
+    "face_locations": "facematch.api",
+    "batch_face_locations": "facematch.api",
+    "face_landmarks": "facematch.api",
+    "face_encodings": "facematch.api",
+    "face_distance": "facematch.api",
+    "compare_faces": "facematch.api",
+    "Face": "facematch.faces",
+    "FaceBox": "facematch.faces",
+    "FaceSettings": "facematch.faces",
+    "Gallery": "facematch.gallery",
+    "Match": "facematch.gallery",
+    "Pipeline": "facematch.pipeline",
+    "KnownPeople": "facematch.pipeline",
+    "ImageResult": "facematch.pipeline",
+    "FaceMatch": "facematch.pipeline",
+    "build_gallery": "facematch.pipeline",
+    "match": "facematch.pipeline",
+    "FacematchError": "facematch.errors",
+    "UsageError": "facematch.errors",
+    "NoKnownFacesError": "facematch.errors",
+    "ModelError": "facematch.errors",
+    "ImageError": "facematch.errors",
+}
+
+__all__ = [
+    "Face",
+    "FaceBox",
+    "FaceMatch",
+    "FaceSettings",
+    "FacematchError",
+    "Gallery",
+    "ImageError",
+    "ImageResult",
+    "KnownPeople",
+    "Match",
+    "ModelError",
+    "NoKnownFacesError",
+    "Pipeline",
+    "UsageError",
+    "__version__",
+    "batch_face_locations",
+    "build_gallery",
+    "compare_faces",
+    "face_distance",
+    "face_encodings",
+    "face_landmarks",
+    "face_locations",
+    "load_image_file",
+    "match",
+]
+
+if TYPE_CHECKING:
+    from facematch.api import (
+        batch_face_locations,
+        compare_faces,
+        face_distance,
+        face_encodings,
+        face_landmarks,
+        face_locations,
+        load_image_file,
+    )
+    from facematch.errors import (
+        FacematchError,
+        ImageError,
+        ModelError,
+        NoKnownFacesError,
+        UsageError,
+    )
+    from facematch.faces import Face, FaceBox, FaceSettings
+    from facematch.gallery import Gallery, Match
+    from facematch.pipeline import (
+        FaceMatch,
+        ImageResult,
+        KnownPeople,
+        Pipeline,
+        build_gallery,
+        match,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facematch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,450 @@
+"""The ``facematch`` command: parse options, call the pipeline, pick a writer.
+
+Nothing here loads a model or imports dlib/numpy at import time, so
+``facematch --help`` and ``--version`` return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
+
+import click
+
+from facematch import __version__
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = f"""\b
+Exit status:
+  {EXIT_OK}    every input was read (faces found or not)
+  {EXIT_PARTIAL}    finished, but some inputs could not be read (see stderr)
+  {EXIT_USAGE}    usage error: bad option, missing known folder, no images
+  {EXIT_FATAL}    fatal error: no face in the known folder, broken model files
+  {EXIT_INTERRUPTED}  interrupted"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("facematch")
+
+
+class CliError(click.ClickException):
+    """A one-line error with our exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"facematch: error: {self.format_message()}", err=True)
+
+
+class _StderrHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"facematch: {record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def setup_logging(quiet: bool) -> None:
+    """Warnings and errors on stderr; ``--quiet`` keeps only the errors."""
+    log.handlers[:] = [_StderrHandler()]
+    log.setLevel(logging.ERROR if quiet else logging.WARNING)
+    log.propagate = False
+
+
+BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def compat_args(args: list[str]) -> list[str]:
+    """Accept face_recognition's ``--show-distance true`` (it took a value, we take a flag)."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        following = args[i + 1].lower() if i + 1 < len(args) else ""
+        if arg == "--show-distance" and following in BOOLEAN_WORDS:
+            skip = True
+            if BOOLEAN_WORDS[following]:
+                out.append(arg)
+            continue
+        out.append(arg)
+    return out
+
+
+class DefaultGroup(click.Group):
+    """A group whose ``match`` command runs when no subcommand is named."""
+
+    default_command = "match"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = compat_args(args)
+        first = args[0] if args else None
+        if (
+            first is not None
+            and first not in self.commands
+            and first
+            not in (
+                "--help",
+                "-h",
+                "--version",
+            )
+        ):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        command = self.commands[self.default_command]
+        with click.Context(command, info_name=ctx.info_name, parent=None) as sub:
+            command.format_help(sub, formatter)
+        self.format_commands(ctx, formatter)
+
+
+def fail(message: str, exit_code: int) -> NoReturn:
+    raise CliError(message, exit_code)
+
+
+def jobs_option(fn: F) -> F:
+    fn = click.option(
+        "--cpus",
+        "cpus",
+        type=int,
+        default=None,
+        hidden=True,
+        help="Alias of --jobs, as in face_recognition (-1 = all cores).",
+    )(fn)
+    return click.option(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Worker processes (default: all cores; -1 or 0 also mean all). Alias: --cpus.",
+    )(fn)
+
+
+def detection_options(default_upsample: int) -> Callable[[F], F]:
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--model",
+            type=click.Choice(["hog", "cnn"]),
+            default="hog",
+            show_default=True,
+            help="Face detector: hog (fast, CPU) or cnn (more accurate, slow without a GPU).",
+        )(fn)
+        fn = click.option(
+            "--upsample",
+            type=click.IntRange(0, 4),
+            default=default_upsample,
+            show_default=True,
+            help="Times the detector upsamples the image (finds smaller faces, slower).",
+        )(fn)
+        fn = click.option(
+            "--min-face-size",
+            type=click.IntRange(min=8),
+            default=None,
+            metavar="PX",
+            help="Smallest face to find, in pixels of the original image; detection runs "
+            "on a copy just large enough. Default: what face_recognition finds "
+            "(40 px, or 2.5% of the long side of images over 1600 px).",
+        )(fn)
+        fn = click.option(
+            "--recursive", "-r", is_flag=True, help="Descend into subfolders of UNKNOWN."
+        )(fn)
+        fn = jobs_option(fn)
+        return click.option(
+            "--quiet",
+            "-q",
+            is_flag=True,
+            help="No progress bar and no warnings; errors still show.",
+        )(fn)
+
+    return decorate
+
+
+def cache_options(fn: F) -> F:
+    fn = click.option(
+        "--no-cache", is_flag=True, help="Neither read nor write the encoding cache."
+    )(fn)
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where to keep the encoding cache (default: the user cache folder, "
+        "honouring XDG_CACHE_HOME).",
+    )(fn)
+
+
+def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    if no_cache:
+        return None
+    if cache_dir is not None:
+        return cache_dir
+    from facematch.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def progress_bar(total: int, label: str, quiet: bool) -> Any:
+    """A tqdm bar on stderr when it is a terminal and the run is not quiet."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=label,
+        unit="img",
+        file=sys.stderr,
+        leave=False,
+        disable=quiet or not sys.stderr.isatty(),
+    )
+
+
+@click.group(cls=DefaultGroup, epilog=EXIT_CODES_HELP, context_settings={"max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="facematch")
+def main() -> None:
+    """Match known people in unknown photos."""
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("known", type=click.Path(path_type=str))
+@click.argument("unknown", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--tolerance",
+    "-t",
+    type=click.FloatRange(0.0, 2.0),
+    default=0.6,
+    show_default=True,
+    help="Largest distance that still counts as a match; lower is stricter "
+    "(0.5-0.55 for children, relatives and look-alikes).",
+)
+@click.option("--show-distance", is_flag=True, help="compat format: append the distance.")
+@click.option(
+    "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compat", "csv", "json", "jsonl"]),
+    default="compat",
+    show_default=True,
+    help="Output: face_recognition's lines, CSV, one JSON document, or JSON lines.",
+)
+@click.option(
+    "--jitters",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Re-sample each face this many times and average (slower, slightly more accurate).",
+)
+@click.option(
+    "--landmarks",
+    type=click.Choice(["5", "68"]),
+    default="5",
+    show_default=True,
+    help="Landmark model used to align faces.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["onnx", "dlib"]),
+    default=None,
+    help="Descriptor engine: onnx (default when onnxruntime is installed; same "
+    "numbers, much faster) or dlib.",
+)
+@detection_options(default_upsample=1)
+@cache_options
+def match(
+    known: str,
+    unknown: tuple[str, ...],
+    tolerance: float,
+    show_distance: bool,
+    all_matches: bool,
+    fmt: str,
+    jitters: int,
+    landmarks: str,
+    engine: str | None,
+    model: str,
+    upsample: int,
+    min_face_size: int | None,
+    recursive: bool,
+    jobs: int | None,
+    cpus: int | None,
+    quiet: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> None:
+    """Name the people of KNOWN in the faces of UNKNOWN images.
+
+    KNOWN is a folder: each image directly inside is one person, named by its
+    file name ("Barack Obama.jpg"); each subfolder is one person, named by the
+    folder, with all of that person's photos inside. UNKNOWN is one or more
+    images or folders (--recursive to descend).
+    """
+    setup_logging(quiet)
+    from facematch import pipeline as pl
+    from facematch.errors import FacematchError, UsageError
+    from facematch.faces import FaceSettings
+    from facematch.gallery import known_photos
+    from facematch.images import discover
+    from facematch.writers import make_writer
+
+    settings = FaceSettings(
+        model=model,  # type: ignore[arg-type]
+        upsample=upsample,
+        min_face_size=min_face_size,
+        landmarks=int(landmarks),
+        jitters=jitters,
+    )
+    try:
+        found = discover(unknown, recursive)
+        if not found:
+            raise UsageError(f"no images found in {', '.join(unknown)}")
+        with pl.Pipeline(
+            settings,
+            jobs=jobs if jobs is not None else cpus,
+            cache_dir=resolve_cache_dir(cache_dir, no_cache),
+            engine=engine,  # type: ignore[arg-type]
+        ) as run:
+            photos = known_photos(known)
+            with progress_bar(len(photos), "known", quiet) as bar:
+                run.progress = bar.update
+                known_people = pl.build_gallery(run, known, photos)
+            unreadable = len(known_people.unreadable)
+            writer = make_writer(fmt, click.get_text_stream("stdout"), show_distance)
+            with progress_bar(len(found), "unknown", quiet) as bar:
+                run.progress = bar.update
+                for result in pl.match(run, known_people, found, tolerance, all_matches):
+                    if result.status == "error":
+                        unreadable += 1
+                        log.error("%s: %s", result.path, result.error)
+                    writer.write(result)
+            writer.close()
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except FacematchError as exc:
+        fail(str(exc), EXIT_FATAL)
+    if unreadable:
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compat", "csv", "json", "jsonl"]),
+    default="compat",
+    show_default=True,
+    help="compat prints face_detection's path,top,right,bottom,left lines.",
+)
+@detection_options(default_upsample=0)
+def detect(
+    paths: tuple[str, ...],
+    fmt: str,
+    model: str,
+    upsample: int,
+    min_face_size: int | None,
+    recursive: bool,
+    jobs: int | None,
+    cpus: int | None,
+    quiet: bool,
+) -> None:
+    """Print the face boxes found in images, like face_recognition's face_detection."""
+    setup_logging(quiet)
+    from facematch import pipeline as pl
+    from facematch.errors import FacematchError, UsageError
+    from facematch.faces import DETECTOR_WINDOW, FaceSettings
+    from facematch.images import discover
+    from facematch.writers import make_detect_writer
+
+    # face_detection runs on the full image: the detector's own window is the smallest face.
+    settings = FaceSettings(
+        model=model,  # type: ignore[arg-type]
+        upsample=upsample,
+        min_face_size=min_face_size or DETECTOR_WINDOW // 2**upsample,
+    )
+    unreadable = 0
+    try:
+        found = discover(paths, recursive)
+        if not found:
+            raise UsageError(f"no images found in {', '.join(paths)}")
+        writer = make_detect_writer(fmt, click.get_text_stream("stdout"))
+        with (
+            progress_bar(len(found), "detect", quiet) as bar,
+            pl.Pipeline(settings, jobs=jobs if jobs is not None else cpus) as run,
+        ):
+            run.progress = bar.update
+            for result in pl.find_boxes(run, found):
+                if result.status == "error":
+                    unreadable += 1
+                    log.error("%s: %s", result.path, result.error)
+                writer.write(result)
+        writer.close()
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except FacematchError as exc:
+        fail(str(exc), EXIT_FATAL)
+    if unreadable:
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or clear the encoding cache."""
+
+
+@cache.command("info")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+def cache_info(cache_dir: Path | None) -> None:
+    """Where the cache is, how many images it holds, and its size."""
+    setup_logging(False)
+    from facematch.cache import EncodingCache
+
+    folder = resolve_cache_dir(cache_dir, False)
+    assert folder is not None
+    info = EncodingCache(folder).info()
+    click.echo(f"path: {info['path']}")
+    click.echo(f"images: {info['entries']}")
+    click.echo(f"size: {info['bytes'] / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+def cache_clear(cache_dir: Path | None) -> None:
+    """Delete every cached encoding."""
+    setup_logging(False)
+    from facematch.cache import EncodingCache
+
+    folder = resolve_cache_dir(cache_dir, False)
+    assert folder is not None
+    removed = EncodingCache(folder).clear()
+    click.echo(f"removed {removed} cached images from {folder}")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point that also maps interrupts and closed pipes to exit statuses."""
+    try:
+        main.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("facematch: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("facematch: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return EXIT_OK

@@ -1,0 +1,104 @@
+"""Descriptor engines: dlib's own ResNet, or the same network on ONNX Runtime.
+
+The ONNX model is converted from dlib's .dat on first use, stored in the cache
+folder, and checked against dlib before it is trusted; if it disagrees (or
+onnxruntime is missing) we warn once and use dlib. Both engines give the same
+embeddings within 1e-5, so cached entries from either serve both.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facematch import models
+from facematch.errors import ModelError
+from facematch.faces import DlibEncoder, Encoder, EngineName
+
+log = logging.getLogger("facematch")
+
+# Largest ONNX/dlib disagreement (Euclidean) we accept; measured ~1e-6.
+MAX_ENGINE_DIFFERENCE = 1e-5
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def default_engine() -> EngineName:
+    return "onnx" if onnx_available() else "dlib"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine a run will use, and the converted model file for ONNX."""
+
+    name: EngineName
+    onnx_model: str | None = None
+
+
+def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
+    """Make the requested engine ready in this process, or fall back to dlib with a warning."""
+    if requested == "dlib":
+        return EngineChoice("dlib")
+    if not onnx_available():
+        log.warning("onnxruntime is not installed; using dlib's slower descriptor engine")
+        return EngineChoice("dlib")
+    from facematch import onnx_encoder
+
+    folder = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "facematch"
+    dat = models.model_path("recognition")
+    try:
+        path = onnx_encoder.ensure_onnx_model(folder, dat)
+        verified = path.with_name(path.name + ".verified")
+        if not verified.exists():
+            difference = onnx_encoder.verify_against_dlib(
+                onnx_encoder.OnnxEncoder(path), models.dlib_face_encoder()
+            )
+            if difference > MAX_ENGINE_DIFFERENCE:
+                path.unlink(missing_ok=True)
+                raise ModelError(
+                    f"converted model differs from dlib by {difference:.2e} (limit "
+                    f"{MAX_ENGINE_DIFFERENCE:.0e})"
+                )
+            verified.write_text(f"{difference:.3e}\n")
+    except (ModelError, OSError) as exc:
+        log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
+        return EngineChoice("dlib")
+    return EngineChoice("onnx", str(path))
+
+
+@functools.cache
+def encoder(choice: EngineChoice, threads: int = 1, jitters: int = 1) -> Encoder:
+    """This process's encoder for a choice, built once."""
+    if choice.name == "onnx" and choice.onnx_model is not None:
+        from facematch.onnx_encoder import OnnxEncoder
+
+        return JitteredEncoder(OnnxEncoder(Path(choice.onnx_model), threads), jitters)
+    return DlibEncoder(jitters)
+
+
+class JitteredEncoder:
+    """Averages descriptors over dlib's jittered copies of each chip when asked."""
+
+    def __init__(self, inner: Encoder, jitters: int) -> None:
+        self.inner = inner
+        self.jitters = jitters
+
+    def encode(self, chips: NDArray[np.uint8]) -> NDArray[np.float64]:
+        if self.jitters <= 1 or len(chips) == 0:
+            return self.inner.encode(chips)
+        import dlib
+
+        out = []
+        for chip in chips:
+            copies = np.stack([np.asarray(c) for c in dlib.jitter_image(chip, self.jitters)])
+            out.append(self.inner.encode(copies).mean(axis=0))
+        return np.array(out)

@@ -1,0 +1,204 @@
+"""Image -> faces: detection, alignment and encoding, as small typed steps.
+
+Detection runs on a right-sized copy of the image: just large enough that a
+face of ``min_face_size`` pixels (in the original) is still at least the
+detector's smallest window. With the defaults that working copy is exactly the
+1600 px thumbnail face_recognition's CLI detects on, so we find the faces it
+finds. Boxes are then mapped back, and landmarks and embeddings are computed
+from the full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from facematch import models
+from facematch.images import RGBImage
+
+DetectorName = Literal["hog", "cnn"]
+EngineName = Literal["onnx", "dlib"]
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+# dlib's HOG and MMOD detectors both scan an 80x80 window; each upsample halves it.
+DETECTOR_WINDOW = 80
+# face_recognition's CLI shrinks unknown images to 1600 px before detecting.
+REFERENCE_LONG_SIDE = 1600
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's box in image pixels, in face_recognition's (top, right, bottom, left) order."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    @property
+    def area(self) -> int:
+        return max(0, self.bottom - self.top) * max(0, self.right - self.left)
+
+    def css(self) -> tuple[int, int, int, int]:
+        return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One face found in an image: where it is, its landmarks, and its 128-d embedding."""
+
+    box: FaceBox
+    landmarks: tuple[tuple[int, int], ...]
+    embedding: NDArray[np.float64] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """Everything that changes which faces are found and what their embeddings are."""
+
+    model: DetectorName = "hog"
+    upsample: int = 1
+    min_face_size: int | None = None
+    landmarks: int = 5
+    jitters: int = 1
+
+    def smallest_face(self, height: int, width: int) -> float:
+        """The smallest face (original pixels) detection must still find in this image.
+
+        By default that is what face_recognition's CLI can find: the detector's
+        window at this upsample, on the image shrunk to at most 1600 px.
+        """
+        if self.min_face_size is not None:
+            return float(self.min_face_size)
+        shrink = max(1.0, max(height, width) / REFERENCE_LONG_SIDE)
+        return DETECTOR_WINDOW / 2**self.upsample * shrink
+
+    def working_scale(self, height: int, width: int) -> float:
+        """Scale (<= 1) of the copy the detector runs on."""
+        detectable = DETECTOR_WINDOW / 2**self.upsample
+        return min(1.0, detectable / self.smallest_face(height, width))
+
+
+class Encoder(Protocol):
+    """Turns aligned 150x150 face chips into 128-d embeddings."""
+
+    def encode(self, chips: NDArray[np.uint8]) -> NDArray[np.float64]: ...
+
+
+class DlibEncoder:
+    """dlib's own ResNet descriptor, single-threaded, no BLAS (the reference)."""
+
+    def __init__(self, jitters: int = 1) -> None:
+        self.jitters = jitters
+
+    def encode(self, chips: NDArray[np.uint8]) -> NDArray[np.float64]:
+        if len(chips) == 0:
+            return np.empty((0, 128))
+        net = models.dlib_face_encoder()
+        vectors = net.compute_face_descriptor(list(chips), self.jitters)
+        return np.array([np.array(v) for v in vectors], dtype=np.float64)
+
+
+def working_copy(image: RGBImage, scale: float) -> RGBImage:
+    """The image shrunk by ``scale`` as face_recognition shrinks it (Lanczos thumbnail)."""
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(image)
+    small.thumbnail(target, Image.Resampling.LANCZOS)
+    return np.asarray(small)
+
+
+def trim_box(box: FaceBox, height: int, width: int) -> FaceBox:
+    """Clip a box to the image, as face_recognition's ``_trim_css_to_bounds`` does."""
+    return FaceBox(
+        max(box.top, 0), min(box.right, width), min(box.bottom, height), max(box.left, 0)
+    )
+
+
+def rect_to_box(rect: Any) -> FaceBox:
+    return FaceBox(int(rect.top()), int(rect.right()), int(rect.bottom()), int(rect.left()))
+
+
+def box_to_rect(box: FaceBox) -> Any:
+    import dlib
+
+    return dlib.rectangle(box.left, box.top, box.right, box.bottom)
+
+
+def run_detector(image: RGBImage, model: DetectorName, upsample: int) -> list[FaceBox]:
+    """Raw detector boxes on this very image; they may reach past its edges."""
+    if model == "cnn":
+        rects = [d.rect for d in models.cnn_detector()(image, upsample)]
+    else:
+        rects = list(models.hog_detector()(image, upsample))
+    return [rect_to_box(r) for r in rects]
+
+
+def detect(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
+    """Raw face boxes in full-resolution coordinates, found on a right-sized copy.
+
+    The boxes are not trimmed to the image: like face_recognition, landmarks
+    are predicted from the raw box, which matters for faces cut by an edge.
+    """
+    height, width = image.shape[:2]
+    small = working_copy(image, settings.working_scale(height, width))
+    boxes = run_detector(small, settings.model, settings.upsample)
+    if small is image:
+        return boxes
+    sy, sx = height / small.shape[0], width / small.shape[1]
+    return [
+        FaceBox(round(b.top * sy), round(b.right * sx), round(b.bottom * sy), round(b.left * sx))
+        for b in boxes
+    ]
+
+
+def align(image: RGBImage, boxes: Sequence[FaceBox], points: int) -> list[Any]:
+    """dlib landmark shapes (full_object_detection) for each box."""
+    predictor = models.shape_predictor(points)
+    return [predictor(image, box_to_rect(b)) for b in boxes]
+
+
+def face_chips(image: RGBImage, shapes: Sequence[Any]) -> NDArray[np.uint8]:
+    """Aligned 150x150 chips, cut exactly as dlib's own descriptor path cuts them."""
+    import dlib
+
+    if not shapes:
+        return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    detections = dlib.full_object_detections()
+    for shape in shapes:
+        detections.append(shape)
+    chips = dlib.get_face_chips(image, detections, CHIP_SIZE, CHIP_PADDING)
+    return np.stack([np.asarray(c, dtype=np.uint8) for c in chips])
+
+
+def shape_points(shape: Any) -> tuple[tuple[int, int], ...]:
+    return tuple((int(p.x), int(p.y)) for p in shape.parts())
+
+
+def describe(
+    image: RGBImage, boxes: Sequence[FaceBox], settings: FaceSettings, encoder: Encoder
+) -> list[Face]:
+    """Landmarks and embeddings for boxes, from the full-resolution pixels.
+
+    Landmarks come from the boxes as given; the faces report them trimmed.
+    """
+    height, width = image.shape[:2]
+    shapes = align(image, boxes, settings.landmarks)
+    embeddings = encoder.encode(face_chips(image, shapes))
+    return [
+        Face(trim_box(box, height, width), shape_points(shape), embedding)
+        for box, shape, embedding in zip(boxes, shapes, embeddings, strict=True)
+    ]
+
+
+def find_faces(image: RGBImage, settings: FaceSettings, encoder: Encoder) -> list[Face]:
+    """Every face in an image, in the detector's order."""
+    return describe(image, detect(image, settings), settings, encoder)

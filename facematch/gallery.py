@@ -1,0 +1,93 @@
+"""The known people: which photos belong to whom, and nearest-person search."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facematch.errors import UsageError
+from facematch.images import is_image_name, iter_folder
+
+
+@dataclass(frozen=True)
+class KnownPhoto:
+    """One photo of a known person, or a path in the known folder we cannot use."""
+
+    name: str
+    path: str
+    problem: str | None = None
+
+
+def known_photos(known_dir: str) -> list[KnownPhoto]:
+    """Photos of known people: a file is a person, a subfolder is a person's photos.
+
+    ``Barack Obama.jpg`` is Barack Obama; ``Joe Biden/a.jpg`` and
+    ``Joe Biden/b.png`` are two photos of Joe Biden. Both layouts can be mixed,
+    and a file and a folder with the same name are the same person.
+    """
+    if not os.path.exists(known_dir):
+        raise UsageError(f"known folder not found: {known_dir}")
+    if not os.path.isdir(known_dir):
+        raise UsageError(f"KNOWN must be a folder of photos, not a file: {known_dir}")
+    photos: list[KnownPhoto] = []
+    with os.scandir(known_dir) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        path = os.path.join(known_dir, entry.name)
+        if entry.is_dir():
+            photos.extend(
+                KnownPhoto(entry.name, found.path, found.problem)
+                for found in iter_folder(path, recursive=True)
+            )
+        elif is_image_name(Path(entry.name)):
+            photos.append(KnownPhoto(Path(entry.name).stem, path))
+    if not photos:
+        raise UsageError(f"no images in the known folder: {known_dir}")
+    return photos
+
+
+@dataclass(frozen=True)
+class Match:
+    """A known person and the distance from a face to their nearest photo."""
+
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True, eq=False)
+class Gallery:
+    """Known faces as one matrix; a person's distance is the minimum over their photos."""
+
+    names: tuple[str, ...]
+    embeddings: NDArray[np.float64] = field(repr=False)
+    owners: NDArray[np.intp] = field(repr=False)
+
+    @classmethod
+    def from_faces(cls, labelled: Sequence[tuple[str, NDArray[np.float64]]]) -> Gallery:
+        """Build from (person name, embedding) pairs; several per person are fine."""
+        names = tuple(sorted({name for name, _ in labelled}))
+        index = {name: i for i, name in enumerate(names)}
+        embeddings = np.array([e for _, e in labelled], dtype=np.float64).reshape(-1, 128)
+        owners = np.array([index[name] for name, _ in labelled], dtype=np.intp)
+        return cls(names, embeddings, owners)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def person_distances(self, embedding: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Distance from one face to every person (nearest photo of each)."""
+        per_photo = np.linalg.norm(self.embeddings - embedding, axis=1)
+        best = np.full(len(self.names), np.inf)
+        np.minimum.at(best, self.owners, per_photo)
+        return best
+
+    def ranked(self, embedding: NDArray[np.float64]) -> list[Match]:
+        """Every person, nearest first (ties broken by name for a stable order)."""
+        distances = self.person_distances(embedding)
+        order = sorted(range(len(self.names)), key=lambda i: (distances[i], self.names[i]))
+        return [Match(self.names[i], float(distances[i])) for i in order]

@@ -1,0 +1,173 @@
+"""Find image files and load them upright as RGB arrays.
+
+Discovery is sorted and matches an anchored, case-insensitive suffix, so
+``photo.JPG`` is found and ``photo.jpg.txt`` is not. Loading applies the EXIF
+orientation (phones store photos rotated and flag it there), converts every
+mode we meet in the wild (RGBA, palette, grayscale, 16-bit, CMYK) to 8-bit RGB,
+and refuses decompression bombs before decoding them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps
+
+from facematch.errors import ImageError
+
+BASE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
+
+# 16-bit panoramas and scans can be large, but beyond this a file is far more
+# likely a decompression bomb than a photo; 200 MP phones save binned 12-50 MP.
+MAX_PIXELS = 150_000_000
+
+RGBImage = NDArray[np.uint8]
+
+
+@functools.cache
+def heif_available() -> bool:
+    """Register pillow-heif's openers if the optional extra is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    if hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+    return True
+
+
+def image_suffixes() -> frozenset[str]:
+    """The suffixes facematch reads; HEIC/HEIF/AVIF only with the heic extra."""
+    return BASE_SUFFIXES | HEIF_SUFFIXES if heif_available() else BASE_SUFFIXES
+
+
+def is_image_name(path: Path) -> bool:
+    """True when the name ends in an image suffix (anchored, any case)."""
+    return path.suffix.lower() in image_suffixes()
+
+
+@dataclass(frozen=True)
+class Found:
+    """One discovered input: a path, and why it cannot be read if we know already."""
+
+    path: str
+    problem: str | None = None
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as it:
+        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def iter_folder(folder: str, recursive: bool = False) -> Iterator[Found]:
+    """Image files in a folder, sorted by name, descending into subfolders if asked.
+
+    Hidden files (``.name``, including macOS ``._name`` resource forks) are
+    skipped. A folder whose name looks like an image is reported, not skipped,
+    so a user who expected a photo there learns why nothing came of it.
+    """
+    for entry in _entries(Path(folder)):
+        path = os.path.join(folder, entry.name)
+        if entry.is_dir():
+            if is_image_name(Path(entry.name)):
+                yield Found(path, "is a directory, not an image file")
+            if recursive:
+                yield from iter_folder(path, recursive=True)
+        elif is_image_name(Path(entry.name)):
+            yield Found(path)
+
+
+def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:
+    """Expand files and folders given on the command line into sorted inputs.
+
+    A file named explicitly is always tried, whatever its suffix: its content,
+    not its name, decides whether it is an image.
+    """
+    found: dict[str, Found] = {}
+    for item in inputs:
+        if os.path.isdir(item):
+            for f in iter_folder(item, recursive):
+                found.setdefault(f.path, f)
+        elif os.path.exists(item):
+            found.setdefault(item, Found(item))
+        else:
+            found.setdefault(item, Found(item, "no such file or directory"))
+    return [found[k] for k in sorted(found)]
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode, keeping the full range of 16-bit and float data."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        data = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(data.max()), 1.0)
+        gray = np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def open_upright(file: str | Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image, upright by its EXIF orientation, as 8-bit RGB.
+
+    Raises ImageError with a one-line reason for anything that is not a
+    readable image of a sane size.
+    """
+    if isinstance(file, str | Path):
+        if os.path.isdir(file):
+            raise ImageError("is a directory, not an image file")
+        if not os.path.exists(file):
+            raise ImageError("no such file")
+        if suffix_needs_heif(Path(file)) and not heif_available():
+            raise ImageError(
+                "HEIC/HEIF/AVIF needs the optional extra: pip install 'facematch[heic]'"
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"image is {width}x{height} = {width * height / 1e6:.0f} MP, "
+                        f"over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)",
+                    )
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return _to_rgb(upright)
+    except ImageError:
+        raise
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"decompression bomb refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageError(_describe(exc)) from None
+
+
+def suffix_needs_heif(path: Path) -> bool:
+    return path.suffix.lower() in HEIF_SUFFIXES
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if "cannot identify image file" in text:
+        return "not an image, or a format Pillow cannot read"
+    return f"cannot decode image: {text}"
+
+
+def load_rgb(file: str | Path | IO[bytes]) -> RGBImage:
+    """An upright RGB image as a (height, width, 3) uint8 array."""
+    return np.asarray(open_upright(file), dtype=np.uint8)

@@ -1,0 +1,115 @@
+"""Where per-image work runs: in this process, or in a pool of worker processes.
+
+Every runner has one signature, ``map(fn, items)``, yielding results in the
+order of ``items`` whatever the number of workers, so output is identical for
+every ``--jobs``. Workers load models lazily, once each, on their first image.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.pool import Pool
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects CPU affinity, e.g. in containers)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``None``, 0 or -1 mean every core (``--cpus -1`` in face_recognition)."""
+    if jobs is None or jobs <= 0:
+        return available_cores()
+    return jobs
+
+
+class Runner(Protocol):
+    """Runs a picklable function over items, yielding results in input order."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    """Runs everything in this process (one job, or too few items to share)."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        return map(fn, items)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessPool:
+    """A pool of worker processes, started on first use and reused until closed."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool: Pool | None = None
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        if self._pool is None:
+            self._pool = _context().Pool(self.jobs)
+        return self._pool.imap(fn, items, chunksize=1)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def terminate(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.terminate()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers start from a clean server process, never from a
+    # parent that may hold ONNX Runtime or BLAS threads (fork is unsafe then).
+    if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["facematch.pipeline"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+RUNNERS: dict[str, Callable[[int], Runner]] = {
+    "process": ProcessPool,
+    "inline": lambda jobs: InProcess(),
+}
+
+
+def make_runner(name: str, jobs: int) -> Runner:
+    """The runner registered under ``name``; an unknown name fails loudly."""
+    try:
+        factory = RUNNERS[name]
+    except KeyError:
+        raise ValueError(f"unknown runner {name!r}; choose from {sorted(RUNNERS)}") from None
+    return factory(jobs)

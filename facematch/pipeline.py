@@ -1,0 +1,314 @@
+"""paths -> encoded images -> known gallery -> matches, as typed records.
+
+``Pipeline`` owns the cache and the worker pool for one run; the pool starts
+only if some image is not already in the cache, so a warm re-run loads no
+model at all. ``encode_image`` is the unit of work: a picklable function of
+one path that never raises, since a bad file is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, TypeVar
+
+from facematch import engines
+from facematch.cache import EncodingCache, file_digest, settings_key
+from facematch.engines import EngineChoice
+from facematch.errors import ImageError, NoKnownFacesError
+from facematch.faces import Face, FaceBox, FaceSettings, detect, find_faces, trim_box
+from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
+from facematch.images import Found, load_rgb
+from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
+
+log = logging.getLogger("facematch")
+
+Status = Literal["ok", "no_faces", "error"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """Everything a worker needs to encode one image."""
+
+    path: str
+    settings: FaceSettings
+    engine: EngineChoice
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One image's faces, or why it could not be read."""
+
+    path: str
+    faces: tuple[Face, ...] = ()
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if self.faces else "no_faces"
+
+
+def encode_image(task: EncodeTask) -> Encoded:
+    """Load and encode one image; any failure becomes an error result."""
+    try:
+        image = load_rgb(task.path)
+        encoder = engines.encoder(task.engine, task.threads, task.settings.jitters)
+        return Encoded(task.path, tuple(find_faces(image, task.settings, encoder)))
+    except ImageError as exc:
+        return Encoded(task.path, error=str(exc))
+    except MemoryError:
+        return Encoded(task.path, error="out of memory while processing this image")
+    except Exception as exc:  # a per-image failure must never stop the run
+        return Encoded(task.path, error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+class Pipeline:
+    """One run's settings, cache and workers; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: FaceSettings | None = None,
+        *,
+        jobs: int | None = None,
+        cache_dir: Path | None = None,
+        engine: engines.EngineName | None = None,
+        runner: str = "process",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.settings = settings or FaceSettings()
+        self.jobs = resolve_jobs(jobs)
+        self.cache = EncodingCache(cache_dir) if cache_dir is not None else None
+        self.cache_dir = cache_dir
+        self.requested_engine = engine or engines.default_engine()
+        self.runner_name = runner
+        self.progress = progress
+        self._engine: EngineChoice | None = None
+        self._runner: Runner | None = None
+        self._settings_key = settings_key(self.settings)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(abort=kind is not None)
+
+    def close(self, abort: bool = False) -> None:
+        if self._runner is not None:
+            terminate = getattr(self._runner, "terminate", None)
+            if abort and terminate is not None:
+                terminate()
+            else:
+                self._runner.close()
+            self._runner = None
+        if self.cache is not None:
+            self.cache.close()
+
+    @property
+    def engine(self) -> EngineChoice:
+        """The descriptor engine, prepared on first need (warm runs never need it)."""
+        if self._engine is None:
+            self._engine = engines.prepare(self.requested_engine, self.cache_dir)
+        return self._engine
+
+    def solo(self, count: int) -> bool:
+        """Whether work on ``count`` images stays in this process (no pool to start)."""
+        return count <= 1 or self.jobs == 1
+
+    def run(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
+        """Results of ``fn`` over ``tasks`` in order, on the pool when it pays."""
+        if self.solo(len(tasks)):
+            return InProcess().map(fn, tasks)
+        if self._runner is None:
+            self._runner = make_runner(self.runner_name, self.jobs)
+        return self._runner.map(fn, tasks)
+
+    def encode(self, paths: Sequence[str]) -> Iterator[Encoded]:
+        """Encoded images in the order of ``paths``, from the cache where possible."""
+        digests: list[str | None] = []
+        cached: dict[int, list[Face]] = {}
+        for i, path in enumerate(paths):
+            digest = self._digest(path)
+            digests.append(digest)
+            if digest is not None and self.cache is not None:
+                hit = self.cache.get(digest, self._settings_key)
+                if hit is not None:
+                    cached[i] = hit
+        misses = [i for i in range(len(paths)) if i not in cached]
+        results: Iterator[Encoded] = iter(())
+        if misses:
+            threads = self.jobs if self.solo(len(misses)) else 1
+            tasks = [EncodeTask(paths[i], self.settings, self.engine, threads) for i in misses]
+            results = self.run(encode_image, tasks)
+        for i, path in enumerate(paths):
+            if i in cached:
+                encoded = Encoded(path, tuple(cached[i]))
+            else:
+                encoded = next(results)
+                digest = digests[i]
+                if self.cache is not None and digest is not None and encoded.error is None:
+                    self.cache.put(
+                        digest, self._settings_key, list(encoded.faces), self.engine.name
+                    )
+            if self.progress is not None:
+                self.progress(1)
+            yield encoded
+
+    def _digest(self, path: str) -> str | None:
+        if self.cache is None:
+            return None
+        try:
+            return file_digest(path)
+        except OSError:
+            return None
+
+
+@dataclass(frozen=True)
+class KnownPeople:
+    """The gallery built from the known folder, and the photos that could not be used."""
+
+    gallery: Gallery
+    unreadable: tuple[str, ...] = ()
+
+
+def build_gallery(
+    pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto] | None = None
+) -> KnownPeople:
+    """Encode the known folder: one face per photo, several photos per person allowed."""
+    if photos is None:
+        photos = known_photos(known_dir)
+    labelled = []
+    unreadable = []
+    usable = [p for p in photos if p.problem is None]
+    for photo in photos:
+        if photo.problem is not None:
+            log.error("%s: %s", photo.path, photo.problem)
+            unreadable.append(photo.path)
+    for photo, encoded in zip(usable, pipeline.encode([p.path for p in usable]), strict=True):
+        if encoded.error is not None:
+            log.error("%s: %s (known photo skipped)", photo.path, encoded.error)
+            unreadable.append(photo.path)
+        elif not encoded.faces:
+            log.warning("no face found in known photo %s; skipping it", photo.path)
+        else:
+            if len(encoded.faces) > 1:
+                log.warning(
+                    "%d faces in known photo %s; using the largest as %s",
+                    len(encoded.faces),
+                    photo.path,
+                    photo.name,
+                )
+            largest = max(encoded.faces, key=lambda face: face.box.area)
+            labelled.append((photo.name, largest.embedding))
+    if not labelled:
+        raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")
+    return KnownPeople(Gallery.from_faces(labelled), tuple(unreadable))
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """One unknown face: its box, the best person (or None) and who else is near."""
+
+    box: FaceBox
+    name: str | None
+    distance: float | None
+    matches: tuple[Match, ...] = ()
+    runner_up: Match | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One unknown image's row: status, error and matched faces."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    faces: tuple[FaceMatch, ...] = field(default=())
+
+
+def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
+    """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
+    ranked = gallery.ranked(face.embedding)
+    within = tuple(m for m in ranked if m.distance <= tolerance)
+    best = ranked[0] if ranked else None
+    return FaceMatch(
+        box=face.box,
+        name=within[0].name if within else None,
+        distance=best.distance if best else None,
+        matches=within if all_matches else within[:1],
+        runner_up=ranked[1] if len(ranked) > 1 else None,
+    )
+
+
+def match(
+    pipeline: Pipeline,
+    known: KnownPeople,
+    unknown: Iterable[Found],
+    tolerance: float = 0.6,
+    all_matches: bool = False,
+) -> Iterator[ImageResult]:
+    """Match every face of every unknown image against the known people, in input order."""
+    found = list(unknown)
+    readable = [f for f in found if f.problem is None]
+    encoded = pipeline.encode([f.path for f in readable])
+    for item in found:
+        if item.problem is not None:
+            yield ImageResult(item.path, "error", item.problem)
+            continue
+        image = next(encoded)
+        yield ImageResult(
+            image.path,
+            image.status,
+            image.error,
+            tuple(match_face(known.gallery, f, tolerance, all_matches) for f in image.faces),
+        )
+
+
+@dataclass(frozen=True)
+class DetectTask:
+    """One image to find face boxes in (no landmarks, no embeddings)."""
+
+    path: str
+    settings: FaceSettings
+
+
+def detect_image(task: DetectTask) -> ImageResult:
+    """Face boxes of one image as a result row; any failure becomes an error row."""
+    try:
+        image = load_rgb(task.path)
+        height, width = image.shape[:2]
+        boxes = [trim_box(b, height, width) for b in detect(image, task.settings)]
+    except ImageError as exc:
+        return ImageResult(task.path, "error", str(exc))
+    except Exception as exc:  # a per-image failure must never stop the run
+        return ImageResult(task.path, "error", f"internal error: {type(exc).__name__}: {exc}")
+    faces = tuple(FaceMatch(box, None, None) for box in boxes)
+    return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
+
+
+def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResult]:
+    """Face boxes for every input, in input order."""
+    items = list(found)
+    tasks = [DetectTask(f.path, pipeline.settings) for f in items if f.problem is None]
+    detected = pipeline.run(detect_image, tasks)
+    for item in items:
+        result = (
+            ImageResult(item.path, "error", item.problem)
+            if item.problem is not None
+            else next(detected)
+        )
+        if pipeline.progress is not None:
+            pipeline.progress(1)
+        yield result

@@ -1,0 +1,199 @@
+"""One writer per output format, each with ``write(result)`` and ``close()``.
+
+``compat`` prints face_recognition's exact lines (sentinel names included);
+``csv``, ``json`` and ``jsonl`` carry a status and an error for every input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, Protocol, TextIO
+
+from facematch.gallery import Match
+from facematch.pipeline import FaceMatch, ImageResult
+
+CSV_HEADER = (
+    "path",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "name",
+    "distance",
+    "status",
+    "error",
+    "matches",
+    "runner_up",
+    "runner_up_distance",
+)
+
+DISTANCE_DIGITS = 6
+
+
+class Writer(Protocol):
+    def write(self, result: ImageResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _round(distance: float | None) -> float | None:
+    return None if distance is None else round(distance, DISTANCE_DIGITS)
+
+
+class CompatWriter:
+    """face_recognition's ``path,name[,distance]`` lines; errors go to stderr only."""
+
+    def __init__(self, out: TextIO, show_distance: bool = False) -> None:
+        self.out = out
+        self.show_distance = show_distance
+
+    def _line(self, path: str, name: str, distance: float | None) -> None:
+        if self.show_distance:
+            self.out.write(f"{path},{name},{distance}\n")
+        else:
+            self.out.write(f"{path},{name}\n")
+
+    def write(self, result: ImageResult) -> None:
+        if result.status == "no_faces":
+            self._line(result.path, "no_persons_found", None)
+        for face in result.faces:
+            if face.matches:
+                for m in face.matches:
+                    self._line(result.path, m.name, m.distance)
+            else:
+                self._line(result.path, "unknown_person", None)
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class CsvWriter:
+    """Real CSV, quoted where needed: one row per face, or per faceless/failed image."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(CSV_HEADER)
+
+    def write(self, result: ImageResult) -> None:
+        if not result.faces:
+            row = [result.path, "", "", "", "", "", "", "", result.status, result.error or ""]
+            self.csv.writerow([*row, "", "", ""])
+            return
+        for index, face in enumerate(result.faces):
+            runner_up = face.runner_up
+            self.csv.writerow(
+                [
+                    result.path,
+                    index,
+                    *face.box.css(),
+                    face.name or "",
+                    _blank(_round(face.distance)),
+                    result.status,
+                    result.error or "",
+                    ";".join(m.name for m in face.matches),
+                    runner_up.name if runner_up else "",
+                    _blank(_round(runner_up.distance) if runner_up else None),
+                ]
+            )
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def _blank(value: float | None) -> str | float:
+    return "" if value is None else value
+
+
+def _match(m: Match | None) -> dict[str, Any] | None:
+    return None if m is None else {"name": m.name, "distance": _round(m.distance)}
+
+
+def face_json(face: FaceMatch) -> dict[str, Any]:
+    top, right, bottom, left = face.box.css()
+    return {
+        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+        "name": face.name,
+        "distance": _round(face.distance),
+        "matches": [_match(m) for m in face.matches],
+        "runner_up": _match(face.runner_up),
+    }
+
+
+def result_json(result: ImageResult) -> dict[str, Any]:
+    return {
+        "path": result.path,
+        "status": result.status,
+        "error": result.error,
+        "faces": [face_json(f) for f in result.faces],
+    }
+
+
+class JsonWriter:
+    """One JSON document: a list of image objects, streamed as they come."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.count = 0
+        self.out.write("[")
+
+    def write(self, result: ImageResult) -> None:
+        self.out.write(",\n  " if self.count else "\n  ")
+        self.out.write(json.dumps(result_json(result), ensure_ascii=False))
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+class JsonLinesWriter:
+    """One image object per line, flushed per line so pipes see results at once."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, result: ImageResult) -> None:
+        self.out.write(json.dumps(result_json(result), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class DetectCompatWriter:
+    """face_detection's ``path,top,right,bottom,left`` lines; errors go to stderr only."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, result: ImageResult) -> None:
+        for face in result.faces:
+            self.out.write(f"{result.path},{','.join(str(v) for v in face.box.css())}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+FORMATS = ("compat", "csv", "json", "jsonl")
+
+
+def make_writer(fmt: str, out: TextIO, show_distance: bool = False) -> Writer:
+    """The writer for a format name."""
+    if fmt == "compat":
+        return CompatWriter(out, show_distance)
+    writers: dict[str, type[CsvWriter] | type[JsonWriter] | type[JsonLinesWriter]] = {
+        "csv": CsvWriter,
+        "json": JsonWriter,
+        "jsonl": JsonLinesWriter,
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return writers[fmt](out)
+
+
+def make_detect_writer(fmt: str, out: TextIO) -> Writer:
+    """The writer for ``facematch detect``: face_detection's lines, or the usual formats."""
+    return DetectCompatWriter(out) if fmt == "compat" else make_writer(fmt, out)

@@ -303,6 +303,7 @@ def match(
         jitters=jitters,
     )
     try:
+        photos = known_photos(known)
         found = discover(unknown, recursive)
         if not found:
             raise UsageError(f"no images found in {', '.join(unknown)}")
@@ -312,12 +313,11 @@ def match(
             cache_dir=resolve_cache_dir(cache_dir, no_cache),
             engine=engine,  # type: ignore[arg-type]
         ) as run:
-            photos = known_photos(known)
             with progress_bar(len(photos), "known", quiet) as bar:
                 run.progress = bar.update
                 known_people = pl.build_gallery(run, known, photos)
             unreadable = len(known_people.unreadable)
-            writer = make_writer(fmt, click.get_text_stream("stdout"), show_distance)
+            writer = make_writer(fmt, sys.stdout, show_distance)
             with progress_bar(len(found), "unknown", quiet) as bar:
                 run.progress = bar.update
                 for result in pl.match(run, known_people, found, tolerance, all_matches):
@@ -375,7 +375,7 @@ def detect(
         found = discover(paths, recursive)
         if not found:
             raise UsageError(f"no images found in {', '.join(paths)}")
-        writer = make_detect_writer(fmt, click.get_text_stream("stdout"))
+        writer = make_detect_writer(fmt, sys.stdout)
         with (
             progress_bar(len(found), "detect", quiet) as bar,
             pl.Pipeline(settings, jobs=jobs if jobs is not None else cpus) as run,
@@ -448,3 +448,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     return EXIT_OK
+
+
+def entry() -> None:
+    """The ``facematch`` console script."""
+    sys.exit(run())

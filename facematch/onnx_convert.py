@@ -97,7 +97,7 @@ class _Reader:
     def take(self, count: int) -> memoryview:
         """The next ``count`` bytes; running out means the file was cut short."""
         if count > len(self._data) - self.offset:
-            raise self.fail("the file ends too early (truncated?)", len(self._data))
+            raise self.fail("the file is truncated", len(self._data))
         chunk = self._data[self.offset : self.offset + count]
         self.offset += count
         return chunk

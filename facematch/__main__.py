@@ -1,0 +1,5 @@
+"""``python -m facematch``: the same as the ``facematch`` command."""
+
+from facematch.cli import entry
+
+entry()

@@ -117,6 +117,7 @@ def main() -> None:
     if args.rounds < 5:
         parser.error("use at least 5 rounds: single timings on shared machines mislead")
 
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())  # before we add ours
     chips = face_chips(args.chips)
     with tempfile.TemporaryDirectory() as cache_dir:
         started = time.perf_counter()
@@ -127,8 +128,11 @@ def main() -> None:
 
     print(
         f"{len(chips)} real face chips x {args.rounds} rounds, interleaved; "
-        f"{os.cpu_count()} CPUs; dlib {dlib.__version__}, onnxruntime {onnxruntime.__version__}; "
-        f"conversion took {conversion:.1f} s"
+        f"{os.cpu_count()} CPUs, load average before start {load}"
+    )
+    print(
+        f"dlib {dlib.__version__}, onnxruntime {onnxruntime.__version__}; "
+        f"conversion took {conversion:.1f} s; other work on the machine skews 2-thread rows most"
     )
     report(all_configs, times)
 

@@ -170,6 +170,30 @@ def detection_options(default_upsample: int) -> Callable[[F], F]:
     return decorate
 
 
+def encoding_options(fn: F) -> F:
+    fn = click.option(
+        "--engine",
+        type=click.Choice(["onnx", "dlib"]),
+        default=None,
+        help="Descriptor engine: onnx (default when onnxruntime is installed; same "
+        "numbers, much faster) or dlib.",
+    )(fn)
+    fn = click.option(
+        "--landmarks",
+        type=click.Choice(["5", "68"]),
+        default="5",
+        show_default=True,
+        help="Landmark model used to align faces.",
+    )(fn)
+    return click.option(
+        "--jitters",
+        type=click.IntRange(1, 100),
+        default=1,
+        show_default=True,
+        help="Re-sample each face this many times and average (slower, slightly more accurate).",
+    )(fn)
+
+
 def cache_options(fn: F) -> F:
     fn = click.option(
         "--no-cache", is_flag=True, help="Neither read nor write the encoding cache."
@@ -237,27 +261,7 @@ def main() -> None:
     show_default=True,
     help="Output: face_recognition's lines, CSV, one JSON document, or JSON lines.",
 )
-@click.option(
-    "--jitters",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Re-sample each face this many times and average (slower, slightly more accurate).",
-)
-@click.option(
-    "--landmarks",
-    type=click.Choice(["5", "68"]),
-    default="5",
-    show_default=True,
-    help="Landmark model used to align faces.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["onnx", "dlib"]),
-    default=None,
-    help="Descriptor engine: onnx (default when onnxruntime is installed; same "
-    "numbers, much faster) or dlib.",
-)
+@encoding_options
 @detection_options(default_upsample=1)
 @cache_options
 def match(
@@ -393,6 +397,102 @@ def detect(
         fail(str(exc), EXIT_FATAL)
     if unreadable:
         sys.exit(EXIT_PARTIAL)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("labelled", type=click.Path(path_type=str))
+@click.option(
+    "--tolerance",
+    "-t",
+    type=click.FloatRange(0.0, 2.0),
+    default=0.6,
+    show_default=True,
+    help="The tolerance to report accuracy and open-set figures at.",
+)
+@click.option(
+    "--target-far",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    metavar="RATE",
+    help="Recommend the tolerance that keeps false accepts at this rate on these photos.",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    metavar="FILE.png",
+    help="Draw the ROC curve and distance histograms (needs facematch[plot]).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@encoding_options
+@detection_options(default_upsample=1)
+@cache_options
+def evaluate(
+    labelled: str,
+    tolerance: float,
+    target_far: float | None,
+    plot_file: str | None,
+    fmt: str,
+    jitters: int,
+    landmarks: str,
+    engine: str | None,
+    model: str,
+    upsample: int,
+    min_face_size: int | None,
+    recursive: bool,
+    jobs: int | None,
+    cpus: int | None,
+    quiet: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> None:
+    """Measure accuracy on a labelled set: a folder with a subfolder per person,
+    or a pairs file (CSV file_x,file_y,same; paths relative to the file)."""
+    setup_logging(quiet)
+    import json
+
+    from facematch import evaluate as ev
+    from facematch import pipeline as pl
+    from facematch.errors import FacematchError, UsageError
+    from facematch.faces import FaceSettings
+
+    settings = FaceSettings(
+        model=model,  # type: ignore[arg-type]
+        upsample=upsample,
+        min_face_size=min_face_size,
+        landmarks=int(landmarks),
+        jitters=jitters,
+    )
+    try:
+        labelled_set = ev.load_labelled(labelled)
+        with (
+            progress_bar(len(labelled_set.images), "encode", quiet) as bar,
+            pl.Pipeline(
+                settings,
+                jobs=jobs if jobs is not None else cpus,
+                cache_dir=resolve_cache_dir(cache_dir, no_cache),
+                engine=engine,  # type: ignore[arg-type]
+            ) as run,
+        ):
+            run.progress = bar.update
+            report = ev.evaluate(run, labelled_set, tolerance, target_far)
+        if plot_file is not None:
+            ev.plot(report, plot_file)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except FacematchError as exc:
+        fail(str(exc), EXIT_FATAL)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(ev.render(report), nl=False)
 
 
 @main.group()

@@ -71,9 +71,9 @@ _MAX_VERSION_STRING = 64
 
 
 class _FormatError(Exception):
-    """The byte stream is not the network we expect; ``offset`` says where."""
+    """The file is not the network we expect; ``offset`` says where, when known."""
 
-    def __init__(self, reason: str, offset: int) -> None:
+    def __init__(self, reason: str, offset: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.offset = offset
@@ -341,8 +341,7 @@ class FcLayer:
 
 
 Layer = (
-    InputLayer
-    | ConvLayer
+    ConvLayer
     | AffineLayer
     | ReluLayer
     | IdentityLayer
@@ -352,6 +351,14 @@ Layer = (
     | AddPrevLayer
     | FcLayer
 )
+
+
+@dataclass(frozen=True)
+class Network:
+    """A parsed .dat: the input scaling, then the layers from the first con up to the fc."""
+
+    input: InputLayer
+    layers: list[Layer]
 
 
 # --------------------------------------------------------------------------------------
@@ -372,6 +379,12 @@ def _expect_name(reader: _Reader, accepted: tuple[str, ...], spec: LayerSpec) ->
 def _check(reader: _Reader, ok: bool, what: str, start: int) -> None:
     if not ok:
         raise reader.fail(what, start)
+
+
+def _default_padding(spec: LayerSpec) -> int:
+    """The padding template default of con_, max_pool_ and avg_pool_:
+    ``_stride != 1 ? 0 : _nr/2``, i.e. "same" padding only for stride 1."""
+    return spec.window // 2 if spec.stride == 1 else 0
 
 
 def _skip_learning_rates(reader: _Reader) -> None:
@@ -399,8 +412,7 @@ def _read_conv(reader: _Reader, spec: LayerSpec) -> ConvLayer:
     rows, cols = reader.integer(_LONG), reader.integer(_LONG)
     stride_y, stride_x = reader.integer(_INT), reader.integer(_INT)
     pad_y, pad_x = reader.integer(_INT), reader.integer(_INT)
-    # con_'s default padding: "same" for stride 1, none otherwise.
-    padding = spec.window // 2 if spec.stride == 1 else 0
+    padding = _default_padding(spec)
     found = (filters, rows, cols, stride_y, stride_x, pad_y, pad_x)
     wanted = (spec.outputs, spec.window, spec.window, spec.stride, spec.stride, padding, padding)
     _check(reader, found == wanted, f"con layer {found}, expected {wanted}", start)
@@ -468,7 +480,8 @@ def _read_pool(reader: _Reader, spec: LayerSpec) -> PoolLayer:
     stride_y, stride_x = reader.integer(_INT), reader.integer(_INT)
     pad_y, pad_x = reader.integer(_INT), reader.integer(_INT)
     found = (rows, cols, stride_y, stride_x, pad_y, pad_x)
-    wanted = (spec.window, spec.window, spec.stride, spec.stride, 0, 0)
+    padding = _default_padding(spec)
+    wanted = (spec.window, spec.window, spec.stride, spec.stride, padding, padding)
     _check(reader, found == wanted, f"{spec.kind} layer {found}, expected {wanted}", start)
     return PoolLayer(average=average, window=spec.window, stride=spec.stride)
 
@@ -512,7 +525,6 @@ def _read_loss(reader: _Reader) -> None:
 
 
 _DETAIL_READERS: dict[str, Callable[[_Reader, LayerSpec], Layer]] = {
-    "input": _read_input,
     "con": _read_conv,
     "affine": _read_affine,
     "relu": _read_relu,
@@ -547,8 +559,8 @@ def _read_layer_state(reader: _Reader, version: int, on_input: bool) -> None:
         reader.integer(_UINT, signed=False)
 
 
-def read_layers(data: bytes) -> list[Layer]:
-    """Parse a .dat holding anet_type into its layers, from the input layer up.
+def read_network(data: bytes) -> Network:
+    """Parse a .dat holding anet_type, checking each layer against expected_layers().
 
     Raises _FormatError if the bytes are not exactly that network.
     """
@@ -557,9 +569,10 @@ def read_layers(data: bytes) -> list[Layer]:
     _read_loss(reader)
     # Headers come outermost first: fc down to the layer right above the first con.
     versions = [_read_header(reader, spec) for spec in reversed(specs[2:])][::-1]
+    # The first con sits on the input layer, in add_layer's input-layer flavour.
     first_version = reader.version("first con layer", range(2, 4))
-
-    layers: list[Layer] = [_read_input(reader, specs[0]), _read_conv(reader, specs[1])]
+    input_layer = _read_input(reader, specs[0])
+    layers: list[Layer] = [_read_conv(reader, specs[1])]
     _read_layer_state(reader, first_version, on_input=True)
     for spec, version in zip(specs[2:], versions, strict=True):
         if spec.kind == "tag":
@@ -570,7 +583,7 @@ def read_layers(data: bytes) -> list[Layer]:
             layers.append(_DETAIL_READERS[spec.kind](reader, spec))
             _read_layer_state(reader, version, on_input=False)
     reader.expect_end()
-    return layers
+    return Network(input_layer, layers)
 
 
 # --------------------------------------------------------------------------------------
@@ -609,7 +622,7 @@ class _GraphBuilder:
 
     def node(self, op: str, inputs: list[str], **attributes: Any) -> str:
         output = self._name(op.lower())
-        self.nodes.append(self._helper.make_node(op, inputs, [output], **attributes))
+        self.nodes.append(self._helper.make_node(op, inputs, [output], output, **attributes))
         return output
 
     def input_stage(self, layer: InputLayer) -> _Tensor:
@@ -627,7 +640,7 @@ class _GraphBuilder:
     def conv(self, x: _Tensor, layer: ConvLayer) -> _Tensor:
         filters, channels, rows, cols = layer.weights.shape
         if channels != x.channels:
-            raise ModelError(f"a con layer expects {channels} channels but gets {x.channels}")
+            raise _FormatError(f"a con layer expects {channels} channels but gets {x.channels}")
         inputs = [x.name, self.constant("conv_weights", layer.weights)]
         if layer.bias is not None:
             inputs.append(self.constant("conv_bias", layer.bias))
@@ -644,14 +657,14 @@ class _GraphBuilder:
         return _Tensor(
             out,
             filters,
-            _pooled_size(x.rows, rows, layer.stride, pad),
-            _pooled_size(x.cols, cols, layer.stride, pad),
+            _output_size(x.rows, rows, layer.stride, pad),
+            _output_size(x.cols, cols, layer.stride, pad),
         )
 
     def affine(self, x: _Tensor, layer: AffineLayer) -> _Tensor:
         """Per-channel scale and shift, as dlib computes it (not folded into the conv)."""
         if layer.gamma.size != x.channels:
-            raise ModelError(f"an affine layer has {layer.gamma.size} channels, not {x.channels}")
+            raise _FormatError(f"an affine layer has {layer.gamma.size} channels, not {x.channels}")
         shape = (x.channels, 1, 1)
         scaled = self.node("Mul", [x.name, self.constant("gamma", layer.gamma.reshape(shape))])
         shifted = self.node("Add", [scaled, self.constant("beta", layer.beta.reshape(shape))])
@@ -660,8 +673,6 @@ class _GraphBuilder:
     def pool(self, x: _Tensor, layer: PoolLayer) -> _Tensor:
         if layer.window == 0:
             return _Tensor(self.node("GlobalAveragePool", [x.name]), x.channels, 1, 1)
-        if layer.window > min(x.rows, x.cols):
-            raise ModelError(f"a {layer.window}x{layer.window} pool on a {x.rows}x{x.cols} input")
         op = "AveragePool" if layer.average else "MaxPool"
         out = self.node(
             op,
@@ -669,41 +680,49 @@ class _GraphBuilder:
             kernel_shape=[layer.window, layer.window],
             strides=[layer.stride, layer.stride],
         )
-        rows = _pooled_size(x.rows, layer.window, layer.stride, 0)
-        cols = _pooled_size(x.cols, layer.window, layer.stride, 0)
+        rows = _output_size(x.rows, layer.window, layer.stride, 0)
+        cols = _output_size(x.cols, layer.window, layer.stride, 0)
         return _Tensor(out, x.channels, rows, cols)
 
     def add_zero_filled(self, a: _Tensor, b: _Tensor) -> _Tensor:
-        """dlib's add_prev: the sum has the larger of each dimension, and each operand
-        is zero-filled at the end of every dimension it lacks (tt::add in cpu_dlib.cpp)."""
-        size = _Tensor("", *(max(p, q) for p, q in zip(a[1:], b[1:], strict=True)))
-        total = self.node("Add", [self._zero_fill(a, size), self._zero_fill(b, size)])
-        return size._replace(name=total)
+        """dlib's add_prev: the sum takes the larger of each dimension, and each operand
+        is zero-filled at the end of every dimension it lacks (tt::add in cpu_dlib.cpp).
 
-    def _zero_fill(self, x: _Tensor, size: _Tensor) -> str:
-        if x[1:] == size[1:]:
+        In this network that happens in every downsampling unit (the shortcut has
+        half the channels) and once spatially (a 3x3 block output meets a 4x4 shortcut).
+        """
+        channels = max(a.channels, b.channels)
+        rows = max(a.rows, b.rows)
+        cols = max(a.cols, b.cols)
+        operands = [self._zero_fill(x, channels, rows, cols) for x in (a, b)]
+        return _Tensor(self.node("Add", operands), channels, rows, cols)
+
+    def _zero_fill(self, x: _Tensor, channels: int, rows: int, cols: int) -> str:
+        if (x.channels, x.rows, x.cols) == (channels, rows, cols):
             return x.name
-        # Pad takes begin pads for N, C, H, W, then end pads.
-        extra = [size.channels - x.channels, size.rows - x.rows, size.cols - x.cols]
-        pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
+        # Pad takes the begin pads for N, C, H, W, then the end pads.
+        end_pads = [channels - x.channels, rows - x.rows, cols - x.cols]
+        pads = np.array([0, 0, 0, 0, 0, *end_pads], dtype=np.int64)
         return self.node("Pad", [x.name, self.constant("pads", pads)])
 
     def fc(self, x: _Tensor, layer: FcLayer) -> str:
         inputs, _ = layer.weights.shape
         if inputs != x.channels * x.rows * x.cols:
-            raise ModelError(
+            raise _FormatError(
                 f"the fc layer expects {inputs} inputs, not {x.channels * x.rows * x.cols}"
             )
         flat = self.node("Flatten", [x.name], axis=1)
         return self.node("MatMul", [flat, self.constant("fc_weights", layer.weights)])
 
 
-def _pooled_size(size: int, window: int, stride: int, padding: int) -> int:
-    """Output size of dlib's convolutions and pools (floor division, like ONNX)."""
+def _output_size(size: int, window: int, stride: int, padding: int) -> int:
+    """Output side of dlib's convolutions and pools (rounded down, like ONNX's)."""
+    if window > size + 2 * padding:
+        raise _FormatError(f"a {window}-wide window does not fit a {size}-wide input")
     return 1 + (size + 2 * padding - window) // stride
 
 
-def _build_graph(layers: list[Layer]) -> onnx.GraphProto:
+def _build_graph(network: Network) -> onnx.GraphProto:
     """Lay the layers out as ONNX nodes, resolving tag/skip/add_prev as dlib does.
 
     dlib resolves ``layer<tagN>`` by walking down from the current layer to the
@@ -711,14 +730,13 @@ def _build_graph(layers: list[Layer]) -> onnx.GraphProto:
     """
     from onnx import TensorProto, helper
 
+    *body, head = network.layers
+    if not isinstance(head, FcLayer):
+        raise _FormatError("the network does not end with an fc layer")
     builder = _GraphBuilder()
-    first = layers[0]
-    if not isinstance(first, InputLayer):
-        raise ModelError("the network does not start with an input layer")
-    x = builder.input_stage(first)
+    x = builder.input_stage(network.input)
     tagged: dict[int, _Tensor] = {}
-    descriptors: str | None = None
-    for layer in layers[1:]:
+    for layer in body:
         match layer:
             case ConvLayer():
                 x = builder.conv(x, layer)
@@ -737,11 +755,9 @@ def _build_graph(layers: list[Layer]) -> onnx.GraphProto:
             case AddPrevLayer(tag=tag):
                 x = builder.add_zero_filled(x, tagged[tag])
             case FcLayer():
-                descriptors = builder.fc(x, layer)
-            case InputLayer():
-                raise ModelError("a second input layer inside the network")
-    if descriptors is None:
-        raise ModelError("the network does not end with an fc layer")
+                raise _FormatError("an fc layer inside the network")
+    # loss_metric_ hands the fc output over as is: no normalisation.
+    descriptors = builder.fc(x, head)
     builder.nodes.append(helper.make_node("Identity", [descriptors], [OUTPUT_NAME]))
 
     chips = helper.make_tensor_value_info(
@@ -778,15 +794,15 @@ def build_model(dat_path: Path) -> onnx.ModelProto:
     if not data:
         raise ModelError(f"{dat_path} is empty, not dlib's face recognition model")
     try:
-        layers = read_layers(data)
+        graph = _build_graph(read_network(data))
     except _FormatError as err:
+        where = "" if err.offset is None else f" (at byte {err.offset} of {len(data)})"
         raise ModelError(
-            f"{dat_path} is not dlib's face recognition ResNet: {err.reason} "
-            f"(at byte {err.offset} of {len(data)})"
+            f"{dat_path} is not dlib's face recognition ResNet: {err.reason}{where}"
         ) from None
 
     model = helper.make_model(
-        _build_graph(layers),
+        graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="facematch.onnx_convert",
         producer_version=CONVERTER_VERSION,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,15 @@ def test_ensure_onnx_model_builds_once(tmp_path: Path) -> None:
     assert second == first
     assert second.stat().st_mtime_ns == built_at
     assert list((tmp_path / "models").iterdir()) == [first]  # no temporary files left
+
+
+def test_ensure_onnx_model_survives_a_race(tmp_path: Path) -> None:
+    dat = models.model_path("recognition")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        paths = list(pool.map(lambda _: ensure_onnx_model(tmp_path, dat), range(2)))
+    assert paths[0] == paths[1]
+    assert list((tmp_path / "models").iterdir()) == [paths[0]]
+    onnx.checker.check_model(str(paths[0]))
 
 
 def _truncated(dat: bytes) -> bytes:

@@ -1,0 +1,159 @@
+"""The encoding cache: reused across runs, keyed by content and settings, never wrong."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from facematch import pipeline
+from facematch.cache import CACHE_FILE, EncodingCache
+from facematch.cli import main
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def entries(cache_dir: Path) -> int:
+    return int(EncodingCache(cache_dir).info()["entries"])
+
+
+@pytest.fixture
+def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any attempt to encode an image fail the test (runs stay in-process with -j 1)."""
+
+    def refuse(task: pipeline.EncodeTask) -> pipeline.Encoded:
+        raise AssertionError(f"encoded {task.path} although it was cached")
+
+    monkeypatch.setattr(pipeline, "encode_image", refuse)
+
+
+def test_second_run_with_other_tolerance_and_format_encodes_nothing(
+    known_files: Path, unknown: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = run(known_files, unknown, "--cache-dir", cache, "-j", "1", "--format", "json")
+    assert first.exit_code == 0
+    assert entries(cache) == 5  # 2 known + 3 unknown
+
+    def refuse(task: pipeline.EncodeTask) -> pipeline.Encoded:
+        raise AssertionError(f"encoded {task.path} although it was cached")
+
+    monkeypatch.setattr(pipeline, "encode_image", refuse)
+    again = run(known_files, unknown, "--cache-dir", cache, "-j", "1", "--format", "json")
+    assert again.stdout == first.stdout
+    strict = run(known_files, unknown, "--cache-dir", cache, "-j", "1", "-t", "0.3")
+    assert strict.exit_code == 0 and "unknown_person" in strict.stdout
+
+
+def test_key_is_content_not_name_and_includes_settings(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert entries(cache) == 3
+    renamed = tmp_path / "renamed.jpg"
+    shutil.copy(data / "obama2.jpg", renamed)
+    run(known_files, renamed, "--cache-dir", cache, "-j", "1")
+    assert entries(cache) == 3  # same bytes, same entry
+    run(known_files, renamed, "--cache-dir", cache, "-j", "1", "--upsample", "0")
+    assert entries(cache) == 6  # another setting, new entries
+
+
+def test_no_cache_writes_nothing(known_files: Path, data: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "--no-cache", "-j", "1")
+    assert not (cache / CACHE_FILE).exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_cache_is_reported_once_and_rebuilt(
+    known_files: Path, unknown: Path, tmp_path: Path, damage: str
+) -> None:
+    cache = tmp_path / "cache"
+    good = run(known_files, unknown, "--cache-dir", cache, "-j", "1")
+    EncodingCache(cache).close()
+    db = cache / CACHE_FILE
+    with sqlite3.connect(db) as conn:  # fold the WAL in so the file holds the data
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = db.read_bytes()
+    db.write_bytes(b"not a database" * 500 if damage == "garbage" else raw[: len(raw) // 2])
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    again = run(known_files, unknown, "--cache-dir", cache, "-j", "1")
+    assert again.exit_code == 0
+    assert again.stdout == good.stdout
+    assert again.stderr.count("is corrupt") == 1
+    assert entries(cache) == 5
+    third = run(known_files, unknown, "--cache-dir", cache, "-j", "1")
+    assert "is corrupt" not in third.stderr
+
+
+def test_cache_info_and_clear(known_files: Path, data: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    info = run("cache", "info", "--cache-dir", cache)
+    assert "images: 3" in info.stdout and str(cache / CACHE_FILE) in info.stdout
+    cleared = run("cache", "clear", "--cache-dir", cache)
+    assert "removed 3" in cleared.stdout
+    assert entries(cache) == 0
+
+
+def test_default_cache_honours_xdg_cache_home(
+    known_files: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    run(known_files, data / "obama2.jpg", "-j", "1")
+    assert (tmp_path / "xdg" / "facematch" / CACHE_FILE).exists()
+
+
+def facematch_process(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "facematch", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_cache(known_folders: Path, unknown: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    args = (known_folders, unknown, "--cache-dir", cache, "-j", "1", "--format", "json")
+    procs = [facematch_process(*args) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0]
+    assert entries(cache) == 6
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_what_it_had_written(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(12):
+        shutil.copy(data / ("obama2.jpg" if i % 2 else "obama3.jpg"), folder / f"{i:02}.jpg")
+        with open(folder / f"{i:02}.jpg", "ab") as f:
+            f.write(bytes([i]))  # distinct content, distinct entries
+    cache = tmp_path / "cache"
+    proc = facematch_process(known_files, folder, "--cache-dir", cache, "-j", "1")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        not (cache / CACHE_FILE).exists() or entries(cache) < 4
+    ):
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    kept = entries(cache)
+    assert kept >= 4
+    with sqlite3.connect(cache / CACHE_FILE) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

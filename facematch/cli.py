@@ -37,14 +37,18 @@ log = logging.getLogger("facematch")
 
 
 class CliError(click.ClickException):
-    """A one-line error with our exit status."""
+    """A one-line fatal error (exit status 1)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = EXIT_FATAL
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"facematch: error: {self.format_message()}", err=True)
+
+
+class CliUsageError(CliError):
+    """A one-line usage error (exit status 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class _StderrHandler(logging.Handler):
@@ -109,7 +113,7 @@ class DefaultGroup(click.Group):
 
 
 def fail(message: str, exit_code: int) -> NoReturn:
-    raise CliError(message, exit_code)
+    raise (CliUsageError if exit_code == EXIT_USAGE else CliError)(message)
 
 
 def jobs_option(fn: F) -> F:

@@ -1,4 +1,4 @@
-"""How accurate is facematch on your photos: labelled sets in, verification and identification figures out.
+"""How accurate facematch is on your photos: verification and identification figures.
 
 A labelled set is either a folder with one subfolder per person, or a pairs
 file (CSV ``file_x,file_y,same``). Every image goes through the same encoding

@@ -77,11 +77,11 @@ class FaceSettings:
         if self.min_face_size is not None:
             return float(self.min_face_size)
         shrink = max(1.0, max(height, width) / REFERENCE_LONG_SIDE)
-        return DETECTOR_WINDOW / 2**self.upsample * shrink
+        return DETECTOR_WINDOW / 2.0**self.upsample * shrink
 
     def working_scale(self, height: int, width: int) -> float:
         """Scale (<= 1) of the copy the detector runs on."""
-        detectable = DETECTOR_WINDOW / 2**self.upsample
+        detectable = DETECTOR_WINDOW / 2.0**self.upsample
         return min(1.0, detectable / self.smallest_face(height, width))
 
 

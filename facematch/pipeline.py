@@ -19,7 +19,7 @@ from facematch import engines
 from facematch.cache import EncodingCache, file_digest, settings_key
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
-from facematch.faces import Face, FaceBox, FaceSettings, detect, find_faces, trim_box
+from facematch.faces import EngineName, Face, FaceBox, FaceSettings, detect, find_faces, trim_box
 from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
 from facematch.images import Found, load_rgb
 from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
@@ -79,7 +79,7 @@ class Pipeline:
         *,
         jobs: int | None = None,
         cache_dir: Path | None = None,
-        engine: engines.EngineName | None = None,
+        engine: EngineName | None = None,
         runner: str = "process",
         progress: Callable[[int], None] | None = None,
     ) -> None:

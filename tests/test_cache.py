@@ -147,9 +147,7 @@ def test_a_killed_run_keeps_what_it_had_written(
     cache = tmp_path / "cache"
     proc = facematch_process(known_files, folder, "--cache-dir", cache, "-j", "1")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (
-        not (cache / CACHE_FILE).exists() or entries(cache) < 4
-    ):
+    while time.monotonic() < deadline and (not (cache / CACHE_FILE).exists() or entries(cache) < 4):
         time.sleep(0.1)
     proc.kill()
     proc.wait()

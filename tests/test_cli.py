@@ -108,10 +108,8 @@ def test_csv_quotes_a_comma_in_a_name(tmp_path: Path, data: Path) -> None:
     assert '"Obama, Barack"' in result.stdout
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows[0]["name"] == "Obama, Barack" and rows[0]["status"] == "ok"
-    assert list(rows[0]) == (
-        "path face top right bottom left name distance status error "
-        "matches runner_up runner_up_distance"
-    ).split()
+    header = "path face top right bottom left name distance status error"
+    assert list(rows[0]) == [*header.split(), "matches", "runner_up", "runner_up_distance"]
 
 
 def test_json_schema(known_files: Path, unknown: Path, tmp_path: Path) -> None:
@@ -220,7 +218,9 @@ def test_detect_prints_face_detection_lines(data: Path) -> None:
     assert result.exit_code == 0
     boxes = sorted(tuple(int(v) for v in line.split(",")[1:]) for line in lines(result))
     assert boxes == [(62, 394, 211, 244), (95, 941, 244, 792)]
-    as_json = json.loads(run("detect", data / "obama.jpg", "--upsample", "1", "--format", "json").stdout)
+    as_json = json.loads(
+        run("detect", data / "obama.jpg", "--upsample", "1", "--format", "json").stdout
+    )
     assert as_json[0]["faces"][0]["box"] == {"top": 142, "right": 617, "bottom": 409, "left": 349}
 
 

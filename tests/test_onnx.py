@@ -181,7 +181,14 @@ def test_encode_rejects_other_inputs(chips: np.ndarray, encoder: OnnxEncoder) ->
 
 def test_verify_against_dlib(encoder: OnnxEncoder, dlib_encoder: Any) -> None:
     assert len(reference_chips()) >= 3
-    assert 0 < verify_against_dlib(encoder, dlib_encoder) < TOLERANCE
+    assert verify_against_dlib(encoder, dlib_encoder) < TOLERANCE
+
+
+def test_encoder_rejects_a_broken_onnx_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load the ONNX model"):
+        OnnxEncoder(broken)
 
 
 def test_model_takes_uint8_chips_in_any_batch(onnx_model: Path) -> None:

@@ -145,10 +145,8 @@ def variants(key: str, width: int, height: int) -> list[Variant]:
             rng.uniform(0.01, 0.04),
             rng.uniform(0.01, 0.04),
         )
-        if base < 300:  # tiny face crops: scale up so the detector can still find them
-            scale = rng.uniform(1.1, 2.0)
-        else:
-            scale = rng.uniform(0.75, 0.98)
+        # tiny face crops are scaled up so that the detector can still find them
+        scale = rng.uniform(1.1, 2.0) if base < 300 else rng.uniform(0.75, 0.98)
         out.append(Variant(index % 2 == 1, crop, min(PORTRAIT_MAX_SIDE, round(base * scale))))
     return out
 
@@ -211,7 +209,10 @@ def build_portraits(faces: Path, out: Path) -> dict[str, str]:
     for person in ("obama", "biden"):
         source = f"portraits/{person}.jpg"
         image = load_upright(faces / source)
-        save_jpeg(resize_long_side(image, min(PORTRAIT_MAX_SIDE, max(image.size))), known / f"{person}.jpg")
+        save_jpeg(
+            resize_long_side(image, min(PORTRAIT_MAX_SIDE, max(image.size))),
+            known / f"{person}.jpg",
+        )
         manifest[f"portraits/known/{person}.jpg"] = source
 
     unknown = fresh_folder(out / "portraits" / "unknown")

@@ -112,6 +112,47 @@ class DefaultGroup(click.Group):
         self.format_commands(ctx, formatter)
 
 
+class Tolerance(click.ParamType):  # type: ignore[type-arg]
+    """A distance from 0 to 2, or ``auto``."""
+
+    name = "FLOAT|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if not 0.0 <= number <= 2.0:
+            self.fail(f"{number} is not in the range 0 to 2", param, ctx)
+        return number
+
+
+TOLERANCE = Tolerance()
+
+
+def choose_tolerance(requested: float | str, known_faces: int) -> float:
+    """Resolve ``auto``, and warn once when a fixed tolerance will name many strangers."""
+    from facematch import calibration
+
+    if requested == "auto":
+        return calibration.auto_tolerance(known_faces)
+    assert isinstance(requested, float)
+    rate = calibration.stranger_match_rate(requested, known_faces)
+    if rate > calibration.WARN_RATE:
+        log.warning(
+            "with %d known faces, a stranger has about a %.0f%% chance of being within "
+            "%g of someone; --tolerance auto (%g here) keeps that near %.0f%%",
+            known_faces,
+            100 * rate,
+            requested,
+            calibration.auto_tolerance(known_faces),
+            100 * calibration.STRANGER_RATE,
+        )
+    return requested
+
+
 def fail(message: str, exit_code: int) -> NoReturn:
     raise (CliUsageError if exit_code == EXIT_USAGE else CliError)(message)
 
@@ -247,11 +288,13 @@ def main() -> None:
 @click.option(
     "--tolerance",
     "-t",
-    type=click.FloatRange(0.0, 2.0),
-    default=0.6,
+    type=TOLERANCE,
+    default="auto",
     show_default=True,
     help="Largest distance that still counts as a match; lower is stricter "
-    "(0.5-0.55 for children, relatives and look-alikes).",
+    "(0.5-0.55 for children, relatives and look-alikes). auto: 0.6 for small "
+    "galleries, lower as the known folder grows, so strangers are rarely named; "
+    "0.6 gives face_recognition's answers.",
 )
 @click.option("--show-distance", is_flag=True, help="compat format: append the distance.")
 @click.option(
@@ -271,7 +314,7 @@ def main() -> None:
 def match(
     known: str,
     unknown: tuple[str, ...],
-    tolerance: float,
+    tolerance: float | str,
     show_distance: bool,
     all_matches: bool,
     fmt: str,
@@ -325,10 +368,11 @@ def match(
                 run.progress = bar.update
                 known_people = pl.build_gallery(run, known, photos)
             unreadable = len(known_people.unreadable)
+            chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
             writer = make_writer(fmt, sys.stdout, show_distance)
             with progress_bar(len(found), "unknown", quiet) as bar:
                 run.progress = bar.update
-                for result in pl.match(run, known_people, found, tolerance, all_matches):
+                for result in pl.match(run, known_people, found, chosen, all_matches):
                     if result.status == "error":
                         unreadable += 1
                         log.error("%s: %s", result.path, result.error)
@@ -408,10 +452,11 @@ def detect(
 @click.option(
     "--tolerance",
     "-t",
-    type=click.FloatRange(0.0, 2.0),
-    default=0.6,
+    type=TOLERANCE,
+    default="auto",
     show_default=True,
-    help="The tolerance to report accuracy and open-set figures at.",
+    help="The tolerance to report accuracy and open-set figures at (auto: what "
+    "matching would use against a gallery of this size).",
 )
 @click.option(
     "--target-far",
@@ -440,7 +485,7 @@ def detect(
 @cache_options
 def evaluate(
     labelled: str,
-    tolerance: float,
+    tolerance: float | str,
     target_far: float | None,
     plot_file: str | None,
     fmt: str,

@@ -9,6 +9,7 @@ embeddings within 1e-5, so cached entries from either serve both.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import logging
 import tempfile
@@ -76,29 +77,68 @@ def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
 
 
 @functools.cache
-def encoder(choice: EngineChoice, threads: int = 1, jitters: int = 1) -> Encoder:
+def encoder(
+    choice: EngineChoice, threads: int = 1, jitters: int = 1, mirror: bool = False
+) -> Encoder:
     """This process's encoder for a choice, built once."""
+    base: Encoder
     if choice.name == "onnx" and choice.onnx_model is not None:
         from facematch.onnx_encoder import OnnxEncoder
 
-        return JitteredEncoder(OnnxEncoder(Path(choice.onnx_model), threads), jitters)
-    return DlibEncoder(jitters)
+        base = OnnxEncoder(Path(choice.onnx_model), threads)
+    else:
+        base = DlibEncoder()
+    if jitters <= 1 and not mirror:
+        return base
+    return AveragingEncoder(base, jitters, mirror)
 
 
-class JitteredEncoder:
-    """Averages descriptors over dlib's jittered copies of each chip when asked."""
+def jittered(chip: NDArray[np.uint8], count: int) -> NDArray[np.uint8]:
+    """``count`` slightly moved, scaled, rotated and mirrored copies of a chip.
 
-    def __init__(self, inner: Encoder, jitters: int) -> None:
+    Like dlib's jitter_image, but seeded from the chip's own pixels, so the same
+    face always gets the same copies whatever process or order it runs in.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(chip.tobytes()).digest()[:8]))
+    image = Image.fromarray(chip)
+    size = chip.shape[0]
+    copies = [chip]
+    for _ in range(count - 1):
+        angle = rng.uniform(-3.0, 3.0)
+        scale = rng.uniform(0.95, 1.05)
+        shift = rng.uniform(-0.02, 0.02, size=2) * size
+        moved = image.rotate(angle, resample=Image.Resampling.BILINEAR, translate=tuple(shift))
+        crop = size / scale
+        offset = (size - crop) / 2
+        moved = moved.transform(
+            (size, size),
+            Image.Transform.EXTENT,
+            (offset, offset, offset + crop, offset + crop),
+            resample=Image.Resampling.BILINEAR,
+        )
+        copy = np.asarray(moved)
+        copies.append(copy[:, ::-1] if rng.random() < 0.5 else copy)
+    return np.stack(copies)
+
+
+class AveragingEncoder:
+    """Averages descriptors over jittered copies and/or the mirror image of each chip."""
+
+    def __init__(self, inner: Encoder, jitters: int, mirror: bool) -> None:
         self.inner = inner
         self.jitters = jitters
+        self.mirror = mirror
 
     def encode(self, chips: NDArray[np.uint8]) -> NDArray[np.float64]:
-        if self.jitters <= 1 or len(chips) == 0:
+        if len(chips) == 0:
             return self.inner.encode(chips)
-        import dlib
-
-        out = []
-        for chip in chips:
-            copies = np.stack([np.asarray(c) for c in dlib.jitter_image(chip, self.jitters)])
-            out.append(self.inner.encode(copies).mean(axis=0))
-        return np.array(out)
+        groups = [jittered(c, self.jitters) if self.jitters > 1 else c[None] for c in chips]
+        if self.mirror:
+            groups = [np.concatenate([g, g[:, :, ::-1]]) for g in groups]
+        flat = np.concatenate(groups)
+        descriptors = self.inner.encode(np.ascontiguousarray(flat))
+        per_chip = len(groups[0])
+        averaged: NDArray[np.float64] = descriptors.reshape(len(chips), per_chip, -1).mean(axis=1)
+        return averaged

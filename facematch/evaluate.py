@@ -12,19 +12,19 @@ import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facematch import metrics
+from facematch.calibration import auto_tolerance
 from facematch.errors import UsageError
-from facematch.images import is_image_name, iter_folder
+from facematch.images import iter_folder
 from facematch.pipeline import Pipeline
 
-TRUE_WORDS = {"yes", "true", "1", "same", "y"}
-FALSE_WORDS = {"no", "false", "0", "different", "n"}
+TRUE_WORDS = {"yes", "true", "1", "y"}
+FALSE_WORDS = {"no", "false", "0", "n"}
 FAR_TARGETS = (1e-1, 1e-2, 1e-3)
 
 
@@ -90,14 +90,11 @@ def load_pairs(path: str) -> LabelledSet:
             if len(row) < 3:
                 raise UsageError(f"{path}:{number}: expected file_x,file_y,same")
             first, second, label = (cell.strip() for cell in row[:3])
-            if (
-                number == 1
-                and not is_image_name(Path(first))
-                and label.lower() not in (TRUE_WORDS | FALSE_WORDS)
-            ):
+            paths = [os.path.join(base, p) for p in (first, second)]
+            if number == 1 and not any(os.path.exists(p) for p in paths):
                 continue  # a header row
             same = parse_same(label, f"{path}:{number}")
-            ids = [images.setdefault(os.path.join(base, p), len(images)) for p in (first, second)]
+            ids = [images.setdefault(p, len(images)) for p in paths]
             pairs.append((ids[0], ids[1], same))
     if not pairs:
         raise UsageError(f"no pairs in {path}")
@@ -245,9 +242,19 @@ def identification(
 
 
 def evaluate(
-    pipeline: Pipeline, labelled: LabelledSet, tolerance: float, target_far: float | None = None
+    pipeline: Pipeline,
+    labelled: LabelledSet,
+    tolerance: float | str = "auto",
+    target_far: float | None = None,
 ) -> Report:
-    """Encode a labelled set and compute every figure."""
+    """Encode a labelled set and compute every figure.
+
+    ``auto`` resolves as matching would: a pair is a gallery of one face; in
+    folder form each photo is searched among all the others.
+    """
+    if not isinstance(tolerance, float | int):
+        gallery = 1 if labelled.people is None else max(len(labelled.images) - 1, 1)
+        tolerance = auto_tolerance(gallery)
     embeddings = embed(pipeline, labelled.images)
     distances, same = pair_distances(embeddings, labelled.pairs)
     report = Report(

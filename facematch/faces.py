@@ -11,7 +11,7 @@ from the full-resolution pixels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -67,6 +67,8 @@ class FaceSettings:
     min_face_size: int | None = None
     landmarks: int = 5
     jitters: int = 1
+    mirror: bool = False
+    fallback: bool = True
 
     def smallest_face(self, height: int, width: int) -> float:
         """The smallest face (original pixels) detection must still find in this image.
@@ -94,14 +96,11 @@ class Encoder(Protocol):
 class DlibEncoder:
     """dlib's own ResNet descriptor, single-threaded, no BLAS (the reference)."""
 
-    def __init__(self, jitters: int = 1) -> None:
-        self.jitters = jitters
-
     def encode(self, chips: NDArray[np.uint8]) -> NDArray[np.float64]:
         if len(chips) == 0:
             return np.empty((0, 128))
         net = models.dlib_face_encoder()
-        vectors = net.compute_face_descriptor(list(chips), self.jitters)
+        vectors = net.compute_face_descriptor(list(chips))
         return np.array([np.array(v) for v in vectors], dtype=np.float64)
 
 
@@ -199,6 +198,29 @@ def describe(
     ]
 
 
+# Fallback passes run only where they are affordable: small images, which is
+# also where HOG misses faces most (crops, thumbnails, scanned prints).
+FALLBACK_UPSAMPLE_MAX_PIXELS = 1_000_000
+FALLBACK_CNN_MAX_PIXELS = 300_000
+
+
+def detect_with_fallback(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
+    """Detect; if nothing is found, retry with one more upsample, then the CNN detector."""
+    boxes = detect(image, settings)
+    if boxes or not settings.fallback:
+        return boxes
+    height, width = image.shape[:2]
+    scale = settings.working_scale(height, width)
+    working_pixels = height * width * scale * scale
+    if working_pixels * 4**settings.upsample <= FALLBACK_UPSAMPLE_MAX_PIXELS:
+        boxes = detect(image, replace(settings, upsample=settings.upsample + 1))
+        if boxes:
+            return boxes
+    if settings.model == "hog" and working_pixels <= FALLBACK_CNN_MAX_PIXELS:
+        boxes = detect(image, replace(settings, model="cnn", upsample=1))
+    return boxes
+
+
 def find_faces(image: RGBImage, settings: FaceSettings, encoder: Encoder) -> list[Face]:
     """Every face in an image, in the detector's order."""
-    return describe(image, detect(image, settings), settings, encoder)
+    return describe(image, detect_with_fallback(image, settings), settings, encoder)

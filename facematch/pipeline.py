@@ -60,7 +60,9 @@ def encode_image(task: EncodeTask) -> Encoded:
     """Load and encode one image; any failure becomes an error result."""
     try:
         image = load_rgb(task.path)
-        encoder = engines.encoder(task.engine, task.threads, task.settings.jitters)
+        encoder = engines.encoder(
+            task.engine, task.threads, task.settings.jitters, task.settings.mirror
+        )
         return Encoded(task.path, tuple(find_faces(image, task.settings, encoder)))
     except ImageError as exc:
         return Encoded(task.path, error=str(exc))

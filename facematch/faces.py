@@ -141,18 +141,24 @@ def run_detector(image: RGBImage, model: DetectorName, upsample: int) -> list[Fa
     return [rect_to_box(r) for r in rects]
 
 
-def detect(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
+def detect(
+    image: RGBImage, settings: FaceSettings, full_size: tuple[int, int] | None = None
+) -> list[FaceBox]:
     """Raw face boxes in full-resolution coordinates, found on a right-sized copy.
 
-    The boxes are not trimmed to the image: like face_recognition, landmarks
-    are predicted from the raw box, which matters for faces cut by an edge.
+    ``image`` is the full image, or (with ``full_size``) already the working
+    copy of an image of that (height, width). The boxes are not trimmed to the
+    image: like face_recognition, landmarks are predicted from the raw box,
+    which matters for faces cut by an edge.
     """
-    height, width = image.shape[:2]
-    small = working_copy(image, settings.working_scale(height, width))
-    boxes = run_detector(small, settings.model, settings.upsample)
-    if small is image:
+    if full_size is None:
+        full_size = (image.shape[0], image.shape[1])
+        image = working_copy(image, settings.working_scale(*full_size))
+    boxes = run_detector(image, settings.model, settings.upsample)
+    height, width = full_size
+    if (height, width) == image.shape[:2]:
         return boxes
-    sy, sx = height / small.shape[0], width / small.shape[1]
+    sy, sx = height / image.shape[0], width / image.shape[1]
     return [
         FaceBox(round(b.top * sy), round(b.right * sx), round(b.bottom * sy), round(b.left * sx))
         for b in boxes
@@ -204,20 +210,27 @@ FALLBACK_UPSAMPLE_MAX_PIXELS = 1_000_000
 FALLBACK_CNN_MAX_PIXELS = 300_000
 
 
-def detect_with_fallback(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
-    """Detect; if nothing is found, retry with one more upsample, then the CNN detector."""
-    boxes = detect(image, settings)
+def detect_with_fallback(
+    image: RGBImage, settings: FaceSettings, full_size: tuple[int, int] | None = None
+) -> list[FaceBox]:
+    """Detect; if nothing is found, retry with one more upsample, then the CNN detector.
+
+    The retries run on the same working copy, and only where they are
+    affordable: on small images, which is also where HOG misses faces most.
+    """
+    if full_size is None:
+        full_size = (image.shape[0], image.shape[1])
+        image = working_copy(image, settings.working_scale(*full_size))
+    boxes = detect(image, settings, full_size)
     if boxes or not settings.fallback:
         return boxes
-    height, width = image.shape[:2]
-    scale = settings.working_scale(height, width)
-    working_pixels = height * width * scale * scale
-    if working_pixels * 4**settings.upsample <= FALLBACK_UPSAMPLE_MAX_PIXELS:
-        boxes = detect(image, replace(settings, upsample=settings.upsample + 1))
+    pixels = image.shape[0] * image.shape[1]
+    if pixels * 4**settings.upsample <= FALLBACK_UPSAMPLE_MAX_PIXELS:
+        boxes = detect(image, replace(settings, upsample=settings.upsample + 1), full_size)
         if boxes:
             return boxes
-    if settings.model == "hog" and working_pixels <= FALLBACK_CNN_MAX_PIXELS:
-        boxes = detect(image, replace(settings, model="cnn", upsample=1))
+    if settings.model == "hog" and pixels <= FALLBACK_CNN_MAX_PIXELS:
+        boxes = detect(image, replace(settings, model="cnn", upsample=1), full_size)
     return boxes
 
 

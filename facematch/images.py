@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,6 +31,7 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
 # 16-bit panoramas and scans can be large, but beyond this a file is far more
 # likely a decompression bomb than a photo; 200 MP phones save binned 12-50 MP.
 MAX_PIXELS = 150_000_000
+ORIENTATION_TAG = 0x0112
 
 RGBImage = NDArray[np.uint8]
 
@@ -119,11 +120,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def open_upright(file: str | Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image, upright by its EXIF orientation, as 8-bit RGB.
+def open_upright(
+    file: str | Path | IO[bytes],
+    scale_for: Callable[[int, int], float] | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image upright by its EXIF orientation, as 8-bit RGB.
 
-    Raises ImageError with a one-line reason for anything that is not a
-    readable image of a sane size.
+    With ``scale_for(height, width) -> scale``, return a copy shrunk by that
+    scale (a JPEG is decoded at reduced size by the decoder itself, which is
+    much faster than decoding it whole). Also returns the full upright
+    (height, width). Raises ImageError with a one-line reason for anything that
+    is not a readable image of a sane size.
     """
     if isinstance(file, str | Path):
         if os.path.isdir(file):
@@ -138,15 +146,7 @@ def open_upright(file: str | Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(file) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageError(
-                        f"image is {width}x{height} = {width * height / 1e6:.0f} MP, "
-                        f"over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)",
-                    )
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-                return _to_rgb(upright)
+                return _decode(image, scale_for, max_pixels)
     except ImageError:
         raise
     except PermissionError:
@@ -155,6 +155,28 @@ def open_upright(file: str | Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> 
         raise ImageError(f"decompression bomb refused: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(_describe(exc)) from None
+
+
+def _decode(
+    image: Image.Image, scale_for: Callable[[int, int], float] | None, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, "
+            f"over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)",
+        )
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    up_height, up_width = (width, height) if turned else (height, width)
+    scale = 1.0 if scale_for is None else scale_for(up_height, up_width)
+    target = (max(1, round(up_width * scale)), max(1, round(up_height * scale)))
+    if scale < 1.0:
+        image.draft(None, target[::-1] if turned else target)
+    image.load()
+    rgb = _to_rgb(ImageOps.exif_transpose(image))
+    if scale < 1.0 and rgb.size != target:
+        rgb.thumbnail(target, Image.Resampling.LANCZOS)
+    return rgb, (up_height, up_width)
 
 
 def suffix_needs_heif(path: Path) -> bool:
@@ -170,4 +192,12 @@ def _describe(exc: BaseException) -> str:
 
 def load_rgb(file: str | Path | IO[bytes]) -> RGBImage:
     """An upright RGB image as a (height, width, 3) uint8 array."""
-    return np.asarray(open_upright(file), dtype=np.uint8)
+    return np.asarray(open_upright(file)[0], dtype=np.uint8)
+
+
+def load_scaled(
+    file: str | Path | IO[bytes], scale_for: Callable[[int, int], float]
+) -> tuple[RGBImage, tuple[int, int]]:
+    """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full (height, width)."""
+    image, size = open_upright(file, scale_for)
+    return np.asarray(image, dtype=np.uint8), size

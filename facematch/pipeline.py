@@ -19,9 +19,18 @@ from facematch import engines
 from facematch.cache import EncodingCache, file_digest, settings_key
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
-from facematch.faces import EngineName, Face, FaceBox, FaceSettings, detect, find_faces, trim_box
+from facematch.faces import (
+    EngineName,
+    Face,
+    FaceBox,
+    FaceSettings,
+    describe,
+    detect,
+    detect_with_fallback,
+    trim_box,
+)
 from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
-from facematch.images import Found, load_rgb
+from facematch.images import Found, load_rgb, load_scaled
 from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
 
 log = logging.getLogger("facematch")
@@ -58,12 +67,15 @@ class Encoded:
 
 def encode_image(task: EncodeTask) -> Encoded:
     """Load and encode one image; any failure becomes an error result."""
+    settings = task.settings
     try:
-        image = load_rgb(task.path)
-        encoder = engines.encoder(
-            task.engine, task.threads, task.settings.jitters, task.settings.mirror
-        )
-        return Encoded(task.path, tuple(find_faces(image, task.settings, encoder)))
+        small, full_size = load_scaled(task.path, settings.working_scale)
+        boxes = detect_with_fallback(small, settings, full_size)
+        if not boxes:
+            return Encoded(task.path)
+        full = small if small.shape[:2] == full_size else load_rgb(task.path)
+        encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
+        return Encoded(task.path, tuple(describe(full, boxes, settings, encoder)))
     except ImageError as exc:
         return Encoded(task.path, error=str(exc))
     except MemoryError:
@@ -289,9 +301,8 @@ class DetectTask:
 def detect_image(task: DetectTask) -> ImageResult:
     """Face boxes of one image as a result row; any failure becomes an error row."""
     try:
-        image = load_rgb(task.path)
-        height, width = image.shape[:2]
-        boxes = [trim_box(b, height, width) for b in detect(image, task.settings)]
+        small, (height, width) = load_scaled(task.path, task.settings.working_scale)
+        boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
     except ImageError as exc:
         return ImageResult(task.path, "error", str(exc))
     except Exception as exc:  # a per-image failure must never stop the run

@@ -70,10 +70,9 @@ def identities(faces: Path) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", default="../shared/faces", type=Path)
-    parser.add_argument("--mirror", action="store_true", help="calibrate mirror-averaged embeddings")
     args = parser.parse_args()
     items = identities(args.faces)
-    with Pipeline(FaceSettings(mirror=args.mirror), cache_dir=None) as run:
+    with Pipeline(FaceSettings(), cache_dir=None) as run:
         embeddings = embed(run, [path for path, _ in items])
     genuine, impostor = [], []
     for (i, (_, a)), (j, (_, b)) in itertools.combinations(enumerate(items), 2):

@@ -18,8 +18,8 @@ from __future__ import annotations
 from statistics import NormalDist
 
 # Different-person distances, default settings, measured by benchmarks/calibrate.py.
-DIFFERENT_MEAN = 0.8642
-DIFFERENT_SD = 0.0892
+DIFFERENT_MEAN = 0.8566
+DIFFERENT_SD = 0.0891
 STRANGER_RATE = 0.02
 MAX_TOLERANCE = 0.6
 # Warn when a stranger's chance of being named exceeds this.

@@ -226,9 +226,22 @@ def encoding_options(fn: F) -> F:
     fn = click.option(
         "--landmarks",
         type=click.Choice(["5", "68"]),
-        default="5",
+        default="68",
         show_default=True,
-        help="Landmark model used to align faces.",
+        help="Landmark model used to align faces (face_recognition used 5).",
+    )(fn)
+    fn = click.option(
+        "--mirror/--no-mirror",
+        default=True,
+        show_default=True,
+        help="Average each face's descriptor with its mirror image's (more accurate).",
+    )(fn)
+    fn = click.option(
+        "--fallback/--no-fallback",
+        default=True,
+        show_default=True,
+        help="When no face is found in a small image, retry with more upsampling, "
+        "then the CNN detector.",
     )(fn)
     return click.option(
         "--jitters",
@@ -320,6 +333,8 @@ def match(
     fmt: str,
     jitters: int,
     landmarks: str,
+    mirror: bool,
+    fallback: bool,
     engine: str | None,
     model: str,
     upsample: int,
@@ -352,6 +367,8 @@ def match(
         min_face_size=min_face_size,
         landmarks=int(landmarks),
         jitters=jitters,
+        mirror=mirror,
+        fallback=fallback,
     )
     try:
         photos = known_photos(known)
@@ -491,6 +508,8 @@ def evaluate(
     fmt: str,
     jitters: int,
     landmarks: str,
+    mirror: bool,
+    fallback: bool,
     engine: str | None,
     model: str,
     upsample: int,
@@ -518,6 +537,8 @@ def evaluate(
         min_face_size=min_face_size,
         landmarks=int(landmarks),
         jitters=jitters,
+        mirror=mirror,
+        fallback=fallback,
     )
     try:
         labelled_set = ev.load_labelled(labelled)

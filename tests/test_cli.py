@@ -61,7 +61,18 @@ def test_mixed_layout_merges_a_file_and_a_folder_of_one_person(
     shutil.copy(data / "obama3.jpg", known / "Barack Obama" / "x.jpg")
     shutil.copy(data / "obama.jpg", known / "Barack Obama.jpg")
     shutil.copy(data / "biden.jpg", known / "Joe Biden.png")
-    result = run(known, unknown / "1-obama.jpg", "--jobs", "1", "--format", "json", "--all-matches")
+    result = run(
+        known,
+        unknown / "1-obama.jpg",
+        "-j",
+        "1",
+        "--format",
+        "json",
+        "--all-matches",
+        "--landmarks",
+        "5",
+        "--no-mirror",
+    )
     face = json.loads(result.stdout)[0]["faces"][0]
     assert [m["name"] for m in face["matches"]] == ["Barack Obama"]
     assert face["runner_up"]["name"] == "Joe Biden"
@@ -70,8 +81,12 @@ def test_mixed_layout_merges_a_file_and_a_folder_of_one_person(
 
 
 def test_show_distance_and_face_recognition_value_syntax(known_files: Path, unknown: Path) -> None:
-    flag = run(known_files, unknown / "1-obama.jpg", "--show-distance", "--jobs", "1")
-    old = run("--show-distance", "true", known_files, unknown / "1-obama.jpg", "--cpus", "1")
+    # face_recognition's own settings give its distance (0.3457 in its reference figures).
+    compat = ("--landmarks", "5", "--no-mirror")
+    flag = run(known_files, unknown / "1-obama.jpg", "--show-distance", "--jobs", "1", *compat)
+    old = run(
+        "--show-distance", "true", known_files, unknown / "1-obama.jpg", "--cpus", "1", *compat
+    )
     off = run("--show-distance", "false", known_files, unknown / "1-obama.jpg", "--cpus", "1")
     path, name, distance = lines(flag)[0].split(",")
     assert name == "Barack Obama" and float(distance) == pytest.approx(0.3457, abs=0.01)

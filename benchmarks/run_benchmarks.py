@@ -35,13 +35,16 @@ import contextlib
 import json
 import os
 import platform
+import pty
 import shlex
 import shutil
 import signal
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Sequence
@@ -111,27 +114,80 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+class TerminalOutput:
+    """A pseudo-terminal for a command's stdout, read into memory by a thread.
+
+    On a terminal Python writes stdout line by line, as a user running the tool sees
+    it. Into a pipe or file it would write 8 KB blocks instead: face_recognition's
+    pool workers then cut each other's lines at block boundaries (and with
+    PYTHONUNBUFFERED, between a name and its newline).
+    """
+
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        attributes = termios.tcgetattr(self.slave)
+        attributes[1] &= ~termios.OPOST  # keep "\n" as is, no "\r\n"
+        termios.tcsetattr(self.slave, termios.TCSANOW, attributes)
+        self.chunks: list[bytes] = []
+        self.finishing = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        """Call once the command has its copy of the slave end."""
+        os.close(self.slave)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                if self.finishing.is_set():
+                    return  # the command has exited and nothing more came
+                continue
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every process holding the slave end has closed it
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    def text(self) -> str:
+        """Everything written, once the command has exited."""
+        self.finishing.set()
+        self.thread.join()
+        os.close(self.master)
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+
 def run_measured(
     command: Sequence[str],
     *,
     benchmark: str,
     tool: str,
     round_number: int,
-    env: dict[str, str],
     timeout: float,
 ) -> Run:
-    """Run ``command`` from the repository root; time it and sample its memory."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``command`` from the repository root; time it and sample its memory.
+
+    stdout goes to a pseudo-terminal (see TerminalOutput), stderr to a file; stdin is
+    empty. The command runs in a session of its own, so that a timeout kills its
+    workers too.
+    """
+    with tempfile.TemporaryFile() as err:
+        out = TerminalOutput()
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            list(command),
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,  # its own process group, so a timeout can kill workers too
-        )
+        try:
+            proc = subprocess.Popen(
+                list(command),
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out.slave,
+                stderr=err,
+                start_new_session=True,
+            )
+        finally:
+            out.start()
         peak = 0
         stop = threading.Event()
 
@@ -158,12 +214,12 @@ def run_measured(
         except BaseException:
             kill_tree(proc)
             raise
-        seconds = time.perf_counter() - start
-        stop.set()
-        sampler.join()
-        out.seek(0)
+        finally:
+            seconds = time.perf_counter() - start
+            stop.set()
+            sampler.join()
+            stdout = out.text()
         err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
     return Run(
         benchmark=benchmark,
@@ -373,7 +429,6 @@ class Plan:
     help_rounds: int
     benchmarks: list[str]
     timeout: float
-    env: dict[str, str]
 
     def folders(self, dataset: str) -> tuple[str, str]:
         base = self.data / dataset
@@ -408,7 +463,6 @@ class Bench:
             benchmark=benchmark,
             tool=tool,
             round_number=round_number,
-            env=self.plan.env,
             timeout=self.plan.timeout,
         )
         self.runs.append(run)
@@ -437,7 +491,6 @@ class Bench:
                 benchmark="warm-up",
                 tool=tool,
                 round_number=0,
-                env=self.plan.env,
                 timeout=self.plan.timeout,
             )
             if run.exit_code != 0:
@@ -782,7 +835,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     facematch = find_facematch(args.facematch)
     face_recognition = find_face_recognition(args.fr_venv.absolute())
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     plan = Plan(
         facematch=facematch,
         face_recognition=face_recognition,
@@ -791,7 +843,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help_rounds=args.help_rounds,
         benchmarks=list(args.only),
         timeout=args.timeout,
-        env=env,
     )
     machine = machine_info(facematch, face_recognition)
     bench = Bench(plan)

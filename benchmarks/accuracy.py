@@ -1,6 +1,6 @@
 """Accuracy of facematch configurations on the shared labelled sets, side by side.
 
-    python benchmarks/accuracy.py [--faces ../shared/faces] [--jobs 2]
+    python benchmarks/accuracy.py --faces PATH/TO/shared/faces [--jobs 2]
 
 For each configuration (detection fallback, landmark model, mirror averaging,
 jitters) it runs the same code as ``facematch evaluate`` (cache off) on the
@@ -38,7 +38,7 @@ CONFIGS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", default="../shared/faces", type=Path)
+    parser.add_argument("--faces", required=True, type=Path, help="the shared face photos")
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--tolerance", type=float, default=0.6)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Measure the calibration behind ``--tolerance auto`` on the shared labelled photos.
 
-    python benchmarks/calibrate.py [--faces ../shared/faces]
+    python benchmarks/calibrate.py --faces PATH/TO/shared/faces
 
 Pools every photo with a known identity (people/tbbt, people/knn, portraits,
 and the pairs set, whose identities follow from its same-person pairs), encodes
@@ -69,7 +69,7 @@ def identities(faces: Path) -> list[tuple[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", default="../shared/faces", type=Path)
+    parser.add_argument("--faces", required=True, type=Path, help="the shared face photos")
     args = parser.parse_args()
     items = identities(args.faces)
     with Pipeline(FaceSettings(), cache_dir=None) as run:

@@ -334,9 +334,10 @@ def machine_info(facematch: Path, face_recognition: Path) -> dict[str, Any]:
 
 
 def parse_names(stdout: str, unknown: Path) -> tuple[dict[str, list[str]], list[str]]:
-    """``path,name`` lines as {path relative to ``unknown``: sorted names}, and unparsed lines.
+    """``path,name`` lines as {path relative to ``unknown``: sorted names}, and other lines.
 
-    Lines starting with WARNING (face_recognition's notes about known photos) are skipped.
+    Lines starting with WARNING (face_recognition's notes about known photos) are
+    skipped; lines that are not ``path,name`` with an existing photo are returned apart.
     """
     names: dict[str, set[str]] = {}
     unparsed: list[str] = []
@@ -349,6 +350,9 @@ def parse_names(stdout: str, unknown: Path) -> tuple[dict[str, list[str]], list[
             unparsed.append(line)
             continue
         full = Path(path) if Path(path).is_absolute() else REPO / path
+        if not full.is_file():  # e.g. two processes' lines run into each other
+            unparsed.append(line)
+            continue
         key = os.path.relpath(os.path.normpath(full), unknown)
         names.setdefault(key, set()).add(name)
     return {path: sorted(found) for path, found in sorted(names.items())}, unparsed
@@ -365,6 +369,16 @@ def differences(
         if first.get(path) != second.get(path):
             out.append({"path": path, labels[0]: first.get(path), labels[1]: second.get(path)})
     return out
+
+
+def merge_rounds(per_round: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One entry per distinct difference, with the rounds it showed up in."""
+    merged: dict[str, dict[str, Any]] = {}
+    for round_number, found in per_round:
+        for difference in found:
+            key = json.dumps(difference, sort_keys=True)
+            merged.setdefault(key, {**difference, "rounds": []})["rounds"].append(round_number)
+    return sorted(merged.values(), key=lambda d: (d["path"], d["rounds"]))
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +416,20 @@ def fmt_ratio(numerator: float, denominator: float) -> str:
     if not denominator or numerator != numerator or denominator != denominator:
         return "-"
     return f"{numerator / denominator:.2f}x"
+
+
+def fmt_names(names: list[str] | None) -> str:
+    return "(photo not listed)" if names is None else ", ".join(names)
+
+
+def fmt_rounds(rounds: list[int], comparison: dict[str, Any]) -> str:
+    if rounds == comparison["rounds"]:
+        return "every round" if len(rounds) > 1 else f"round {rounds[0]}"
+    return ("round " if len(rounds) == 1 else "rounds ") + ", ".join(map(str, rounds))
+
+
+def count_photos(comparison: dict[str, Any]) -> int:
+    return len({d["path"] for d in comparison["differences"]})
 
 
 def relative(path: Path) -> str:
@@ -533,24 +561,22 @@ class Bench:
 
 
 def summarize(bench: Bench) -> dict[str, Any]:
-    """Medians, ratios, naming differences and failures, as plain data."""
+    """Medians, naming differences, unstable answers and failures, as plain data."""
     plan = bench.plan
     summary: dict[str, Any] = {"timings": {}, "names": {}, "failures": [], "unstable": []}
-    names_of: dict[tuple[str, str], dict[str, list[str]]] = {}
+    answers: dict[tuple[str, str], dict[int, dict[str, list[str]]]] = {}
     for run in bench.runs:
-        key = f"{run.benchmark}/{run.tool}"
         entry = summary["timings"].setdefault(
-            key, {"seconds": [], "peak_rss": [], "exit_codes": []}
+            f"{run.benchmark}/{run.tool}", {"seconds": [], "peak_rss": [], "exit_codes": []}
         )
         entry["seconds"].append(run.seconds)
         entry["peak_rss"].append(run.peak_rss)
         entry["exit_codes"].append(run.exit_code)
+        failure = {"benchmark": run.benchmark, "tool": run.tool, "round": run.round}
         if run.exit_code != 0 or run.timed_out:
             summary["failures"].append(
                 {
-                    "benchmark": run.benchmark,
-                    "tool": run.tool,
-                    "round": run.round,
+                    **failure,
                     "exit_code": run.exit_code,
                     "timed_out": run.timed_out,
                     "command": display(run.command),
@@ -563,52 +589,47 @@ def summarize(bench: Bench) -> dict[str, Any]:
         unknown = (REPO / plan.folders(dataset)[1]).resolve()
         parsed, unparsed = parse_names(run.stdout, unknown)
         if unparsed:
-            summary["failures"].append(
-                {
-                    "benchmark": run.benchmark,
-                    "tool": run.tool,
-                    "round": run.round,
-                    "unparsed_lines": unparsed[:10],
-                }
-            )
-        # the cold and warm cache runs are one kind of run, compared with --no-cache below
-        label = run.tool if run.benchmark == dataset else CACHED
-        previous = names_of.setdefault((dataset, label), parsed)
-        if previous != parsed:
-            summary["unstable"].append(
-                {
-                    "benchmark": run.benchmark,
-                    "tool": label,
-                    "round": run.round,
-                    "differences_from_first_run": differences(
-                        parsed, previous, ("this run", "first run")
-                    ),
-                }
-            )
+            summary["failures"].append({**failure, "unparsed_lines": unparsed[:10]})
+        answers.setdefault((run.benchmark, run.tool), {})[run.round] = parsed
     for entry in summary["timings"].values():
         entry["median_seconds"] = median(entry["seconds"])
         entry["median_peak_rss"] = median(entry["peak_rss"])
+
     for dataset in DATASETS:
-        ours = names_of.get((dataset, FACEMATCH))
-        theirs = names_of.get((dataset, FACE_RECOGNITION))
-        if ours is None or theirs is None:
-            continue
-        unknown_count = len(list((REPO / plan.folders(dataset)[1]).iterdir()))
-        summary["names"][dataset] = {
-            "photos": unknown_count,
-            "labels": [FACEMATCH, FACE_RECOGNITION],
-            "differences": differences(ours, theirs),
-        }
-    for dataset in DATASETS:
-        cached = names_of.get((dataset, CACHED))
-        ours = names_of.get((dataset, FACEMATCH))
-        if cached is not None and ours is not None:
-            labels = (CACHED, f"{FACEMATCH} --no-cache")
-            summary["names"][f"{dataset}-cache"] = {
-                "photos": len(list((REPO / plan.folders(dataset)[1]).iterdir())),
-                "labels": list(labels),
-                "differences": differences(cached, ours, labels),
+        photos = len(list((REPO / plan.folders(dataset)[1]).iterdir()))
+        ours = answers.get((dataset, FACEMATCH), {})
+        theirs = answers.get((dataset, FACE_RECOGNITION), {})
+        rounds = sorted(set(ours) & set(theirs))
+        if rounds:
+            summary["names"][dataset] = {
+                "photos": photos,
+                "rounds": rounds,
+                "labels": [FACEMATCH, FACE_RECOGNITION],
+                "differences": merge_rounds([(r, differences(ours[r], theirs[r])) for r in rounds]),
             }
+        labels = (CACHED, f"{FACEMATCH} --no-cache")
+        per_round = []
+        for kind in ("cold", "warm"):
+            cached = answers.get((f"{dataset}-{kind}", FACEMATCH), {})
+            for r in sorted(set(cached) & set(ours)):
+                found = differences(cached[r], ours[r], labels)
+                per_round.append((r, [{**d, "run": kind} for d in found]))
+        if per_round:
+            summary["names"][f"{dataset}-cache"] = {
+                "photos": photos,
+                "rounds": sorted({r for r, _ in per_round}),
+                "labels": list(labels),
+                "differences": merge_rounds(per_round),
+            }
+
+    for (benchmark, tool), by_round in answers.items():
+        first = min(by_round)
+        for r in sorted(by_round):
+            found = differences(by_round[r], by_round[first], (f"round {r}", f"round {first}"))
+            if r != first and found:
+                summary["unstable"].append(
+                    {"benchmark": benchmark, "tool": tool, "round": r, "differences": found}
+                )
     return summary
 
 
@@ -646,7 +667,7 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
         if names is None:
             same = "-"
         elif names["differences"]:
-            same = f"no: {len(names['differences'])} of {names['photos']} photos differ"
+            same = f"no: {count_photos(names)} of {names['photos']} photos differ"
         else:
             same = f"yes ({names['photos']} photos)"
         lines.append(
@@ -685,7 +706,7 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
             if cache_names is None:
                 same = "-"
             elif cache_names["differences"]:
-                same = f"no: {len(cache_names['differences'])} photos differ"
+                same = f"no: {count_photos(cache_names)} photos differ"
             else:
                 same = "yes"
             lines.append(
@@ -741,18 +762,33 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
         first, second = names["labels"]
         for diff in names["differences"]:
             any_difference = True
+            run = f" ({diff['run']} run)" if "run" in diff else ""
             lines.append(
-                f"- {dataset}: `{diff['path']}`: {first} {diff[first]}, {second} {diff[second]}"
+                f"- {dataset}: `{diff['path']}`: {first}{run} {fmt_names(diff[first])}; "
+                f"{second} {fmt_names(diff[second])} ({fmt_rounds(diff['rounds'], names)})"
             )
     if not summary["names"]:
         lines.append("(no photo benchmark ran)")
     elif not any_difference:
-        lines.append("None: both tools name the same set of people in every photo.")
+        lines.append("None: both tools name the same set of people in every photo, every round.")
+    if summary["unstable"]:
+        lines.append("")
+        lines.append("Answers that changed from one round to the next:")
+        lines.append("")
     for unstable in summary["unstable"]:
-        lines.append(
-            f"- {unstable['tool']} gave a different answer in {unstable['benchmark']} round "
-            f"{unstable['round']} than in its first run: {unstable['differences_from_first_run']}"
+        now, then = (
+            f"round {unstable['round']}",
+            next(
+                k
+                for k in unstable["differences"][0]
+                if k.startswith("round ") and k != f"round {unstable['round']}"
+            ),
         )
+        for diff in unstable["differences"]:
+            lines.append(
+                f"- {unstable['benchmark']} {unstable['tool']}: `{diff['path']}`: "
+                f"{then} {fmt_names(diff[then])}, {now} {fmt_names(diff[now])}"
+            )
 
     if summary["failures"]:
         lines.append("")

@@ -36,10 +36,10 @@ import json
 import os
 import platform
 import pty
+import select
 import shlex
 import shutil
 import signal
-import select
 import statistics
 import subprocess
 import sys
@@ -628,7 +628,13 @@ def summarize(bench: Bench) -> dict[str, Any]:
             found = differences(by_round[r], by_round[first], (f"round {r}", f"round {first}"))
             if r != first and found:
                 summary["unstable"].append(
-                    {"benchmark": benchmark, "tool": tool, "round": r, "differences": found}
+                    {
+                        "benchmark": benchmark,
+                        "tool": tool,
+                        "round": r,
+                        "first_round": first,
+                        "differences": found,
+                    }
                 )
     return summary
 
@@ -776,14 +782,7 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
         lines.append("Answers that changed from one round to the next:")
         lines.append("")
     for unstable in summary["unstable"]:
-        now, then = (
-            f"round {unstable['round']}",
-            next(
-                k
-                for k in unstable["differences"][0]
-                if k.startswith("round ") and k != f"round {unstable['round']}"
-            ),
-        )
+        now, then = f"round {unstable['round']}", f"round {unstable['first_round']}"
         for diff in unstable["differences"]:
             lines.append(
                 f"- {unstable['benchmark']} {unstable['tool']}: `{diff['path']}`: "

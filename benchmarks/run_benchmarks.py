@@ -17,6 +17,8 @@ warm        facematch with a fresh ``--cache-dir`` (a temporary folder) per roun
             one cold run that fills the cache, then one warm run that reads it.
 help        ``facematch --help`` against ``face_recognition --help`` (``--help-rounds``).
 
+Both tools run from the repository root with stdout on a pseudo-terminal, so that they
+write it line by line as in a shell (see TerminalOutput); stderr is not compared.
 Every run's wall time is measured from start to exit, and its peak memory as the
 largest sum of the resident set sizes (RSS) of the process and all its descendants
 (worker processes), sampled every 20 ms with psutil. Pages shared between processes
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -299,6 +302,29 @@ def capture(command: Sequence[str]) -> str:
     return done.stdout.strip() if done.returncode == 0 else f"(exit {done.returncode})"
 
 
+def facematch_source(facematch: Path) -> Path | None:
+    """The folder of the facematch package that ``facematch`` runs."""
+    python = script_python(facematch)
+    if python is None:
+        return None
+    found = capture(
+        [python, "-c", "import facematch, os; print(os.path.dirname(facematch.__file__))"]
+    )
+    return Path(found) if found and not found.startswith("(") else None
+
+
+def source_digest(folder: Path | None) -> str | None:
+    """A digest of every .py file under ``folder``: did the code change during the run?"""
+    if folder is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def machine_info(facematch: Path, face_recognition: Path) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -315,8 +341,16 @@ def machine_info(facematch: Path, face_recognition: Path) -> dict[str, Any]:
         "import importlib.metadata as m, sys; import dlib; "
         "print(f\"face_recognition {m.version('face_recognition')}, dlib {dlib.__version__}\")"
     )
+    source = facematch_source(facematch)
+    git = (
+        capture(["git", "-C", str(source.parent), "describe", "--always", "--dirty"])
+        if source
+        else ""
+    )
     return {
         "cpu": cpu,
+        "facematch_source": str(source) if source else None,
+        "facematch_git": git if git and not git.startswith("(") else None,
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -740,13 +774,23 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
             f"- load average (1 min) before / after: {machine['load_before']:.2f} / "
             f"{machine['load_after']:.2f} (a busy machine makes every time longer)"
         )
-    lines.append(f"- {machine['facematch_version']}, Python {machine['facematch_python']}")
+    where = machine["facematch_source"] or "?"
+    if machine["facematch_git"]:
+        where += f", git {machine['facematch_git']}"
+    lines.append(
+        f"- {machine['facematch_version']}, Python {machine['facematch_python']} ({where})"
+    )
+    if machine.get("source_digest_before") != machine.get("source_digest_after"):
+        lines.append(
+            "- WARNING: facematch's source files changed while the benchmark ran; "
+            "the rounds may have run different code"
+        )
     lines.append(
         f"- {machine['face_recognition_version']}, Python {machine['face_recognition_python']}"
     )
 
     lines.append("")
-    lines.append("### Commands (run from the repository root, with PYTHONUNBUFFERED=1)")
+    lines.append("### Commands (run from the repository root, stdout on a pseudo-terminal)")
     lines.append("")
     lines.append("```")
     for dataset in DATASETS:
@@ -883,8 +927,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(plan)
     started = time.perf_counter()
     machine["load_before"] = os.getloadavg()[0]
+    source = Path(machine["facematch_source"]) if machine["facematch_source"] else None
+    machine["source_digest_before"] = source_digest(source)
     bench.execute()
     machine["load_after"] = os.getloadavg()[0]
+    machine["source_digest_after"] = source_digest(source)
     total = time.perf_counter() - started
     summary = summarize(bench)
     print(render(bench, summary, machine))

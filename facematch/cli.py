@@ -153,8 +153,34 @@ def choose_tolerance(requested: float | str, known_faces: int) -> float:
     return requested
 
 
-def fail(message: str, exit_code: int) -> NoReturn:
-    raise (CliUsageError if exit_code == EXIT_USAGE else CliError)(message)
+def fail_with(error: Exception) -> NoReturn:
+    """Turn one of our errors into a one-line message and its exit status."""
+    from facematch.errors import UsageError
+
+    raise (CliUsageError if isinstance(error, UsageError) else CliError)(str(error)) from None
+
+
+def face_settings(
+    model: str,
+    upsample: int,
+    min_face_size: int | None,
+    landmarks: int = 68,
+    jitters: int = 1,
+    mirror: bool = True,
+    fallback: bool = True,
+) -> Any:
+    """FaceSettings from the command-line options (imported late: --help stays light)."""
+    from facematch.faces import FaceSettings
+
+    return FaceSettings(
+        model=model,  # type: ignore[arg-type]
+        upsample=upsample,
+        min_face_size=min_face_size,
+        landmarks=landmarks,
+        jitters=jitters,
+        mirror=mirror,
+        fallback=fallback,
+    )
 
 
 def jobs_option(fn: F) -> F:
@@ -356,19 +382,12 @@ def match(
     setup_logging(quiet)
     from facematch import pipeline as pl
     from facematch.errors import FacematchError, UsageError
-    from facematch.faces import FaceSettings
     from facematch.gallery import known_photos
     from facematch.images import discover
     from facematch.writers import make_writer
 
-    settings = FaceSettings(
-        model=model,  # type: ignore[arg-type]
-        upsample=upsample,
-        min_face_size=min_face_size,
-        landmarks=int(landmarks),
-        jitters=jitters,
-        mirror=mirror,
-        fallback=fallback,
+    settings = face_settings(
+        model, upsample, min_face_size, int(landmarks), jitters, mirror, fallback
     )
     try:
         photos = known_photos(known)
@@ -395,10 +414,8 @@ def match(
                         log.error("%s: %s", result.path, result.error)
                     writer.write(result)
             writer.close()
-    except UsageError as exc:
-        fail(str(exc), EXIT_USAGE)
     except FacematchError as exc:
-        fail(str(exc), EXIT_FATAL)
+        fail_with(exc)
     if unreadable:
         sys.exit(EXIT_PARTIAL)
 
@@ -429,16 +446,12 @@ def detect(
     setup_logging(quiet)
     from facematch import pipeline as pl
     from facematch.errors import FacematchError, UsageError
-    from facematch.faces import DETECTOR_WINDOW, FaceSettings
+    from facematch.faces import DETECTOR_WINDOW
     from facematch.images import discover
     from facematch.writers import make_detect_writer
 
     # face_detection runs on the full image: the detector's own window is the smallest face.
-    settings = FaceSettings(
-        model=model,  # type: ignore[arg-type]
-        upsample=upsample,
-        min_face_size=min_face_size or DETECTOR_WINDOW // 2**upsample,
-    )
+    settings = face_settings(model, upsample, min_face_size or DETECTOR_WINDOW // 2**upsample)
     unreadable = 0
     try:
         found = discover(paths, recursive)
@@ -456,10 +469,8 @@ def detect(
                     log.error("%s: %s", result.path, result.error)
                 writer.write(result)
         writer.close()
-    except UsageError as exc:
-        fail(str(exc), EXIT_USAGE)
     except FacematchError as exc:
-        fail(str(exc), EXIT_FATAL)
+        fail_with(exc)
     if unreadable:
         sys.exit(EXIT_PARTIAL)
 
@@ -528,17 +539,10 @@ def evaluate(
 
     from facematch import evaluate as ev
     from facematch import pipeline as pl
-    from facematch.errors import FacematchError, UsageError
-    from facematch.faces import FaceSettings
+    from facematch.errors import FacematchError
 
-    settings = FaceSettings(
-        model=model,  # type: ignore[arg-type]
-        upsample=upsample,
-        min_face_size=min_face_size,
-        landmarks=int(landmarks),
-        jitters=jitters,
-        mirror=mirror,
-        fallback=fallback,
+    settings = face_settings(
+        model, upsample, min_face_size, int(landmarks), jitters, mirror, fallback
     )
     try:
         labelled_set = ev.load_labelled(labelled)
@@ -555,10 +559,8 @@ def evaluate(
             report = ev.evaluate(run, labelled_set, tolerance, target_far)
         if plot_file is not None:
             ev.plot(report, plot_file)
-    except UsageError as exc:
-        fail(str(exc), EXIT_USAGE)
     except FacematchError as exc:
-        fail(str(exc), EXIT_FATAL)
+        fail_with(exc)
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -400,15 +400,14 @@ def match(
             cache_dir=resolve_cache_dir(cache_dir, no_cache),
             engine=engine,  # type: ignore[arg-type]
         ) as run:
-            with progress_bar(len(photos), "known", quiet) as bar:
+            with progress_bar(len(photos) + len(found), "faces", quiet) as bar:
                 run.progress = bar.update
-                known_people = pl.build_gallery(run, known, photos)
-            unreadable = len(known_people.unreadable)
-            chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
-            writer = make_writer(fmt, sys.stdout, show_distance)
-            with progress_bar(len(found), "unknown", quiet) as bar:
-                run.progress = bar.update
-                for result in pl.match(run, known_people, found, chosen, all_matches):
+                known_people, encoded = pl.start(run, known, photos, found)
+                unreadable = len(known_people.unreadable)
+                chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
+                writer = make_writer(fmt, sys.stdout, show_distance)
+                results = pl.match(run, known_people, found, chosen, all_matches, encoded)
+                for result in results:
                     if result.status == "error":
                         unreadable += 1
                         log.error("%s: %s", result.path, result.error)

@@ -8,6 +8,7 @@ one path that never raises, since a bad file is a result, not a crash.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -198,9 +199,16 @@ class KnownPeople:
 
 
 def build_gallery(
-    pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto] | None = None
+    pipeline: Pipeline,
+    known_dir: str,
+    photos: Sequence[KnownPhoto] | None = None,
+    encoded_photos: Iterator[Encoded] | None = None,
 ) -> KnownPeople:
-    """Encode the known folder: one face per photo, several photos per person allowed."""
+    """Encode the known folder: one face per photo, several photos per person allowed.
+
+    ``encoded_photos``, if given, yields the usable photos' encodings in order
+    (see ``start``); otherwise they are encoded here.
+    """
     if photos is None:
         photos = known_photos(known_dir)
     labelled = []
@@ -210,7 +218,9 @@ def build_gallery(
         if photo.problem is not None:
             log.error("%s: %s", photo.path, photo.problem)
             unreadable.append(photo.path)
-    for photo, encoded in zip(usable, pipeline.encode([p.path for p in usable]), strict=True):
+    if encoded_photos is None:
+        encoded_photos = pipeline.encode([p.path for p in usable])
+    for photo, encoded in zip(usable, itertools.islice(encoded_photos, len(usable)), strict=True):
         if encoded.error is not None:
             log.error("%s: %s (known photo skipped)", photo.path, encoded.error)
             unreadable.append(photo.path)
@@ -266,17 +276,32 @@ def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool
     )
 
 
+def start(
+    pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto], unknown: Sequence[Found]
+) -> tuple[KnownPeople, Iterator[Encoded]]:
+    """Encode known and unknown images as one stream, so workers never wait between the two.
+
+    Returns the known people and the (still running) unknown images' encodings,
+    to hand to ``match``.
+    """
+    usable = [p.path for p in photos if p.problem is None]
+    readable = [f.path for f in unknown if f.problem is None]
+    stream = pipeline.encode(usable + readable)
+    return build_gallery(pipeline, known_dir, photos, stream), stream
+
+
 def match(
     pipeline: Pipeline,
     known: KnownPeople,
     unknown: Iterable[Found],
     tolerance: float = 0.6,
     all_matches: bool = False,
+    encoded: Iterator[Encoded] | None = None,
 ) -> Iterator[ImageResult]:
     """Match every face of every unknown image against the known people, in input order."""
     found = list(unknown)
-    readable = [f for f in found if f.problem is None]
-    encoded = pipeline.encode([f.path for f in readable])
+    if encoded is None:
+        encoded = pipeline.encode([f.path for f in found if f.problem is None])
     for item in found:
         if item.problem is not None:
             yield ImageResult(item.path, "error", item.problem)

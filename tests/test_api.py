@@ -117,3 +117,17 @@ def test_import_loads_no_model_and_no_dlib() -> None:
         "assert 'dlib' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_models_are_found_without_pkg_resources() -> None:
+    # face_recognition_models' __init__ imports pkg_resources, gone from setuptools-free venvs.
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['pkg_resources'] = None\n"
+        "from facematch import models\n"
+        "assert models.model_path('recognition').stat().st_size > 20_000_000\n"
+        "models.shape_predictor(5); models.dlib_face_encoder()\n"
+        "assert 'face_recognition_models' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,7 +18,9 @@ warm        facematch with a fresh ``--cache-dir`` (a temporary folder) per roun
 help        ``facematch --help`` against ``face_recognition --help`` (``--help-rounds``).
 
 Both tools run from the repository root with stdout on a pseudo-terminal, so that they
-write it line by line as in a shell (see TerminalOutput); stderr is not compared.
+write it line by line as in a shell (see TerminalOutput), without PYTHONUNBUFFERED and
+PYTHONDONTWRITEBYTECODE and with PYTHONSAFEPATH=1 (see tool_environment); stderr is
+not compared.
 Every run's wall time is measured from start to exit, and its peak memory as the
 largest sum of the resident set sizes (RSS) of the process and all its descendants
 (worker processes), sampled every 20 ms with psutil. Pages shared between processes
@@ -65,6 +67,9 @@ DEFAULT_FR_VENV = REPO / "benchmarks" / ".venv-fr"
 FR_PACKAGES = ["dlib-bin", "face-recognition-models", "click", "numpy", "pillow", "setuptools<81"]
 FR_PACKAGE = "face-recognition==1.3.0"
 SAMPLE_SECONDS = 0.02
+TREE_REFRESH = 5  # list the process tree every 5th sample (100 ms)
+DROPPED_ENVIRONMENT = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+SAFE_PATH = {"PYTHONSAFEPATH": "1"}
 BENCHMARKS = ("phone", "portraits", "warm", "help")
 DATASETS = {
     "phone": "phone photos",
@@ -95,19 +100,29 @@ class Run:
     stderr_tail: str = field(default="", repr=False)
 
 
-def tree_rss(root: psutil.Process) -> int:
-    """RSS of ``root`` and every descendant still alive, in bytes."""
-    try:
-        processes = [root, *root.children(recursive=True)]
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue
-    return total
+class TreeMemory:
+    """The peak of the summed RSS of a process and its descendants.
+
+    Listing descendants scans all of /proc (about 2 ms), so the list is refreshed every
+    TREE_REFRESH samples only; the RSS of the processes known is read at every sample.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.processes = [self.root]
+        self.samples = 0
+        self.peak = 0
+
+    def sample(self) -> None:
+        if self.samples % TREE_REFRESH == 0:
+            with contextlib.suppress(psutil.Error):
+                self.processes = [self.root, *self.root.children(recursive=True)]
+        self.samples += 1
+        total = 0
+        for process in self.processes:
+            with contextlib.suppress(psutil.Error):  # gone, or a zombie
+                total += process.memory_info().rss
+        self.peak = max(self.peak, total)
 
 
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:
@@ -170,6 +185,7 @@ def run_measured(
     tool: str,
     round_number: int,
     timeout: float,
+    env: dict[str, str],
 ) -> Run:
     """Run ``command`` from the repository root; time it and sample its memory.
 
@@ -184,6 +200,7 @@ def run_measured(
             proc = subprocess.Popen(
                 list(command),
                 cwd=REPO,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out.slave,
                 stderr=err,
@@ -191,17 +208,17 @@ def run_measured(
             )
         finally:
             out.start()
-        peak = 0
+        memory: TreeMemory | None = None
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal memory
             try:
-                root = psutil.Process(proc.pid)
-            except psutil.NoSuchProcess:
+                memory = TreeMemory(proc.pid)
+            except psutil.Error:
                 return
             while True:
-                peak = max(peak, tree_rss(root))
+                memory.sample()
                 if stop.wait(SAMPLE_SECONDS):
                     return
 
@@ -230,7 +247,7 @@ def run_measured(
         round=round_number,
         command=list(command),
         seconds=seconds,
-        peak_rss=peak,
+        peak_rss=memory.peak if memory is not None else 0,
         exit_code=exit_code,
         timed_out=timed_out,
         stdout=stdout,
@@ -295,7 +312,12 @@ def capture(command: Sequence[str]) -> str:
     """A short command's stdout, or a note that it failed."""
     try:
         done = subprocess.run(
-            list(command), capture_output=True, text=True, timeout=120, check=False
+            list(command),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=dict(os.environ, **SAFE_PATH),
         )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"({err})"
@@ -303,13 +325,19 @@ def capture(command: Sequence[str]) -> str:
 
 
 def facematch_source(facematch: Path) -> Path | None:
-    """The folder of the facematch package that ``facematch`` runs."""
+    """The folder of the facematch package that ``facematch`` runs.
+
+    A Python script imports from its own folder first, then from its interpreter's
+    path, so this asks the script's interpreter with the script's folder in front.
+    """
     python = script_python(facematch)
     if python is None:
         return None
-    found = capture(
-        [python, "-c", "import facematch, os; print(os.path.dirname(facematch.__file__))"]
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(facematch.parent)!r}); import facematch; "
+        "print(os.path.dirname(os.path.abspath(facematch.__file__)))"
     )
+    found = capture([python, "-c", code])
     return Path(found) if found and not found.startswith("(") else None
 
 
@@ -491,6 +519,7 @@ class Plan:
     help_rounds: int
     benchmarks: list[str]
     timeout: float
+    env: dict[str, str]
 
     def folders(self, dataset: str) -> tuple[str, str]:
         base = self.data / dataset
@@ -526,6 +555,7 @@ class Bench:
             tool=tool,
             round_number=round_number,
             timeout=self.plan.timeout,
+            env=self.plan.env,
         )
         self.runs.append(run)
         status = "" if run.exit_code == 0 else f", EXIT {run.exit_code}"
@@ -554,6 +584,7 @@ class Bench:
                 tool=tool,
                 round_number=0,
                 timeout=self.plan.timeout,
+                env=self.plan.env,
             )
             if run.exit_code != 0:
                 raise SystemExit(
@@ -790,7 +821,11 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
     )
 
     lines.append("")
-    lines.append("### Commands (run from the repository root, stdout on a pseudo-terminal)")
+    lines.append(
+        "### Commands (run from the repository root, stdout on a pseudo-terminal, "
+        f"without {' and '.join(DROPPED_ENVIRONMENT)}, with PYTHONSAFEPATH=1 and "
+        "PYTHONPYCACHEPREFIX=a temp folder)"
+    )
     lines.append("")
     lines.append("```")
     for dataset in DATASETS:
@@ -854,6 +889,23 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
     return "\n".join(lines)
 
 
+def tool_environment(pycache: Path) -> dict[str, str]:
+    """This environment as a shell user's would be: buffered output, bytecode cached.
+
+    PYTHONUNBUFFERED makes print() write a line and its newline separately, so pool
+    workers interleave them; PYTHONDONTWRITEBYTECODE makes every run recompile the
+    modules that have no .pyc yet. Bytecode goes to ``pycache`` (PYTHONPYCACHEPREFIX)
+    rather than into the source trees; the warm-up run fills it. PYTHONSAFEPATH keeps
+    the current folder (the repository root) off sys.path: Python 3.11's forkserver
+    process, which imports the worker modules, would otherwise import this checkout's
+    facematch/ rather than the one the ``--facematch`` command belongs to.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENVIRONMENT}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env.update(SAFE_PATH)
+    return env
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time facematch against face_recognition 1.3.0 on the benchmark photos."
@@ -914,25 +966,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     facematch = find_facematch(args.facematch)
     face_recognition = find_face_recognition(args.fr_venv.absolute())
-    plan = Plan(
-        facematch=facematch,
-        face_recognition=face_recognition,
-        data=data,
-        rounds=args.rounds,
-        help_rounds=args.help_rounds,
-        benchmarks=list(args.only),
-        timeout=args.timeout,
-    )
     machine = machine_info(facematch, face_recognition)
-    bench = Bench(plan)
-    started = time.perf_counter()
-    machine["load_before"] = os.getloadavg()[0]
-    source = Path(machine["facematch_source"]) if machine["facematch_source"] else None
-    machine["source_digest_before"] = source_digest(source)
-    bench.execute()
-    machine["load_after"] = os.getloadavg()[0]
-    machine["source_digest_after"] = source_digest(source)
-    total = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="facematch-bench-pycache-") as pycache:
+        plan = Plan(
+            facematch=facematch,
+            face_recognition=face_recognition,
+            data=data,
+            rounds=args.rounds,
+            help_rounds=args.help_rounds,
+            benchmarks=list(args.only),
+            timeout=args.timeout,
+            env=tool_environment(Path(pycache)),
+        )
+        bench = Bench(plan)
+        started = time.perf_counter()
+        machine["load_before"] = os.getloadavg()[0]
+        source = Path(machine["facematch_source"]) if machine["facematch_source"] else None
+        machine["source_digest_before"] = source_digest(source)
+        bench.execute()
+        machine["load_after"] = os.getloadavg()[0]
+        machine["source_digest_after"] = source_digest(source)
+        total = time.perf_counter() - started
     summary = summarize(bench)
     print(render(bench, summary, machine))
     print(f"\n(whole benchmark: {total / 60:.1f} min)")

@@ -93,9 +93,12 @@ class ProcessPool:
 def _context() -> multiprocessing.context.BaseContext:
     # forkserver: workers start from a clean server process, never from a
     # parent that may hold ONNX Runtime or BLAS threads (fork is unsafe then).
+    # Nothing is preloaded in the server: it starts with the current folder on
+    # sys.path, so a preload could import a facematch checkout found there
+    # instead of the installed one; each worker imports after taking our path.
     if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["facematch.pipeline"])
+        ctx.set_forkserver_preload([])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -261,3 +261,23 @@ def test_facematch_script_exit_status_for_missing_known(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_USAGE
     assert done.stderr.strip().startswith("facematch: error: known folder not found")
+
+
+def test_workers_never_import_a_facematch_folder_in_the_current_directory(
+    tmp_path: Path, known_files: Path, unknown: Path
+) -> None:
+    script = Path(sys.executable).parent / "facematch"
+    if not script.exists():
+        pytest.skip("the facematch console script is not installed next to this python")
+    decoy = tmp_path / "cwd" / "facematch"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('imported the decoy')\n")
+    done = subprocess.run(
+        [str(script), str(known_files), str(unknown), "-j", "2", "--no-cache"],
+        cwd=decoy.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "decoy" not in done.stderr and len(done.stdout.splitlines()) == 4

@@ -41,7 +41,10 @@ MULTI_FACE = {"couple.jpg", "selfie-many-people.jpg"}
 def identities(faces: Path) -> list[tuple[str, str]]:
     """(path, identity) for every single-person photo whose identity is known."""
     items: list[tuple[str, str]] = []
-    for root, prefix in ((faces / "people" / "tbbt", "tbbt/"), (faces / "people" / "knn" / "train", "")):
+    for root, prefix in (
+        (faces / "people" / "tbbt", "tbbt/"),
+        (faces / "people" / "knn" / "train", ""),
+    ):
         for person in sorted(p for p in root.iterdir() if p.is_dir()):
             items += [(f.path, prefix + person.name) for f in iter_folder(str(person))]
     items += [(str(faces / path), who) for path, who in SINGLE.items()]

@@ -1,6 +1,6 @@
 """Build the benchmark photo sets from the shared face photos, deterministically.
 
-    python benchmarks/make_datasets.py [--faces ../shared/faces] [--out benchmarks/data]
+    python benchmarks/make_datasets.py [--faces PATH/TO/shared/faces] [--out benchmarks/data]
 
 Two sets, each with a ``known/`` folder (one photo per person, named after the person)
 and an ``unknown/`` folder:
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "--faces",
         type=Path,
         default=REPO.parent / "shared" / "faces",
-        help="the shared face photos (default: ../shared/faces next to the repository)",
+        help="the shared face photos (default: the shared/faces folder beside the repository)",
     )
     parser.add_argument(
         "--out",

@@ -157,6 +157,7 @@ def test_jsonl_streams_one_object_per_line(known_files: Path, unknown: Path) -> 
     assert len(objects) == 3 and all(o["status"] == "ok" for o in objects)
 
 
+@pytest.mark.slow
 def test_output_is_identical_for_one_and_two_jobs(known_folders: Path, unknown: Path) -> None:
     one = run(known_folders, unknown, "--format", "json", "--jobs", "1", "--no-cache")
     two = run(known_folders, unknown, "--format", "json", "--jobs", "2", "--no-cache")
@@ -263,6 +264,7 @@ def test_facematch_script_exit_status_for_missing_known(tmp_path: Path) -> None:
     assert done.stderr.strip().startswith("facematch: error: known folder not found")
 
 
+@pytest.mark.slow
 def test_workers_never_import_a_facematch_folder_in_the_current_directory(
     tmp_path: Path, known_files: Path, unknown: Path
 ) -> None:

@@ -49,9 +49,18 @@ def heif_available() -> bool:
     return True
 
 
+@functools.cache
+def native_avif() -> bool:
+    """Whether this Pillow reads AVIF itself (Pillow 11.2+ wheels do)."""
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
 def image_suffixes() -> frozenset[str]:
-    """The suffixes facematch reads; HEIC/HEIF/AVIF only with the heic extra."""
-    return BASE_SUFFIXES | HEIF_SUFFIXES if heif_available() else BASE_SUFFIXES
+    """The suffixes facematch reads; HEIC/HEIF (and AVIF on old Pillow) need the heic extra."""
+    suffixes = BASE_SUFFIXES | ({".avif"} if native_avif() else set())
+    return suffixes | HEIF_SUFFIXES if heif_available() else suffixes
 
 
 def is_image_name(path: Path) -> bool:
@@ -180,7 +189,8 @@ def _decode(
 
 
 def suffix_needs_heif(path: Path) -> bool:
-    return path.suffix.lower() in HEIF_SUFFIXES
+    suffix = path.suffix.lower()
+    return suffix in HEIF_SUFFIXES and not (suffix == ".avif" and native_avif())
 
 
 def _describe(exc: BaseException) -> str:

@@ -56,6 +56,17 @@ def test_heic_with_the_optional_extra(portrait: Image.Image, tmp_path: Path) -> 
     assert faces_in(path) == 1
 
 
+def test_avif(portrait: Image.Image, tmp_path: Path) -> None:
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF support")
+    path = tmp_path / "face.avif"
+    portrait.save(path, quality=90)
+    assert [f.path for f in discover([str(tmp_path)])] == [str(path)]
+    assert faces_in(path) == 1
+
+
 def test_gif_uses_the_first_frame(portrait: Image.Image, tmp_path: Path) -> None:
     blank = Image.new("RGB", portrait.size, "white")
     path = tmp_path / "anim.gif"

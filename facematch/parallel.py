@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.pool import Pool
-from types import TracebackType
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -38,7 +37,7 @@ class Runner(Protocol):
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]: ...
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None: ...
 
 
 class InProcess:
@@ -47,7 +46,7 @@ class InProcess:
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         return map(fn, items)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
@@ -63,31 +62,15 @@ class ProcessPool:
             self._pool = _context().Pool(self.jobs)
         return self._pool.imap(fn, items, chunksize=1)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Wait for the workers to finish, or stop them at once with ``abort``."""
         if self._pool is not None:
-            self._pool.close()
+            if abort:
+                self._pool.terminate()
+            else:
+                self._pool.close()
             self._pool.join()
             self._pool = None
-
-    def terminate(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
-
-    def __enter__(self) -> ProcessPool:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.terminate()
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -122,11 +122,7 @@ class Pipeline:
 
     def close(self, abort: bool = False) -> None:
         if self._runner is not None:
-            terminate = getattr(self._runner, "terminate", None)
-            if abort and terminate is not None:
-                terminate()
-            else:
-                self._runner.close()
+            self._runner.close(abort)
             self._runner = None
         if self.cache is not None:
             self.cache.close()

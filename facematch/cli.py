@@ -28,7 +28,7 @@ Exit status:
   {EXIT_OK}    every input was read (faces found or not)
   {EXIT_PARTIAL}    finished, but some inputs could not be read (see stderr)
   {EXIT_USAGE}    usage error: bad option, missing known folder, no images
-  {EXIT_FATAL}    fatal error: no face in the known folder, broken model files
+  {EXIT_FATAL}    fatal error: no face in the known folder, a worker died
   {EXIT_INTERRUPTED}  interrupted"""
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,8 +11,11 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.pool import Pool
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol, TypeVar
+
+from facematch.errors import WorkerDiedError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,25 +54,34 @@ class InProcess:
 
 
 class ProcessPool:
-    """A pool of worker processes, started on first use and reused until closed."""
+    """A pool of worker processes, started on first use and reused until closed.
+
+    concurrent.futures rather than multiprocessing.Pool: when a worker dies
+    (killed for memory, say) the run stops with an error instead of hanging.
+    """
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self._pool: Pool | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         if self._pool is None:
-            self._pool = _context().Pool(self.jobs)
-        return self._pool.imap(fn, items, chunksize=1)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=_context())
+        return self._map(self._pool, fn, items)
+
+    @staticmethod
+    def _map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        try:
+            yield from pool.map(fn, items)
+        except BrokenProcessPool:
+            raise WorkerDiedError(
+                "a worker process died (out of memory? try fewer --jobs)"
+            ) from None
 
     def close(self, abort: bool = False) -> None:
         """Wait for the workers to finish, or stop them at once with ``abort``."""
         if self._pool is not None:
-            if abort:
-                self._pool.terminate()
-            else:
-                self._pool.close()
-            self._pool.join()
+            self._pool.shutdown(wait=not abort, cancel_futures=abort)
             self._pool = None
 
 

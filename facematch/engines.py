@@ -52,28 +52,44 @@ def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
     if not onnx_available():
         log.warning("onnxruntime is not installed; using dlib's slower descriptor engine")
         return EngineChoice("dlib")
-    from facematch import onnx_encoder
-
     folder = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "facematch"
-    dat = models.model_path("recognition")
     try:
-        path = onnx_encoder.ensure_onnx_model(folder, dat)
-        verified = path.with_name(path.name + ".verified")
-        if not verified.exists():
-            difference = onnx_encoder.verify_against_dlib(
-                onnx_encoder.OnnxEncoder(path), models.dlib_face_encoder()
-            )
-            if difference > MAX_ENGINE_DIFFERENCE:
-                path.unlink(missing_ok=True)
-                raise ModelError(
-                    f"converted model differs from dlib by {difference:.2e} (limit "
-                    f"{MAX_ENGINE_DIFFERENCE:.0e})"
-                )
-            verified.write_text(f"{difference:.3e}\n")
-    except (ModelError, OSError) as exc:
+        path = _ready_model(folder)
+    except ModelError:
+        # A stored model that no longer loads (damaged on disk): convert it afresh, once.
+        try:
+            path = _ready_model(folder, rebuild=True)
+        except (ModelError, OSError) as exc:
+            log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
+            return EngineChoice("dlib")
+    except OSError as exc:
         log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
         return EngineChoice("dlib")
     return EngineChoice("onnx", str(path))
+
+
+def _ready_model(folder: Path, rebuild: bool = False) -> Path:
+    """The converted model, loaded once here to prove it loads, and checked against dlib once."""
+    from facematch import onnx_encoder
+
+    dat = models.model_path("recognition")
+    path = onnx_encoder.ensure_onnx_model(folder, dat)
+    verified = path.with_name(path.name + ".verified")
+    if rebuild:
+        path.unlink(missing_ok=True)
+        verified.unlink(missing_ok=True)
+        path = onnx_encoder.ensure_onnx_model(folder, dat)
+    encoder = onnx_encoder.OnnxEncoder(path)
+    if not verified.exists():
+        difference = onnx_encoder.verify_against_dlib(encoder, models.dlib_face_encoder())
+        if difference > MAX_ENGINE_DIFFERENCE:
+            path.unlink(missing_ok=True)
+            raise ModelError(
+                f"converted model differs from dlib by {difference:.2e} (limit "
+                f"{MAX_ENGINE_DIFFERENCE:.0e})"
+            )
+        verified.write_text(f"{difference:.3e}\n")
+    return path
 
 
 @functools.cache

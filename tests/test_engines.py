@@ -98,3 +98,13 @@ def test_averaging_is_deterministic(data: Path, tmp_path: Path) -> None:
     first = find_faces(image, settings, engines.AveragingEncoder(DlibEncoder(), 4, True))
     again = find_faces(image, settings, engines.encoder(choice, 1, 4, True))
     assert np.linalg.norm(first[0].embedding - again[0].embedding) < 1e-5
+
+
+def test_a_damaged_stored_model_is_converted_again(tmp_path: Path) -> None:
+    first = engines.prepare("onnx", tmp_path)
+    assert first.onnx_model is not None
+    model = Path(first.onnx_model)
+    model.write_bytes(model.read_bytes()[:1000])
+    again = engines.prepare("onnx", tmp_path)
+    assert again == first
+    assert model.stat().st_size > 20_000_000

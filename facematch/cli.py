@@ -6,16 +6,22 @@ Nothing here loads a model or imports dlib/numpy at import time, so
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from facematch import __version__
+from facematch.errors import FacematchError, UsageError
+
+if TYPE_CHECKING:
+    from facematch.faces import EngineName
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -155,145 +161,192 @@ def choose_tolerance(requested: float | str, known_faces: int) -> float:
 
 def fail_with(error: Exception) -> NoReturn:
     """Turn one of our errors into a one-line message and its exit status."""
-    from facematch.errors import UsageError
-
     raise (CliUsageError if isinstance(error, UsageError) else CliError)(str(error)) from None
 
 
-def face_settings(
-    model: str,
-    upsample: int,
-    min_face_size: int | None,
-    landmarks: int = 68,
-    jitters: int = 1,
-    mirror: bool = True,
-    fallback: bool = True,
-) -> Any:
-    """FaceSettings from the command-line options (imported late: --help stays light)."""
-    from facematch.faces import FaceSettings
+def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several click options as one decorator, in the order listed."""
 
-    return FaceSettings(
-        model=model,  # type: ignore[arg-type]
-        upsample=upsample,
-        min_face_size=min_face_size,
-        landmarks=landmarks,
-        jitters=jitters,
-        mirror=mirror,
-        fallback=fallback,
-    )
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
-def jobs_option(fn: F) -> F:
-    fn = click.option(
-        "--cpus",
-        "cpus",
-        type=int,
+DETECTION_OPTIONS = (
+    click.option(
+        "--model",
+        type=click.Choice(["hog", "cnn"]),
+        default="hog",
+        show_default=True,
+        help="Face detector: hog (fast, CPU) or cnn (more accurate, slow without a GPU).",
+    ),
+    click.option(
+        "--min-face-size",
+        type=click.IntRange(min=8),
         default=None,
-        hidden=True,
-        help="Alias of --jobs, as in face_recognition (-1 = all cores).",
-    )(fn)
-    return click.option(
+        metavar="PX",
+        help="Smallest face to find, in pixels of the original image; detection runs "
+        "on a copy just large enough. Default: what face_recognition finds "
+        "(40 px, or 2.5% of the long side of images over 1600 px).",
+    ),
+    click.option(
         "--jobs",
         "-j",
         type=int,
         default=None,
         metavar="N",
         help="Worker processes (default: all cores; -1 or 0 also mean all). Alias: --cpus.",
-    )(fn)
-
-
-def detection_options(default_upsample: int) -> Callable[[F], F]:
-    def decorate(fn: F) -> F:
-        fn = click.option(
-            "--model",
-            type=click.Choice(["hog", "cnn"]),
-            default="hog",
-            show_default=True,
-            help="Face detector: hog (fast, CPU) or cnn (more accurate, slow without a GPU).",
-        )(fn)
-        fn = click.option(
-            "--upsample",
-            type=click.IntRange(0, 4),
-            default=default_upsample,
-            show_default=True,
-            help="Times the detector upsamples the image (finds smaller faces, slower).",
-        )(fn)
-        fn = click.option(
-            "--min-face-size",
-            type=click.IntRange(min=8),
-            default=None,
-            metavar="PX",
-            help="Smallest face to find, in pixels of the original image; detection runs "
-            "on a copy just large enough. Default: what face_recognition finds "
-            "(40 px, or 2.5% of the long side of images over 1600 px).",
-        )(fn)
-        fn = click.option(
-            "--recursive", "-r", is_flag=True, help="Descend into subfolders of UNKNOWN."
-        )(fn)
-        fn = jobs_option(fn)
-        return click.option(
-            "--quiet",
-            "-q",
-            is_flag=True,
-            help="No progress bar and no warnings; errors still show.",
-        )(fn)
-
-    return decorate
-
-
-def encoding_options(fn: F) -> F:
-    fn = click.option(
-        "--engine",
-        type=click.Choice(["onnx", "dlib"]),
+    ),
+    click.option(
+        "--cpus",
+        "cpus",
+        type=int,
         default=None,
-        help="Descriptor engine: onnx (default when onnxruntime is installed; same "
-        "numbers, much faster) or dlib.",
-    )(fn)
-    fn = click.option(
-        "--landmarks",
-        type=click.Choice(["5", "68"]),
-        default="68",
-        show_default=True,
-        help="Landmark model used to align faces (face_recognition used 5).",
-    )(fn)
-    fn = click.option(
-        "--mirror/--no-mirror",
-        default=True,
-        show_default=True,
-        help="Average each face's descriptor with its mirror image's (more accurate).",
-    )(fn)
-    fn = click.option(
-        "--fallback/--no-fallback",
-        default=True,
-        show_default=True,
-        help="When no face is found in a small image, retry with more upsampling, "
-        "then the CNN detector.",
-    )(fn)
-    return click.option(
+        hidden=True,
+        help="Alias of --jobs, as in face_recognition (-1 = all cores).",
+    ),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bar and no warnings; errors still show."
+    ),
+)
+
+ENCODING_OPTIONS = (
+    click.option(
         "--jitters",
         type=click.IntRange(1, 100),
         default=1,
         show_default=True,
         help="Re-sample each face this many times and average (slower, slightly more accurate).",
-    )(fn)
-
-
-def cache_options(fn: F) -> F:
-    fn = click.option(
-        "--no-cache", is_flag=True, help="Neither read nor write the encoding cache."
-    )(fn)
-    return click.option(
+    ),
+    click.option(
+        "--landmarks",
+        type=click.Choice(["5", "68"]),
+        default="68",
+        show_default=True,
+        help="Landmark model used to align faces (face_recognition used 5).",
+    ),
+    click.option(
+        "--mirror/--no-mirror",
+        default=True,
+        show_default=True,
+        help="Average each face's descriptor with its mirror image's (more accurate).",
+    ),
+    click.option(
+        "--fallback/--no-fallback",
+        default=True,
+        show_default=True,
+        help="When no face is found in a small image, retry with more upsampling, "
+        "then the CNN detector.",
+    ),
+    click.option(
+        "--engine",
+        type=click.Choice(["onnx", "dlib"]),
+        default=None,
+        help="Descriptor engine: onnx (default when onnxruntime is installed; same "
+        "numbers, much faster) or dlib.",
+    ),
+    click.option(
         "--cache-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Where to keep the encoding cache (default: the user cache folder, "
         "honouring XDG_CACHE_HOME).",
-    )(fn)
+    ),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the encoding cache."),
+)
+
+recursive_option = click.option(
+    "--recursive", "-r", is_flag=True, help="Descend into subfolders of the folders given."
+)
 
 
-def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | None:
-    if no_cache:
-        return None
+def format_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["compat", "csv", "json", "jsonl"]),
+        default="compat",
+        show_default=True,
+        help=help_text,
+    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options every image command shares, parsed once."""
+
+    settings: Any  # a FaceSettings, imported when a command runs (--help stays light)
+    jobs: int | None
+    quiet: bool
+    cache_dir: Path | None = None
+    engine: EngineName | None = None
+
+    def pipeline(self) -> Any:
+        from facematch.pipeline import Pipeline
+
+        return Pipeline(self.settings, jobs=self.jobs, cache_dir=self.cache_dir, engine=self.engine)
+
+
+def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
+    """Take the shared options out of a command's keyword arguments."""
+    from facematch.faces import FaceSettings
+
+    jobs, cpus = options.pop("jobs"), options.pop("cpus")
+    detection = {key: options.pop(key) for key in ("model", "upsample", "min_face_size")}
+    quiet = options.pop("quiet")
+    if not encoding:
+        return RunOptions(FaceSettings(**detection), jobs if jobs is not None else cpus, quiet)
+    settings = FaceSettings(
+        **detection,
+        landmarks=int(options.pop("landmarks")),
+        jitters=options.pop("jitters"),
+        mirror=options.pop("mirror"),
+        fallback=options.pop("fallback"),
+    )
+    cache_dir, no_cache = options.pop("cache_dir"), options.pop("no_cache")
+    return RunOptions(
+        settings,
+        jobs if jobs is not None else cpus,
+        quiet,
+        None if no_cache else resolve_cache_dir(cache_dir),
+        options.pop("engine"),
+    )
+
+
+def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[F], F]:
+    """The shared options of a command that reads images, handed to it as ``shared``.
+
+    The command also gets stderr logging set up, and our errors turned into a
+    one-line message and exit status.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def command(**options: Any) -> Any:
+            shared = _run_options(options, encoding)
+            setup_logging(shared.quiet)
+            try:
+                return fn(shared=shared, **options)
+            except FacematchError as exc:
+                fail_with(exc)
+
+        upsample = click.option(
+            "--upsample",
+            type=click.IntRange(0, 4),
+            default=default_upsample,
+            show_default=True,
+            help="Times the detector upsamples the image (finds smaller faces, slower).",
+        )
+        extra = ENCODING_OPTIONS if encoding else ()
+        return option_group(*extra, *DETECTION_OPTIONS, upsample)(command)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def resolve_cache_dir(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return cache_dir
     from facematch.cache import default_cache_dir
@@ -313,6 +366,28 @@ def progress_bar(total: int, label: str, quiet: bool) -> Any:
         leave=False,
         disable=quiet or not sys.stderr.isatty(),
     )
+
+
+def find_inputs(inputs: Sequence[str], recursive: bool) -> Any:
+    """The images named on the command line; none at all is a usage error."""
+    from facematch.images import discover
+
+    found = discover(inputs, recursive)
+    if not found:
+        raise UsageError(f"no images found in {', '.join(inputs)}")
+    return found
+
+
+def write_all(results: Iterable[Any], writer: Any) -> int:
+    """Write every result; report each unreadable input on stderr and count them."""
+    unreadable = 0
+    for result in results:
+        if result.status == "error":
+            unreadable += 1
+            log.error("%s: %s", result.path, result.error)
+        writer.write(result)
+    writer.close()
+    return unreadable
 
 
 @click.group(cls=DefaultGroup, epilog=EXIT_CODES_HELP, context_settings={"max_content_width": 100})
@@ -339,17 +414,9 @@ def main() -> None:
 @click.option(
     "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["compat", "csv", "json", "jsonl"]),
-    default="compat",
-    show_default=True,
-    help="Output: face_recognition's lines, CSV, one JSON document, or JSON lines.",
-)
-@encoding_options
-@detection_options(default_upsample=1)
-@cache_options
+@format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
+@recursive_option
+@image_command(default_upsample=1)
 def match(
     known: str,
     unknown: tuple[str, ...],
@@ -357,20 +424,8 @@ def match(
     show_distance: bool,
     all_matches: bool,
     fmt: str,
-    jitters: int,
-    landmarks: str,
-    mirror: bool,
-    fallback: bool,
-    engine: str | None,
-    model: str,
-    upsample: int,
-    min_face_size: int | None,
     recursive: bool,
-    jobs: int | None,
-    cpus: int | None,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
+    shared: RunOptions,
 ) -> None:
     """Name the people of KNOWN in the faces of UNKNOWN images.
 
@@ -379,97 +434,45 @@ def match(
     folder, with all of that person's photos inside. UNKNOWN is one or more
     images or folders (--recursive to descend).
     """
-    setup_logging(quiet)
     from facematch import pipeline as pl
-    from facematch.errors import FacematchError, UsageError
     from facematch.gallery import known_photos
-    from facematch.images import discover
     from facematch.writers import make_writer
 
-    settings = face_settings(
-        model, upsample, min_face_size, int(landmarks), jitters, mirror, fallback
-    )
-    try:
-        photos = known_photos(known)
-        found = discover(unknown, recursive)
-        if not found:
-            raise UsageError(f"no images found in {', '.join(unknown)}")
-        with pl.Pipeline(
-            settings,
-            jobs=jobs if jobs is not None else cpus,
-            cache_dir=resolve_cache_dir(cache_dir, no_cache),
-            engine=engine,  # type: ignore[arg-type]
-        ) as run:
-            with progress_bar(len(photos) + len(found), "faces", quiet) as bar:
-                run.progress = bar.update
-                known_people, encoded = pl.start(run, known, photos, found)
-                unreadable = len(known_people.unreadable)
-                chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
-                writer = make_writer(fmt, sys.stdout, show_distance)
-                results = pl.match(run, known_people, found, chosen, all_matches, encoded)
-                for result in results:
-                    if result.status == "error":
-                        unreadable += 1
-                        log.error("%s: %s", result.path, result.error)
-                    writer.write(result)
-            writer.close()
-    except FacematchError as exc:
-        fail_with(exc)
-    if unreadable:
+    photos = known_photos(known)
+    found = find_inputs(unknown, recursive)
+    with (
+        shared.pipeline() as pipeline,
+        progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
+    ):
+        pipeline.progress = bar.update
+        known_people, encoded = pl.start(pipeline, known, photos, found)
+        chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
+        results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
+        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+    if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["compat", "csv", "json", "jsonl"]),
-    default="compat",
-    show_default=True,
-    help="compat prints face_detection's path,top,right,bottom,left lines.",
-)
-@detection_options(default_upsample=0)
-def detect(
-    paths: tuple[str, ...],
-    fmt: str,
-    model: str,
-    upsample: int,
-    min_face_size: int | None,
-    recursive: bool,
-    jobs: int | None,
-    cpus: int | None,
-    quiet: bool,
-) -> None:
+@format_option("compat prints face_detection's path,top,right,bottom,left lines.")
+@recursive_option
+@image_command(default_upsample=0, encoding=False)
+def detect(paths: tuple[str, ...], fmt: str, recursive: bool, shared: RunOptions) -> None:
     """Print the face boxes found in images, like face_recognition's face_detection."""
-    setup_logging(quiet)
     from facematch import pipeline as pl
-    from facematch.errors import FacematchError, UsageError
     from facematch.faces import DETECTOR_WINDOW
-    from facematch.images import discover
     from facematch.writers import make_detect_writer
 
     # face_detection runs on the full image: the detector's own window is the smallest face.
-    settings = face_settings(model, upsample, min_face_size or DETECTOR_WINDOW // 2**upsample)
-    unreadable = 0
-    try:
-        found = discover(paths, recursive)
-        if not found:
-            raise UsageError(f"no images found in {', '.join(paths)}")
-        writer = make_detect_writer(fmt, sys.stdout)
-        with (
-            progress_bar(len(found), "detect", quiet) as bar,
-            pl.Pipeline(settings, jobs=jobs if jobs is not None else cpus) as run,
-        ):
-            run.progress = bar.update
-            for result in pl.find_boxes(run, found):
-                if result.status == "error":
-                    unreadable += 1
-                    log.error("%s: %s", result.path, result.error)
-                writer.write(result)
-        writer.close()
-    except FacematchError as exc:
-        fail_with(exc)
+    settings = shared.settings
+    if settings.min_face_size is None:
+        smallest = DETECTOR_WINDOW // 2**settings.upsample
+        shared = replace(shared, settings=replace(settings, min_face_size=smallest))
+    found = find_inputs(paths, recursive)
+    with shared.pipeline() as pipeline, progress_bar(len(found), "detect", shared.quiet) as bar:
+        pipeline.progress = bar.update
+        unreadable = write_all(pl.find_boxes(pipeline, found), make_detect_writer(fmt, sys.stdout))
     if unreadable:
         sys.exit(EXIT_PARTIAL)
 
@@ -507,59 +510,30 @@ def detect(
     default="table",
     show_default=True,
 )
-@encoding_options
-@detection_options(default_upsample=1)
-@cache_options
+@image_command(default_upsample=1)
 def evaluate(
     labelled: str,
     tolerance: float | str,
     target_far: float | None,
     plot_file: str | None,
     fmt: str,
-    jitters: int,
-    landmarks: str,
-    mirror: bool,
-    fallback: bool,
-    engine: str | None,
-    model: str,
-    upsample: int,
-    min_face_size: int | None,
-    recursive: bool,
-    jobs: int | None,
-    cpus: int | None,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
+    shared: RunOptions,
 ) -> None:
     """Measure accuracy on a labelled set: a folder with a subfolder per person,
     or a pairs file (CSV file_x,file_y,same; paths relative to the file)."""
-    setup_logging(quiet)
     import json
 
     from facematch import evaluate as ev
-    from facematch import pipeline as pl
-    from facematch.errors import FacematchError
 
-    settings = face_settings(
-        model, upsample, min_face_size, int(landmarks), jitters, mirror, fallback
-    )
-    try:
-        labelled_set = ev.load_labelled(labelled)
-        with (
-            progress_bar(len(labelled_set.images), "encode", quiet) as bar,
-            pl.Pipeline(
-                settings,
-                jobs=jobs if jobs is not None else cpus,
-                cache_dir=resolve_cache_dir(cache_dir, no_cache),
-                engine=engine,  # type: ignore[arg-type]
-            ) as run,
-        ):
-            run.progress = bar.update
-            report = ev.evaluate(run, labelled_set, tolerance, target_far)
-        if plot_file is not None:
-            ev.plot(report, plot_file)
-    except FacematchError as exc:
-        fail_with(exc)
+    labelled_set = ev.load_labelled(labelled)
+    with (
+        shared.pipeline() as pipeline,
+        progress_bar(len(labelled_set.images), "encode", shared.quiet) as bar,
+    ):
+        pipeline.progress = bar.update
+        report = ev.evaluate(pipeline, labelled_set, tolerance, target_far)
+    if plot_file is not None:
+        ev.plot(report, plot_file)
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
@@ -571,30 +545,32 @@ def cache() -> None:
     """Inspect or clear the encoding cache."""
 
 
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None
+)
+
+
 @cache.command("info")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how many images it holds, and its size."""
-    setup_logging(False)
     from facematch.cache import EncodingCache
 
-    folder = resolve_cache_dir(cache_dir, False)
-    assert folder is not None
-    info = EncodingCache(folder).info()
+    setup_logging(False)
+    info = EncodingCache(resolve_cache_dir(cache_dir)).info()
     click.echo(f"path: {info['path']}")
     click.echo(f"images: {info['entries']}")
     click.echo(f"size: {info['bytes'] / 1e6:.1f} MB")
 
 
 @cache.command("clear")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@cache_dir_option
 def cache_clear(cache_dir: Path | None) -> None:
     """Delete every cached encoding."""
-    setup_logging(False)
     from facematch.cache import EncodingCache
 
-    folder = resolve_cache_dir(cache_dir, False)
-    assert folder is not None
+    setup_logging(False)
+    folder = resolve_cache_dir(cache_dir)
     removed = EncodingCache(folder).clear()
     click.echo(f"removed {removed} cached images from {folder}")
 

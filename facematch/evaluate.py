@@ -103,13 +103,8 @@ def load_pairs(path: str) -> LabelledSet:
 
 def embed(pipeline: Pipeline, images: Sequence[str]) -> list[NDArray[np.float64] | None]:
     """The largest face's embedding per image, or None where no face was found."""
-    out: list[NDArray[np.float64] | None] = []
-    for encoded in pipeline.encode(list(images)):
-        if encoded.faces:
-            out.append(max(encoded.faces, key=lambda f: f.box.area).embedding)
-        else:
-            out.append(None)
-    return out
+    faces = [encoded.largest_face for encoded in pipeline.encode(list(images))]
+    return [None if face is None else face.embedding for face in faces]
 
 
 def pair_distances(

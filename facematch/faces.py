@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from facematch import models
-from facematch.images import RGBImage
+from facematch.images import RGBImage, shrink
 
 DetectorName = Literal["hog", "cnn"]
 EngineName = Literal["onnx", "dlib"]
@@ -111,10 +111,17 @@ def working_copy(image: RGBImage, scale: float) -> RGBImage:
     if scale >= 1.0:
         return image
     height, width = image.shape[:2]
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = Image.fromarray(image)
-    small.thumbnail(target, Image.Resampling.LANCZOS)
-    return np.asarray(small)
+    return np.asarray(shrink(Image.fromarray(image), width, height, scale))
+
+
+def _working(
+    image: RGBImage, settings: FaceSettings, full_size: tuple[int, int] | None
+) -> tuple[RGBImage, tuple[int, int]]:
+    """The working copy and the full (height, width): ``image`` is one or the other."""
+    if full_size is not None:
+        return image, full_size
+    full_size = (image.shape[0], image.shape[1])
+    return working_copy(image, settings.working_scale(*full_size)), full_size
 
 
 def trim_box(box: FaceBox, height: int, width: int) -> FaceBox:
@@ -153,11 +160,8 @@ def detect(
     image: like face_recognition, landmarks are predicted from the raw box,
     which matters for faces cut by an edge.
     """
-    if full_size is None:
-        full_size = (image.shape[0], image.shape[1])
-        image = working_copy(image, settings.working_scale(*full_size))
+    image, (height, width) = _working(image, settings, full_size)
     boxes = run_detector(image, settings.model, settings.upsample)
-    height, width = full_size
     if (height, width) == image.shape[:2]:
         return boxes
     sy, sx = height / image.shape[0], width / image.shape[1]
@@ -220,9 +224,7 @@ def detect_with_fallback(
     The retries run on the same working copy, and only where they are
     affordable: on small images, which is also where HOG misses faces most.
     """
-    if full_size is None:
-        full_size = (image.shape[0], image.shape[1])
-        image = working_copy(image, settings.working_scale(*full_size))
+    image, full_size = _working(image, settings, full_size)
     boxes = detect(image, settings, full_size)
     if boxes or not settings.fallback:
         return boxes

@@ -76,9 +76,6 @@ class Gallery:
         owners = np.array([index[name] for name, _ in labelled], dtype=np.intp)
         return cls(names, embeddings, owners)
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def person_distances(self, embedding: NDArray[np.float64]) -> NDArray[np.float64]:
         """Distance from one face to every person (nearest photo of each)."""
         per_photo = np.linalg.norm(self.embeddings - embedding, axis=1)

@@ -178,14 +178,30 @@ def _decode(
     turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
     up_height, up_width = (width, height) if turned else (height, width)
     scale = 1.0 if scale_for is None else scale_for(up_height, up_width)
-    target = (max(1, round(up_width * scale)), max(1, round(up_height * scale)))
     if scale < 1.0:
+        target = scaled_size(up_width, up_height, scale)
         image.draft(None, target[::-1] if turned else target)
     image.load()
     rgb = _to_rgb(ImageOps.exif_transpose(image))
-    if scale < 1.0 and rgb.size != target:
-        rgb.thumbnail(target, Image.Resampling.LANCZOS)
-    return rgb, (up_height, up_width)
+    return shrink(rgb, up_width, up_height, scale), (up_height, up_width)
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def shrink(image: Image.Image, width: int, height: int, scale: float) -> Image.Image:
+    """An image of (width, height) shrunk by ``scale`` as face_recognition shrinks it.
+
+    ``image`` may already be smaller (a JPEG draft); a Lanczos thumbnail brings
+    it to the exact size.
+    """
+    target = scaled_size(width, height, scale)
+    if scale >= 1.0 or image.size == target:
+        return image
+    small = image.copy() if image.size == (width, height) else image
+    small.thumbnail(target, Image.Resampling.LANCZOS)
+    return small
 
 
 def suffix_needs_heif(path: Path) -> bool:

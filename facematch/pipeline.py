@@ -60,6 +60,11 @@ class Encoded:
     error: str | None = None
 
     @property
+    def largest_face(self) -> Face | None:
+        """The face with the largest box (the subject of a portrait), if any."""
+        return max(self.faces, key=lambda face: face.box.area, default=None)
+
+    @property
     def status(self) -> Status:
         if self.error is not None:
             return "error"
@@ -217,10 +222,11 @@ def build_gallery(
     if encoded_photos is None:
         encoded_photos = pipeline.encode([p.path for p in usable])
     for photo, encoded in zip(usable, itertools.islice(encoded_photos, len(usable)), strict=True):
+        largest = encoded.largest_face
         if encoded.error is not None:
             log.error("%s: %s (known photo skipped)", photo.path, encoded.error)
             unreadable.append(photo.path)
-        elif not encoded.faces:
+        elif largest is None:
             log.warning("no face found in known photo %s; skipping it", photo.path)
         else:
             if len(encoded.faces) > 1:
@@ -230,7 +236,6 @@ def build_gallery(
                     photo.path,
                     photo.name,
                 )
-            largest = max(encoded.faces, key=lambda face: face.box.area)
             labelled.append((photo.name, largest.embedding))
     if not labelled:
         raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")

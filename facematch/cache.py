@@ -108,11 +108,13 @@ def faces_from_json(text: str) -> list[Face]:
 class EncodingCache:
     """Read and write cached faces; every failure degrades to a cache miss."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, busy_seconds: float = 60.0) -> None:
         self.directory = directory
+        self.busy_seconds = busy_seconds
         self.path = directory / CACHE_FILE
         self._db: sqlite3.Connection | None = None
         self._broken = False
+        self._busy_reported = False
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
@@ -121,16 +123,16 @@ class EncodingCache:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            self._recover(exc)
+            self._failed(exc)
         except OSError as exc:
             log.warning("cache disabled: cannot use %s: %s", self.directory, exc)
             self._broken = True
         return self._db
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None)
         try:
-            db.execute("PRAGMA busy_timeout = 60000")
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_seconds * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             check = db.execute("PRAGMA quick_check").fetchone()
@@ -147,6 +149,20 @@ class EncodingCache:
             db.close()
             raise
         return db
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> None:
+        """A database error: skip this operation if the file is busy, rebuild it if corrupt.
+
+        SQLite reports locking and I/O trouble as OperationalError; only the
+        other DatabaseErrors ("not a database", "malformed") mean a damaged file.
+        Setting aside a file another process is busy with would lose its entries.
+        """
+        if isinstance(exc, sqlite3.OperationalError):
+            if not self._busy_reported:
+                log.warning("cache %s unavailable for a moment (%s); going on", self.path, exc)
+                self._busy_reported = True
+            return
+        self._recover(exc)
 
     def _recover(self, exc: Exception) -> None:
         """Set a corrupt cache file aside (once) and start a fresh one."""
@@ -174,7 +190,7 @@ class EncodingCache:
                 "SELECT faces FROM faces WHERE digest = ? AND settings = ?", (digest, settings)
             ).fetchone()
         except sqlite3.DatabaseError as exc:
-            self._recover(exc)
+            self._failed(exc)
             return None
         if row is None:
             return None
@@ -193,14 +209,11 @@ class EncodingCache:
                 (digest, settings, faces_to_json(faces, engine), time.time()),
             )
         except sqlite3.DatabaseError as exc:
-            self._recover(exc)
+            self._failed(exc)
 
     def info(self) -> dict[str, Any]:
         """Where the cache is, how many images it holds and its size on disk."""
-        entries = 0
-        db = self._connect()
-        if db is not None:
-            entries = int(db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        entries = self._count()
         size = sum(p.stat().st_size for p in self.directory.glob(CACHE_FILE + "*") if p.is_file())
         return {"path": str(self.path), "entries": entries, "bytes": size}
 
@@ -208,13 +221,15 @@ class EncodingCache:
         """Remove every entry (and set-aside corrupt copies); returns how many entries."""
         entries = 0
         if self.path.exists():
-            db = self._connect()
-            if db is not None:
-                entries = int(db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+            entries = self._count()
             self.close()
         for p in self.directory.glob(CACHE_FILE + "*"):
             p.unlink(missing_ok=True)
         return entries
+
+    def _count(self) -> int:
+        db = self._connect()
+        return 0 if db is None else int(db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def close(self) -> None:
         if self._db is not None:

@@ -155,3 +155,24 @@ def test_a_killed_run_keeps_what_it_had_written(
     assert kept >= 4
     with sqlite3.connect(cache / CACHE_FILE) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_locked_cache_is_skipped_not_rebuilt(
+    known_files: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    capsys.readouterr()
+    holder = sqlite3.connect(cache / CACHE_FILE, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+    try:
+        waiting = EncodingCache(cache, busy_seconds=0.1)
+        assert waiting.get("0" * 64, "settings") is None
+        waiting.put("0" * 64, "settings", [], "onnx")
+        waiting.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert capsys.readouterr().err.count("unavailable for a moment") == 1
+    assert not list(cache.glob("*.corrupt-*"))
+    assert entries(cache) == 3

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facematch.evaluate import embed, evaluate, load_folder, load_pairs, pair_distances
+from facematch.evaluate import evaluate, load_folder, load_pairs
 from facematch.faces import FaceSettings
 from facematch.pipeline import Pipeline
 
@@ -61,10 +61,10 @@ def main() -> None:
         impostor: list[float] = []
         with Pipeline(settings, jobs=args.jobs, cache_dir=None) as run:
             for name, labelled in sets.items():
-                reports[name] = evaluate(run, labelled, args.tolerance)
-                distances, same = pair_distances(embed(run, labelled.images), labelled.pairs)
-                genuine += distances[same & ~np.isnan(distances)].tolist()
-                impostor += distances[~same & ~np.isnan(distances)].tolist()
+                report = reports[name] = evaluate(run, labelled, args.tolerance)
+                found = ~np.isnan(report.distances)
+                genuine += report.distances[report.same & found].tolist()
+                impostor += report.distances[~report.same & found].tolist()
         elapsed = time.perf_counter() - started
         base_time = base_time or elapsed
         spread = np.sqrt((np.var(genuine) + np.var(impostor)) / 2)

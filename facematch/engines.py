@@ -53,19 +53,18 @@ def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
         log.warning("onnxruntime is not installed; using dlib's slower descriptor engine")
         return EngineChoice("dlib")
     folder = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "facematch"
-    try:
-        path = _ready_model(folder)
-    except ModelError:
-        # A stored model that no longer loads (damaged on disk): convert it afresh, once.
+    failure: Exception | None = None
+    # A stored model that no longer loads (damaged on disk) is converted afresh, once.
+    for rebuild in (False, True):
         try:
-            path = _ready_model(folder, rebuild=True)
-        except (ModelError, OSError) as exc:
-            log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
-            return EngineChoice("dlib")
-    except OSError as exc:
-        log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
-        return EngineChoice("dlib")
-    return EngineChoice("onnx", str(path))
+            return EngineChoice("onnx", str(_ready_model(folder, rebuild)))
+        except ModelError as exc:
+            failure = exc
+        except OSError as exc:
+            failure = exc
+            break
+    log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", failure)
+    return EngineChoice("dlib")
 
 
 def _ready_model(folder: Path, rebuild: bool = False) -> Path:

@@ -82,12 +82,23 @@ def encode_image(task: EncodeTask) -> Encoded:
         full = small if small.shape[:2] == full_size else load_rgb(task.path)
         encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
         return Encoded(task.path, tuple(describe(full, boxes, settings, encoder)))
-    except ImageError as exc:
-        return Encoded(task.path, error=str(exc))
-    except MemoryError:
-        return Encoded(task.path, error="out of memory while processing this image")
     except Exception as exc:  # a per-image failure must never stop the run
-        return Encoded(task.path, error=f"internal error: {type(exc).__name__}: {exc}")
+        return Encoded(task.path, error=failure_message(exc))
+
+
+def failure_message(exc: Exception) -> str:
+    """One line saying why an image failed: ours are already phrased for users."""
+    if isinstance(exc, ImageError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory while processing this image"
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def paired(found: Sequence[Found], results: Iterator[R]) -> Iterator[tuple[Found, R | None]]:
+    """Each input with its result, in order; inputs already known to be unreadable get None."""
+    for item in found:
+        yield item, (None if item.problem is not None else next(results))
 
 
 class Pipeline:
@@ -303,11 +314,10 @@ def match(
     found = list(unknown)
     if encoded is None:
         encoded = pipeline.encode([f.path for f in found if f.problem is None])
-    for item in found:
-        if item.problem is not None:
+    for item, image in paired(found, encoded):
+        if image is None:
             yield ImageResult(item.path, "error", item.problem)
             continue
-        image = next(encoded)
         yield ImageResult(
             image.path,
             image.status,
@@ -329,10 +339,8 @@ def detect_image(task: DetectTask) -> ImageResult:
     try:
         small, (height, width) = load_scaled(task.path, task.settings.working_scale)
         boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
-    except ImageError as exc:
-        return ImageResult(task.path, "error", str(exc))
     except Exception as exc:  # a per-image failure must never stop the run
-        return ImageResult(task.path, "error", f"internal error: {type(exc).__name__}: {exc}")
+        return ImageResult(task.path, "error", failure_message(exc))
     faces = tuple(FaceMatch(box, None, None) for box in boxes)
     return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
 
@@ -342,12 +350,8 @@ def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResu
     items = list(found)
     tasks = [DetectTask(f.path, pipeline.settings) for f in items if f.problem is None]
     detected = pipeline.run(detect_image, tasks)
-    for item in items:
-        result = (
-            ImageResult(item.path, "error", item.problem)
-            if item.problem is not None
-            else next(detected)
-        )
+    for item, boxes in paired(items, detected):
+        result = boxes if boxes is not None else ImageResult(item.path, "error", item.problem)
         if pipeline.progress is not None:
             pipeline.progress(1)
         yield result

@@ -24,7 +24,8 @@ from facematch.evaluate import evaluate, load_folder, load_pairs
 from facematch.faces import FaceSettings
 from facematch.pipeline import Pipeline
 
-BASE = FaceSettings(fallback=False)
+# face_recognition's own configuration, spelled out: the defaults have moved on.
+BASE = FaceSettings(landmarks=5, mirror=False, fallback=False)
 CONFIGS = {
     "face_recognition defaults (hog, 5-pt, 1 jitter)": BASE,
     "+ detection fallback": replace(BASE, fallback=True),

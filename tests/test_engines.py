@@ -46,36 +46,15 @@ def test_cached_entries_are_shared_across_engines(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
-    dlib_run = run(
-        known_files,
-        data / "obama2.jpg",
-        "--engine",
-        "dlib",
-        "--cache-dir",
-        cache,
-        "-j",
-        "1",
-        "--format",
-        "json",
-    )
+    args = (known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1", "--format", "json")
+    dlib_run = run(*args, "--engine", "dlib")
     stored = EncodingCache(cache)
     engines_used = {
         json.loads(row[0])["engine"]
         for row in stored._connect().execute("SELECT faces FROM faces")  # type: ignore[union-attr]
     }
     assert engines_used == {"dlib"}
-    onnx_run = run(
-        known_files,
-        data / "obama2.jpg",
-        "--engine",
-        "onnx",
-        "--cache-dir",
-        cache,
-        "-j",
-        "1",
-        "--format",
-        "json",
-    )
+    onnx_run = run(*args, "--engine", "onnx")
     assert onnx_run.stdout == dlib_run.stdout
     assert stored.info()["entries"] == 3
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from facematch import models
 from facematch.faces import rect_to_box, trim_box
-from facematch.images import _to_rgb, heif_available
+from facematch.images import heif_available, to_rgb
 
 Css = tuple[int, int, int, int]
 
@@ -27,7 +27,7 @@ def load_image_file(file: str | Path | IO[bytes], mode: str = "RGB") -> NDArray[
     heif_available()
     with Image.open(file) as image:
         upright = ImageOps.exif_transpose(image)
-        converted = _to_rgb(upright) if mode == "RGB" else upright.convert(mode)
+        converted = to_rgb(upright) if mode == "RGB" else upright.convert(mode)
         return np.array(converted)
 
 

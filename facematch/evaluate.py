@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from facematch import metrics
 from facematch.calibration import auto_tolerance
 from facematch.errors import UsageError
-from facematch.images import iter_folder
+from facematch.images import iter_folder, visible_entries
 from facematch.pipeline import Pipeline
 
 TRUE_WORDS = {"yes", "true", "1", "y"}
@@ -55,8 +55,7 @@ def load_folder(folder: str) -> LabelledSet:
     """Every image under each person's subfolder; all pairs among them are labelled."""
     images: list[str] = []
     people: list[str] = []
-    with os.scandir(folder) as it:
-        subfolders = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    subfolders = [e.name for e in visible_entries(folder) if e.is_dir()]
     for person in subfolders:
         for found in iter_folder(os.path.join(folder, person), recursive=True):
             if found.problem is None:

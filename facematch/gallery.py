@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facematch.errors import UsageError
-from facematch.images import is_image_name, iter_folder
+from facematch.images import is_image_name, iter_folder, visible_entries
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ def known_photos(known_dir: str) -> list[KnownPhoto]:
     if not os.path.isdir(known_dir):
         raise UsageError(f"KNOWN must be a folder of photos, not a file: {known_dir}")
     photos: list[KnownPhoto] = []
-    with os.scandir(known_dir) as it:
-        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
-    for entry in entries:
+    for entry in visible_entries(known_dir):
         path = os.path.join(known_dir, entry.name)
         if entry.is_dir():
             photos.extend(

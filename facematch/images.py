@@ -76,7 +76,8 @@ class Found:
     problem: str | None = None
 
 
-def _entries(folder: Path) -> list[os.DirEntry[str]]:
+def visible_entries(folder: str | Path) -> list[os.DirEntry[str]]:
+    """A folder's entries sorted by name, without hidden ones (``.name``, macOS ``._name``)."""
     with os.scandir(folder) as it:
         return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
 
@@ -88,7 +89,7 @@ def iter_folder(folder: str, recursive: bool = False) -> Iterator[Found]:
     skipped. A folder whose name looks like an image is reported, not skipped,
     so a user who expected a photo there learns why nothing came of it.
     """
-    for entry in _entries(Path(folder)):
+    for entry in visible_entries(folder):
         path = os.path.join(folder, entry.name)
         if entry.is_dir():
             if is_image_name(Path(entry.name)):
@@ -117,7 +118,7 @@ def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:
     return [found[k] for k in sorted(found)]
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any Pillow mode, keeping the full range of 16-bit and float data."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         data = np.asarray(image, dtype=np.float64)
@@ -182,7 +183,7 @@ def _decode(
         target = scaled_size(up_width, up_height, scale)
         image.draft(None, target[::-1] if turned else target)
     image.load()
-    rgb = _to_rgb(ImageOps.exif_transpose(image))
+    rgb = to_rgb(ImageOps.exif_transpose(image))
     return shrink(rgb, up_width, up_height, scale), (up_height, up_width)
 
 

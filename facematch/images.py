@@ -194,15 +194,13 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
 def shrink(image: Image.Image, width: int, height: int, scale: float) -> Image.Image:
     """An image of (width, height) shrunk by ``scale`` as face_recognition shrinks it.
 
-    ``image`` may already be smaller (a JPEG draft); a Lanczos thumbnail brings
-    it to the exact size.
+    ``image`` may already be smaller (a JPEG draft); a Lanczos thumbnail, made
+    in place (callers pass images of their own), brings it to the exact size.
     """
     target = scaled_size(width, height, scale)
-    if scale >= 1.0 or image.size == target:
-        return image
-    small = image.copy() if image.size == (width, height) else image
-    small.thumbnail(target, Image.Resampling.LANCZOS)
-    return small
+    if scale < 1.0 and image.size != target:
+        image.thumbnail(target, Image.Resampling.LANCZOS)
+    return image
 
 
 def suffix_needs_heif(path: Path) -> bool:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from facematch import models
-from facematch.faces import rect_to_box, trim_box
+from facematch.faces import fits_detector, rect_to_box, trim_box
 from facematch.images import heif_available, to_rgb
 
 Css = tuple[int, int, int, int]
@@ -34,6 +34,8 @@ def load_image_file(file: str | Path | IO[bytes], mode: str = "RGB") -> NDArray[
 def _raw_face_locations(
     img: NDArray[np.uint8], number_of_times_to_upsample: int, model: str
 ) -> list[Any]:
+    if not fits_detector(img, number_of_times_to_upsample):
+        return []  # too small for any face, and unsafe to hand dlib's CNN
     if model == "cnn":
         return list(models.cnn_detector()(img, number_of_times_to_upsample))
     return list(models.hog_detector()(img, number_of_times_to_upsample))
@@ -57,6 +59,8 @@ def batch_face_locations(
     images: Sequence[NDArray[np.uint8]], number_of_times_to_upsample: int = 1, batch_size: int = 128
 ) -> list[list[Css]]:
     """CNN face boxes for a batch of same-sized images (a GPU build of dlib batches them)."""
+    if not all(fits_detector(img, number_of_times_to_upsample) for img in images):
+        return [face_locations(img, number_of_times_to_upsample, "cnn") for img in images]
     detections = models.cnn_detector()(
         list(images), number_of_times_to_upsample, batch_size=batch_size
     )

@@ -30,6 +30,10 @@ CHIP_PADDING = 0.25
 DETECTOR_WINDOW = 80
 # face_recognition's CLI shrinks unknown images to 1600 px before detecting.
 REFERENCE_LONG_SIDE = 1600
+# No face fits in an image narrower than half the window at the detector's
+# scale, and dlib's CNN detector corrupts the heap on images a few pixels
+# wide (measured: up to 8 px at its scale), so such inputs never reach dlib.
+MIN_DETECTOR_SIDE = DETECTOR_WINDOW // 2
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,19 @@ def box_to_rect(box: FaceBox) -> Any:
     return dlib.rectangle(box.left, box.top, box.right, box.bottom)
 
 
+def fits_detector(image: NDArray[Any], upsample: int) -> bool:
+    """Whether an image is large enough, at the detector's scale, to hold a face."""
+    return image.ndim >= 2 and min(image.shape[:2]) * 2**upsample >= MIN_DETECTOR_SIDE
+
+
 def run_detector(image: RGBImage, model: DetectorName, upsample: int) -> list[FaceBox]:
-    """Raw detector boxes on this very image; they may reach past its edges."""
+    """Raw detector boxes on this very image; they may reach past its edges.
+
+    An image too small to hold a face at the detector's scale has none, and
+    is never handed to dlib (see MIN_DETECTOR_SIDE).
+    """
+    if not fits_detector(image, upsample):
+        return []
     if model == "cnn":
         rects = [d.rect for d in models.cnn_detector()(image, upsample)]
     else:

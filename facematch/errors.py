@@ -26,9 +26,5 @@ class ModelError(FacematchError):
     """A model file is missing, truncated, or not the model we expect."""
 
 
-class WorkerDiedError(FacematchError):
-    """A worker process died (killed for memory, say), so the run cannot finish."""
-
-
 class ImageError(FacematchError):
     """One image could not be read or is unusable; its message says why in one line."""

@@ -86,13 +86,23 @@ def encode_image(task: EncodeTask) -> Encoded:
         return Encoded(task.path, error=failure_message(exc))
 
 
+def encode_failed(task: EncodeTask, reason: str) -> Encoded:
+    """The result of an image whose worker process died reading it."""
+    return Encoded(task.path, error=reason)
+
+
 def failure_message(exc: Exception) -> str:
     """One line saying why an image failed: ours are already phrased for users."""
     if isinstance(exc, ImageError):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "out of memory while processing this image"
-    return f"internal error: {type(exc).__name__}: {exc}"
+    return f"internal error: {type(exc).__name__}: {first_line(str(exc))}"
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of a (possibly many-line, e.g. dlib's) message."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def paired(found: Sequence[Found], results: Iterator[R]) -> Iterator[tuple[Found, R | None]]:
@@ -154,13 +164,18 @@ class Pipeline:
         """Whether work on ``count`` images stays in this process (no pool to start)."""
         return count <= 1 or self.jobs == 1
 
-    def run(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
-        """Results of ``fn`` over ``tasks`` in order, on the pool when it pays."""
+    def run(
+        self, fn: Callable[[T], R], tasks: Sequence[T], failed: Callable[[T, str], R]
+    ) -> Iterator[R]:
+        """Results of ``fn`` over ``tasks`` in order, on the pool when it pays.
+
+        ``failed(task, reason)`` is the result of a task whose worker died.
+        """
         if self.solo(len(tasks)):
-            return InProcess().map(fn, tasks)
+            return InProcess().map(fn, tasks, failed)
         if self._runner is None:
             self._runner = make_runner(self.runner_name, self.jobs)
-        return self._runner.map(fn, tasks)
+        return self._runner.map(fn, tasks, failed)
 
     def encode(self, paths: Sequence[str]) -> Iterator[Encoded]:
         """Encoded images in the order of ``paths``, from the cache where possible."""
@@ -178,7 +193,7 @@ class Pipeline:
         if misses:
             threads = self.jobs if self.solo(len(misses)) else 1
             tasks = [EncodeTask(paths[i], self.settings, self.engine, threads) for i in misses]
-            results = self.run(encode_image, tasks)
+            results = self.run(encode_image, tasks, encode_failed)
         for i, path in enumerate(paths):
             if i in cached:
                 encoded = Encoded(path, tuple(cached[i]))
@@ -198,8 +213,8 @@ class Pipeline:
             return None
         try:
             return file_digest(path)
-        except OSError:
-            return None
+        except (OSError, ImageError):
+            return None  # the encoder reports why it cannot be read
 
 
 @dataclass(frozen=True)
@@ -345,11 +360,16 @@ def detect_image(task: DetectTask) -> ImageResult:
     return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
 
 
+def detect_failed(task: DetectTask, reason: str) -> ImageResult:
+    """The row of an image whose worker process died reading it."""
+    return ImageResult(task.path, "error", reason)
+
+
 def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResult]:
     """Face boxes for every input, in input order."""
     items = list(found)
     tasks = [DetectTask(f.path, pipeline.settings) for f in items if f.problem is None]
-    detected = pipeline.run(detect_image, tasks)
+    detected = pipeline.run(detect_image, tasks, detect_failed)
     for item, boxes in paired(items, detected):
         result = boxes if boxes is not None else ImageResult(item.path, "error", item.problem)
         if pipeline.progress is not None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from facematch.faces import Face, FaceBox, FaceSettings
+from facematch.images import open_regular
 
 log = logging.getLogger("facematch")
 
@@ -42,8 +43,8 @@ def default_cache_dir() -> Path:
 
 
 def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes."""
-    with open(path, "rb") as f:
+    """SHA-256 of a regular file's bytes (raises ImageError for a FIFO, device, ...)."""
+    with open_regular(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 

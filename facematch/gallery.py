@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facematch.errors import UsageError
-from facematch.images import is_image_name, iter_folder, visible_entries
+from facematch.images import file_problem, is_image_name, iter_folder, visible_entries
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,19 @@ def known_photos(known_dir: str) -> list[KnownPhoto]:
     if not os.path.isdir(known_dir):
         raise UsageError(f"KNOWN must be a folder of photos, not a file: {known_dir}")
     photos: list[KnownPhoto] = []
-    for entry in visible_entries(known_dir):
+    try:
+        entries = visible_entries(known_dir)
+    except OSError as exc:
+        raise UsageError(f"cannot read the known folder {known_dir}: {exc.strerror}") from None
+    for entry in entries:
         path = os.path.join(known_dir, entry.name)
-        if entry.is_dir():
+        if os.path.isdir(path):
             photos.extend(
                 KnownPhoto(entry.name, found.path, found.problem)
                 for found in iter_folder(path, recursive=True)
             )
         elif is_image_name(Path(entry.name)):
-            photos.append(KnownPhoto(Path(entry.name).stem, path))
+            photos.append(KnownPhoto(Path(entry.name).stem, path, file_problem(path)))
     if not photos:
         raise UsageError(f"no images in the known folder: {known_dir}")
     return photos

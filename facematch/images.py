@@ -10,7 +10,11 @@ and refuses decompression bombs before decoding them.
 from __future__ import annotations
 
 import functools
+import io
+import logging
 import os
+import re
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +38,12 @@ MAX_PIXELS = 150_000_000
 ORIENTATION_TAG = 0x0112
 
 RGBImage = NDArray[np.uint8]
+# Modes of more than 8 bits per sample, scaled down to 8-bit gray.
+WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+# Rows converted at a time from 16-bit and 32-bit images, to bound memory.
+CONVERT_ROWS = 256
+
+log = logging.getLogger("facematch")
 
 
 @functools.cache
@@ -82,22 +92,108 @@ def visible_entries(folder: str | Path) -> list[os.DirEntry[str]]:
         return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
 
 
-def iter_folder(folder: str, recursive: bool = False) -> Iterator[Found]:
+FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be an image file (no such file, a FIFO, ...), or None.
+
+    Only regular files are ever opened: a FIFO or a device blocks or never
+    ends, so it is refused by its type before anything reads it.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.islink(path) else "no such file or directory"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory, not an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file: {FILE_KINDS.get(stat.S_IFMT(info.st_mode), 'special file')}"
+    return None
+
+
+def open_regular(path: str | Path) -> io.BufferedReader:
+    """Open a regular file for reading without ever blocking on a FIFO or device.
+
+    O_NONBLOCK makes opening a FIFO return at once; the type is then checked
+    on the open file itself, so a file swapped after discovery is caught too.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImageError("no such file") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as exc:
+        raise ImageError(f"cannot open: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ImageError("is a directory, not an image file")
+        kind = FILE_KINDS.get(stat.S_IFMT(mode), "special file")
+        raise ImageError(f"not a regular file: {kind}")
+    if flags & getattr(os, "O_NONBLOCK", 0) and hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def iter_folder(
+    folder: str, recursive: bool = False, visited: set[tuple[int, int]] | None = None
+) -> Iterator[Found]:
     """Image files in a folder, sorted by name, descending into subfolders if asked.
 
     Hidden files (``.name``, including macOS ``._name`` resource forks) are
     skipped. A folder whose name looks like an image is reported, not skipped,
-    so a user who expected a photo there learns why nothing came of it.
+    so a user who expected a photo there learns why nothing came of it; so is
+    an image name that is not a regular file (a FIFO, a broken link) and a
+    folder that cannot be listed. Links to folders are followed, each folder
+    searched once (a link loop is reported as a warning and not followed).
     """
-    for entry in visible_entries(folder):
+    visited = set() if visited is None else visited
+    try:
+        info = os.stat(folder)
+        entries = visible_entries(folder)
+    except OSError as exc:
+        yield Found(folder, f"cannot read folder: {exc.strerror or exc}")
+        return
+    visited.add((info.st_dev, info.st_ino))
+    for entry in entries:
         path = os.path.join(folder, entry.name)
-        if entry.is_dir():
+        if _is_dir(entry):
             if is_image_name(Path(entry.name)):
                 yield Found(path, "is a directory, not an image file")
             if recursive:
-                yield from iter_folder(path, recursive=True)
+                yield from _subfolder(path, visited)
         elif is_image_name(Path(entry.name)):
-            yield Found(path)
+            yield Found(path, file_problem(path))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop or an unreadable link: not a folder we can search
+        return False
+
+
+def _subfolder(path: str, visited: set[tuple[int, int]]) -> Iterator[Found]:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        yield Found(path, f"cannot read folder: {exc.strerror or exc}")
+        return
+    if (info.st_dev, info.st_ino) in visited:
+        log.warning("%s: a link to a folder already searched; not following it", path)
+        return
+    yield from iter_folder(path, recursive=True, visited=visited)
 
 
 def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:
@@ -107,27 +203,44 @@ def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:
     not its name, decides whether it is an image.
     """
     found: dict[str, Found] = {}
+    visited: set[tuple[int, int]] = set()
     for item in inputs:
         if os.path.isdir(item):
-            for f in iter_folder(item, recursive):
+            for f in iter_folder(item, recursive, visited):
                 found.setdefault(f.path, f)
-        elif os.path.exists(item):
-            found.setdefault(item, Found(item))
         else:
-            found.setdefault(item, Found(item, "no such file or directory"))
+            found.setdefault(item, Found(item, file_problem(item)))
     return [found[k] for k in sorted(found)]
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any Pillow mode, keeping the full range of 16-bit and float data."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        data = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(data.max()), 1.0)
-        gray = np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode in WIDE_MODES:
+        return Image.fromarray(_to_8bit(image), mode="L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _to_8bit(image: Image.Image) -> NDArray[np.uint8]:
+    """A 16-bit, 32-bit or float image scaled to 8 bits, a band of rows at a time.
+
+    16-bit data is scaled by integer arithmetic (0..65535 to 0..255); 32-bit
+    and float data by its own maximum. Only one band is ever widened, so
+    memory stays near the size of the image itself.
+    """
+    width, height = image.size
+    sixteen = image.mode.startswith("I;16")
+    top = 65535.0 if sixteen else max(float(image.getextrema()[1] or 0), 1.0)  # type: ignore[arg-type]
+    gray = np.empty((height, width), dtype=np.uint8)
+    for y in range(0, height, CONVERT_ROWS):
+        band = np.asarray(image.crop((0, y, width, min(y + CONVERT_ROWS, height))))
+        if sixteen:
+            gray[y : y + len(band)] = (band.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+        else:
+            scaled = np.clip(band.astype(np.float32) * np.float32(255.0 / top), 0, 255)
+            gray[y : y + len(band)] = np.nan_to_num(scaled).astype(np.uint8)
+    return gray
 
 
 def open_upright(
@@ -144,17 +257,17 @@ def open_upright(
     is not a readable image of a sane size.
     """
     if isinstance(file, str | Path):
-        if os.path.isdir(file):
-            raise ImageError("is a directory, not an image file")
-        if not os.path.exists(file):
-            raise ImageError("no such file")
         if suffix_needs_heif(Path(file)) and not heif_available():
             raise ImageError(
                 "HEIC/HEIF/AVIF needs the optional extra: pip install 'facematch[heic]'"
             )
+        with open_regular(file) as stream:
+            return open_upright(stream, scale_for, max_pixels)
     try:
+        # Pillow's warnings (corrupt EXIF, truncated data) concern metadata we
+        # cope with; they must not reach the user's terminal, -q or not.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             with Image.open(file) as image:
                 return _decode(image, scale_for, max_pixels)
     except ImageError:
@@ -162,9 +275,16 @@ def open_upright(
     except PermissionError:
         raise ImageError("permission denied") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"decompression bomb refused: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageError(_bomb(exc, max_pixels)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError) as exc:
         raise ImageError(_describe(exc)) from None
+
+
+def _bomb(exc: Exception, max_pixels: int) -> str:
+    """Pillow's own bomb refusal, reworded with the limit that applies (ours)."""
+    size = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = f"{int(size.group(1)) / 1e6:.0f} MP" if size else "too many pixels"
+    return f"image is {pixels}, over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
 
 
 def _decode(
@@ -183,8 +303,11 @@ def _decode(
         target = scaled_size(up_width, up_height, scale)
         image.draft(None, target[::-1] if turned else target)
     image.load()
-    rgb = to_rgb(ImageOps.exif_transpose(image))
-    return shrink(rgb, up_width, up_height, scale), (up_height, up_width)
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in WIDE_MODES:  # shrink the 8-bit gray copy, then widen it to RGB
+        gray = Image.fromarray(_to_8bit(upright), mode="L")
+        return to_rgb(shrink(gray, up_width, up_height, scale)), (up_height, up_width)
+    return shrink(to_rgb(upright), up_width, up_height, scale), (up_height, up_width)
 
 
 def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:

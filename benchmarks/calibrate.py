@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     items = identities(args.faces)
     with Pipeline(FaceSettings(), cache_dir=None) as run:
-        embeddings = embed(run, [path for path, _ in items])
+        embeddings, _ = embed(run, [path for path, _ in items])
     genuine, impostor = [], []
     for (i, (_, a)), (j, (_, b)) in itertools.combinations(enumerate(items), 2):
         ei, ej = embeddings[i], embeddings[j]

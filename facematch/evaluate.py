@@ -9,6 +9,7 @@ and every pair or probe that needs it counts as an error, never dropped.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from facematch.calibration import auto_tolerance
 from facematch.errors import UsageError
 from facematch.images import iter_folder, visible_entries
 from facematch.pipeline import Pipeline
+from facematch.text import printable
+
+log = logging.getLogger("facematch")
 
 TRUE_WORDS = {"yes", "true", "1", "y"}
 FALSE_WORDS = {"no", "false", "0", "n"}
@@ -36,6 +40,8 @@ class LabelledSet:
     images: tuple[str, ...]
     people: tuple[str, ...] | None = None
     pairs: tuple[tuple[int, int, bool], ...] = ()
+    # Paths found in the set that cannot be read at all (unreadable folder, FIFO...).
+    problems: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -55,17 +61,23 @@ def load_folder(folder: str) -> LabelledSet:
     """Every image under each person's subfolder; all pairs among them are labelled."""
     images: list[str] = []
     people: list[str] = []
-    subfolders = [e.name for e in visible_entries(folder) if e.is_dir()]
+    problems: list[tuple[str, str]] = []
+    try:
+        subfolders = [e.name for e in visible_entries(folder) if e.is_dir()]
+    except OSError as exc:
+        raise UsageError(f"cannot read {folder}: {exc.strerror or exc}") from None
     for person in subfolders:
         for found in iter_folder(os.path.join(folder, person), recursive=True):
             if found.problem is None:
                 images.append(found.path)
                 people.append(person)
+            else:
+                problems.append((found.path, found.problem))
     if len(set(people)) < 2:
         raise UsageError(f"need at least two people (subfolders with photos) in {folder}")
     n = len(images)
     pairs = tuple((i, j, people[i] == people[j]) for i in range(n) for j in range(i + 1, n))
-    return LabelledSet(folder, tuple(images), tuple(people), pairs)
+    return LabelledSet(folder, tuple(images), tuple(people), pairs, tuple(problems))
 
 
 def parse_same(value: str, where: str) -> bool:
@@ -82,28 +94,46 @@ def load_pairs(path: str) -> LabelledSet:
     base = os.path.dirname(path)
     images: dict[str, int] = {}
     pairs: list[tuple[int, int, bool]] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) < 3:
-                raise UsageError(f"{path}:{number}: expected file_x,file_y,same")
-            first, second, label = (cell.strip() for cell in row[:3])
-            paths = [os.path.join(base, p) for p in (first, second)]
-            if number == 1 and not any(os.path.exists(p) for p in paths):
-                continue  # a header row
-            same = parse_same(label, f"{path}:{number}")
-            ids = [images.setdefault(p, len(images)) for p in paths]
-            pairs.append((ids[0], ids[1], same))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for number, row in enumerate(csv.reader(f), start=1):
+                if not row or not "".join(row).strip():
+                    continue
+                if len(row) < 3:
+                    raise UsageError(f"{path}:{number}: expected file_x,file_y,same")
+                first, second, label = (cell.strip() for cell in row[:3])
+                paths = [os.path.join(base, p) for p in (first, second)]
+                if number == 1 and not any(os.path.exists(p) for p in paths):
+                    continue  # a header row
+                same = parse_same(label, f"{path}:{number}")
+                ids = [images.setdefault(p, len(images)) for p in paths]
+                pairs.append((ids[0], ids[1], same))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a UTF-8 text file of pairs (file_x,file_y,same)") from None
+    except (csv.Error, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(f"cannot read the pairs file {path}: {reason}") from None
     if not pairs:
         raise UsageError(f"no pairs in {path}")
     return LabelledSet(path, tuple(images), None, tuple(pairs))
 
 
-def embed(pipeline: Pipeline, images: Sequence[str]) -> list[NDArray[np.float64] | None]:
-    """The largest face's embedding per image, or None where no face was found."""
-    faces = [encoded.largest_face for encoded in pipeline.encode(list(images))]
-    return [None if face is None else face.embedding for face in faces]
+def embed(
+    pipeline: Pipeline, images: Sequence[str]
+) -> tuple[list[NDArray[np.float64] | None], list[tuple[str, str]]]:
+    """The largest face's embedding per image (None where there is none), and read errors.
+
+    An image that cannot be read has no embedding either (its pairs count as
+    errors), but it is reported apart from the images with no face found.
+    """
+    embeddings: list[NDArray[np.float64] | None] = []
+    unreadable: list[tuple[str, str]] = []
+    for encoded in pipeline.encode(list(images)):
+        face = encoded.largest_face
+        embeddings.append(None if face is None else face.embedding)
+        if encoded.error is not None:
+            unreadable.append((encoded.path, encoded.error))
+    return embeddings, unreadable
 
 
 def pair_distances(
@@ -150,6 +180,7 @@ class Report:
     images: int
     no_face: list[str]
     verification: dict[str, Any]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     identification: dict[str, Any] | None = None
     recommendation: dict[str, Any] | None = None
     distances: NDArray[np.float64] = field(default_factory=lambda: np.empty(0), repr=False)
@@ -162,6 +193,7 @@ class Report:
             "tolerance": self.tolerance,
             "images": self.images,
             "no_face": self.no_face,
+            "unreadable": [{"path": p, "error": e} for p, e in self.unreadable],
             "verification": self.verification,
             "identification": self.identification,
             "recommendation": self.recommendation,
@@ -213,7 +245,12 @@ def identification(
     """
     matrix, owner, names = person_matrix(embeddings, people)
     with_another = np.array([people.count(p) > 1 for p in people])
-    known = metrics.open_set(matrix[with_another], owner[with_another], tolerance)
+    # A set where nobody has a second photo has no known probes, only strangers.
+    known = (
+        metrics.open_set(matrix[with_another], owner[with_another], tolerance)
+        if with_another.any()
+        else metrics.OpenSet(0, 0, 0, 0, 0, 0, 0)
+    )
     strangers = matrix.copy()
     strangers[np.arange(len(owner)), owner] = np.nan
     no_face = np.array([e is None for e in embeddings])
@@ -223,7 +260,9 @@ def identification(
     right = known.correct + unknown.stranger_rejected + unknown.no_face_stranger
     return {
         "people": len(names),
-        "rank1": _opt(metrics.rank1(matrix[with_another], owner[with_another])),
+        "rank1": _opt(metrics.rank1(matrix[with_another], owner[with_another]))
+        if with_another.any()
+        else None,
         "known_probes": known.total,
         "correct": known.correct,
         "wrong_person": known.wrong_person,
@@ -249,14 +288,23 @@ def evaluate(
     if not isinstance(tolerance, float | int):
         gallery = 1 if labelled.people is None else max(len(labelled.images) - 1, 1)
         tolerance = auto_tolerance(gallery)
-    embeddings = embed(pipeline, labelled.images)
+    embeddings, unreadable = embed(pipeline, labelled.images)
+    unreadable = list(labelled.problems) + unreadable
+    for path, error in unreadable:
+        log.error("%s: %s", path, error)
+    failed = {path for path, _ in unreadable}
     distances, same = pair_distances(embeddings, labelled.pairs)
     report = Report(
         source=labelled.source,
         kind=labelled.kind,
         tolerance=tolerance,
         images=len(labelled.images),
-        no_face=[p for p, e in zip(labelled.images, embeddings, strict=True) if e is None],
+        no_face=[
+            p
+            for p, e in zip(labelled.images, embeddings, strict=True)
+            if e is None and p not in failed
+        ],
+        unreadable=unreadable,
         verification=verification(distances, same, tolerance),
         distances=distances,
         same=same,
@@ -282,7 +330,7 @@ def render(report: Report) -> str:
     """The report as a readable table."""
     lines = [
         f"{report.source}: {report.images} images ({report.kind}), "
-        f"{len(report.no_face)} without a face found",
+        f"{len(report.no_face)} without a face found, {len(report.unreadable)} unreadable",
         "",
         "verification",
     ]
@@ -290,7 +338,7 @@ def render(report: Report) -> str:
         "pairs": "pairs",
         "same_pairs": "same-person pairs",
         "different_pairs": "different-person pairs",
-        "pairs_without_face": "pairs with no face found (counted as errors)",
+        "pairs_without_face": "pairs with no face found or unreadable (errors)",
         "accuracy": f"accuracy at tolerance {report.tolerance:g}",
         "best_threshold": "best threshold",
         "best_accuracy": "accuracy at best threshold",
@@ -333,7 +381,10 @@ def render(report: Report) -> str:
             lines.append(f"  {'true-accept rate there':<46} {_show(rec['tar'])}")
             lines.append(f"  {'false-accept rate there':<46} {_show(rec['far'])}")
     if report.no_face:
-        lines += ["", "no face found in:"] + [f"  {p}" for p in report.no_face]
+        lines += ["", "no face found in:"] + [f"  {printable(p)}" for p in report.no_face]
+    if report.unreadable:
+        lines += ["", "could not read:"]
+        lines += [f"  {printable(p)}: {printable(e)}" for p, e in report.unreadable]
     return "\n".join(lines) + "\n"
 
 

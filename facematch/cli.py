@@ -6,9 +6,12 @@ Nothing here loads a model or imports dlib/numpy at import time, so
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +22,7 @@ import click
 
 from facematch import __version__
 from facematch.errors import FacematchError, UsageError
+from facematch.text import printable
 
 if TYPE_CHECKING:
     from facematch.faces import EngineName
@@ -28,14 +32,18 @@ EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141
+EXIT_TERMINATED = 143
 
 EXIT_CODES_HELP = f"""\b
 Exit status:
   {EXIT_OK}    every input was read (faces found or not)
   {EXIT_PARTIAL}    finished, but some inputs could not be read (see stderr)
   {EXIT_USAGE}    usage error: bad option, missing known folder, no images
-  {EXIT_FATAL}    fatal error: no face in the known folder, a worker died
-  {EXIT_INTERRUPTED}  interrupted"""
+  {EXIT_FATAL}    fatal error: no face in the known folder, output not writable
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_OUTPUT_CLOSED}  the output was closed early (e.g. piped to head)
+  {EXIT_TERMINATED}  terminated (SIGTERM)"""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,9 +65,22 @@ class CliUsageError(CliError):
     exit_code = EXIT_USAGE
 
 
+class OutputClosed(Exception):
+    """Whoever reads our output stopped reading (``| head``): not an error of ours."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; a BaseException so that nothing on the way swallows it."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"facematch: {record.levelname.lower()}: {record.getMessage()}", err=True)
+        message = printable(record.getMessage())
+        click.echo(f"facematch: {record.levelname.lower()}: {message}", err=True)
 
 
 def setup_logging(quiet: bool) -> None:
@@ -372,21 +393,35 @@ def find_inputs(inputs: Sequence[str], recursive: bool) -> Any:
     """The images named on the command line; none at all is a usage error."""
     from facematch.images import discover
 
+    if not any(os.path.lexists(item) for item in inputs):
+        raise UsageError(f"no such file or directory: {', '.join(inputs)}")
     found = discover(inputs, recursive)
     if not found:
         raise UsageError(f"no images found in {', '.join(inputs)}")
     return found
 
 
+@contextlib.contextmanager
+def writing() -> Any:
+    """Turn a failed write to stdout into a one-line error, or OutputClosed for a closed pipe."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise OutputClosed from None
+        raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
+
+
 def write_all(results: Iterable[Any], writer: Any) -> int:
     """Write every result; report each unreadable input on stderr and count them."""
     unreadable = 0
-    for result in results:
-        if result.status == "error":
-            unreadable += 1
-            log.error("%s: %s", result.path, result.error)
-        writer.write(result)
-    writer.close()
+    with writing():
+        for result in results:
+            if result.status == "error":
+                unreadable += 1
+                log.error("%s: %s", result.path, result.error)
+            writer.write(result)
+        writer.close()
     return unreadable
 
 
@@ -534,10 +569,14 @@ def evaluate(
         report = ev.evaluate(pipeline, labelled_set, tolerance, target_far)
     if plot_file is not None:
         ev.plot(report, plot_file)
-    if fmt == "json":
-        click.echo(json.dumps(report.as_json(), indent=2))
-    else:
-        click.echo(ev.render(report), nl=False)
+    with writing():
+        if fmt == "json":
+            click.echo(json.dumps(report.as_json(), indent=2))
+        else:
+            click.echo(ev.render(report), nl=False)
+        sys.stdout.flush()
+    if report.unreadable:
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.group()
@@ -576,7 +615,14 @@ def cache_clear(cache_dir: Path | None) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Entry point that also maps interrupts and closed pipes to exit statuses."""
+    """Entry point that also maps interrupts, SIGTERM and closed pipes to exit statuses."""
+    for stream in (sys.stdout, sys.stderr):
+        # A name that the locale cannot encode is escaped, never a crash mid-run.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    previous = None
+    with contextlib.suppress(ValueError):  # not in the main thread: leave SIGTERM alone
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -584,17 +630,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("facematch: interrupted", err=True)
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("facematch: interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except Terminated:
+        click.echo("facematch: terminated", err=True)
+        return EXIT_TERMINATED
+    except (OutputClosed, BrokenPipeError):
+        _discard_stdout()
+        return EXIT_OUTPUT_CLOSED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
-    return EXIT_OK
 
 
 def entry() -> None:

@@ -2,6 +2,9 @@
 
 ``compat`` prints face_recognition's exact lines (sentinel names included);
 ``csv``, ``json`` and ``jsonl`` carry a status and an error for every input.
+Every text field goes through :func:`facematch.text.printable` (undecodable
+bytes and control characters as ``\\xNN``), and CSV cells are also kept from
+running as spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Protocol, TextIO
 
 from facematch.gallery import Match
 from facematch.pipeline import FaceMatch, ImageResult
+from facematch.text import printable, spreadsheet_safe
 
 CSV_HEADER = (
     "path",
@@ -50,6 +54,7 @@ class CompatWriter:
         self.show_distance = show_distance
 
     def _line(self, path: str, name: str, distance: float | None) -> None:
+        path, name = printable(path), printable(name)
         if self.show_distance:
             self.out.write(f"{path},{name},{distance}\n")
         else:
@@ -77,14 +82,17 @@ class CsvWriter:
         self.csv = csv.writer(out, lineterminator="\n")
         self.csv.writerow(CSV_HEADER)
 
+    def _row(self, cells: list[str | int | float]) -> None:
+        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
+
     def write(self, result: ImageResult) -> None:
         if not result.faces:
             row = [result.path, "", "", "", "", "", "", "", result.status, result.error or ""]
-            self.csv.writerow([*row, "", "", ""])
+            self._row([*row, "", "", ""])
             return
         for index, face in enumerate(result.faces):
             runner_up = face.runner_up
-            self.csv.writerow(
+            self._row(
                 [
                     result.path,
                     index,
@@ -108,14 +116,14 @@ def _blank(value: float | None) -> str | float:
 
 
 def _match(m: Match | None) -> dict[str, Any] | None:
-    return None if m is None else {"name": m.name, "distance": _round(m.distance)}
+    return None if m is None else {"name": printable(m.name), "distance": _round(m.distance)}
 
 
 def face_json(face: FaceMatch) -> dict[str, Any]:
     top, right, bottom, left = face.box.css()
     return {
         "box": {"top": top, "right": right, "bottom": bottom, "left": left},
-        "name": face.name,
+        "name": None if face.name is None else printable(face.name),
         "distance": _round(face.distance),
         "matches": [_match(m) for m in face.matches],
         "runner_up": _match(face.runner_up),
@@ -124,11 +132,17 @@ def face_json(face: FaceMatch) -> dict[str, Any]:
 
 def result_json(result: ImageResult) -> dict[str, Any]:
     return {
-        "path": result.path,
+        "path": printable(result.path),
         "status": result.status,
-        "error": result.error,
+        "error": None if result.error is None else printable(result.error),
         "faces": [face_json(f) for f in result.faces],
     }
+
+
+def _json_line(out: TextIO, value: Any) -> str:
+    """JSON text: UTF-8 as it is where the stream takes it, \\u escapes where it does not."""
+    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+    return json.dumps(value, ensure_ascii=encoding not in ("utf-8", "utf8"))
 
 
 class JsonWriter:
@@ -141,7 +155,7 @@ class JsonWriter:
 
     def write(self, result: ImageResult) -> None:
         self.out.write(",\n  " if self.count else "\n  ")
-        self.out.write(json.dumps(result_json(result), ensure_ascii=False))
+        self.out.write(_json_line(self.out, result_json(result)))
         self.count += 1
 
     def close(self) -> None:
@@ -156,7 +170,7 @@ class JsonLinesWriter:
         self.out = out
 
     def write(self, result: ImageResult) -> None:
-        self.out.write(json.dumps(result_json(result), ensure_ascii=False) + "\n")
+        self.out.write(_json_line(self.out, result_json(result)) + "\n")
         self.out.flush()
 
     def close(self) -> None:
@@ -171,7 +185,8 @@ class DetectCompatWriter:
 
     def write(self, result: ImageResult) -> None:
         for face in result.faces:
-            self.out.write(f"{result.path},{','.join(str(v) for v in face.box.css())}\n")
+            box = ",".join(str(v) for v in face.box.css())
+            self.out.write(f"{printable(result.path)},{box}\n")
 
     def close(self) -> None:
         self.out.flush()

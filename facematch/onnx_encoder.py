@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facematch import runtime
 from facematch.errors import ModelError
 from facematch.onnx_convert import (
     CHIP_SIZE,
@@ -52,8 +53,7 @@ class OnnxEncoder:
         The session is built from the very bytes that were hashed (``self.sha256``),
         so the file cannot change between the check and the load.
         """
-        import onnxruntime
-
+        onnxruntime = runtime.onnxruntime()
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         options = onnxruntime.SessionOptions()

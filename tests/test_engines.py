@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -205,3 +207,46 @@ def test_the_marker_is_not_written_through_a_link(
     assert_gives_dlib_embeddings(choice)
     assert not marker.is_symlink() and marker.is_file()
     assert target.read_text() == "someone else's file\n" if target_exists else not target.exists()
+
+
+TELEMETRY_RUN = """
+import json, multiprocessing, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from facematch.pipeline import EncodeTask, Pipeline, encode_image
+
+data, cache = Path(sys.argv[1]), Path(sys.argv[2])
+with Pipeline(jobs=2, cache_dir=cache) as pipeline:  # forkserver workers
+    encoded = pipeline.encode([str(data / "obama.jpg"), str(data / "biden.jpg")])
+    faces = [len(e.faces) for e in encoded]
+    engine = pipeline.engine
+main = os.environ.get("ORT_DISABLE_TELEMETRY")
+os.environ["ORT_DISABLE_TELEMETRY"] = "0"  # a spawned worker starts without our setting
+task = EncodeTask(str(data / "obama2.jpg"), pipeline.settings, engine)
+with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    faces.append(len(pool.submit(encode_image, task).result().faces))
+    worker = pool.submit(os.getenv, "ORT_DISABLE_TELEMETRY").result()
+print(json.dumps({"engine": engine.name, "faces": faces, "main": main, "worker": worker}))
+"""
+
+
+def test_onnx_runtime_telemetry_is_off_in_the_main_process_and_in_workers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".cache").mkdir(parents=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "ORT_DISABLE_TELEMETRY": "0",  # "0" leaves it on; facematch must say "1"
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_RUN, str(DATA), str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report == {"engine": "onnx", "faces": [1, 1, 1], "main": "1", "worker": "1"}
+    assert not [p for p in home.rglob("*") if p.name == "Microsoft"]

@@ -6,7 +6,9 @@ that changes the result, so renaming or touching a file keeps its entry and
 editing it does not. Each entry is committed on its own in WAL mode: a crash
 loses nothing already written, and several processes may share the file.
 A cache that turns out corrupt is reported once, set aside and rebuilt: the
-cache may cost time, never a wrong answer.
+cache may cost time, never a wrong answer. For damage SQLite cannot see (a
+changed digit in a stored embedding), every entry carries the SHA-256 of its
+key and text; an entry that does not match it is a miss, encoded again.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from facematch.faces import Face, FaceBox, FaceSettings
 log = logging.getLogger("facematch")
 
 CACHE_FILE = "encodings.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: entries carry a checksum (table ``entries``); 1 had none (table ``faces``)."""
 # Bump when detection, alignment or encoding change in a way settings don't capture.
 PIPELINE_VERSION = 1
 
@@ -105,6 +108,20 @@ def faces_from_json(text: str) -> list[Face]:
     return faces
 
 
+def entry_checksum(digest: str, settings: str, faces: str) -> str:
+    """SHA-256 of an entry's key and stored text, stored beside it to catch silent damage."""
+    return hashlib.sha256("\0".join((digest, settings, faces)).encode()).hexdigest()
+
+
+def _schema(db: sqlite3.Connection) -> int:
+    """The schema version a database was last set up for (0 for a new one)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    try:
+        return int(row[0]) if row is not None else 0
+    except ValueError:
+        return 0
+
+
 class EncodingCache:
     """Read and write cached faces; every failure degrades to a cache miss."""
 
@@ -115,6 +132,7 @@ class EncodingCache:
         self._db: sqlite3.Connection | None = None
         self._broken = False
         self._busy_reported = False
+        self._damage_reported = False
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
@@ -138,17 +156,24 @@ class EncodingCache:
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS faces ("
-                " digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
-                " created REAL NOT NULL, PRIMARY KEY (digest, settings))"
-            )
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._set_up(db)
         except BaseException:
             db.close()
             raise
         return db
+
+    @staticmethod
+    def _set_up(db: sqlite3.Connection) -> None:
+        """Create the tables; entries of older schemas (without a checksum) are dropped."""
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS entries ("
+            " digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
+            " checksum TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (digest, settings))"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        if _schema(db) < SCHEMA_VERSION:
+            db.execute("DROP TABLE IF EXISTS faces")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _failed(self, exc: sqlite3.DatabaseError) -> None:
         """A database error: skip this operation if the file is busy, rebuild it if corrupt.
@@ -182,31 +207,45 @@ class EncodingCache:
             self._broken = True
 
     def get(self, digest: str, settings: str) -> list[Face] | None:
+        """The faces stored for an image and settings; None on a miss or a damaged entry."""
         db = self._connect()
         if db is None:
             return None
         try:
             row = db.execute(
-                "SELECT faces FROM faces WHERE digest = ? AND settings = ?", (digest, settings)
+                "SELECT faces, checksum FROM entries WHERE digest = ? AND settings = ?",
+                (digest, settings),
             ).fetchone()
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
             return None
         if row is None:
             return None
+        text, checksum = row
         try:
-            return faces_from_json(row[0])
-        except (ValueError, KeyError, TypeError):
+            if checksum != entry_checksum(digest, settings, text):
+                raise ValueError("checksum mismatch")
+            return faces_from_json(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._damaged(exc)
             return None
 
+    def _damaged(self, exc: Exception) -> None:
+        """One warning per run for entries that fail their checksum (they are encoded again)."""
+        if not self._damage_reported:
+            log.warning("cache %s has damaged entries (%s); encoding them again", self.path, exc)
+            self._damage_reported = True
+
     def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
+        """Store an image's faces, replacing any entry for the same image and settings."""
         db = self._connect()
         if db is None:
             return
+        text = faces_to_json(faces, engine)
         try:
             db.execute(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?)",
-                (digest, settings, faces_to_json(faces, engine), time.time()),
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",
+                (digest, settings, text, entry_checksum(digest, settings, text), time.time()),
             )
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
@@ -229,7 +268,7 @@ class EncodingCache:
 
     def _count(self) -> int:
         db = self._connect()
-        return 0 if db is None else int(db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return 0 if db is None else int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
     def close(self) -> None:
         if self._db is not None:

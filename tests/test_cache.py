@@ -7,13 +7,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from facematch import pipeline
-from facematch.cache import CACHE_FILE, EncodingCache
+from facematch.cache import CACHE_FILE, EncodingCache, file_digest
 from facematch.cli import main
 
 
@@ -176,3 +177,69 @@ def test_a_locked_cache_is_skipped_not_rebuilt(
     assert capsys.readouterr().err.count("unavailable for a moment") == 1
     assert not list(cache.glob("*.corrupt-*"))
     assert entries(cache) == 3
+
+
+def entry_table(conn: sqlite3.Connection) -> str:
+    """The table holding entries, whatever the schema calls it."""
+    (table,) = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%faces TEXT%'"
+    ).fetchone()
+    return str(table)
+
+
+def edit_entry(cache_dir: Path, digest: str, change: Callable[[str], str]) -> None:
+    """Rewrite one entry's stored faces text in place, as damage SQLite cannot see would."""
+    with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
+        table = entry_table(conn)
+        ((text,),) = conn.execute(f"SELECT faces FROM {table} WHERE digest = ?", (digest,))
+        conn.execute(f"UPDATE {table} SET faces = ? WHERE digest = ?", (change(text), digest))
+
+
+def other_digits(text: str) -> str:
+    """The same JSON with digits of the embedding swapped: still 128 finite numbers."""
+    head, tail = text.split('"embedding": [', 1)
+    numbers, rest = tail.split("]", 1)
+    return f'{head}"embedding": [{numbers.translate(str.maketrans("1234", "8765"))}]{rest}'
+
+
+def test_an_entry_changed_on_disk_is_encoded_again(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    good = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert good.stdout.strip().endswith("Barack Obama")
+    edit_entry(cache, file_digest(str(known_files / "Barack Obama.jpg")), other_digits)
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.exit_code == 0
+    assert again.stdout == good.stdout
+    assert again.stderr.count("damaged") == 1
+    third = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert third.stdout == good.stdout and "damaged" not in third.stderr  # overwritten
+
+
+def test_entries_of_schema_1_have_no_checksum_and_are_misses(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    good = run(known_files, data / "obama2.jpg", "--cache-dir", scratch, "-j", "1")
+    with sqlite3.connect(scratch / CACHE_FILE) as conn:
+        table = entry_table(conn)
+        rows = list(conn.execute(f"SELECT digest, settings, faces FROM {table}"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with sqlite3.connect(cache / CACHE_FILE) as old:  # as schema 1 left it, with wrong embeddings
+        old.execute(
+            "CREATE TABLE faces (digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
+            " created REAL NOT NULL, PRIMARY KEY (digest, settings))"
+        )
+        old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        old.execute("INSERT INTO meta VALUES ('schema', '1')")
+        old.executemany(
+            "INSERT INTO faces VALUES (?, ?, ?, 0)", [(d, k, other_digits(f)) for d, k, f in rows]
+        )
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.stdout == good.stdout
+    assert "damaged" not in again.stderr and "corrupt" not in again.stderr
+    assert entries(cache) == 3
+    with sqlite3.connect(cache / CACHE_FILE) as conn:
+        assert entry_table(conn) != "faces"  # the old entries are gone

@@ -60,7 +60,7 @@ def test_cached_entries_are_shared_across_engines(
     stored = EncodingCache(cache)
     engines_used = {
         json.loads(row[0])["engine"]
-        for row in stored._connect().execute("SELECT faces FROM faces")  # type: ignore[union-attr]
+        for row in stored._connect().execute("SELECT faces FROM entries")  # type: ignore[union-attr]
     }
     assert engines_used == {"dlib"}
     onnx_run = run(*args, "--engine", "onnx")

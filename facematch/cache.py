@@ -9,6 +9,8 @@ A cache that turns out corrupt is reported once, set aside and rebuilt: the
 cache may cost time, never a wrong answer. For damage SQLite cannot see (a
 changed digit in a stored embedding), every entry carries the SHA-256 of its
 key and text; an entry that does not match it is a miss, encoded again.
+Embeddings are biometric data: a cache folder facematch creates is 0700 and
+its database files 0600 (see facematch.private for existing folders).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from facematch.faces import Face, FaceBox, FaceSettings
+from facematch.private import create_private_file, make_private_folder
 
 log = logging.getLogger("facematch")
 
@@ -138,7 +141,7 @@ class EncodingCache:
         if self._db is not None or self._broken:
             return self._db
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_folder(self.directory)
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
@@ -148,6 +151,7 @@ class EncodingCache:
         return self._db
 
     def _open(self) -> sqlite3.Connection:
+        create_private_file(self.path)  # before SQLite makes it 0644; -wal and -shm follow
         db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_seconds * 1000)}")

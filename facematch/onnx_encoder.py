@@ -25,6 +25,7 @@ from facematch.onnx_convert import (
     OUTPUT_NAME,
     convert,
 )
+from facematch.private import make_private_folder
 
 BATCH_SIZE = 16
 """Chips per inference call; dlib's own batch size, and where the speed-up levels off."""
@@ -137,7 +138,7 @@ def ensure_onnx_model(cache_dir: Path, dat_path: Path, rebuild: bool = False) ->
     if onnx_path.is_file() and not rebuild:
         return onnx_path
     try:
-        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(onnx_path.parent)
         convert(dat_path, onnx_path)
     except OSError as err:
         raise ModelError(

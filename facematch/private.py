@@ -23,6 +23,37 @@ log = logging.getLogger("facematch")
 PRIVATE_FOLDER = 0o700
 
 
+def make_private_folder(path: Path) -> None:
+    """Create ``path`` and each missing parent 0700; folders that exist keep their modes.
+
+    Only what facematch creates is made private: an existing folder's mode is its
+    owner's choice (a cache shared read-only with a group, say), so it is left
+    alone; ``chmod -R go= <folder>`` closes an old cache made before this rule.
+    """
+    if path.is_dir():
+        return
+    if path.parent != path:
+        make_private_folder(path.parent)
+    try:
+        path.mkdir(mode=PRIVATE_FOLDER)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 unless something (a link too) is there already.
+
+    For files that others fill in, such as SQLite's: it gives a new database's
+    -wal and -shm files the database file's own mode.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
 def is_private_folder(path: Path) -> bool:
     """Whether ``path`` itself (not a link's target) is a folder of ours no one else may use."""
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -243,3 +245,30 @@ def test_entries_of_schema_1_have_no_checksum_and_are_misses(
     assert entries(cache) == 3
     with sqlite3.connect(cache / CACHE_FILE) as conn:
         assert entry_table(conn) != "faces"  # the old entries are gone
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_what_the_cache_stores_only_its_owner_can_read(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "new" / "cache"
+    done = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert done.exit_code == 0
+    (model,) = (cache / "models").glob("*.onnx")
+    private = {
+        tmp_path / "new": 0o700,
+        cache: 0o700,
+        cache / "models": 0o700,
+        model: 0o600,
+        model.with_name(model.name + ".verified"): 0o600,
+        cache / CACHE_FILE: 0o600,
+    }
+    opened = EncodingCache(cache)
+    assert opened.get("0" * 64, "settings") is None  # a reader: the -wal and -shm files exist
+    for suffix in ("-wal", "-shm"):
+        private[cache / (CACHE_FILE + suffix)] = 0o600
+    assert {path: oct(mode(path)) for path in private} == {p: oct(m) for p, m in private.items()}
+    opened.close()

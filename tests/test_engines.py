@@ -157,6 +157,8 @@ def test_a_model_planted_in_the_shared_temp_folder_is_not_used(
     model = Path(str(choice.onnx_model))
     assert model != planted
     assert_private_folder(model.parent.parent)
+    assert_private_folder(model.parent)
+    assert stat.S_IMODE(model.stat().st_mode) == 0o600
 
 
 def test_a_stored_model_that_is_not_the_verified_one_is_converted_again(

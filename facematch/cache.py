@@ -125,24 +125,38 @@ def _schema(db: sqlite3.Connection) -> int:
         return 0
 
 
-class EncodingCache:
-    """Read and write cached faces; every failure degrades to a cache miss."""
+def _primary_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code for an error (the low byte of its extended code)."""
+    return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF
 
-    def __init__(self, directory: Path, busy_seconds: float = 60.0) -> None:
+
+class EncodingCache:
+    """Read and write cached faces; every failure degrades to a cache miss.
+
+    ``read_only`` opens the cache for reading alone; it is also chosen by itself
+    when the folder or the database file is not writable (a shared, pre-filled
+    cache), or SQLite finds it read-only. Hits are served then, and new
+    encodings are not saved (with one warning).
+    """
+
+    def __init__(
+        self, directory: Path, busy_seconds: float = 60.0, read_only: bool = False
+    ) -> None:
         self.directory = directory
         self.busy_seconds = busy_seconds
+        self.read_only = read_only
         self.path = directory / CACHE_FILE
         self._db: sqlite3.Connection | None = None
         self._broken = False
-        self._busy_reported = False
-        self._damage_reported = False
+        self._reported: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
             return self._db
         try:
-            make_private_folder(self.directory)
-            self._db = self._open()
+            if not self.read_only and not self._writable():
+                self.read_only = True
+            self._db = self._open_read_only() if self.read_only else self._open_writable()
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
         except OSError as exc:
@@ -150,17 +164,63 @@ class EncodingCache:
             self._broken = True
         return self._db
 
+    def _writable(self) -> bool:
+        """Whether we may write the database and, for SQLite's -wal and -shm, its folder."""
+        if not self.directory.exists():
+            return True  # to be created (or that fails and says why)
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            return False
+        return not self.path.exists() or os.access(self.path, os.W_OK)
+
+    def _open_writable(self) -> sqlite3.Connection:
+        make_private_folder(self.directory)
+        try:
+            return self._open()
+        except sqlite3.OperationalError as exc:
+            if _primary_code(exc) != sqlite3.SQLITE_READONLY:
+                raise
+        self.read_only = True  # a read-only file system, say
+        return self._open_read_only()
+
     def _open(self) -> sqlite3.Connection:
+        """A connection that reads and writes, in WAL mode, with the tables set up."""
         create_private_file(self.path)  # before SQLite makes it 0644; -wal and -shm follow
         db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None)
+        return self._checked(db, writable=True)
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that only reads (``mode=ro``).
+
+        A WAL database needs its -shm index even to be read; where there is none
+        and the folder is not writable, SQLite cannot create it, so we read the
+        file as immutable (no locks, a leftover -wal unread): that may cost
+        misses, not wrong answers, as each entry carries its checksum.
+        """
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            return self._checked(self._connect_uri(uri), writable=False)
+        except sqlite3.OperationalError:
+            if os.access(self.directory, os.W_OK):
+                raise
+        return self._checked(self._connect_uri(f"{uri}&immutable=1"), writable=False)
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=self.busy_seconds, isolation_level=None)
+
+    def _checked(self, db: sqlite3.Connection, writable: bool) -> sqlite3.Connection:
+        """``db`` once it passes a quick check (set up, if writable); else closed, and raise."""
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_seconds * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
+            if writable:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            self._set_up(db)
+            if writable:
+                self._set_up(db)
+            elif _schema(db) != SCHEMA_VERSION:
+                raise OSError(f"read-only, without entries of schema {SCHEMA_VERSION}")
         except BaseException:
             db.close()
             raise
@@ -180,21 +240,43 @@ class EncodingCache:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _failed(self, exc: sqlite3.DatabaseError) -> None:
-        """A database error: skip this operation if the file is busy, rebuild it if corrupt.
+        """A database error: say what it is (once each) and skip this operation, or rebuild.
 
-        SQLite reports locking and I/O trouble as OperationalError; only the
-        other DatabaseErrors ("not a database", "malformed") mean a damaged file.
-        Setting aside a file another process is busy with would lose its entries.
+        SQLite reports locking, read-only files, a full disk and I/O trouble as
+        OperationalError; only the other DatabaseErrors ("not a database",
+        "malformed") mean a damaged file. Setting aside a file another process
+        is busy with would lose its entries.
         """
-        if isinstance(exc, sqlite3.OperationalError):
-            if not self._busy_reported:
-                log.warning("cache %s unavailable for a moment (%s); going on", self.path, exc)
-                self._busy_reported = True
+        if not isinstance(exc, sqlite3.OperationalError):
+            self._recover(exc)
             return
-        self._recover(exc)
+        code = _primary_code(exc)
+        if code == sqlite3.SQLITE_READONLY:
+            self.read_only = True
+            self._warn_read_only()
+        elif code == sqlite3.SQLITE_FULL:
+            self._warn_once("full", "cache %s: the disk is full; new encodings are not saved")
+        elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            self._warn_once("busy", "cache %s unavailable for a moment (%s); going on", exc)
+        else:
+            self._warn_once("trouble", "cache %s cannot be used (%s); going on", exc)
+
+    def _warn_read_only(self) -> None:
+        self._warn_once("read-only", "cache %s is read-only; new encodings are not saved")
+
+    def _warn_once(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` (with this cache's path, then ``args``) when ``kind`` first occurs."""
+        if kind not in self._reported:
+            self._reported.add(kind)
+            log.warning(message, self.path, *args)
 
     def _recover(self, exc: Exception) -> None:
-        """Set a corrupt cache file aside (once) and start a fresh one."""
+        """Set a corrupt cache file aside (once) and start a fresh one; read-only, stop using it."""
+        if self.read_only:
+            log.warning("cache file %s is corrupt (%s); not using it", self.path, exc)
+            self.close()
+            self._broken = True
+            return
         log.warning("cache file %s is corrupt (%s); rebuilding it", self.path, exc)
         if self._db is not None:
             self._db.close()
@@ -236,14 +318,15 @@ class EncodingCache:
 
     def _damaged(self, exc: Exception) -> None:
         """One warning per run for entries that fail their checksum (they are encoded again)."""
-        if not self._damage_reported:
-            log.warning("cache %s has damaged entries (%s); encoding them again", self.path, exc)
-            self._damage_reported = True
+        self._warn_once("damaged", "cache %s has damaged entries (%s); encoding them again", exc)
 
     def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
         """Store an image's faces, replacing any entry for the same image and settings."""
         db = self._connect()
         if db is None:
+            return
+        if self.read_only:
+            self._warn_read_only()
             return
         text = faces_to_json(faces, engine)
         try:

@@ -272,3 +272,107 @@ def test_what_the_cache_stores_only_its_owner_can_read(
         private[cache / (CACHE_FILE + suffix)] = 0o600
     assert {path: oct(mode(path)) for path in private} == {p: oct(m) for p, m in private.items()}
     opened.close()
+
+
+def permissions_bind() -> list[str]:
+    """A command prefix under which file permissions bind a child process, even as root.
+
+    Root ignores them through CAP_DAC_OVERRIDE; setpriv runs the child without it.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    prefix = [str(setpriv), "--bounding-set=-dac_override,-dac_read_search"]
+    if setpriv is None or subprocess.run([*prefix, "true"], capture_output=True).returncode:
+        pytest.skip("running as root, where permissions do not bind, and setpriv cannot drop that")
+    return prefix
+
+
+def facematch_run(prefix: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "facematch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("folder_writable", [False, True], ids=["read-only folder", "writable"])
+def test_a_read_only_cache_serves_hits_and_says_it_saves_nothing(
+    known_files: Path, data: Path, tmp_path: Path, folder_writable: bool
+) -> None:
+    prefix = permissions_bind()
+    cache = tmp_path / "shared"
+    first = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    # Without its model folder, any encoding now warns: the model cannot be stored there.
+    shutil.rmtree(cache / "models")
+    (cache / CACHE_FILE).chmod(0o400)
+    cache.chmod(0o700 if folder_writable else 0o500)
+    try:
+        warm = facematch_run(
+            prefix, known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1"
+        )
+        new = tmp_path / "new.jpg"
+        shutil.copy(data / "obama3.jpg", new)
+        more = facematch_run(prefix, known_files, new, "--cache-dir", cache, "-j", "1")
+    finally:
+        cache.chmod(0o700)
+    assert (warm.returncode, warm.stdout, warm.stderr) == (0, first.stdout, "")
+    assert more.returncode == 0 and more.stdout.strip().endswith("Barack Obama")
+    assert more.stderr.count("is read-only; new encodings are not saved") == 1, more.stderr
+    assert "for a moment" not in more.stderr
+    assert entries(cache) == 3
+
+
+def stored_key(cache_dir: Path) -> str:
+    """The settings key of a cache's entries (all made with one set of settings)."""
+    with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
+        ((key,),) = conn.execute(f"SELECT DISTINCT settings FROM {entry_table(conn)}")
+    return str(key)
+
+
+@pytest.fixture
+def filled(
+    known_files: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, str, str]:
+    """A cache filled by a real run, its settings key, and the digest of an image in it."""
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    capsys.readouterr()
+    return cache, stored_key(cache), file_digest(str(data / "obama2.jpg"))
+
+
+def test_a_cache_opened_read_only_serves_hits_and_writes_nothing(
+    filled: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, key, digest = filled
+    before = (cache / CACHE_FILE).read_bytes()
+    reader = EncodingCache(cache, read_only=True)
+    hit = reader.get(digest, key)
+    assert hit is not None and len(hit) == 1
+    reader.put("0" * 64, key, hit, "onnx")
+    reader.put("1" * 64, key, hit, "onnx")
+    assert reader.get("0" * 64, key) is None
+    reader.close()
+    assert capsys.readouterr().err.count("is read-only; new encodings are not saved") == 1
+    assert (cache / CACHE_FILE).read_bytes() == before
+    assert entries(cache) == 3
+
+
+def test_a_full_disk_is_reported_as_such(
+    filled: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, key, digest = filled
+    full = EncodingCache(cache)
+    hit = full.get(digest, key)
+    db = full._connect()
+    assert hit is not None and db is not None
+    db.execute("PRAGMA max_page_count = 1")  # SQLite now answers SQLITE_FULL to any growth
+    for i in range(3):
+        full.put(f"{i}" * 64, key, hit * 50, "onnx")
+    assert full.get(digest, key) is not None
+    full.close()
+    err = capsys.readouterr().err
+    assert err.count("disk is full; new encodings are not saved") == 1, err
+    assert "for a moment" not in err
+    assert entries(cache) == 3

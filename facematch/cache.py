@@ -5,12 +5,13 @@ pickle). An entry's key is the SHA-256 of the file's bytes plus every setting
 that changes the result, so renaming or touching a file keeps its entry and
 editing it does not. Each entry is committed on its own in WAL mode: a crash
 loses nothing already written, and several processes may share the file.
-A cache that turns out corrupt is reported once, set aside and rebuilt: the
-cache may cost time, never a wrong answer. For damage SQLite cannot see (a
-changed digit in a stored embedding), every entry carries the SHA-256 of its
-key and text; an entry that does not match it is a miss, encoded again.
-Embeddings are biometric data: a cache folder facematch creates is 0700 and
-its database files 0600 (see facematch.private for existing folders).
+A cache that turns out corrupt is reported once, set aside (only the latest
+such copy is kept) and rebuilt: the cache may cost time, never a wrong
+answer. For damage SQLite cannot see (a changed digit in a stored embedding),
+every entry carries the SHA-256 of its key and text; an entry that does not
+match it is a miss, encoded again. Embeddings are biometric data: a cache
+folder facematch creates is 0700 and its database files 0600 (see
+facematch.private for existing folders).
 """
 
 from __future__ import annotations
@@ -281,16 +282,26 @@ class EncodingCache:
         if self._db is not None:
             self._db.close()
             self._db = None
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         try:
-            for suffix in ("", "-wal", "-shm"):
-                old = Path(str(self.path) + suffix)
-                if old.exists():
-                    os.replace(old, Path(f"{old}.corrupt-{stamp}"))
+            self._set_aside()
             self._db = self._open()
         except (OSError, sqlite3.DatabaseError) as again:
             log.warning("cache disabled: %s", again)
             self._broken = True
+
+    def _set_aside(self) -> None:
+        """Rename the database files to ``<name>.corrupt-<stamp>``, for a look at what went wrong.
+
+        Only the latest copy is kept: older ones are deleted first, so a cache
+        that keeps breaking does not fill the disk.
+        """
+        for older in self.directory.glob(f"{CACHE_FILE}*.corrupt-*"):
+            older.unlink(missing_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(str(self.path) + suffix)
+            if old.exists():
+                os.replace(old, Path(f"{old}.corrupt-{stamp}"))
 
     def get(self, digest: str, settings: str) -> list[Face] | None:
         """The faces stored for an image and settings; None on a miss or a damaged entry."""

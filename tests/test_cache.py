@@ -376,3 +376,20 @@ def test_a_full_disk_is_reported_as_such(
     assert err.count("disk is full; new encodings are not saved") == 1, err
     assert "for a moment" not in err
     assert entries(cache) == 3
+
+
+def test_only_the_latest_corrupt_copy_is_kept(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    for stamp in ("20240101-000000", "20240102-000000"):  # set aside by earlier runs
+        for suffix in ("", "-wal", "-shm"):
+            (cache / f"{CACHE_FILE}{suffix}.corrupt-{stamp}").write_bytes(b"old damage")
+    (cache / CACHE_FILE).write_bytes(b"new damage" * 500)
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.exit_code == 0 and again.stderr.count("is corrupt") == 1
+    (kept,) = cache.glob("*.corrupt-*")
+    assert kept.name.startswith(f"{CACHE_FILE}.corrupt-")
+    assert kept.read_bytes() == b"new damage" * 500
+    assert entries(cache) == 3

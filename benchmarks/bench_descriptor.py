@@ -23,14 +23,15 @@ from typing import Any
 
 import dlib
 import numpy as np
-import onnxruntime
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
 
-from facematch import models  # noqa: E402
+from facematch import models, runtime  # noqa: E402
 from facematch.onnx_encoder import OnnxEncoder, ensure_onnx_model  # noqa: E402
+
+onnxruntime = runtime.onnxruntime()  # telemetry off, as in facematch itself
 
 PHOTOS = sorted(
     [*(REPO / "tests" / "data").glob("*.jpg"), *(REPO / "tests" / "data" / "people").rglob("*.png")]

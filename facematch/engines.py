@@ -1,9 +1,10 @@
 """Descriptor engines: dlib's own ResNet, or the same network on ONNX Runtime.
 
 The ONNX model is converted from dlib's .dat on first use, stored in the cache
-folder, and checked against dlib before it is trusted; if it disagrees (or
-onnxruntime is missing) we warn once and use dlib. Both engines give the same
-embeddings within 1e-5, so cached entries from either serve both.
+folder (or this user's private temp folder), and checked against dlib before it
+is trusted, then again whenever its SHA-256 is not the one that passed; if it
+disagrees (or onnxruntime is missing) we warn once and use dlib. Both engines
+give the same embeddings within 1e-5, so cached entries from either serve both.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import functools
 import hashlib
 import importlib.util
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch import models
+from facematch import models, private
 from facematch.errors import ModelError
 from facematch.faces import DlibEncoder, Encoder, EngineName
 
@@ -39,56 +39,85 @@ def default_engine() -> EngineName:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """The engine a run will use, and the converted model file for ONNX."""
+    """The engine a run will use, and for ONNX the verified model file and its SHA-256."""
 
     name: EngineName
     onnx_model: str | None = None
+    onnx_sha256: str | None = None
 
 
 def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
-    """Make the requested engine ready in this process, or fall back to dlib with a warning."""
+    """Make the requested engine ready in this process, or fall back to dlib with a warning.
+
+    The model lives in the cache folder, or without one in this user's private
+    temp folder (never a shared one: whoever controls the model decides every answer).
+    """
     if requested == "dlib":
         return EngineChoice("dlib")
     if not onnx_available():
         log.warning("onnxruntime is not installed; using dlib's slower descriptor engine")
         return EngineChoice("dlib")
-    folder = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "facematch"
-    failure: Exception | None = None
-    # A stored model that no longer loads (damaged on disk) is converted afresh, once.
-    for rebuild in (False, True):
-        try:
-            return EngineChoice("onnx", str(_ready_model(folder, rebuild)))
-        except ModelError as exc:
-            failure = exc
-        except OSError as exc:
-            failure = exc
-            break
-    log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", failure)
-    return EngineChoice("dlib")
+    try:
+        folder = cache_dir if cache_dir is not None else private.private_temp_folder()
+        path, sha256 = _ready_model(folder)
+    except (ModelError, OSError) as exc:
+        log.warning("ONNX engine unavailable (%s); using dlib's descriptor engine", exc)
+        return EngineChoice("dlib")
+    return EngineChoice("onnx", str(path), sha256)
 
 
-def _ready_model(folder: Path, rebuild: bool = False) -> Path:
-    """The converted model, loaded once here to prove it loads, and checked against dlib once."""
+def _ready_model(folder: Path) -> tuple[Path, str]:
+    """The converted model and its SHA-256, checked against dlib once per conversion.
+
+    A ``.verified`` marker beside the model records the SHA-256 of the bytes
+    that passed the check. A model that does not match its marker (damaged, or
+    replaced since) or has none is converted again and checked again.
+    """
     from facematch import onnx_encoder
 
     dat = models.model_path("recognition")
-    path = onnx_encoder.ensure_onnx_model(folder, dat)
-    verified = path.with_name(path.name + ".verified")
-    if rebuild:
-        path.unlink(missing_ok=True)
-        verified.unlink(missing_ok=True)
-        path = onnx_encoder.ensure_onnx_model(folder, dat)
+    path = onnx_encoder.model_file(folder, dat)
+    marker = path.with_name(path.name + ".verified")
+    trusted = _verified_sha256(path, marker)
+    if trusted is not None:
+        return path, trusted
+    onnx_encoder.ensure_onnx_model(folder, dat, rebuild=True)
     encoder = onnx_encoder.OnnxEncoder(path)
-    if not verified.exists():
-        difference = onnx_encoder.verify_against_dlib(encoder, models.dlib_face_encoder())
-        if difference > MAX_ENGINE_DIFFERENCE:
-            path.unlink(missing_ok=True)
-            raise ModelError(
-                f"converted model differs from dlib by {difference:.2e} (limit "
-                f"{MAX_ENGINE_DIFFERENCE:.0e})"
-            )
-        verified.write_text(f"{difference:.3e}\n")
-    return path
+    difference = onnx_encoder.verify_against_dlib(encoder, models.dlib_face_encoder())
+    if difference > MAX_ENGINE_DIFFERENCE:
+        path.unlink(missing_ok=True)
+        raise ModelError(
+            f"converted model differs from dlib by {difference:.2e} (limit "
+            f"{MAX_ENGINE_DIFFERENCE:.0e})"
+        )
+    private.write_private(marker, f"{encoder.sha256} {difference:.3e}\n".encode())
+    return path, encoder.sha256
+
+
+def _verified_sha256(path: Path, marker: Path) -> str | None:
+    """The SHA-256 the marker records, if the model at ``path`` loads and has exactly it."""
+    recorded = _recorded_sha256(marker)
+    if recorded is None or not path.is_file():
+        return None
+    from facematch.onnx_encoder import OnnxEncoder
+
+    try:
+        OnnxEncoder(path, expected_sha256=recorded)  # proves it loads
+    except ModelError as exc:
+        log.warning("%s; converting it again", exc)
+        return None
+    return recorded
+
+
+def _recorded_sha256(marker: Path) -> str | None:
+    """The SHA-256 in a marker ("<sha256> <difference>"), or None if absent or unreadable."""
+    try:
+        words = marker.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not words or len(words[0]) != 64 or any(c not in "0123456789abcdef" for c in words[0]):
+        return None
+    return words[0]
 
 
 @functools.cache
@@ -100,7 +129,7 @@ def encoder(
     if choice.name == "onnx" and choice.onnx_model is not None:
         from facematch.onnx_encoder import OnnxEncoder
 
-        base = OnnxEncoder(Path(choice.onnx_model), threads)
+        base = OnnxEncoder(Path(choice.onnx_model), threads, choice.onnx_sha256)
     else:
         base = DlibEncoder()
     if jitters <= 1 and not mirror:

@@ -28,8 +28,6 @@ The ONNX graph takes uint8 chips (N, 150, 150, 3) exactly as
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facematch.errors import ModelError
+from facematch.private import write_private
 
 if TYPE_CHECKING:
     import onnx
@@ -814,24 +813,11 @@ def build_model(dat_path: Path) -> onnx.ModelProto:
 
 
 def convert(dat_path: Path, onnx_path: Path) -> None:
-    """Convert ``dat_path`` and write the model to ``onnx_path`` atomically.
+    """Convert ``dat_path`` and write the model to ``onnx_path`` atomically, readable by us alone.
 
     The model goes to a temporary file in the destination folder first and is then
-    renamed over ``onnx_path``, so readers never see a half-written model and two
-    processes converting at once both leave a complete file.
+    renamed over ``onnx_path``, so readers never see a half-written model, two
+    processes converting at once both leave a complete file, and a link planted
+    at ``onnx_path`` is replaced rather than written through.
     """
-    payload = build_model(dat_path).SerializeToString()
-    onnx_path = Path(onnx_path)
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=onnx_path.parent, prefix=f".{onnx_path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as temp_file:
-            os.fchmod(temp_file.fileno(), 0o644)  # mkstemp creates it private (0600)
-            temp_file.write(payload)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, onnx_path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_private(Path(onnx_path), build_model(dat_path).SerializeToString())

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facematch import runtime
 from facematch.errors import ModelError
 from facematch.onnx_convert import (
     CHIP_SIZE,
@@ -24,6 +25,7 @@ from facematch.onnx_convert import (
     OUTPUT_NAME,
     convert,
 )
+from facematch.private import make_private_folder
 
 BATCH_SIZE = 16
 """Chips per inference call; dlib's own batch size, and where the speed-up levels off."""
@@ -44,9 +46,15 @@ and check (tests/test_onnx.py; verify_against_dlib before first use). Put
 class OnnxEncoder:
     """Face chips in, dlib-compatible 128-d descriptors out, on ONNX Runtime's CPU provider."""
 
-    def __init__(self, onnx_path: Path, threads: int = 1) -> None:
-        import onnxruntime
+    def __init__(
+        self, onnx_path: Path, threads: int = 1, expected_sha256: str | None = None
+    ) -> None:
+        """Load the model at ``onnx_path``; with ``expected_sha256``, only if its bytes match.
 
+        The session is built from the very bytes that were hashed (``self.sha256``),
+        so the file cannot change between the check and the load.
+        """
+        onnxruntime = runtime.onnxruntime()
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         options = onnxruntime.SessionOptions()
@@ -56,9 +64,13 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        payload = _read_model(onnx_path)
+        self.sha256 = hashlib.sha256(payload).hexdigest()
+        if expected_sha256 is not None and self.sha256 != expected_sha256:
+            raise ModelError(f"the ONNX model {onnx_path} is not the one that was verified")
         try:
             self._session = onnxruntime.InferenceSession(
-                str(onnx_path),
+                payload,
                 options,
                 providers=["CPUExecutionProvider"],
                 disabled_optimizers=list(KEEP_UNFUSED),
@@ -87,6 +99,13 @@ class OnnxEncoder:
         return descriptors
 
 
+def _read_model(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise ModelError(f"cannot load the ONNX model {path}: {err.strerror or err}") from err
+
+
 def _file_digest(path: Path) -> str:
     """sha256 of the .dat, so a changed model file never reuses a stale conversion."""
     digest = hashlib.sha256()
@@ -99,24 +118,31 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_onnx_model(cache_dir: Path, dat_path: Path) -> Path:
-    """The converted model for ``dat_path`` in ``cache_dir / "models"``, built on first use.
+def model_file(cache_dir: Path, dat_path: Path) -> Path:
+    """Where the converted model for ``dat_path`` lives in ``cache_dir / "models"``.
 
-    The file name carries the .dat's sha256 and CONVERTER_VERSION, so it is rebuilt
-    exactly when either changes. convert() writes atomically, so processes racing
-    here each write a complete, identical model and the last rename wins.
+    The file name carries the .dat's sha256 and CONVERTER_VERSION, so it changes
+    exactly when either does.
     """
-    models_dir = Path(cache_dir) / "models"
     name = f"{Path(dat_path).stem}-{_file_digest(dat_path)[:16]}-c{CONVERTER_VERSION}.onnx"
-    onnx_path = models_dir / name
-    if onnx_path.is_file():
+    return Path(cache_dir) / "models" / name
+
+
+def ensure_onnx_model(cache_dir: Path, dat_path: Path, rebuild: bool = False) -> Path:
+    """The converted model for ``dat_path`` (see model_file), built on first use or on ``rebuild``.
+
+    convert() writes atomically, so processes racing here each write a complete,
+    identical model and the last rename wins.
+    """
+    onnx_path = model_file(cache_dir, dat_path)
+    if onnx_path.is_file() and not rebuild:
         return onnx_path
     try:
-        models_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(onnx_path.parent)
         convert(dat_path, onnx_path)
     except OSError as err:
         raise ModelError(
-            f"cannot write the ONNX model to {models_dir}: {err.strerror or err}"
+            f"cannot write the ONNX model to {onnx_path.parent}: {err.strerror or err}"
         ) from err
     return onnx_path
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from facematch import pipeline
-from facematch.cache import CACHE_FILE, EncodingCache
+from facematch.cache import CACHE_FILE, EncodingCache, file_digest
 from facematch.cli import main
 
 
@@ -175,4 +178,218 @@ def test_a_locked_cache_is_skipped_not_rebuilt(
         holder.close()
     assert capsys.readouterr().err.count("unavailable for a moment") == 1
     assert not list(cache.glob("*.corrupt-*"))
+    assert entries(cache) == 3
+
+
+def entry_table(conn: sqlite3.Connection) -> str:
+    """The table holding entries, whatever the schema calls it."""
+    (table,) = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%faces TEXT%'"
+    ).fetchone()
+    return str(table)
+
+
+def edit_entry(cache_dir: Path, digest: str, change: Callable[[str], str]) -> None:
+    """Rewrite one entry's stored faces text in place, as damage SQLite cannot see would."""
+    with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
+        table = entry_table(conn)
+        ((text,),) = conn.execute(f"SELECT faces FROM {table} WHERE digest = ?", (digest,))
+        conn.execute(f"UPDATE {table} SET faces = ? WHERE digest = ?", (change(text), digest))
+
+
+def other_digits(text: str) -> str:
+    """The same JSON with digits of the embedding swapped: still 128 finite numbers."""
+    head, tail = text.split('"embedding": [', 1)
+    numbers, rest = tail.split("]", 1)
+    return f'{head}"embedding": [{numbers.translate(str.maketrans("1234", "8765"))}]{rest}'
+
+
+def test_an_entry_changed_on_disk_is_encoded_again(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    good = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert good.stdout.strip().endswith("Barack Obama")
+    edit_entry(cache, file_digest(str(known_files / "Barack Obama.jpg")), other_digits)
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.exit_code == 0
+    assert again.stdout == good.stdout
+    assert again.stderr.count("damaged") == 1
+    third = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert third.stdout == good.stdout and "damaged" not in third.stderr  # overwritten
+
+
+def test_entries_of_schema_1_have_no_checksum_and_are_misses(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    good = run(known_files, data / "obama2.jpg", "--cache-dir", scratch, "-j", "1")
+    with sqlite3.connect(scratch / CACHE_FILE) as conn:
+        table = entry_table(conn)
+        rows = list(conn.execute(f"SELECT digest, settings, faces FROM {table}"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with sqlite3.connect(cache / CACHE_FILE) as old:  # as schema 1 left it, with wrong embeddings
+        old.execute(
+            "CREATE TABLE faces (digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
+            " created REAL NOT NULL, PRIMARY KEY (digest, settings))"
+        )
+        old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        old.execute("INSERT INTO meta VALUES ('schema', '1')")
+        old.executemany(
+            "INSERT INTO faces VALUES (?, ?, ?, 0)", [(d, k, other_digits(f)) for d, k, f in rows]
+        )
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.stdout == good.stdout
+    assert "damaged" not in again.stderr and "corrupt" not in again.stderr
+    assert entries(cache) == 3
+    with sqlite3.connect(cache / CACHE_FILE) as conn:
+        assert entry_table(conn) != "faces"  # the old entries are gone
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_what_the_cache_stores_only_its_owner_can_read(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "new" / "cache"
+    done = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert done.exit_code == 0
+    (model,) = (cache / "models").glob("*.onnx")
+    private = {
+        tmp_path / "new": 0o700,
+        cache: 0o700,
+        cache / "models": 0o700,
+        model: 0o600,
+        model.with_name(model.name + ".verified"): 0o600,
+        cache / CACHE_FILE: 0o600,
+    }
+    opened = EncodingCache(cache)
+    assert opened.get("0" * 64, "settings") is None  # a reader: the -wal and -shm files exist
+    for suffix in ("-wal", "-shm"):
+        private[cache / (CACHE_FILE + suffix)] = 0o600
+    assert {path: oct(mode(path)) for path in private} == {p: oct(m) for p, m in private.items()}
+    opened.close()
+
+
+def permissions_bind() -> list[str]:
+    """A command prefix under which file permissions bind a child process, even as root.
+
+    Root ignores them through CAP_DAC_OVERRIDE; setpriv runs the child without it.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    prefix = [str(setpriv), "--bounding-set=-dac_override,-dac_read_search"]
+    if setpriv is None or subprocess.run([*prefix, "true"], capture_output=True).returncode:
+        pytest.skip("running as root, where permissions do not bind, and setpriv cannot drop that")
+    return prefix
+
+
+def facematch_run(prefix: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "facematch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("folder_writable", [False, True], ids=["read-only folder", "writable"])
+def test_a_read_only_cache_serves_hits_and_says_it_saves_nothing(
+    known_files: Path, data: Path, tmp_path: Path, folder_writable: bool
+) -> None:
+    prefix = permissions_bind()
+    cache = tmp_path / "shared"
+    first = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    # Without its model folder, any encoding now warns: the model cannot be stored there.
+    shutil.rmtree(cache / "models")
+    (cache / CACHE_FILE).chmod(0o400)
+    cache.chmod(0o700 if folder_writable else 0o500)
+    try:
+        warm = facematch_run(
+            prefix, known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1"
+        )
+        new = tmp_path / "new.jpg"
+        shutil.copy(data / "obama3.jpg", new)
+        more = facematch_run(prefix, known_files, new, "--cache-dir", cache, "-j", "1")
+    finally:
+        cache.chmod(0o700)
+    assert (warm.returncode, warm.stdout, warm.stderr) == (0, first.stdout, "")
+    assert more.returncode == 0 and more.stdout.strip().endswith("Barack Obama")
+    assert more.stderr.count("is read-only; new encodings are not saved") == 1, more.stderr
+    assert "for a moment" not in more.stderr
+    assert entries(cache) == 3
+
+
+def stored_key(cache_dir: Path) -> str:
+    """The settings key of a cache's entries (all made with one set of settings)."""
+    with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
+        ((key,),) = conn.execute(f"SELECT DISTINCT settings FROM {entry_table(conn)}")
+    return str(key)
+
+
+@pytest.fixture
+def filled(
+    known_files: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, str, str]:
+    """A cache filled by a real run, its settings key, and the digest of an image in it."""
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    capsys.readouterr()
+    return cache, stored_key(cache), file_digest(str(data / "obama2.jpg"))
+
+
+def test_a_cache_opened_read_only_serves_hits_and_writes_nothing(
+    filled: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, key, digest = filled
+    before = (cache / CACHE_FILE).read_bytes()
+    reader = EncodingCache(cache, read_only=True)
+    hit = reader.get(digest, key)
+    assert hit is not None and len(hit) == 1
+    reader.put("0" * 64, key, hit, "onnx")
+    reader.put("1" * 64, key, hit, "onnx")
+    assert reader.get("0" * 64, key) is None
+    reader.close()
+    assert capsys.readouterr().err.count("is read-only; new encodings are not saved") == 1
+    assert (cache / CACHE_FILE).read_bytes() == before
+    assert entries(cache) == 3
+
+
+def test_a_full_disk_is_reported_as_such(
+    filled: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, key, digest = filled
+    full = EncodingCache(cache)
+    hit = full.get(digest, key)
+    db = full._connect()
+    assert hit is not None and db is not None
+    db.execute("PRAGMA max_page_count = 1")  # SQLite now answers SQLITE_FULL to any growth
+    for i in range(3):
+        full.put(f"{i}" * 64, key, hit * 50, "onnx")
+    assert full.get(digest, key) is not None
+    full.close()
+    err = capsys.readouterr().err
+    assert err.count("disk is full; new encodings are not saved") == 1, err
+    assert "for a moment" not in err
+    assert entries(cache) == 3
+
+
+def test_only_the_latest_corrupt_copy_is_kept(
+    known_files: Path, data: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    for stamp in ("20240101-000000", "20240102-000000"):  # set aside by earlier runs
+        for suffix in ("", "-wal", "-shm"):
+            (cache / f"{CACHE_FILE}{suffix}.corrupt-{stamp}").write_bytes(b"old damage")
+    (cache / CACHE_FILE).write_bytes(b"new damage" * 500)
+    again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
+    assert again.exit_code == 0 and again.stderr.count("is corrupt") == 1
+    (kept,) = cache.glob("*.corrupt-*")
+    assert kept.name.startswith(f"{CACHE_FILE}.corrupt-")
+    assert kept.read_bytes() == b"new damage" * 500
     assert entries(cache) == 3

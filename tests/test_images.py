@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
+import malformed
 import numpy as np
 import pytest
 from PIL import Image
@@ -135,18 +134,7 @@ def test_misnamed_file_is_read_by_content(portrait: Image.Image, tmp_path: Path)
 
 def huge_png(path: Path, width: int, height: int) -> None:
     """A tiny file whose header claims a huge image (a decompression bomb)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + header
-    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    data = zlib.compress(b"\0" * 64)
-    idat = (
-        struct.pack(">I", len(data))
-        + b"IDAT"
-        + data
-        + struct.pack(">I", zlib.crc32(b"IDAT" + data))
-    )
-    iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + idat + iend)
+    path.write_bytes(malformed.huge_png(width, height))
 
 
 @pytest.mark.parametrize(

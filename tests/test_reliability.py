@@ -401,6 +401,7 @@ def test_csv_cells_never_start_a_formula(known: Path, tmp_path: Path, data: Path
 # 9: a 16-bit image under the pixel limit needed 4 GB (conversion through float64).
 
 
+@pytest.mark.skipif(not LINUX, reason="reads the peak memory from /proc")
 def test_a_large_16_bit_image_needs_no_more_than_its_size(tmp_path: Path) -> None:
     path = tmp_path / "scan16.png"
     pixels = np.zeros((12000, 12000), dtype=np.uint16)
@@ -408,12 +409,14 @@ def test_a_large_16_bit_image_needs_no_more_than_its_size(tmp_path: Path) -> Non
     Image.fromarray(pixels).save(path)
     del pixels
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from facematch.images import load_scaled\n"
         "small, size = load_scaled(sys.argv[1], lambda h, w: 1600 / max(h, w))\n"
         "assert size == (12000, 12000) and small.shape == (1600, 1600, 3), small.shape\n"
         "assert small.max() == 40000 * 255 // 65535 or small.max() > 0\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked parent.
+        "status = open('/proc/self/status').read()\n"
+        "print(next(l.split()[1] for l in status.splitlines() if l.startswith('VmHWM')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -491,3 +494,21 @@ def test_the_bomb_message_quotes_our_limit(known: Path, tmp_path: Path) -> None:
     errors = [str(item["error"]) for item in json.loads(done.stdout)]
     assert all("over the 150 MP limit" in e for e in errors), errors
     assert "400 MP" in errors[1] and "156 MP" in errors[0]
+
+
+@pytest.mark.skipif(not LINUX, reason="reads the process tree from /proc")
+def test_a_run_killed_while_writing_the_cache_changes_no_answer(
+    tmp_path: Path, known: Path, data: Path
+) -> None:
+    photos = many_photos(tmp_path / "many", data, copies=30)
+    cache = tmp_path / "cache"
+    args = [known, photos, "--format", "jsonl", "-j", "2"]
+    run = start_run([*args, "--cache-dir", cache])
+    workers_of(run, 3)  # it has answered once, so entries are being written
+    run.kill()
+    run.wait(timeout=30)
+    again = facematch_cli(*args, "--cache-dir", cache)
+    undisturbed = facematch_cli(*args, "--no-cache")
+    assert again.returncode == undisturbed.returncode == 0, again.stderr
+    assert again.stdout == undisturbed.stdout
+    assert again.stderr == ""

@@ -213,6 +213,7 @@ def test_killing_the_main_process_leaves_no_worker(
         assert "Traceback" not in stderr and "terminated" in stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="reads the process tree from /proc")
 def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, known: Path, data: Path) -> None:
     photos = many_photos(tmp_path / "many", data, copies=30)
@@ -496,6 +497,7 @@ def test_the_bomb_message_quotes_our_limit(known: Path, tmp_path: Path) -> None:
     assert "400 MP" in errors[1] and "156 MP" in errors[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="reads the process tree from /proc")
 def test_a_run_killed_while_writing_the_cache_changes_no_answer(
     tmp_path: Path, known: Path, data: Path

@@ -1,0 +1,314 @@
+"""Exact nearest-neighbour search over face embeddings: the one index everything shares.
+
+``ExactIndex`` keeps the embeddings as one contiguous float32 matrix (half the memory of
+float64: a million 128-d faces are 512 MB) with their squared norms, and answers top-k
+and radius queries by brute force through BLAS::
+
+    index = ExactIndex(128)
+    index.add(embeddings)                      # (n, 128), any float dtype
+    distances, ids = index.search(faces, k=5)  # (m, min(k, n)) each, nearest first
+    within = index.range_search(faces, 0.6)    # m pairs (distances, ids), nearest first
+
+Answers are exact: candidates are chosen in float32 with a safety margin that bounds
+float32 rounding, then their distances are recomputed in float64 (from the stored float32
+rows and the float64 query) and ranked again, so the ids, their order (ties by lower id)
+and the distances are those of a float64 brute force over the stored rows, and a point
+exactly at the radius is included.
+
+``nearest_people`` turns photo-level answers into person-level ones for a gallery with
+several photos per person (a person's distance is that of their nearest photo).
+
+Threads: the matrix products use numpy's BLAS with however many threads it is set to
+(``OPENBLAS_NUM_THREADS`` and the like, or threadpoolctl around the call).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Float64s = NDArray[np.float64]
+Ids = NDArray[np.intp]
+
+BLOCK_ROWS = 65_536
+"""Gallery rows per matrix product; a block's distances for a query batch are batch x this."""
+
+QUERY_BATCH = 256
+"""Queries per matrix product."""
+
+_UNIT = 2.0**-24  # unit roundoff of float32
+_PAIR_CHUNK = 1 << 21  # float64 elements gathered at once when recomputing distances
+_EXTRA = 8  # float32 candidates kept beyond k, before checking that they are enough
+
+
+class ExactIndex:
+    """Brute-force exact k-nearest and radius search in Euclidean distance.
+
+    Ids are the rows in the order they were added, from 0. ``block_rows`` and
+    ``query_batch`` bound the memory of one step (``query_batch * block_rows`` float32
+    distances); they change nothing in the answers.
+    """
+
+    def __init__(
+        self, dim: int = 128, *, block_rows: int = BLOCK_ROWS, query_batch: int = QUERY_BATCH
+    ) -> None:
+        if dim < 1 or block_rows < 1 or query_batch < 1:
+            raise ValueError("dim, block_rows and query_batch must be positive")
+        self.dim = dim
+        self.block_rows = block_rows
+        self.query_batch = query_batch
+        self._data = np.empty((0, dim), dtype=np.float32)
+        self._sqnorms = np.empty(0, dtype=np.float32)
+        self._size = 0
+        self._max_norm = 0.0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def vectors(self) -> NDArray[np.float32]:
+        """The stored rows, (n, dim) float32 (a read-only view)."""
+        view = self._data[: self._size]
+        view.flags.writeable = False
+        return view
+
+    def add(self, vectors: ArrayLike) -> Ids:
+        """Append rows (one vector or an (m, dim) array); returns their ids."""
+        rows = self._rows(vectors, "vectors").astype(np.float32)
+        count = len(rows)
+        start = self._size
+        if start + count > len(self._data):
+            capacity = max(start + count, 2 * len(self._data), 1024)
+            data = np.empty((capacity, self.dim), dtype=np.float32)
+            data[:start] = self._data[:start]
+            sqnorms = np.empty(capacity, dtype=np.float32)
+            sqnorms[:start] = self._sqnorms[:start]
+            self._data, self._sqnorms = data, sqnorms
+        self._data[start : start + count] = rows
+        wide = rows.astype(np.float64)
+        sq = np.einsum("ij,ij->i", wide, wide)
+        self._sqnorms[start : start + count] = sq
+        if count:
+            self._max_norm = max(self._max_norm, math.sqrt(float(sq.max())))
+        self._size = start + count
+        return np.arange(start, start + count, dtype=np.intp)
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]:
+        """The k nearest rows to each query: distances and ids, each (m, min(k, n)).
+
+        Nearest first, ties by lower id. A single 1-d query counts as one row (m = 1).
+        """
+        if k < 0:
+            raise ValueError(f"k must be at least 0, not {k}")
+        wide = self._rows(queries, "queries")
+        width = min(k, self._size)
+        distances = np.empty((len(wide), width), dtype=np.float64)
+        ids = np.empty((len(wide), width), dtype=np.intp)
+        if width:
+            for start in range(0, len(wide), self.query_batch):
+                stop = start + self.query_batch
+                distances[start:stop], ids[start:stop] = self._search_batch(wide[start:stop], k)
+        return distances, ids
+
+    def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]:
+        """Every row within ``radius`` (inclusive) of each query, nearest first, ties by id.
+
+        One (distances, ids) pair per query; a single 1-d query counts as one row.
+        """
+        if math.isnan(radius):
+            raise ValueError("radius must be a number")
+        wide = self._rows(queries, "queries")
+        found: list[tuple[Float64s, Ids]] = []
+        for start in range(0, len(wide), self.query_batch):
+            found.extend(self._range_batch(wide[start : start + self.query_batch], radius))
+        return found
+
+    def as_queries(self, queries: ArrayLike) -> Float64s:
+        """Queries as a contiguous (m, dim) float64 array (a 1-d vector is one row)."""
+        return self._rows(queries, "queries")
+
+    # --- internals -------------------------------------------------------------------
+
+    def _rows(self, vectors: ArrayLike, what: str) -> Float64s:
+        rows = np.asarray(vectors, dtype=np.float64)
+        if rows.ndim == 1:
+            rows = rows.reshape(1, -1)
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise ValueError(f"{what} must be {self.dim}-d vectors, not shape {rows.shape}")
+        if not np.isfinite(rows).all():
+            raise ValueError(f"{what} must be finite (no NaN or infinity)")
+        return np.ascontiguousarray(rows)
+
+    def _margin(self, wide: Float64s) -> Float64s:
+        """Per query, a bound on |float32 squared distance - float64 squared distance|.
+
+        The float32 expansion |q|^2 - 2 q.g + |g|^2 errs by at most about (dim + 4) units
+        of roundoff times (|q| + |g|)^2; the query's own rounding to float32 adds less
+        than 4 units times |q| (|q| + |g|). Doubled for safety; still ~1e-4 for unit norms.
+        """
+        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        spread = (norms + self._max_norm) ** 2
+        margin: Float64s = 2.0 * _UNIT * ((self.dim + 4) * spread + 4 * norms * spread)
+        return margin + 1e-30
+
+    def _blocks(self, narrow: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        """Yield (first id, float32 squared distances of the batch to that block)."""
+        q_sq = np.einsum("ij,ij->i", narrow, narrow)[:, None]
+        for start in range(0, self._size, self.block_rows):
+            stop = min(start + self.block_rows, self._size)
+            block = narrow @ self._data[start:stop].T
+            block *= -2.0
+            block += q_sq
+            block += self._sqnorms[start:stop]
+            np.maximum(block, 0.0, out=block)
+            yield start, block
+
+    def _exact_sq(self, wide: Float64s, rows: Ids, cols: Ids) -> Float64s:
+        """Float64 squared distances between queries ``wide[rows]`` and stored ``cols``."""
+        out = np.empty(len(rows), dtype=np.float64)
+        step = max(1, _PAIR_CHUNK // self.dim)
+        for start in range(0, len(rows), step):
+            part = slice(start, start + step)
+            diff = self._data[cols[part]].astype(np.float64)
+            diff -= wide[rows[part]]
+            out[part] = np.einsum("ij,ij->i", diff, diff)
+        return out
+
+    def _search_batch(self, wide: Float64s, k: int) -> tuple[Float64s, Ids]:
+        width = min(k, self._size)
+        keep = min(self._size, k + max(_EXTRA, k // 4))
+        narrow = wide.astype(np.float32)
+        margin = self._margin(wide)
+        distances = np.empty((len(wide), width), dtype=np.float64)
+        ids = np.empty((len(wide), width), dtype=np.intp)
+        todo = np.arange(len(wide))
+        while len(todo):
+            cand_sq, cand_ids = self._float32_top(narrow[todo], keep)
+            rows = np.repeat(np.arange(len(todo)), keep)
+            exact = self._exact_sq(wide[todo], rows, cand_ids.ravel()).reshape(cand_ids.shape)
+            order = np.lexsort((cand_ids, exact), axis=-1)[:, :width]
+            best_sq = np.take_along_axis(exact, order, axis=1)
+            distances[todo] = np.sqrt(best_sq)
+            ids[todo] = np.take_along_axis(cand_ids, order, axis=1)
+            if keep == self._size:
+                break
+            # A row left out has float32 value >= the largest kept, so its exact value is
+            # at least that minus the margin; the answer stands if the k-th is below that.
+            sure = best_sq[:, -1] < cand_sq.max(axis=1) - margin[todo]
+            todo = todo[~sure]
+            keep = min(self._size, 2 * keep)
+        return distances, ids
+
+    def _float32_top(self, narrow: NDArray[np.float32], keep: int) -> tuple[Float64s, Ids]:
+        """The ``keep`` smallest float32 squared distances per query (unordered), and ids."""
+        best_sq = np.empty((len(narrow), 0), dtype=np.float32)
+        best_ids = np.empty((len(narrow), 0), dtype=np.intp)
+        for start, block in self._blocks(narrow):
+            block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
+            if block.shape[1] > keep:
+                part = np.argpartition(block, keep - 1, axis=1)[:, :keep]
+                block = np.take_along_axis(block, part, axis=1)
+                block_ids = block_ids[part]
+            else:
+                block_ids = np.broadcast_to(block_ids, block.shape)
+            best_sq = np.concatenate([best_sq, block], axis=1)
+            best_ids = np.concatenate([best_ids, block_ids], axis=1)
+            if best_sq.shape[1] > keep:
+                part = np.argpartition(best_sq, keep - 1, axis=1)[:, :keep]
+                best_sq = np.take_along_axis(best_sq, part, axis=1)
+                best_ids = np.take_along_axis(best_ids, part, axis=1)
+        return best_sq.astype(np.float64), best_ids
+
+    def _range_batch(self, wide: Float64s, radius: float) -> list[tuple[Float64s, Ids]]:
+        count = len(wide)
+        if radius < 0 or self._size == 0:
+            empty = (np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp))
+            return [empty] * count
+        threshold = radius * radius + self._margin(wide) + 4 * _UNIT * radius * radius
+        threshold32 = threshold.astype(np.float32)[:, None]
+        row_parts: list[Ids] = []
+        col_parts: list[Ids] = []
+        for start, block in self._blocks(wide.astype(np.float32)):
+            rows, cols = np.nonzero(block <= threshold32)
+            row_parts.append(rows.astype(np.intp))
+            col_parts.append((cols + start).astype(np.intp))
+        rows = np.concatenate(row_parts)
+        cols = np.concatenate(col_parts)
+        dist = np.sqrt(self._exact_sq(wide, rows, cols))
+        inside = dist <= radius
+        rows, cols, dist = rows[inside], cols[inside], dist[inside]
+        order = np.lexsort((cols, dist, rows))
+        rows, cols, dist = rows[order], cols[order], dist[order]
+        bounds = np.searchsorted(rows, np.arange(count + 1))
+        return [
+            (dist[bounds[i] : bounds[i + 1]], cols[bounds[i] : bounds[i + 1]]) for i in range(count)
+        ]
+
+
+def nearest_people(
+    index: ExactIndex, owners: ArrayLike, queries: ArrayLike, k: int = 2
+) -> tuple[Float64s, Ids]:
+    """The k nearest people to each query, where a person is the set of rows they own.
+
+    ``owners[i]`` is the person (an int from 0) of row i of ``index``. A person's distance
+    is that of their nearest row. Returns distances and people, each (m, min(k, number of
+    people in ``owners``)), nearest first, ties by lower person number; so column 0 is the
+    best person and column 1 the runner-up.
+
+    Exact: it searches the nearest rows, doubling how many until the k-th person found is
+    strictly nearer than the farthest row searched (then nobody left out can be nearer),
+    so its cost follows the photos per person near each query, not the number of people.
+    """
+    owner = np.asarray(owners, dtype=np.intp)
+    if owner.shape != (len(index),):
+        raise ValueError(f"owners must give one person per row: {len(index)}, not {owner.shape}")
+    if len(owner) and owner.min() < 0:
+        raise ValueError("owners must be person numbers from 0")
+    if k < 0:
+        raise ValueError(f"k must be at least 0, not {k}")
+    people = int(np.count_nonzero(np.bincount(owner))) if len(owner) else 0
+    width = min(k, people)
+    wide = index.as_queries(queries)
+    distances = np.empty((len(wide), width), dtype=np.float64)
+    who = np.empty((len(wide), width), dtype=np.intp)
+    if width == 0:
+        return distances, who
+    rows_per_person = len(owner) / people
+    depth = min(len(owner), max(2 * width, math.ceil(2 * width * rows_per_person)))
+    todo = np.arange(len(wide))
+    while len(todo):
+        row_dist, row_ids = index.search(wide[todo], depth)
+        person_dist, person = _first_per_person(row_dist, owner[row_ids], width)
+        distances[todo], who[todo] = person_dist, person
+        if depth == len(owner):
+            break
+        sure = person_dist[:, -1] < row_dist[:, -1]
+        todo = todo[~sure]
+        depth = min(len(owner), 2 * depth)
+    return distances, who
+
+
+def _first_per_person(row_dist: Float64s, person: Ids, width: int) -> tuple[Float64s, Ids]:
+    """From rows ranked nearest first, each person's first row; the ``width`` nearest.
+
+    Where fewer than ``width`` people appear, the rest are inf and -1 (the caller searches
+    deeper for those queries).
+    """
+    by_person = np.argsort(person, axis=1, kind="stable")
+    sorted_people = np.take_along_axis(person, by_person, axis=1)
+    first_sorted = np.ones(person.shape, dtype=bool)
+    first_sorted[:, 1:] = sorted_people[:, 1:] != sorted_people[:, :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, by_person, first_sorted, axis=1)
+    masked = np.where(first, row_dist, np.inf)
+    order = np.lexsort((person, masked), axis=-1)[:, :width]
+    person_dist = np.take_along_axis(masked, order, axis=1)
+    chosen = np.where(np.isinf(person_dist), -1, np.take_along_axis(person, order, axis=1))
+    if person_dist.shape[1] < width:  # fewer rows searched than people wanted
+        pad = width - person_dist.shape[1]
+        person_dist = np.pad(person_dist, ((0, 0), (0, pad)), constant_values=np.inf)
+        chosen = np.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
+    return person_dist, chosen

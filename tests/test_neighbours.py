@@ -1,0 +1,178 @@
+"""ExactIndex and nearest_people against a float64 brute force (pure numpy, seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facematch.neighbours import ExactIndex, nearest_people
+
+DIM = 16
+
+
+def _data(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, dim)) / np.sqrt(dim)).astype(np.float32)
+
+
+def _brute(gallery: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All rows, nearest first, ties by index, distances in float64."""
+    dist = np.linalg.norm(gallery.astype(np.float64) - np.asarray(query, np.float64), axis=1)
+    order = np.lexsort((np.arange(len(dist)), dist))
+    return dist[order], order
+
+
+def _index(gallery: np.ndarray, block_rows: int, query_batch: int = 7) -> ExactIndex:
+    index = ExactIndex(gallery.shape[1], block_rows=block_rows, query_batch=query_batch)
+    for part in np.array_split(gallery, 5):  # several adds, through the growth path
+        index.add(part)
+    return index
+
+
+@pytest.mark.parametrize("block_rows", [1, 37, 500, 65_536])
+def test_search_equals_brute_force(block_rows: int) -> None:
+    gallery = _data(3000 if block_rows > 1 else 300)
+    queries = np.concatenate([_data(20, seed=1), gallery[:3].astype(np.float64) + 1e-3])
+    index = _index(gallery, block_rows)
+    assert len(index) == len(gallery)
+    for k in (1, 5, 40):
+        distances, ids = index.search(queries, k)
+        assert distances.shape == ids.shape == (len(queries), k)
+        for q, query in enumerate(queries):
+            want_d, want_i = _brute(gallery, query)
+            np.testing.assert_array_equal(ids[q], want_i[:k])
+            np.testing.assert_allclose(distances[q], want_d[:k], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_rows", [1, 64, 65_536])
+def test_range_search_equals_brute_force(block_rows: int) -> None:
+    gallery = _data(2000 if block_rows > 1 else 300, seed=2)
+    queries = _data(15, seed=3)
+    index = _index(gallery, block_rows)
+    for radius in (0.0, 0.8, 1.1):
+        found = index.range_search(queries, radius)
+        assert len(found) == len(queries)
+        for (distances, ids), query in zip(found, queries, strict=True):
+            want_d, want_i = _brute(gallery, query)
+            inside = want_d <= radius
+            np.testing.assert_array_equal(ids, want_i[inside])
+            np.testing.assert_allclose(distances, want_d[inside], rtol=0, atol=1e-6)
+
+
+def test_duplicates_are_ordered_by_index() -> None:
+    base = _data(50, seed=4)
+    gallery = np.concatenate([base, base, base[:10], base])  # many exact ties
+    index = _index(gallery, block_rows=33)
+    query = base[5].astype(np.float64) + 0.01
+    distances, ids = index.search(query, 4)
+    np.testing.assert_array_equal(ids[0], [5, 55, 105, 115])
+    assert len(set(distances[0].tolist())) == 1
+    # 20 copies of one vector: more ties than the candidates first kept
+    many = np.concatenate([_data(30, seed=5), np.repeat(base[:1], 20, axis=0)])
+    distances, ids = _index(many, block_rows=8).search(base[0], 25)
+    np.testing.assert_array_equal(ids[0, :20], np.arange(30, 50))
+    np.testing.assert_array_equal(distances[0, :20], 0.0)
+    _want_d, want_i = _brute(many, base[0])
+    np.testing.assert_array_equal(ids[0], want_i[:25])
+    _found_d, found_i = _index(many, block_rows=8).range_search(base[0], 0.0)[0]
+    np.testing.assert_array_equal(found_i, np.arange(30, 50))
+
+
+def test_points_exactly_at_the_radius_are_included() -> None:
+    radius = 0.625  # float32-exact, and so is query + radius on one coordinate
+    query = np.round(_data(1, seed=6)[0] * 1024) / 1024
+    on_circle = np.repeat(query[None, :], DIM, axis=0).astype(np.float32)
+    on_circle[np.arange(DIM), np.arange(DIM)] += radius
+    outside = on_circle.copy()
+    outside[:, 0] += 1 / 1024
+    gallery = np.concatenate([_data(200, seed=7), on_circle, outside])
+    index = _index(gallery, block_rows=50)
+    distances, ids = index.range_search(query, radius)[0]
+    assert set(range(200, 200 + DIM)) <= set(ids.tolist())
+    assert not set(range(200 + DIM, 200 + 2 * DIM)) & set(ids.tolist())
+    want_d, want_i = _brute(gallery, query)
+    np.testing.assert_array_equal(ids, want_i[want_d <= radius])
+    assert (distances[np.isin(ids, np.arange(200, 200 + DIM))] == radius).all()
+
+
+def test_k_larger_than_n_and_zero() -> None:
+    gallery = _data(10, seed=8)
+    index = _index(gallery, block_rows=3)
+    distances, ids = index.search(_data(4, seed=9), 25)
+    assert distances.shape == ids.shape == (4, 10)
+    assert sorted(ids[0].tolist()) == list(range(10))
+    assert (np.diff(distances, axis=1) >= 0).all()
+    distances, ids = index.search(_data(4, seed=9), 0)
+    assert distances.shape == ids.shape == (4, 0)
+
+
+def test_empty_index_and_no_queries() -> None:
+    index = ExactIndex(DIM)
+    assert len(index) == 0
+    distances, ids = index.search(_data(3, seed=10), 5)
+    assert distances.shape == ids.shape == (3, 0)
+    assert [len(d) for d, _ in index.range_search(_data(3, seed=10), 1.0)] == [0, 0, 0]
+    index.add(_data(5, seed=11))
+    distances, ids = index.search(np.empty((0, DIM)), 3)
+    assert distances.shape == ids.shape == (0, 3)
+    assert index.range_search(np.empty((0, DIM)), 1.0) == []
+
+
+def test_single_query_as_a_vector_and_bad_input() -> None:
+    gallery = _data(100, seed=12)
+    index = _index(gallery, block_rows=16)
+    query = _data(1, seed=13)[0]
+    _distances, ids = index.search(query, 3)
+    assert ids.shape == (1, 3)
+    np.testing.assert_array_equal(ids[0], _brute(gallery, query)[1][:3])
+    assert len(index.range_search(query, 0.9)) == 1
+    np.testing.assert_array_equal(index.add(query), [100])
+    with pytest.raises(ValueError, match="16-d"):
+        index.search(np.zeros(3), 1)
+    with pytest.raises(ValueError, match="finite"):
+        index.add(np.full(DIM, np.nan))
+    with pytest.raises(ValueError):
+        index.search(query, -1)
+
+
+def _brute_people(
+    gallery: np.ndarray, owners: np.ndarray, query: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    dist = np.linalg.norm(gallery.astype(np.float64) - query, axis=1)
+    people = np.unique(owners)
+    best = np.array([dist[owners == p].min() for p in people])
+    order = np.lexsort((people, best))
+    return best[order], people[order]
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_nearest_people_equals_brute_force(k: int) -> None:
+    rng = np.random.default_rng(14)
+    centres = _data(60, seed=15)
+    # uneven photos per person: one person has 80 photos, near everybody's centre
+    owners = np.concatenate([rng.integers(0, 60, size=600), np.full(80, 7)])
+    gallery = (centres[owners] + rng.normal(scale=0.05, size=(len(owners), DIM))).astype(np.float32)
+    gallery[600:] = centres[rng.integers(0, 60, size=80)]  # person 7 looks like the others
+    gallery = np.concatenate([gallery, gallery[:5]])  # duplicated photos: exact ties
+    owners = np.concatenate([owners, (owners[:5] + 1) % 60])
+    index = _index(gallery, block_rows=100)
+    queries = np.concatenate([centres[:10].astype(np.float64), _data(10, seed=16)])
+    distances, people = nearest_people(index, owners, queries, k)
+    assert distances.shape == people.shape == (len(queries), k)
+    for q, query in enumerate(queries):
+        want_d, want_p = _brute_people(gallery, owners, query)
+        np.testing.assert_array_equal(people[q], want_p[:k])
+        np.testing.assert_allclose(distances[q], want_d[:k], rtol=0, atol=1e-6)
+
+
+def test_nearest_people_with_few_people() -> None:
+    gallery = _data(9, seed=17)
+    owners = np.array([2, 2, 2, 0, 0, 0, 0, 2, 2])  # person 1 has no photos
+    index = _index(gallery, block_rows=2)
+    distances, people = nearest_people(index, owners, _data(3, seed=18), k=5)
+    assert people.shape == distances.shape == (3, 2)
+    assert sorted(people[0].tolist()) == [0, 2]
+    _distances, people = nearest_people(ExactIndex(DIM), np.empty(0, np.intp), np.zeros(DIM))
+    assert people.shape == (1, 0)
+    with pytest.raises(ValueError, match="one person per row"):
+        nearest_people(index, owners[:3], np.zeros(DIM))

@@ -161,6 +161,11 @@ def iter_folder(
     visited = set() if visited is None else visited
     try:
         info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in visited:
+            log.warning(
+                "%s: a folder already searched (a link loop?); not searching it again", folder
+            )
+            return
         entries = visible_entries(folder)
     except OSError as exc:
         yield Found(folder, f"cannot read folder: {exc.strerror or exc}")
@@ -172,7 +177,7 @@ def iter_folder(
             if is_image_name(Path(entry.name)):
                 yield Found(path, "is a directory, not an image file")
             if recursive:
-                yield from _subfolder(path, visited)
+                yield from iter_folder(path, recursive=True, visited=visited)
         elif is_image_name(Path(entry.name)):
             yield Found(path, file_problem(path))
 
@@ -182,18 +187,6 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:  # a link loop or an unreadable link: not a folder we can search
         return False
-
-
-def _subfolder(path: str, visited: set[tuple[int, int]]) -> Iterator[Found]:
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        yield Found(path, f"cannot read folder: {exc.strerror or exc}")
-        return
-    if (info.st_dev, info.st_ino) in visited:
-        log.warning("%s: a link to a folder already searched; not following it", path)
-        return
-    yield from iter_folder(path, recursive=True, visited=visited)
 
 
 def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:

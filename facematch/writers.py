@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from facematch.gallery import Match
@@ -139,10 +140,11 @@ def result_json(result: ImageResult) -> dict[str, Any]:
     }
 
 
-def _json_line(out: TextIO, value: Any) -> str:
-    """JSON text: UTF-8 as it is where the stream takes it, \\u escapes where it does not."""
+def _json_dumper(out: TextIO) -> Callable[[Any], str]:
+    """json.dumps for this stream: UTF-8 as it is where it takes it, \\u escapes where not."""
     encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
-    return json.dumps(value, ensure_ascii=encoding not in ("utf-8", "utf8"))
+    ascii_only = encoding not in ("utf-8", "utf8")
+    return lambda value: json.dumps(value, ensure_ascii=ascii_only)
 
 
 class JsonWriter:
@@ -150,12 +152,13 @@ class JsonWriter:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.dumps = _json_dumper(out)
         self.count = 0
         self.out.write("[")
 
     def write(self, result: ImageResult) -> None:
         self.out.write(",\n  " if self.count else "\n  ")
-        self.out.write(_json_line(self.out, result_json(result)))
+        self.out.write(self.dumps(result_json(result)))
         self.count += 1
 
     def close(self) -> None:
@@ -168,9 +171,10 @@ class JsonLinesWriter:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.dumps = _json_dumper(out)
 
     def write(self, result: ImageResult) -> None:
-        self.out.write(_json_line(self.out, result_json(result)) + "\n")
+        self.out.write(self.dumps(result_json(result)) + "\n")
         self.out.flush()
 
     def close(self) -> None:

@@ -1,0 +1,43 @@
+"""``facematch detect``: face boxes, like face_recognition's face_detection."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import click
+
+from facematch.cli.common import (
+    EXIT_PARTIAL,
+    RunOptions,
+    find_inputs,
+    format_option,
+    image_command,
+    progress_bar,
+    recursive_option,
+    write_all,
+)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@format_option("compat prints face_detection's path,top,right,bottom,left lines.")
+@recursive_option
+@image_command(default_upsample=0, encoding=False)
+def detect(paths: tuple[str, ...], fmt: str, recursive: bool, shared: RunOptions) -> None:
+    """Print the face boxes found in images, like face_recognition's face_detection."""
+    from facematch import pipeline as pl
+    from facematch.faces import DETECTOR_WINDOW
+    from facematch.writers import make_detect_writer
+
+    # face_detection runs on the full image: the detector's own window is the smallest face.
+    settings = shared.settings
+    if settings.min_face_size is None:
+        smallest = DETECTOR_WINDOW // 2**settings.upsample
+        shared = replace(shared, settings=replace(settings, min_face_size=smallest))
+    found = find_inputs(paths, recursive)
+    with shared.pipeline() as pipeline, progress_bar(len(found), "detect", shared.quiet) as bar:
+        pipeline.progress = bar.update
+        unreadable = write_all(pl.find_boxes(pipeline, found), make_detect_writer(fmt, sys.stdout))
+    if unreadable:
+        sys.exit(EXIT_PARTIAL)

@@ -1,0 +1,84 @@
+"""``facematch evaluate``: accuracy on a labelled set."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from facematch.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
+    TOLERANCE,
+    RunOptions,
+    image_command,
+    progress_bar,
+    writing,
+)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("labelled", type=click.Path(path_type=str))
+@click.option(
+    "--tolerance",
+    "-t",
+    type=TOLERANCE,
+    default="auto",
+    show_default=True,
+    help="The tolerance to report accuracy and open-set figures at (auto: what "
+    "matching would use against a gallery of this size).",
+)
+@click.option(
+    "--target-far",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    metavar="RATE",
+    help="Recommend the tolerance that keeps false accepts at this rate on these photos.",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    metavar="FILE.png",
+    help="Draw the ROC curve and distance histograms (needs facematch[plot]).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@image_command(default_upsample=1)
+def evaluate(
+    labelled: str,
+    tolerance: float | str,
+    target_far: float | None,
+    plot_file: str | None,
+    fmt: str,
+    shared: RunOptions,
+) -> None:
+    """Measure accuracy on a labelled set: a folder with a subfolder per person,
+    or a pairs file (CSV file_x,file_y,same; paths relative to the file)."""
+    import json
+
+    from facematch import evaluate as ev
+
+    labelled_set = ev.load_labelled(labelled)
+    with (
+        shared.pipeline() as pipeline,
+        progress_bar(len(labelled_set.images), "encode", shared.quiet) as bar,
+    ):
+        pipeline.progress = bar.update
+        report = ev.evaluate(pipeline, labelled_set, tolerance, target_far)
+    if plot_file is not None:
+        ev.plot(report, plot_file)
+    with writing():
+        if fmt == "json":
+            click.echo(json.dumps(report.as_json(), indent=2))
+        else:
+            click.echo(ev.render(report), nl=False)
+        sys.stdout.flush()
+    if report.unreadable:
+        sys.exit(EXIT_PARTIAL)

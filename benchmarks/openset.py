@@ -1,0 +1,185 @@
+"""Open-set naming on lfw-dev: how often is an unknown photo named right?
+
+    python benchmarks/openset.py --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
+
+The split the README and the decision rule are measured on. For each scenario
+(30, 300 or 1,000 known people; 1 or 2-3 known photos each) and each of
+``--draws`` random draws of the people:
+
+- known: the first photo(s) of each chosen person (people/NAME/, sorted);
+- unknown: the chosen people's other photos, plus as many strangers as there
+  are known people: one-photo people from strangers/ and the first photo of
+  people who were not chosen.
+
+A photo is right when a known person's photo is named as that person, and when
+a stranger's photo is named as nobody. Every decision rule is applied to the
+same distances, so the rules are compared on identical draws. Encoding uses
+facematch's default settings and its cache (``--cache-dir``), so a second run
+encodes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facematch import calibration
+from facematch.evaluate import embed
+from facematch.faces import FaceSettings
+from facematch.pipeline import Pipeline
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What a decision rule sees for each unknown photo."""
+
+    best: Array  # distance to the nearest person
+    second: Array  # distance to the second-nearest person
+    named: NDArray[np.intp]  # index of the nearest person
+    gallery_mean: Array  # mean distance to every known face (score normalisation)
+    gallery_sd: Array
+    known_faces: int
+
+
+Rule = Callable[[Scores], NDArray[np.bool_]]
+
+
+def load(lfw: Path, cache_dir: Path | None) -> tuple[dict[str, list[Array]], list[Array]]:
+    """Largest-face embeddings: per person (in file order), and the strangers."""
+    people_dirs = sorted(p for p in (lfw / "people").iterdir() if p.is_dir())
+    people_files = [sorted(str(f) for f in d.iterdir()) for d in people_dirs]
+    stranger_files = sorted(str(f) for f in (lfw / "strangers").rglob("*.jpg"))
+    flat = [f for files in people_files for f in files] + stranger_files
+    with Pipeline(FaceSettings(), cache_dir=cache_dir) as run:
+        embeddings, _ = embed(run, flat)
+    by_path = dict(zip(flat, embeddings, strict=True))
+    people = {
+        d.name: [e for f in files if (e := by_path[f]) is not None]
+        for d, files in zip(people_dirs, people_files, strict=True)
+    }
+    strangers = [e for f in stranger_files if (e := by_path[f]) is not None]
+    no_face = sum(e is None for e in embeddings)
+    print(f"photos {len(flat)}, no face found in {no_face}")
+    return people, strangers
+
+
+def scores(known: Array, owners: NDArray[np.intp], people: int, probes: Array) -> Scores:
+    photo = np.sqrt(
+        np.maximum(
+            (probes**2).sum(1)[:, None] - 2 * probes @ known.T + (known**2).sum(1)[None, :], 0
+        )
+    )
+    person = np.full((len(probes), people), np.inf)
+    for p in range(people):
+        person[:, p] = photo[:, owners == p].min(axis=1)
+    order = np.argsort(person, axis=1)
+    rows = np.arange(len(probes))
+    second = person[rows, order[:, 1]] if people > 1 else np.full(len(probes), np.inf)
+    return Scores(
+        person[rows, order[:, 0]],
+        second,
+        order[:, 0],
+        photo.mean(axis=1),
+        photo.std(axis=1),
+        len(known),
+    )
+
+
+def draw(
+    people: dict[str, list[Array]],
+    strangers: list[Array],
+    n_known: int,
+    photos: int,
+    rng: np.random.Generator,
+) -> tuple[Scores, NDArray[np.intp]]:
+    """Scores of one draw, and the true person index of each probe (-1: stranger)."""
+    names = sorted(people)
+    eligible = [n for n in names if len(people[n]) > photos]
+    chosen = sorted(rng.choice(len(eligible), size=min(n_known, len(eligible)), replace=False))
+    chosen_names = [eligible[i] for i in chosen]
+    known, owners, probes, truth = [], [], [], []
+    for p, name in enumerate(chosen_names):
+        faces = people[name]
+        per_person = photos if photos == 1 else int(rng.integers(2, photos + 1))
+        per_person = min(per_person, len(faces) - 1)
+        known += faces[:per_person]
+        owners += [p] * per_person
+        probes += faces[per_person:]
+        truth += [p] * (len(faces) - per_person)
+    others = [people[n][0] for n in names if n not in set(chosen_names)] + strangers
+    picked = rng.choice(len(others), size=min(len(chosen_names), len(others)), replace=False)
+    probes += [others[i] for i in sorted(picked)]
+    truth += [-1] * len(picked)
+    result = scores(np.array(known), np.array(owners), len(chosen_names), np.array(probes))
+    return result, np.array(truth)
+
+
+def accuracy(accept: NDArray[np.bool_], s: Scores, truth: NDArray[np.intp]) -> float:
+    right = np.where(truth >= 0, accept & (s.named == truth), ~accept)
+    return float(right.mean())
+
+
+def rules() -> dict[str, Rule]:
+    auto = calibration.auto_tolerance
+
+    def tolerance(t: float) -> Rule:
+        return lambda s: s.best <= t
+
+    def margin(m: float) -> Rule:
+        return lambda s: (s.best <= auto(s.known_faces)) & (s.second - s.best >= m)
+
+    def znorm(z: float, cap: float) -> Rule:
+        return lambda s: (s.best <= cap) & ((s.gallery_mean - s.best) / s.gallery_sd >= z)
+
+    def znorm_auto(z: float) -> Rule:
+        return lambda s: (
+            (s.best <= auto(s.known_faces)) & ((s.gallery_mean - s.best) / s.gallery_sd >= z)
+        )
+
+    table: dict[str, Rule] = {"fixed 0.6": tolerance(0.6), "fixed 0.5": tolerance(0.5)}
+    table["auto (calibrated tolerance)"] = lambda s: s.best <= auto(s.known_faces)
+    for m in (0.02, 0.04, 0.06):
+        table[f"auto + margin {m}"] = margin(m)
+    for z in (3.0, 4.0):
+        table[f"z-norm >= {z}, d <= 0.6"] = znorm(z, 0.6)
+        table[f"z-norm >= {z}, d <= auto"] = znorm_auto(z)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--draws", type=int, default=10)
+    args = parser.parse_args()
+    people, strangers = load(args.lfw, args.cache_dir)
+    scenarios = [(30, 1), (300, 1), (1000, 1), (30, 3), (300, 3), (1000, 3)]
+    table = rules()
+    results: dict[str, list[float]] = {name: [] for name in table}
+    header = ["rule"] + [f"{n} known x {'1' if k == 1 else '2-3'}" for n, k in scenarios]
+    for n_known, photos in scenarios:
+        per_rule: dict[str, list[float]] = {name: [] for name in table}
+        for seed in range(args.draws):
+            s, truth = draw(people, strangers, n_known, photos, np.random.default_rng(seed))
+            for name, rule in table.items():
+                per_rule[name].append(accuracy(rule(s), s, truth))
+        for name in table:
+            results[name].append(float(np.mean(per_rule[name])))
+    print(f"share of unknown photos named right, mean of {args.draws} draws")
+    print("| " + " | ".join(header) + " | mean |")
+    print("|" + " --- |" * (len(header) + 1))
+    for name, row in results.items():
+        cells = " | ".join(f"{v:.4f}" for v in row)
+        print(f"| {name} | {cells} | {math.fsum(row) / len(row):.4f} |")
+
+
+if __name__ == "__main__":
+    main()

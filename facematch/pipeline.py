@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Literal, TypeVar
 
 from facematch import engines
-from facematch.cache import EncodingCache, file_digest, settings_key
+from facematch.cache import EncodingCache, FaceStore, file_digest, settings_key
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
@@ -123,10 +123,16 @@ class Pipeline:
         engine: EngineName | None = None,
         runner: str = "process",
         progress: Callable[[int], None] | None = None,
+        store: FaceStore | None = None,
     ) -> None:
         self.settings = settings or FaceSettings()
         self.jobs = resolve_jobs(jobs)
-        self.cache = EncodingCache(cache_dir) if cache_dir is not None else None
+        # ``store`` (a face library, say) replaces the encoding cache; whoever made it closes it.
+        self.cache: FaceStore | None = store
+        self._owns_cache = store is None and cache_dir is not None
+        if self._owns_cache:
+            assert cache_dir is not None
+            self.cache = EncodingCache(cache_dir)
         self.cache_dir = cache_dir
         self.requested_engine = engine or engines.default_engine()
         self.runner_name = runner
@@ -150,7 +156,7 @@ class Pipeline:
         if self._runner is not None:
             self._runner.close(abort)
             self._runner = None
-        if self.cache is not None:
+        if self.cache is not None and self._owns_cache:
             self.cache.close()
 
     @property
@@ -177,13 +183,23 @@ class Pipeline:
             self._runner = make_runner(self.runner_name, self.jobs)
         return self._runner.map(fn, tasks, failed)
 
-    def encode(self, paths: Sequence[str]) -> Iterator[Encoded]:
-        """Encoded images in the order of ``paths``, from the cache where possible."""
-        digests: list[str | None] = []
+    @property
+    def settings_key(self) -> str:
+        """The key of this run's settings in the cache (see ``facematch.cache.settings_key``)."""
+        return self._settings_key
+
+    def encode(
+        self, paths: Sequence[str], digests: Sequence[str | None] | None = None
+    ) -> Iterator[Encoded]:
+        """Encoded images in the order of ``paths``, from the cache where possible.
+
+        ``digests``, if given, are the paths' content hashes already computed
+        (None where unknown), so that no file is read twice.
+        """
         cached: dict[int, list[Face]] = {}
-        for i, path in enumerate(paths):
-            digest = self._digest(path)
-            digests.append(digest)
+        if digests is None:
+            digests = [self._digest(path) for path in paths]
+        for i, digest in enumerate(digests):
             if digest is not None and self.cache is not None:
                 hit = self.cache.get(digest, self._settings_key)
                 if hit is not None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
+import numpy as np
+
 from facematch import engines
 from facematch.cache import EncodingCache, FaceStore, file_digest, settings_key
 from facematch.engines import EngineChoice
@@ -307,16 +309,28 @@ class ImageResult:
 
 def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
     """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
-    ranked = gallery.ranked(face.embedding)
-    within = tuple(m for m in ranked if m.distance <= tolerance)
-    best = ranked[0] if ranked else None
-    return FaceMatch(
-        box=face.box,
-        name=within[0].name if within else None,
-        distance=best.distance if best else None,
-        matches=within if all_matches else within[:1],
-        runner_up=ranked[1] if len(ranked) > 1 else None,
-    )
+    return match_faces(gallery, [face], tolerance, all_matches)[0]
+
+
+def match_faces(
+    gallery: Gallery, faces: Sequence[Face], tolerance: float, all_matches: bool
+) -> list[FaceMatch]:
+    """``match_face`` for several faces at once (one batch through the gallery's index)."""
+    if not faces:
+        return []
+    embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
+    return [
+        FaceMatch(
+            box=face.box,
+            name=near.within[0].name if near.within else None,
+            distance=near.best.distance if near.best else None,
+            matches=near.within,
+            runner_up=near.runner_up,
+        )
+        for face, near in zip(
+            faces, gallery.nearest(embeddings, tolerance, all_matches), strict=True
+        )
+    ]
 
 
 def start(
@@ -353,7 +367,7 @@ def match(
             image.path,
             image.status,
             image.error,
-            tuple(match_face(known.gallery, f, tolerance, all_matches) for f in image.faces),
+            tuple(match_faces(known.gallery, image.faces, tolerance, all_matches)),
         )
 
 

@@ -34,6 +34,7 @@ from facematch.cli.common import (
 )
 from facematch.cli.detect import detect
 from facematch.cli.evaluate import evaluate
+from facematch.cli.index import index
 from facematch.cli.match import match
 
 __all__ = [
@@ -56,7 +57,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache):
+for command in (match, detect, evaluate, cache, index):
     main.add_command(command)
 
 

@@ -50,12 +50,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from facematch.cache import entry_checksum, faces_from_json, faces_to_json, file_digest
 from facematch.errors import ImageError, LibraryError
-from facematch.faces import Face
+from facematch.faces import Face, FaceBox
 from facematch.images import discover
+from facematch.neighbours import NeighbourIndex, make_index, nearest_to_any
 from facematch.private import create_private_file, make_private_folder
 
 if TYPE_CHECKING:
@@ -158,6 +159,16 @@ class LibraryFaces(NamedTuple):
 
 
 @dataclass(frozen=True)
+class SearchHit:
+    """One library face near the query person: where it is and how near."""
+
+    path: str
+    box: FaceBox
+    distance: float
+    face_id: int
+
+
+@dataclass(frozen=True)
 class FileRow:
     """One indexed file as stored."""
 
@@ -177,6 +188,7 @@ class Library:
         self.read_only = read_only
         self._db = db
         self._settings_ids: dict[str, int] = {}
+        self._searchable: tuple[LibraryFaces, NeighbourIndex] | None = None
 
     # --- opening ---------------------------------------------------------------------
 
@@ -448,6 +460,7 @@ class Library:
         if self.read_only:
             raise LibraryError(f"library {self.path} is open read-only")
         started = time.time()
+        self._searchable = None
         settings = pipeline.settings_key
         found = discover([os.path.abspath(p) for p in paths], recursive)
         with self._guard():
@@ -636,6 +649,28 @@ class Library:
             raise LibraryError(f"{self.path} is damaged (an embedding is not finite)")
         return LibraryFaces(ids, paths, boxes.astype(np.int32), embeddings)
 
+    def search(
+        self, queries: ArrayLike, tolerance: float, top: int | None = None
+    ) -> list[SearchHit]:
+        """Library faces within ``tolerance`` of the query person, nearest first.
+
+        ``queries`` are one or more embeddings of the same person (rows); a face's
+        distance is that to the nearest of them. ``top`` keeps at most that many.
+        Ties go to the path (then face) first in sorted order. The faces and their
+        index are loaded on the first search and kept for the next ones.
+        """
+        if self._searchable is None:
+            faces = self.faces()
+            self._searchable = faces, make_index(faces.embeddings)
+        faces, index = self._searchable
+        distances, rows = nearest_to_any(index, queries, tolerance, top)
+        return [
+            SearchHit(
+                faces.paths[r], FaceBox(*map(int, faces.boxes[r])), float(d), int(faces.ids[r])
+            )
+            for d, r in zip(distances, rows, strict=True)
+        ]
+
     def encoded(self, paths: Iterable[str]) -> Iterator[tuple[str, Encoded | None]]:
         """For each path, its stored faces as an ``Encoded``; None if not indexed or stale.
 
@@ -719,6 +754,7 @@ __all__ = [
     "IndexedFile",
     "Library",
     "LibraryFaces",
+    "SearchHit",
     "default_library_path",
     "resolve_library_path",
 ]

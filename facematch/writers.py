@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from facematch.gallery import Match
+from facematch.library import SearchHit
 from facematch.pipeline import FaceMatch, ImageResult
 from facematch.text import printable, spreadsheet_safe
 
@@ -216,3 +217,105 @@ def make_writer(fmt: str, out: TextIO, show_distance: bool = False) -> Writer:
 def make_detect_writer(fmt: str, out: TextIO) -> Writer:
     """The writer for ``facematch detect``: face_detection's lines, or the usual formats."""
     return DetectCompatWriter(out) if fmt == "compat" else make_writer(fmt, out)
+
+
+# --- search hits (``facematch search``) ---------------------------------------------
+
+SEARCH_CSV_HEADER = ("rank", "path", "top", "right", "bottom", "left", "distance", "face_id")
+
+
+class HitWriter(Protocol):
+    def write(self, hit: SearchHit) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
+    top, right, bottom, left = hit.box.css()
+    return {
+        "rank": rank,
+        "path": printable(hit.path),
+        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+        "distance": _round(hit.distance),
+        "face_id": hit.face_id,
+    }
+
+
+class HitCompatWriter:
+    """``path,top,right,bottom,left,distance`` lines (face_detection's lines plus the distance)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, hit: SearchHit) -> None:
+        box = ",".join(str(v) for v in hit.box.css())
+        self.out.write(f"{printable(hit.path)},{box},{_round(hit.distance)}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class HitCsvWriter:
+    """One CSV row per hit, nearest first, with a header."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(SEARCH_CSV_HEADER)
+        self.rank = 0
+
+    def write(self, hit: SearchHit) -> None:
+        self.rank += 1
+        path = spreadsheet_safe(hit.path)
+        self.csv.writerow([self.rank, path, *hit.box.css(), _round(hit.distance), hit.face_id])
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class HitJsonWriter:
+    """One JSON document: the list of hits, nearest first."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+        self.rank = 0
+        self.out.write("[")
+
+    def write(self, hit: SearchHit) -> None:
+        self.out.write(",\n  " if self.rank else "\n  ")
+        self.rank += 1
+        self.out.write(self.dumps(hit_json(self.rank, hit)))
+
+    def close(self) -> None:
+        self.out.write("\n]\n" if self.rank else "]\n")
+        self.out.flush()
+
+
+class HitJsonLinesWriter:
+    """One hit object per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+        self.rank = 0
+
+    def write(self, hit: SearchHit) -> None:
+        self.rank += 1
+        self.out.write(self.dumps(hit_json(self.rank, hit)) + "\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
+    """The writer of search hits for a format name."""
+    writers: dict[str, Callable[[TextIO], HitWriter]] = {
+        "compat": HitCompatWriter,
+        "csv": HitCsvWriter,
+        "json": HitJsonWriter,
+        "jsonl": HitJsonLinesWriter,
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return writers[fmt](out)

@@ -36,6 +36,7 @@ from facematch.cli.detect import detect
 from facematch.cli.evaluate import evaluate
 from facematch.cli.index import index
 from facematch.cli.match import match
+from facematch.cli.search import search
 
 __all__ = [
     "EXIT_FATAL",
@@ -57,7 +58,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache, index):
+for command in (match, detect, evaluate, cache, index, search):
     main.add_command(command)
 
 

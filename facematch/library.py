@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -706,6 +706,23 @@ class Library:
                 if faces is None:
                     raise LibraryError(f"{self.path} is damaged (a file's faces are missing)")
                 yield path, Encoded(path, tuple(faces))
+
+    def export(self, fmt: Literal["jsonl", "npy"], destination: TextIO | Path) -> int:
+        """Write every face with its embedding for other tools; returns how many.
+
+        ``jsonl``: one JSON object per face to a text stream. ``npy``: to a path
+        prefix, ``PREFIX.npy`` (float32 matrix) and ``PREFIX.csv`` (each row's face id,
+        path and box). Both in ``faces()`` order.
+        """
+        from facematch import writers
+
+        faces = self.faces()
+        if fmt == "jsonl" and not isinstance(destination, Path):
+            return writers.export_jsonl(faces, destination)
+        if fmt == "npy" and isinstance(destination, Path):
+            writers.export_npy(faces, destination)
+            return len(faces.ids)
+        raise ValueError(f"cannot export {fmt!r} to {destination!r}")
 
     def info(self) -> dict[str, Any]:
         """Where the library is, its size, and how many files (by status) and faces it holds."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from facematch.gallery import Match
-from facematch.library import SearchHit
+from facematch.library import LibraryFaces, SearchHit
 from facematch.pipeline import FaceMatch, ImageResult
 from facematch.text import printable, spreadsheet_safe
 
@@ -319,3 +320,40 @@ def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     return writers[fmt](out)
+
+
+# --- library export (``facematch library export``) ----------------------------------
+
+EXPORT_CSV_HEADER = ("row", "face_id", "path", "top", "right", "bottom", "left")
+
+
+def export_jsonl(faces: LibraryFaces, out: TextIO) -> int:
+    """One face per line: face id, path, box and the float32 embedding; returns the count."""
+    dumps = _json_dumper(out)
+    for i in range(len(faces.ids)):
+        top, right, bottom, left = (int(v) for v in faces.boxes[i])
+        item = {
+            "face_id": int(faces.ids[i]),
+            "path": printable(faces.paths[i]),
+            "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+            "embedding": faces.embeddings[i].tolist(),
+        }
+        out.write(dumps(item) + "\n")
+    out.flush()
+    return len(faces.ids)
+
+
+def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
+    """``PREFIX.npy`` (the (n, 128) float32 matrix) and ``PREFIX.csv`` (row i's face and path)."""
+    import numpy as np
+
+    matrix = prefix.with_name(prefix.name + ".npy")
+    table = prefix.with_name(prefix.name + ".csv")
+    np.save(matrix, faces.embeddings)
+    with open(table, "w", newline="", encoding="utf-8") as out:
+        rows = csv.writer(out, lineterminator="\n")
+        rows.writerow(EXPORT_CSV_HEADER)
+        for i in range(len(faces.ids)):
+            path = spreadsheet_safe(printable(faces.paths[i]))
+            rows.writerow([i, int(faces.ids[i]), path, *(int(v) for v in faces.boxes[i])])
+    return matrix, table

@@ -55,7 +55,7 @@ from numpy.typing import ArrayLike, NDArray
 from facematch.cache import entry_checksum, faces_from_json, faces_to_json, file_digest
 from facematch.errors import ImageError, LibraryError
 from facematch.faces import Face, FaceBox
-from facematch.images import discover
+from facematch.images import Found, discover
 from facematch.neighbours import NeighbourIndex, make_index, nearest_to_any
 from facematch.private import create_private_file, make_private_folder
 
@@ -69,6 +69,7 @@ SCHEMA_VERSION = 1
 LIBRARY_FILE = "library.sqlite3"
 ENV_VAR = "FACEMATCH_LIBRARY"
 DIM = 128
+NOT_INDEXED = "not in the library, or changed since it was indexed (run facematch index)"
 
 Status = Literal["ok", "no_faces", "error"]
 Action = Literal["new", "changed", "unchanged", "pruned"]
@@ -723,6 +724,26 @@ class Library:
             writers.export_npy(faces, destination)
             return len(faces.ids)
         raise ValueError(f"cannot export {fmt!r} to {destination!r}")
+
+    def stored(self, found: Sequence[Found]) -> tuple[list[Found], list[Encoded]]:
+        """Inputs with their stored faces, for matching without encoding anything.
+
+        Returns the inputs again, where one that is not indexed (or changed since
+        it was) now has that as its problem, and the stored ``Encoded`` of the
+        others, in order: what ``pipeline.match`` takes as ``unknown`` and ``encoded``.
+        """
+        readable = [f for f in found if f.problem is None]
+        stored = dict(self.encoded(f.path for f in readable))
+        inputs: list[Found] = []
+        encoded: list[Encoded] = []
+        for item in found:
+            image = stored.get(item.path) if item.problem is None else None
+            if item.problem is None and image is None:
+                item = Found(item.path, NOT_INDEXED)
+            inputs.append(item)
+            if image is not None:
+                encoded.append(image)
+        return inputs, encoded
 
     def info(self) -> dict[str, Any]:
         """Where the library is, its size, and how many files (by status) and faces it holds."""

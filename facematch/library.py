@@ -431,6 +431,38 @@ class Library:
     def _transaction(self) -> Library._Transaction:
         return Library._Transaction(self._db)
 
+    def add(
+        self,
+        path: str,
+        faces: Sequence[Face],
+        *,
+        digest: str,
+        settings: str,
+        engine: str,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> IndexedFile:
+        """Store one file's faces encoded elsewhere (another machine, a benchmark).
+
+        ``digest`` is the SHA-256 of the file's bytes and ``settings`` the key of
+        the settings that encoded it (``Pipeline.settings_key``). Without size and
+        mtime, the next index run over the file hashes it once to recognise it.
+        """
+        self.put(digest, settings, list(faces), engine)
+        self._searchable = None
+        with self._guard():
+            settings_id = self._new_settings_id(settings)
+        return self._record(
+            os.path.abspath(path),
+            (size, mtime_ns),
+            digest,
+            settings_id,
+            _status(faces),
+            None,
+            "new",
+            len(faces),
+        )
+
     # --- indexing --------------------------------------------------------------------
 
     def files(self) -> list[FileRow]:
@@ -543,7 +575,7 @@ class Library:
     def _record(
         self,
         path: str,
-        info: os.stat_result | None,
+        stat: os.stat_result | tuple[int | None, int | None] | None,
         digest: str | None,
         settings_id: int,
         status: Status,
@@ -552,8 +584,12 @@ class Library:
         faces: int = 0,
     ) -> IndexedFile:
         """Write one file's row (its own transaction) and return what was done."""
-        size = info.st_size if info is not None else None
-        mtime = info.st_mtime_ns if info is not None else None
+        size: int | None
+        mtime: int | None
+        if isinstance(stat, os.stat_result):
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        else:
+            size, mtime = stat if stat is not None else (None, None)
         with self._guard(), self._transaction():
             self._db.execute(
                 "INSERT INTO files (path, size, mtime_ns, digest, settings, status, error, indexed)"

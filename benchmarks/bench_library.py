@@ -202,33 +202,41 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
     return result
 
 
-def ann(rows: np.ndarray, queries: np.ndarray, rounds: int, ef_search: int) -> dict[str, object]:
+def ann(
+    rows: np.ndarray, queries: np.ndarray, rounds: int, efs: list[int]
+) -> list[dict[str, object]]:
     from facematch.neighbours import FaissIndex
 
+    results: list[dict[str, object]] = []
     with threadpool_limits(1):
         exact_index = ExactIndex(DIM)
         exact_index.add(rows)
         want_d, want_i = exact_index.search(queries, K)
         del exact_index
         start = time.perf_counter()
-        index = FaissIndex(DIM, ef_search=ef_search)
+        index = FaissIndex(DIM)
         index.add(rows)
         built = time.perf_counter() - start
-        speeds = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            got_d, got_i = index.search(queries, K)
-            speeds.append(len(queries) / (time.perf_counter() - start))
-    recall = np.mean([len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)])
-    anyone = np.mean((got_d[:, 0] <= TOLERANCE) == (want_d[:, 0] <= TOLERANCE))
-    return {
-        "ef_search": ef_search,
-        "build_s": round(built, 1),
-        "queries_per_s_1t": round(statistics.median(speeds)),
-        "recall_at_10": round(float(recall), 4),
-        "anyone_within_0.6_agrees": round(float(anyone), 4),
-        "rss_mb": round(rss_mb()),
-    }
+        for ef in efs:
+            index.ef_search = ef
+            speeds = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                got_d, got_i = index.search(queries, K)
+                speeds.append(len(queries) / (time.perf_counter() - start))
+            recall = np.mean([len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)])
+            anyone = np.mean((got_d[:, 0] <= TOLERANCE) == (want_d[:, 0] <= TOLERANCE))
+            results.append(
+                {
+                    "ef_search": ef,
+                    "build_s": round(built, 1),
+                    "queries_per_s_1t": round(statistics.median(speeds)),
+                    "recall_at_10": round(float(recall), 4),
+                    "anyone_within_0.6_agrees": round(float(anyone), 4),
+                    "rss_mb": round(rss_mb()),
+                }
+            )
+    return results
 
 
 OPEN_AND_ASK = """
@@ -284,7 +292,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--check", type=int, default=16, help="queries checked by brute force")
     parser.add_argument("--ann", action="store_true", help="also time faiss HNSW (ann extra)")
-    parser.add_argument("--ef-search", type=int, default=64)
+    parser.add_argument("--ef-search", default="32,64,128", help="HNSW efSearch values to try")
     parser.add_argument("--library-size", type=int, default=0)
     args = parser.parse_args()
 
@@ -310,7 +318,9 @@ def main() -> None:
         measured = exact(rows, queries, args.rounds, args.check)
         print(f"\n## {size:,} faces\nexact: {json.dumps(measured)}")
         if args.ann:
-            print(f"ann: {json.dumps(ann(rows, queries, args.rounds, args.ef_search))}")
+            efs = [int(e) for e in args.ef_search.split(",")]
+            for line in ann(rows, queries, args.rounds, efs):
+                print(f"ann: {json.dumps(line)}")
         if args.library_size == size:
             print(f"library: {json.dumps(library_open(rows, queries))}")
         del rows

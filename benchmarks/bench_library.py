@@ -21,7 +21,12 @@
    time, queries per second on one thread, recall@10 against exact search, and how often
    "is anyone within 0.6" agrees with exact search;
 5. with ``--library-size``, writes a library of that many faces (``Library.add_many``) to a
-   temporary folder and times opening it and answering a first query in a new process.
+   temporary folder and times opening it and answering a first query in a new process;
+6. with ``--gallery``, the known-folder gallery (``facematch KNOWN UNKNOWN``): matching time
+   per unknown face with 10 and with 10,000 known faces (one image at a time, as the command
+   does), against the per-face loop it replaced (``Gallery.ranked``);
+7. with ``--reindex N``, ``facematch index`` over N files twice: the second run, over the
+   unchanged files, reads none of them and loads no model.
 
 Queries are real faces (one photo of each of 256 real people; the gallery keeps their
 other photos). Timings on a shared machine are noisy: compare the columns of one run.
@@ -285,6 +290,67 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
     return result
 
 
+def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str, object]:
+    from facematch.faces import Face, FaceBox
+    from facematch.gallery import Gallery
+    from facematch.pipeline import match_faces
+
+    unknown = [Face(FaceBox(0, 1, 1, 0), (), q) for q in queries]
+    result: dict[str, object] = {}
+    with threadpool_limits(1):
+        for known in (10, 10_000):
+            names = [f"person {i // 3}" for i in range(known)]
+            gallery = Gallery.from_faces(
+                list(zip(names, rows[:known].astype(np.float64), strict=True))
+            )
+            new, old = [], []
+            for _ in range(rounds):
+                new.append(
+                    median_ms(
+                        lambda g=gallery: [match_faces(g, [f], 0.6, False) for f in unknown],
+                        len(unknown),
+                    )
+                )
+                old.append(
+                    median_ms(
+                        lambda g=gallery: [g.ranked(f.embedding) for f in unknown], len(unknown)
+                    )
+                )
+            result[f"ms_per_unknown_face_{known}_known"] = round(statistics.median(new), 3)
+            result[f"old_loop_ms_{known}_known"] = round(statistics.median(old), 3)
+    return result
+
+
+def reindex(count: int) -> dict[str, object]:
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        photos = Path(folder) / "photos"
+        for i in range(count):
+            sub = photos / f"{i // 1000:03d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (64, 48), (i % 256, 0, 0)).save(sub / f"{i:06d}.png")
+        command = [
+            sys.executable,
+            "-m",
+            "facematch",
+            "index",
+            str(photos),
+            "-j",
+            "1",
+            "-q",
+            "--library",
+            str(Path(folder) / "library.sqlite3"),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, env=env, capture_output=True)
+            times.append(round(time.perf_counter() - start, 2))
+    return {"files": count, "first_run_s": times[0], "unchanged_rerun_s": times[1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--embeddings", type=Path, required=True)
@@ -294,6 +360,8 @@ def main() -> None:
     parser.add_argument("--ann", action="store_true", help="also time faiss HNSW (ann extra)")
     parser.add_argument("--ef-search", default="32,64,128", help="HNSW efSearch values to try")
     parser.add_argument("--library-size", type=int, default=0)
+    parser.add_argument("--gallery", action="store_true", help="time the known-folder gallery")
+    parser.add_argument("--reindex", type=int, default=0, metavar="N", help="index N files twice")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -312,6 +380,11 @@ def main() -> None:
     query_rows = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)[:256]]
     queries = embeddings[query_rows]
     base = np.delete(embeddings, query_rows, axis=0)
+    if args.gallery:
+        known = np.concatenate([base, generator.faces(rng, 10_000 - len(base))])
+        print(f"gallery: {json.dumps(gallery_cost(known, queries, args.rounds))}")
+    if args.reindex:
+        print(f"reindex: {json.dumps(reindex(args.reindex))}")
     for size in (int(s) for s in args.sizes.split(",")):
         rows = np.concatenate([base.astype(np.float32), generator.faces(rng, size - len(base))])
         rng.shuffle(rows)  # real faces anywhere in the matrix

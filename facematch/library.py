@@ -602,7 +602,8 @@ class Library:
             todo.append((item.path, info, digest, action))
         yield from self._encode(pipeline, todo, settings_id)
         if prune:
-            yield from self._prune(paths, {f.path for f in found})
+            unreadable = [f.path for f in found if (f.problem or "").startswith("cannot read")]
+            yield from self._prune(paths, {f.path for f in found}, unreadable)
         self._collect(started)
 
     def _encode(
@@ -701,16 +702,25 @@ class Library:
             ).fetchone()
         return IndexedFile(path, status, "unchanged", int(row[1]), row[0])
 
-    def _prune(self, roots: Sequence[str], seen: set[str]) -> Iterator[IndexedFile]:
-        """Remove the rows of files under ``roots`` that were not found this time."""
+    def _prune(
+        self, roots: Sequence[str], seen: set[str], unreadable: Sequence[str] = ()
+    ) -> Iterator[IndexedFile]:
+        """Remove the rows of files under ``roots`` that were not found this time.
+
+        Files under a folder that could not be listed (``unreadable``) are kept:
+        they may well still be there.
+        """
         prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
         exact = {os.path.abspath(r) for r in roots}
+        kept = tuple(os.path.join(folder, "") for folder in unreadable)
         with self._guard():
             rows = self._db.execute("SELECT path, status FROM files").fetchall()
         gone = [
             (path, status)
             for path, status in rows
-            if path not in seen and (path in exact or path.startswith(tuple(prefixes)))
+            if path not in seen
+            and (path in exact or path.startswith(tuple(prefixes)))
+            and not (kept and path.startswith(kept))
         ]
         for path, status in gone:
             with self._guard(), self._transaction():

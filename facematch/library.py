@@ -593,11 +593,9 @@ class Library:
                 # touched, not changed (a failed file is not tried again for that)
                 yield self._record_again(item.path, info, previous[4])
                 continue
-            faces = self.get(digest, settings)
-            if faces is not None:
-                yield self._record(
-                    item.path, info, digest, settings_id, _status(faces), None, action, len(faces)
-                )
+            known = self._record_known(item.path, info, digest, settings_id, action)
+            if known is not None:
+                yield known
                 continue
             todo.append((item.path, info, digest, action))
         yield from self._encode(pipeline, todo, settings_id)
@@ -686,6 +684,27 @@ class Library:
             " error = excluded.error, indexed = excluded.indexed",
             (path, size, mtime, digest, settings_id, status, error, time.time()),
         )
+
+    def _record_known(
+        self, path: str, info: os.stat_result, digest: str, settings_id: int, action: Action
+    ) -> IndexedFile | None:
+        """Record a file whose content is stored already; None if it is not.
+
+        Looking and writing in one transaction: another process pruning orphaned
+        faces at that moment either sees this file's row or has deleted them first.
+        """
+        with self._guard(), self._transaction():
+            entry = self._db.execute(
+                "SELECT id FROM entries WHERE digest = ? AND settings = ?", (digest, settings_id)
+            ).fetchone()
+            if entry is None:
+                return None
+            faces = self._db.execute(
+                "SELECT COUNT(*) FROM faces WHERE entry = ?", (entry[0],)
+            ).fetchone()[0]
+            status: Status = "ok" if faces else "no_faces"
+            self._upsert_file(path, info.st_size, info.st_mtime_ns, digest, settings_id, status)
+        return IndexedFile(path, status, action, int(faces))
 
     def _record_again(self, path: str, info: os.stat_result, status: Status) -> IndexedFile:
         """A file whose size or mtime changed but not its content: new stat, same result."""

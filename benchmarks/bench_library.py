@@ -1,7 +1,8 @@
 """Search galleries of 100k and 1M faces built from real lfw-dev embeddings plus matched synthetics.
 
     python benchmarks/bench_library.py --embeddings lfw-dev-default.npz \
-        [--sizes 100000,1000000] [--rounds 3] [--ann] [--library-size 1000000]
+        [--sizes 100000,1000000] [--rounds 3] [--ann 100000] [--library-size 1000000] \
+        [--gallery] [--reindex 10000]
 
 ``--embeddings`` is an ``.npz`` of lfw-dev encoded with the default settings (arrays
 ``paths``, ``image``, ``boxes``, ``embeddings``; a person is the file name without its
@@ -17,7 +18,7 @@
    search (``ExactIndex``): a 256-query batch (top 10, and radius 0.6) on one and on two
    BLAS threads, interleaved round by round, and single queries; checks a sample of
    answers against a float64 brute force; reports the RSS;
-4. with ``--ann`` (needs ``pip install 'facematch[ann]'``), the faiss HNSW index: build
+4. with ``--ann SIZES`` (needs ``pip install 'facematch[ann]'``), the faiss HNSW index: build
    time, queries per second on one thread, recall@10 against exact search, and how often
    "is anyone within 0.6" agrees with exact search;
 5. with ``--library-size``, writes a library of that many faces (``Library.add_many``) to a
@@ -159,8 +160,8 @@ def brute_top(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray
     """Float64 brute force over float32 rows, in blocks (ties by lower id)."""
     best_d = np.full((len(queries), 0), np.inf)
     best_i = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, len(rows), 65_536):
-        block = rows[start : start + 65_536].astype(np.float64)
+    for start in range(0, len(rows), 8192):
+        block = rows[start : start + 8192].astype(np.float64)
         d = np.sqrt(((block[None, :, :] - queries[:, None, :]) ** 2).sum(axis=2))
         best_d = np.concatenate([best_d, d], axis=1)
         best_i = np.concatenate(
@@ -357,7 +358,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--check", type=int, default=16, help="queries checked by brute force")
-    parser.add_argument("--ann", action="store_true", help="also time faiss HNSW (ann extra)")
+    parser.add_argument(
+        "--ann", default="", metavar="SIZES", help="gallery sizes to time faiss HNSW at (ann extra)"
+    )
     parser.add_argument("--ef-search", default="32,64,128", help="HNSW efSearch values to try")
     parser.add_argument("--library-size", type=int, default=0)
     parser.add_argument("--gallery", action="store_true", help="time the known-folder gallery")
@@ -390,7 +393,7 @@ def main() -> None:
         rng.shuffle(rows)  # real faces anywhere in the matrix
         measured = exact(rows, queries, args.rounds, args.check)
         print(f"\n## {size:,} faces\nexact: {json.dumps(measured)}")
-        if args.ann:
+        if str(size) in args.ann.split(","):
             efs = [int(e) for e in args.ef_search.split(",")]
             for line in ann(rows, queries, args.rounds, efs):
                 print(f"ann: {json.dumps(line)}")

@@ -270,6 +270,7 @@ with Library.open(sys.argv[1], read_only=True) as library:
     hits = library.search(np.load(sys.argv[2]), 0.6, 10)
 import psutil
 print(json.dumps({"open_and_first_query_s": round(time.perf_counter() - start, 2),
+                  "cpu_s": round(time.process_time(), 2),
                   "hits": len(hits), "rss_mb": round(psutil.Process().memory_info().rss / 1e6)}))
 """
 

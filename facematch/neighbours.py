@@ -437,7 +437,7 @@ class FaissIndex:
     """
 
     def __init__(
-        self, dim: int = 128, *, links: int = 32, ef_construction: int = 40, ef_search: int = 64
+        self, dim: int = 128, *, links: int = 32, ef_construction: int = 40, ef_search: int = 128
     ) -> None:
         faiss = _faiss()
         self.dim = dim

@@ -768,32 +768,43 @@ class Library:
 
         Raises LibraryError if a face fails its checksum (a damaged file).
         """
+        joined = (
+            " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+            " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
+        )
         with self._guard():
-            paths_by_id = dict(self._db.execute("SELECT id, path FROM files WHERE status = 'ok'"))
-            rows = self._db.execute(
-                "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
-                " fa.checksum FROM files fi"
-                " JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
-                " JOIN faces fa ON fa.entry = e.id"
-                " WHERE fi.status = 'ok' ORDER BY fi.path, fa.face"
-            ).fetchall()
-        count = len(rows)
-        if count == 0:
-            return LibraryFaces(
-                np.empty(0, np.int64),
-                [],
-                np.empty((0, 4), np.int32),
-                np.empty((0, DIM), np.float32),
-            )
-        columns = list(zip(*rows, strict=True))
-        ids = np.array(columns[0], dtype=np.int64)
-        paths = [paths_by_id[i] for i in columns[1]]
-        boxes = np.array(columns[2:6], dtype=np.int64).T
-        with self._guard():
-            embeddings = _embeddings(columns[6])
-        checksums = np.array(columns[7], dtype=np.int64)
+            self._db.execute("BEGIN")  # one snapshot for the count and the rows
+            try:
+                paths_by_id = dict(
+                    self._db.execute("SELECT id, path FROM files WHERE status = 'ok'")
+                )
+                count = self._db.execute(f"SELECT COUNT(*){joined}").fetchone()[0]
+                ids = np.empty(count, dtype=np.int64)
+                file_ids = np.empty(count, dtype=np.int64)
+                boxes = np.empty((count, 4), dtype=np.int64)
+                embeddings = np.empty((count, DIM), dtype=np.float32)
+                checksums = np.empty(count, dtype=np.int64)
+                cursor = self._db.execute(
+                    "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
+                    f" fa.checksum{joined} ORDER BY fi.path, fa.face"
+                )
+                done = 0
+                # A chunk at a time into preallocated arrays: a million faces fit in
+                # little more than their float32 matrix.
+                while rows := cursor.fetchmany(_CHECK_ROWS):
+                    part = slice(done, done + len(rows))
+                    columns = list(zip(*rows, strict=True))
+                    ids[part] = columns[0]
+                    file_ids[part] = columns[1]
+                    boxes[part] = np.array(columns[2:6], dtype=np.int64).T
+                    embeddings[part] = _embeddings(columns[6])
+                    checksums[part] = columns[7]
+                    done += len(rows)
+            finally:
+                self._db.execute("COMMIT")
         if not np.array_equal(face_checksums(boxes, embeddings), checksums):
             raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
+        paths = [paths_by_id[i] for i in file_ids.tolist()]
         return LibraryFaces(ids, paths, boxes.astype(np.int32), embeddings)
 
     def search(
@@ -808,6 +819,7 @@ class Library:
         """
         if self._searchable is None:
             faces = self.faces()
+            # The index keeps the float32 matrix itself (no second copy).
             self._searchable = faces, make_index(faces.embeddings)
         faces, index = self._searchable
         distances, rows = nearest_to_any(index, queries, tolerance, top)

@@ -67,19 +67,22 @@ ANN_MIN_QUERIES = 20_000
 def make_index(vectors: ArrayLike, dim: int = 128, *, expected_queries: int = 1) -> NeighbourIndex:
     """An index holding ``vectors``: exact, or faiss HNSW where it pays and is installed.
 
+    The exact index keeps ``vectors`` itself when it is a contiguous float32 matrix
+    (no copy): do not change it afterwards.
+
     Building an HNSW graph of a million faces takes minutes, and one exact query
     takes milliseconds, so the approximate index is chosen only for many rows and
     many queries (``ANN_MIN_ROWS``, ``ANN_MIN_QUERIES``: a neighbour graph for
     clustering, say), and only when the ann extra is installed.
     """
     rows = np.asarray(vectors)
-    index: NeighbourIndex
     if len(rows) >= ANN_MIN_ROWS and expected_queries >= ANN_MIN_QUERIES and faiss_available():
-        index = FaissIndex(dim)
-    else:
-        index = ExactIndex(dim)
-    index.add(rows)
-    return index
+        approximate = FaissIndex(dim)
+        approximate.add(rows)
+        return approximate
+    exact = ExactIndex(dim)
+    exact.add(rows, copy=False)
+    return exact
 
 
 def faiss_available() -> bool:
@@ -148,22 +151,38 @@ class ExactIndex:
         view.flags.writeable = False
         return view
 
-    def add(self, vectors: ArrayLike) -> Ids:
-        """Append rows (one vector or an (m, dim) array); returns their ids."""
-        rows = self._rows(vectors, "vectors").astype(np.float32)
+    def add(self, vectors: ArrayLike, *, copy: bool = True) -> Ids:
+        """Append rows (one vector or an (m, dim) array); returns their ids.
+
+        ``copy=False`` lets a first add of a contiguous float32 matrix keep that very
+        array (no second copy of a million faces); the caller must not change it then.
+        """
+        rows = np.asarray(vectors)
+        if rows.ndim == 1:
+            rows = rows.reshape(1, -1)
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise ValueError(f"vectors must be {self.dim}-d vectors, not shape {rows.shape}")
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
         count = len(rows)
         start = self._size
-        if start + count > len(self._data):
-            capacity = max(start + count, 2 * len(self._data), 1024)
-            data = np.empty((capacity, self.dim), dtype=np.float32)
-            data[:start] = self._data[:start]
-            sqnorms = np.empty(capacity, dtype=np.float32)
-            sqnorms[:start] = self._sqnorms[:start]
-            self._data, self._sqnorms = data, sqnorms
-        self._data[start : start + count] = rows
-        wide = rows.astype(np.float64)
-        sq = np.einsum("ij,ij->i", wide, wide)
-        self._sqnorms[start : start + count] = sq
+        sq = np.empty(count, dtype=np.float64)
+        for part in range(0, count, BLOCK_ROWS):  # in float64, a block at a time
+            wide = rows[part : part + BLOCK_ROWS].astype(np.float64)
+            if not np.isfinite(wide).all():
+                raise ValueError("vectors must be finite (no NaN or infinity)")
+            sq[part : part + BLOCK_ROWS] = np.einsum("ij,ij->i", wide, wide)
+        if start == 0 and not copy:
+            self._data, self._sqnorms = rows, sq.astype(np.float32)
+        else:
+            if start + count > len(self._data):
+                capacity = max(start + count, 2 * len(self._data), 1024)
+                data = np.empty((capacity, self.dim), dtype=np.float32)
+                data[:start] = self._data[:start]
+                sqnorms = np.empty(capacity, dtype=np.float32)
+                sqnorms[:start] = self._sqnorms[:start]
+                self._data, self._sqnorms = data, sqnorms
+            self._data[start : start + count] = rows
+            self._sqnorms[start : start + count] = sq
         if count:
             self._max_norm = max(self._max_norm, math.sqrt(float(sq.max())))
         self._size = start + count

@@ -598,7 +598,21 @@ class Library:
                 yield known
                 continue
             todo.append((item.path, info, digest, action))
-        yield from self._encode(pipeline, todo, settings_id)
+        # Copies of one photo are encoded once; the others reuse what that stored.
+        first: dict[str, tuple[str, os.stat_result, str, Action]] = {}
+        copies = []
+        for task in todo:
+            if task[2] in first:
+                copies.append(task)
+            else:
+                first[task[2]] = task
+        yield from self._encode(pipeline, list(first.values()), settings_id)
+        for path, info, digest, action in copies:
+            known = self._record_known(path, info, digest, settings_id, action)
+            if known is None:  # the first copy failed: the same error
+                status, error = stored_status(self._db, first[digest][0])
+                known = self._record(path, info, digest, settings_id, status, error, action)
+            yield known
         if prune:
             unreadable = [f.path for f in found if (f.problem or "").startswith("cannot read")]
             yield from self._prune(paths, {f.path for f in found}, unreadable)
@@ -938,6 +952,12 @@ class Library:
             "bytes": size,
             "settings": settings,
         }
+
+
+def stored_status(db: sqlite3.Connection, path: str) -> tuple[Status, str | None]:
+    """A recorded file's status and error."""
+    row = db.execute("SELECT status, error FROM files WHERE path = ?", (path,)).fetchone()
+    return (row[0], row[1]) if row is not None else ("error", "not recorded")
 
 
 def _embeddings(blobs: Sequence[bytes]) -> NDArray[np.float32]:

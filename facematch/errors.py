@@ -4,6 +4,7 @@ FacematchError
 ├── UsageError          the caller asked for something that cannot work
 ├── NoKnownFacesError   the known folder yielded no face at all
 ├── ModelError          a model file is missing, truncated or foreign
+├── LibraryError        a face library file is missing, corrupt, foreign or too new
 └── ImageError          one image could not be read (reported per image, never fatal)
 """
 
@@ -24,6 +25,10 @@ class NoKnownFacesError(FacematchError):
 
 class ModelError(FacematchError):
     """A model file is missing, truncated, or not the model we expect."""
+
+
+class LibraryError(FacematchError):
+    """A face library cannot be used: missing, corrupt, not ours, or made by a newer facematch."""
 
 
 class ImageError(FacematchError):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -42,6 +43,53 @@ QUERY_BATCH = 256
 _UNIT = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 21  # float64 elements gathered at once when recomputing distances
 _EXTRA = 8  # float32 candidates kept beyond k, before checking that they are enough
+
+
+class NeighbourIndex(Protocol):
+    """What every nearest-neighbour index offers: ``ExactIndex``, and faiss in the ann extra."""
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: ArrayLike) -> Ids: ...
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]: ...
+
+    def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]: ...
+
+
+def make_index(vectors: ArrayLike, dim: int = 128) -> NeighbourIndex:
+    """An index holding ``vectors``: exact search (the ANN extra above its crossover size)."""
+    index = ExactIndex(dim)
+    index.add(vectors)
+    return index
+
+
+def nearest_to_any(
+    index: NeighbourIndex, queries: ArrayLike, radius: float, k: int | None = None
+) -> tuple[Float64s, Ids]:
+    """Rows within ``radius`` of any of the queries (one person's faces), nearest first.
+
+    A row's distance is that to its nearest query; ties by lower row; ``k`` keeps
+    at most that many. Returns (distances, rows), each 1-d.
+    """
+    wide = np.asarray(queries, dtype=np.float64).reshape(-1, np.shape(queries)[-1])
+    if k is None:
+        found = index.range_search(wide, radius)
+        distances = np.concatenate([d for d, _ in found] or [np.empty(0)])
+        rows = np.concatenate([r for _, r in found] or [np.empty(0, dtype=np.intp)])
+    else:
+        # The k nearest to any query are among the k nearest to each.
+        top_d, top_r = index.search(wide, k)
+        keep = top_d.ravel() <= radius
+        distances, rows = top_d.ravel()[keep], top_r.ravel()[keep]
+    order = np.lexsort((rows, distances))
+    distances, rows = distances[order], rows[order]
+    _, first = np.unique(rows, return_index=True)
+    first.sort()
+    distances, rows = distances[first], rows[first].astype(np.intp)
+    if k is not None:
+        distances, rows = distances[:k], rows[:k]
+    return distances, rows
 
 
 class ExactIndex:

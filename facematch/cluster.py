@@ -20,6 +20,14 @@ fit a photo collection:
   each other merges at once. Average linkage is reducible, so this gives the same tree as
   merging one pair at a time, in a few vectorised rounds instead of a Python loop per
   merge. Merging stops at ``threshold``.
+* **Hubs held back.** Some faces (blurred, small, turned away) lie close to many
+  people. A first pass (at ``first_threshold``) finds provisional groups; then each face's
+  distance to its ``hub_neighbours``-th nearest face *outside* its provisional group is
+  compared with what is typical for a stranger (``hub_distance``, measured on lfw-dev):
+  a face whose strangers come nearer than that has its distances lengthened by half the
+  shortfall (each pair by the mean of its two faces' shortfalls) before the real pass.
+  Leaving the face's own group out keeps a person with many photos from looking like a
+  hub. On lfw-dev this lifts BCubed F from 0.943 to 0.959 (README).
 * **Constraints.** Two faces of one photo are two people: groups holding faces of the same
   photo never merge (``photos``). Groups given in ``seeds`` (an earlier clustering, or a
   user's corrections) keep their faces and never merge with each other; new faces can
@@ -156,6 +164,8 @@ class FaceClusterer:
     max_neighbours:
         At most this many neighbours per face in the graph (0: no limit), which bounds
         memory on dense collections.
+    first_threshold, hub_neighbours, hub_distance:
+        The hub correction (module docstring); ``hub_neighbours=0`` turns it off.
 
     After :meth:`fit`, ``labels_`` holds a group per face (0 the largest, ties by the
     first face in key order; -1 unclustered) and ``n_clusters_`` the number of groups.
@@ -163,16 +173,22 @@ class FaceClusterer:
 
     def __init__(
         self,
-        threshold: float = 0.5,
+        threshold: float = 0.52,
         min_faces: int = 2,
         *,
         radius: float = 0.6,
         max_neighbours: int = 64,
+        first_threshold: float = 0.45,
+        hub_neighbours: int = 10,
+        hub_distance: float = 0.57,
     ) -> None:
         self.threshold = threshold
         self.min_faces = min_faces
         self.radius = radius
         self.max_neighbours = max_neighbours
+        self.first_threshold = first_threshold
+        self.hub_neighbours = hub_neighbours
+        self.hub_distance = hub_distance
 
     def fit(
         self,
@@ -219,6 +235,11 @@ class FaceClusterer:
             self.max_neighbours,
             queries=free if seeds is not None else None,
         )
+        if self.hub_neighbours > 0:
+            first = _agglomerate(graph, n, self.first_threshold, self.radius, sorted_photos, seed)
+            graph = _hold_back_hubs(
+                graph, first, self.hub_neighbours, self.hub_distance, self.radius
+            )
         groups = _agglomerate(graph, n, self.threshold, self.radius, sorted_photos, seed)
         labels = _number_by_size(groups, self.min_faces, seed != UNCLUSTERED)
         self.labels_ = np.empty(n, dtype=np.intp)
@@ -235,6 +256,32 @@ class FaceClusterer:
     ) -> Ints:
         """:meth:`fit`, then the labels."""
         return self.fit(embeddings, photos, keys, seeds).labels_
+
+
+def _hold_back_hubs(
+    graph: NeighbourGraph, first: Ints, k: int, typical: float, radius: float
+) -> NeighbourGraph:
+    """The graph with each pair lengthened by the mean shortfall of its two faces.
+
+    A face's shortfall: how much nearer than ``typical`` its ``k``-th nearest face outside
+    its provisional group (``first``) is; 0 if farther or if fewer than ``k`` such faces
+    are in the graph. Pairs that end up beyond ``radius`` leave the graph.
+    """
+    n = len(first)
+    a, b, d = graph.first, graph.second, graph.distance
+    outside = first[a] != first[b]
+    ends = np.concatenate([a[outside], b[outside]])
+    dist = np.concatenate([d[outside], d[outside]])
+    order = np.lexsort((dist, ends))
+    ends, dist = ends[order], dist[order]
+    starts = np.searchsorted(ends, np.arange(n))
+    enough = np.bincount(ends, minlength=n) >= k
+    kth = np.full(n, typical)
+    kth[enough] = dist[starts[enough] + k - 1]
+    shortfall = np.maximum(typical - kth, 0.0)
+    longer = d + 0.5 * (shortfall[a] + shortfall[b])
+    keep = longer <= radius
+    return NeighbourGraph(a[keep], b[keep], longer[keep])
 
 
 def _codes(values: Sequence[Hashable], n: int, what: str) -> Ints:

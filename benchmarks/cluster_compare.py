@@ -48,10 +48,7 @@ def load(npz: str) -> dict[str, NDArray[np.generic]]:
     labelled = np.zeros(len(faces), dtype=bool)
     labelled[order[first]] = True
     truth = np.array(
-        [
-            paths[i].split("/")[1] if paths[i].startswith("people/") else paths[i]
-            for i in img
-        ]
+        [paths[i].split("/")[1] if paths[i].startswith("people/") else paths[i] for i in img]
     )
     return {
         "embeddings": data["embeddings"][faces].astype(np.float64),
@@ -59,7 +56,9 @@ def load(npz: str) -> dict[str, NDArray[np.generic]]:
         "face": data["face"][faces],
         "truth": truth,
         "labelled": labelled,
-        "keys": np.array([f"{paths[i]}#{f}" for i, f in zip(img, data["face"][faces], strict=True)]),
+        "keys": np.array(
+            [f"{paths[i]}#{f}" for i, f in zip(img, data["face"][faces], strict=True)]
+        ),
     }
 
 
@@ -142,16 +141,11 @@ def sklearn_average(threshold: float, k: int = 10) -> Callable[[dict], Labels]:
 METHODS: dict[str, list[tuple[str, Callable[[dict], Labels]]]] = {
     "cw": [(f"dlib chinese whispers {t}", chinese_whispers(t)) for t in (0.45, 0.5, 0.55)],
     "dbscan": [(f"sklearn DBSCAN eps={e}", dbscan(e)) for e in (0.4, 0.45, 0.5)],
-    "hdbscan": [
-        (f"sklearn HDBSCAN mcs=2 eps={e}", hdbscan(2, e)) for e in (0.0, 0.4, 0.45, 0.5)
-    ],
+    "hdbscan": [(f"sklearn HDBSCAN mcs=2 eps={e}", hdbscan(2, e)) for e in (0.0, 0.4, 0.45, 0.5)],
     "sklearn-average": [
-        (f"sklearn average linkage, 10-NN graph, {t}", sklearn_average(t))
-        for t in (0.5, 0.55, 0.6)
+        (f"sklearn average linkage, 10-NN graph, {t}", sklearn_average(t)) for t in (0.5, 0.55, 0.6)
     ],
-    "ours": [
-        (f"facematch average linkage {t}", ours(t)) for t in (0.48, 0.5, 0.52, 0.54)
-    ],
+    "ours": [(f"facematch average linkage {t}", ours(t)) for t in (0.48, 0.5, 0.52, 0.54)],
 }
 
 

@@ -2,7 +2,7 @@
 
 ``FaceClusterer`` groups face embeddings the way scikit-learn's estimators do::
 
-    clusterer = FaceClusterer(threshold=0.5, min_faces=2)
+    clusterer = FaceClusterer(threshold=0.53, min_faces=2)
     labels = clusterer.fit_predict(embeddings, photos=photo_of_each_face, keys=keys)
     # labels[i]: 0 is the largest group, 1 the next...; -1 is "in no group"
 
@@ -43,13 +43,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from facematch.neighbours import ExactIndex
 
-__all__ = ["FaceClusterer", "NeighbourGraph", "neighbour_graph"]
+if TYPE_CHECKING:
+    from facematch.gallery import Gallery
+
+__all__ = ["FaceClusterer", "NeighbourGraph", "known_names", "neighbour_graph"]
 
 Ints = NDArray[np.intp]
 Floats = NDArray[np.float64]
@@ -173,7 +177,7 @@ class FaceClusterer:
 
     def __init__(
         self,
-        threshold: float = 0.52,
+        threshold: float = 0.53,
         min_faces: int = 2,
         *,
         radius: float = 0.6,
@@ -194,7 +198,7 @@ class FaceClusterer:
         self,
         embeddings: ArrayLike,
         photos: Sequence[Hashable] | None = None,
-        keys: Sequence[Hashable] | None = None,
+        keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
     ) -> FaceClusterer:
         """Cluster ``embeddings`` (n, dim).
@@ -214,7 +218,7 @@ class FaceClusterer:
         if data.ndim != 2:
             raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
         order = (
-            np.array(sorted(range(n), key=lambda i: keys[i]), dtype=np.intp)  # type: ignore[index]
+            np.array(sorted(range(n), key=keys.__getitem__), dtype=np.intp)
             if keys is not None
             else np.arange(n, dtype=np.intp)
         )
@@ -251,7 +255,7 @@ class FaceClusterer:
         self,
         embeddings: ArrayLike,
         photos: Sequence[Hashable] | None = None,
-        keys: Sequence[Hashable] | None = None,
+        keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
     ) -> Ints:
         """:meth:`fit`, then the labels."""
@@ -304,7 +308,9 @@ def _agglomerate(
     seeded = seed != UNCLUSTERED
     if seeded.any():  # a seeded group starts whole, named by its first face
         seed_values, first_face = np.unique(seed[seeded], return_index=True)
-        group[seeded] = np.flatnonzero(seeded)[first_face][np.searchsorted(seed_values, seed[seeded])]
+        group[seeded] = np.flatnonzero(seeded)[first_face][
+            np.searchsorted(seed_values, seed[seeded])
+        ]
     size = np.bincount(group, minlength=n).astype(np.float64)
     edges = _relabel(group[graph.first], group[graph.second], graph.distance, np.ones(len(graph)))
     banned = _photo_conflicts(photos, group) if photos is not None else _empty_keys()
@@ -312,7 +318,13 @@ def _agglomerate(
         a, b, total, count = edges
         key = a.astype(np.int64) * n + b
         allowed = ~np.isin(key, banned) & ~(seeded[a] & seeded[b])
-        a, b, total, count, key = a[allowed], b[allowed], total[allowed], count[allowed], key[allowed]
+        a, b, total, count, key = (
+            a[allowed],
+            b[allowed],
+            total[allowed],
+            count[allowed],
+            key[allowed],
+        )
         pairs = size[a] * size[b]
         linkage = (total + (pairs - count) * cap) / pairs
         near = linkage <= threshold
@@ -347,9 +359,7 @@ def _best_partner(a: Ints, b: Ints, linkage: Floats, n: int) -> Ints:
     return best
 
 
-def _relabel(
-    a: Ints, b: Ints, total: Floats, count: Floats
-) -> tuple[Ints, Ints, Floats, Floats]:
+def _relabel(a: Ints, b: Ints, total: Floats, count: Floats) -> tuple[Ints, Ints, Floats, Floats]:
     """Edges between groups: one row per pair of groups, sums and counts added up."""
     low, high = np.minimum(a, b), np.maximum(a, b)
     between = low != high
@@ -360,12 +370,9 @@ def _relabel(
     unique_keys, where = np.unique(pair_key, return_inverse=True)
     first = np.zeros(len(unique_keys), dtype=np.intp)
     first[where] = np.arange(len(where))
-    return (
-        low[first],
-        high[first],
-        np.bincount(where, weights=total, minlength=len(unique_keys)),
-        np.bincount(where, weights=count, minlength=len(unique_keys)),
-    )
+    sums: Floats = np.bincount(where, weights=total, minlength=len(unique_keys))
+    counts: Floats = np.bincount(where, weights=count, minlength=len(unique_keys))
+    return low[first], high[first], sums, counts
 
 
 def _empty_keys() -> NDArray[np.int64]:
@@ -413,3 +420,39 @@ def _number_by_size(group: Ints, min_faces: int, seeded: NDArray[np.bool_]) -> I
     number = np.full(n, UNCLUSTERED, dtype=np.intp)
     number[ranked] = np.arange(len(ranked))
     return number[group]
+
+
+def known_names(
+    gallery: Gallery,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    tolerance: float,
+    margin: float = 0.05,
+) -> dict[int, str]:
+    """Groups whose faces confidently match one known person: label -> that person's name.
+
+    A face votes for its nearest known person when that person is within ``tolerance``
+    and the runner-up is at least ``margin`` farther. A group takes the name when more
+    than half of its faces vote for that person and none votes for anybody else; a
+    stranger's group, whose faces fall near several people or near nobody, stays unnamed.
+    """
+    label = np.asarray(labels, dtype=np.intp)
+    grouped = np.flatnonzero(label != UNCLUSTERED)
+    if not len(grouped):
+        return {}
+    nearest = gallery.nearest(np.asarray(embeddings, dtype=np.float64)[grouped], tolerance)
+    votes: dict[int, dict[str, int]] = {}
+    for row, found in zip(grouped, nearest, strict=True):
+        best, second = found.best, found.runner_up
+        group_votes = votes.setdefault(int(label[row]), {})
+        confident = second is None or (
+            best is not None and second.distance - best.distance >= margin
+        )
+        if best is not None and best.distance <= tolerance and confident:
+            group_votes[best.name] = group_votes.get(best.name, 0) + 1
+    sizes = np.bincount(label[grouped])
+    return {
+        group: next(iter(counts))
+        for group, counts in sorted(votes.items())
+        if len(counts) == 1 and 2 * next(iter(counts.values())) > sizes[group]
+    }

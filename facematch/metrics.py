@@ -88,6 +88,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "DLIB_TOLERANCE",
+    "ClusteringScores",
     "Eer",
     "KFoldAccuracy",
     "OpenSet",
@@ -96,7 +97,6 @@ __all__ = [
     "Roc",
     "ThresholdChoice",
     "ToleranceChoice",
-    "ClusteringScores",
     "accuracy_at",
     "best_threshold",
     "clustering_scores",

@@ -370,8 +370,8 @@ def _relabel(a: Ints, b: Ints, total: Floats, count: Floats) -> tuple[Ints, Ints
     unique_keys, where = np.unique(pair_key, return_inverse=True)
     first = np.zeros(len(unique_keys), dtype=np.intp)
     first[where] = np.arange(len(where))
-    sums: Floats = np.bincount(where, weights=total, minlength=len(unique_keys))
-    counts: Floats = np.bincount(where, weights=count, minlength=len(unique_keys))
+    sums = np.bincount(where, weights=total, minlength=len(unique_keys)).astype(np.float64)
+    counts = np.bincount(where, weights=count, minlength=len(unique_keys)).astype(np.float64)
     return low[first], high[first], sums, counts
 
 

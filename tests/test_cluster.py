@@ -1,4 +1,4 @@
-"""Clustering: the algorithm on small exact cases, the metrics by hand, the command on real faces."""
+"""Clustering: the algorithm on exact cases, the metrics by hand, the command on real faces."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_graph_holds_exactly_the_pairs_within_the_radius() -> None:
 
 
 def test_blobs_are_found_and_singletons_are_unclustered() -> None:
-    x, truth = blobs([6, 4, 3, 1, 1])
+    x, _ = blobs([6, 4, 3, 1, 1])
     labels = FaceClusterer().fit_predict(x)
     assert labels.tolist() == [0] * 6 + [1] * 4 + [2] * 3 + [-1, -1]
 
@@ -92,7 +92,7 @@ def test_two_faces_of_one_photo_never_share_a_group() -> None:
 
 
 def test_same_labels_whatever_the_input_order() -> None:
-    x, truth = blobs([5, 4, 4, 3, 2, 1, 1], seed=3, spread=0.35)
+    x, _ = blobs([5, 4, 4, 3, 2, 1, 1], seed=3, spread=0.35)
     keys = [f"digest{i:03d}#0" for i in range(len(x))]
     base = FaceClusterer().fit_predict(x, photos=keys, keys=keys)
     rng = np.random.default_rng(1)

@@ -427,7 +427,7 @@ def known_names(
     embeddings: ArrayLike,
     labels: ArrayLike,
     tolerance: float,
-    margin: float = 0.05,
+    margin: float = 0.1,
 ) -> dict[int, str]:
     """Groups whose faces confidently match one known person: label -> that person's name.
 
@@ -435,6 +435,8 @@ def known_names(
     and the runner-up is at least ``margin`` farther. A group takes the name when more
     than half of its faces vote for that person and none votes for anybody else; a
     stranger's group, whose faces fall near several people or near nobody, stays unnamed.
+    The default margin is the smallest that kept named-group precision at 0.99 on lfw-dev
+    with strangers present (``benchmarks/cluster_known.py``).
     """
     label = np.asarray(labels, dtype=np.intp)
     grouped = np.flatnonzero(label != UNCLUSTERED)

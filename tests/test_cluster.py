@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def tbbt_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The 8 tbbt people (5 crops each) copied and clustered once into a library."""
     root = tmp_path_factory.mktemp("cluster")
     photos = root / "photos"
-    shutil.copytree(DATA / "tbbt", photos / "tbbt")
+    shutil.copytree(DATA / "people" / "tbbt", photos / "tbbt")
     library = root / "lib.sqlite3"
     return photos, library
 
@@ -213,11 +214,22 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     assert len(seen) == len(set(seen))
     # Penny's name follows her into the group photos she is in.
     assert any(r["name"] == "Penny" for r in scene_rows)
+    # A known folder names the group it confidently matches, and only that one.
+    known = photos.parent / "known"
+    known.mkdir()
+    shutil.copy(DATA / "people" / "tbbt" / "sheldon" / "sheldon1.png", known / "Sheldon.png")
+    rows = rows_of(
+        run("cluster", photos, "--library", library, "--format", "csv", "-q", "--known", known)
+    )
+    by_known = {(Path(r["path"]).parent.name, r["name"]) for r in rows if r["named_by"] == "known"}
+    assert {who for who, _ in by_known if who != "scenes"} == {"sheldon"}
+    assert {name for _, name in by_known} == {"Sheldon"}
+    assert any(r["name"] == "Penny" and r["named_by"] == "user" for r in rows)
 
 
 @pytest.mark.slow
 def test_output_is_identical_for_shuffled_input_and_jobs(tmp_path: Path) -> None:
-    people = sorted((DATA / "tbbt").iterdir())
+    people = sorted((DATA / "people" / "tbbt").iterdir())
     first = tmp_path / "a"
     second = tmp_path / "b"
     for i, folder in enumerate(people):  # the same photos under names in another order
@@ -243,3 +255,22 @@ def test_output_is_identical_for_shuffled_input_and_jobs(tmp_path: Path) -> None
         return sorted((Path(r["path"]).name, r["face"], r["person"]) for r in rows)
 
     assert table(first, 1) == table(second, 2)
+
+
+def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> None:
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    for name in ("obama.jpg", "biden.jpg", "alex-lacamoire.png"):
+        shutil.copy(DATA / name, strangers / name)
+    result = run(
+        "evaluate", DATA / "people" / "tbbt", "--strangers", strangers, "--format", "json", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["clustering"]
+    assert (figures["faces"], figures["true_people"], figures["true_groups"]) == (43, 11, 8)
+    assert (figures["groups"], figures["unclustered"]) == (8, 3)
+    assert figures["bcubed_f"] == 1.0 and figures["pairwise_f"] == 1.0
+    assert figures["mixed_groups"] == 0 and figures["people_split"] == 0
+    table = run("evaluate", DATA / "people" / "tbbt", "-q")
+    assert "clustering (facematch cluster defaults" in table.stdout
+    assert "BCubed F" in table.stdout

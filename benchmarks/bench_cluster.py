@@ -62,19 +62,45 @@ def measure_spread(npz: str) -> tuple[float, float, float, float]:
     )
 
 
+# Log-normal spread of each face's noise scale and each person's centre scale, and the
+# shrink of the means that they cause: chosen so that the synthetic distances match lfw-dev's
+# means and standard deviations (printed by main as "synthetic distances").
+FACE_SCALE_SD = 0.27
+CENTRE_SCALE_SD = 0.13
+SAME_SHRINK = 0.95
+DIFFERENT_SHRINK = 0.98
+
+
 def synthetic(
     n: int, same_mean: float, diff_mean: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    sw = same_mean / np.sqrt(2 * DIM)
-    sb = np.sqrt(max(diff_mean**2 / (2 * DIM) - sw**2, 1e-6))
+    sw = SAME_SHRINK * same_mean / np.sqrt(2 * DIM)
+    sb = np.sqrt(max((DIFFERENT_SHRINK * diff_mean) ** 2 / (2 * DIM) - sw**2, 1e-6))
     sizes = []
     while sum(sizes) < n:
         sizes.append(1 if rng.random() < 0.25 else int(rng.integers(2, 7)))
     truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
     centres = rng.normal(scale=sb, size=(len(sizes), DIM))
-    faces = centres[truth] + rng.normal(scale=sw, size=(n, DIM))
-    return faces.astype(np.float32), truth
+    centres *= np.exp(rng.normal(0, CENTRE_SCALE_SD, (len(sizes), 1)))
+    noise = rng.normal(scale=sw, size=(n, DIM)) * np.exp(rng.normal(0, FACE_SCALE_SD, (n, 1)))
+    return (centres[truth] + noise).astype(np.float32), truth
+
+
+def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    emb = faces[:3000].astype(np.float64)
+    who = truth[:3000]
+    sq = (emb * emb).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * emb @ emb.T, 0))
+    i, j = np.triu_indices(len(emb), 1)
+    same = who[i] == who[j]
+    d = dist[i, j]
+    return (
+        float(d[same].mean()),
+        float(d[same].std()),
+        float(d[~same].mean()),
+        float(d[~same].std()),
+    )
 
 
 def one_size(n: int, same_mean: float, diff_mean: float) -> dict[str, float]:

@@ -98,14 +98,14 @@ def chinese_whispers(threshold: float) -> Callable[[dict], Labels]:
     return run
 
 
-def hdbscan(min_cluster_size: int, epsilon: float) -> Callable[[dict], Labels]:
+def hdbscan(min_cluster_size: int, method: str) -> Callable[[dict], Labels]:
     def run(d: dict) -> Labels:
         from sklearn.cluster import HDBSCAN
 
         model = HDBSCAN(
             min_cluster_size=min_cluster_size,
             min_samples=1,
-            cluster_selection_epsilon=epsilon,
+            cluster_selection_method=method,
         )
         return np.asarray(model.fit_predict(d["embeddings"]), dtype=np.intp)
 
@@ -141,11 +141,13 @@ def sklearn_average(threshold: float, k: int = 10) -> Callable[[dict], Labels]:
 METHODS: dict[str, list[tuple[str, Callable[[dict], Labels]]]] = {
     "cw": [(f"dlib chinese whispers {t}", chinese_whispers(t)) for t in (0.45, 0.5, 0.55)],
     "dbscan": [(f"sklearn DBSCAN eps={e}", dbscan(e)) for e in (0.4, 0.45, 0.5)],
-    "hdbscan": [(f"sklearn HDBSCAN mcs=2 eps={e}", hdbscan(2, e)) for e in (0.0, 0.4, 0.45, 0.5)],
+    "hdbscan": [
+        (f"sklearn HDBSCAN min_cluster_size=2 {m}", hdbscan(2, m)) for m in ("eom", "leaf")
+    ],
     "sklearn-average": [
         (f"sklearn average linkage, 10-NN graph, {t}", sklearn_average(t)) for t in (0.5, 0.55, 0.6)
     ],
-    "ours": [(f"facematch average linkage {t}", ours(t)) for t in (0.48, 0.5, 0.52, 0.54)],
+    "ours": [(f"facematch average linkage {t}", ours(t)) for t in (0.5, 0.53, 0.55)],
 }
 
 

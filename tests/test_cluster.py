@@ -115,6 +115,28 @@ def test_seeds_keep_their_faces_and_never_merge() -> None:
     assert len(set(labels[4:].tolist())) == 1 and labels[4] not in labels[:4]
 
 
+def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [int(v) for v in rng.integers(1, 8, 300)]
+    x, truth = blobs(sizes, seed=5, spread=0.33)
+    order = rng.permutation(len(x))
+    old, new = order[: len(x) * 10 // 11], order[len(x) * 10 // 11 :]
+    before = FaceClusterer().fit_predict(x[old])
+    both = np.concatenate([old, new])
+    seeds = np.concatenate([before, np.full(len(new), -1)])
+    after = FaceClusterer().fit_predict(x[both], seeds=seeds)
+    scratch = FaceClusterer().fit_predict(x[both])
+    grouped = before >= 0
+    pairs = set(zip(before[grouped].tolist(), after[: len(old)][grouped].tolist(), strict=True))
+    assert len(pairs) == len(set(before[grouped].tolist()))  # every old group is one group
+    assert len({a for _, a in pairs}) == len(pairs)  # and no two merged
+    assert (after[: len(old)][grouped] >= 0).all()
+    update_f = clustering_scores(truth[both], after).bcubed_f
+    scratch_f = clustering_scores(truth[both], scratch).bcubed_f
+    assert scratch_f > 0.9  # a set where the question means something
+    assert update_f >= scratch_f - 0.01
+
+
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError, match="radius"):
         FaceClusterer(threshold=0.7, radius=0.6).fit(np.zeros((2, 128)))

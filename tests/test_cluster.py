@@ -177,7 +177,7 @@ def test_tbbt_clusters_into_its_eight_people(
     tbbt_library: tuple[Path, Path], tmp_path: Path
 ) -> None:
     photos, library = tbbt_library
-    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q"))
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
     assert len(rows) == 40
     groups = by_person(rows)
     assert "" not in groups  # nobody unclustered
@@ -194,6 +194,7 @@ def test_tbbt_clusters_into_its_eight_people(
             "--format",
             "csv",
             "-q",
+            "-j1",
             "--out",
             tmp_path / "o",
         )
@@ -207,7 +208,7 @@ def test_tbbt_clusters_into_its_eight_people(
 
 def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path]) -> None:
     photos, library = tbbt_library
-    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q"))
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
     person = {Path(r["path"]).parent.name: r["person"] for r in rows}
     assert run("cluster", "name", person["penny"], "Penny", "--library", library).exit_code == 0
     merged = run("cluster", "merge", person["raj"], person["howard"], "--library", library)
@@ -217,7 +218,7 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     assert moved.exit_code == 0, moved.output
     # New photos arrive: the scenes, with several of these people in each.
     shutil.copytree(DATA / "scenes", photos / "scenes")
-    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q"))
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
     old = [r for r in rows if "/tbbt/" in r["path"]]
     names = {Path(r["path"]).parent.name: (r["name"], r["named_by"]) for r in old}
     assert names["penny"] == ("Penny", "user")
@@ -241,7 +242,18 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     known.mkdir()
     shutil.copy(DATA / "people" / "tbbt" / "sheldon" / "sheldon1.png", known / "Sheldon.png")
     rows = rows_of(
-        run("cluster", photos, "--library", library, "--format", "csv", "-q", "--known", known)
+        run(
+            "cluster",
+            photos,
+            "--library",
+            library,
+            "--format",
+            "csv",
+            "-q",
+            "-j1",
+            "--known",
+            known,
+        )
     )
     by_known = {(Path(r["path"]).parent.name, r["name"]) for r in rows if r["named_by"] == "known"}
     assert {who for who, _ in by_known if who != "scenes"} == {"sheldon"}
@@ -280,19 +292,20 @@ def test_output_is_identical_for_shuffled_input_and_jobs(tmp_path: Path) -> None
 
 
 def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for who in ("amy", "penny", "raj"):
+        shutil.copytree(DATA / "people" / "tbbt" / who, people / who)
     strangers = tmp_path / "strangers"
     strangers.mkdir()
-    for name in ("obama.jpg", "biden.jpg", "alex-lacamoire.png"):
-        shutil.copy(DATA / name, strangers / name)
-    result = run(
-        "evaluate", DATA / "people" / "tbbt", "--strangers", strangers, "--format", "json", "-q"
-    )
+    for who in ("sheldon", "stuart", "leonard"):  # one photo each: people of their own
+        shutil.copy(DATA / "people" / "tbbt" / who / f"{who}1.png", strangers / f"{who}.png")
+    result = run("evaluate", people, "--strangers", strangers, "--format", "json", "-q", "-j1")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)["clustering"]
-    assert (figures["faces"], figures["true_people"], figures["true_groups"]) == (43, 11, 8)
-    assert (figures["groups"], figures["unclustered"]) == (8, 3)
+    assert (figures["faces"], figures["true_people"], figures["true_groups"]) == (18, 6, 3)
+    assert (figures["groups"], figures["unclustered"]) == (3, 3)
     assert figures["bcubed_f"] == 1.0 and figures["pairwise_f"] == 1.0
     assert figures["mixed_groups"] == 0 and figures["people_split"] == 0
-    table = run("evaluate", DATA / "people" / "tbbt", "-q")
+    table = run("evaluate", people, "-q", "-j1")
     assert "clustering (facematch cluster defaults" in table.stdout
     assert "BCubed F" in table.stdout

@@ -20,6 +20,9 @@ later run.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -29,12 +32,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from PIL import Image
 
 from facematch.cluster import UNCLUSTERED, FaceClusterer
-from facematch.errors import UsageError
+from facematch.errors import ImageError, LibraryError, UsageError
 from facematch.faces import FaceBox
+from facematch.images import load_rgb
 from facematch.library import Library, LibraryFaces
+
+log = logging.getLogger("facematch")
 
 NamedBy = Literal["user", "known", "none"]
 PREFIX = "person_"
@@ -91,12 +97,18 @@ class People:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One transaction holding the write lock: another run waits, never interleaves."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LibraryError(f"library {self.library.path}: {exc}") from None
         try:
             yield self.db
             self.db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise LibraryError(f"library {self.library.path}: {exc}") from None
             raise
 
     # --- reading ---------------------------------------------------------------------
@@ -156,7 +168,17 @@ class People:
     def update(
         self, faces: LibraryFaces, clusterer: FaceClusterer
     ) -> tuple[list[FaceRow], Summary]:
-        """Cluster what is new around what is assigned; store and return every face's row."""
+        """Cluster what is new around what is assigned; store and return every face's row.
+
+        The whole update holds the library's write lock, so two runs cannot both number
+        new people.
+        """
+        with self._write():
+            summary = self._update(faces, clusterer)
+        return self.rows(faces), summary
+
+    def _update(self, faces: LibraryFaces, clusterer: FaceClusterer) -> Summary:
+        db = self.db
         unique_ids, first_row = np.unique(faces.ids, return_index=True)
         ids = [int(i) for i in unique_ids]
         keys = self.face_keys(ids)
@@ -176,33 +198,33 @@ class People:
             keys=[keys[ids[i]] for i in clustered],
             seeds=seeds,
         )
-        with self._write() as db:
-            gone = [f for f in assigned if f not in present]
-            db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])
-            number = int(db.execute("SELECT COALESCE(MAX(number), 0) FROM people").fetchone()[0])
-            person_of_label: dict[int, int] = {}
-            for label, seed in zip(labels, seeds, strict=True):
-                if label != UNCLUSTERED and seed != UNCLUSTERED:
-                    person_of_label[int(label)] = int(seed)
-            new_people = 0
-            for label in range(int(labels.max(initial=-1)) + 1):  # largest new group first
-                if label not in person_of_label:
-                    number += 1
-                    new_people += 1
-                    person_of_label[label] = number
-                    db.execute("INSERT INTO people (number) VALUES (?)", (number,))
-            db.executemany(
-                "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
-                [
-                    (ids[i], person_of_label[int(label)])
-                    for i, label, seed in zip(clustered, labels, seeds, strict=True)
-                    if label != UNCLUSTERED and seed == UNCLUSTERED
-                ],
-            )
-        rows = self.rows(faces)
-        people = {r.person for r in rows if r.person is not None}
-        unclustered = len({r.face_id for r in rows if r.person is None})
-        return rows, Summary(len(people), len(ids), unclustered, new_people)
+        gone = [f for f in assigned if f not in present]
+        db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])
+        number = int(db.execute("SELECT COALESCE(MAX(number), 0) FROM people").fetchone()[0])
+        person_of_label: dict[int, int] = {}
+        for label, seed in zip(labels, seeds, strict=True):
+            if label != UNCLUSTERED and seed != UNCLUSTERED:
+                person_of_label[int(label)] = int(seed)
+        new_people = 0
+        for label in range(int(labels.max(initial=-1)) + 1):  # largest new group first
+            if label not in person_of_label:
+                number += 1
+                new_people += 1
+                person_of_label[label] = number
+                db.execute("INSERT INTO people (number) VALUES (?)", (number,))
+        db.executemany(
+            "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
+            [
+                (ids[i], person_of_label[int(label)])
+                for i, label, seed in zip(clustered, labels, seeds, strict=True)
+                if label != UNCLUSTERED and seed == UNCLUSTERED
+            ],
+        )
+        persons = db.execute(
+            "SELECT person, COUNT(*) FROM assignments WHERE person IS NOT NULL GROUP BY person"
+        ).fetchall()
+        in_people = sum(int(count) for _, count in persons)
+        return Summary(len(persons), len(ids), len(ids) - in_people, new_people)
 
     def rows(self, faces: LibraryFaces) -> list[FaceRow]:
         """One row per face and path, sorted by path then face number."""
@@ -306,19 +328,6 @@ class People:
         )
 
 
-def groups_of(rows: Sequence[FaceRow]) -> dict[int, list[FaceRow]]:
-    """Rows by person (unclustered left out)."""
-    out: dict[int, list[FaceRow]] = {}
-    for row in rows:
-        if row.person is not None:
-            out.setdefault(row.person, []).append(row)
-    return out
-
-
-def face_ids_of(rows: Sequence[FaceRow]) -> NDArray[np.int64]:
-    return np.array([r.face_id for r in rows], dtype=np.int64)
-
-
 MARKER = ".facematch-people"
 
 
@@ -341,19 +350,14 @@ def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) ->
     folder written before (it has the marker file) is replaced; any other non-empty
     folder is refused.
     """
-    import os
-    import shutil
-
-    from facematch.errors import UsageError
-    from facematch.images import load_rgb
-
     marker = out_dir / MARKER
     if out_dir.exists() and any(out_dir.iterdir()):
         if not marker.exists():
             raise UsageError(f"{out_dir} is not empty and was not written by facematch cluster")
         for old in marker.read_text(encoding="utf-8").splitlines():
             target = out_dir / old
-            if old and target.is_dir() and target.parent == out_dir:
+            plain = old not in ("", ".", "..") and "/" not in old and os.sep not in old
+            if plain and target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
     out_dir.mkdir(parents=True, exist_ok=True)
     common = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
@@ -366,10 +370,8 @@ def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) ->
     for path, faces in by_path.items():
         try:
             image = load_rgb(path)
-        except Exception as exc:  # a photo gone or changed since indexing: say so, go on
-            import logging
-
-            logging.getLogger("facematch").error("%s: %s (no crops)", path, exc)
+        except (OSError, ImageError) as exc:  # gone or changed since indexing: say so, go on
+            log.error("%s: %s (no crops)", path, exc)
             continue
         height, width = image.shape[:2]
         stem = os.path.relpath(path, common).replace(os.sep, "__")
@@ -384,8 +386,6 @@ def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) ->
             ]
             if crop.size == 0:
                 continue
-            from PIL import Image
-
             (out_dir / folder).mkdir(exist_ok=True)
             Image.fromarray(crop).save(out_dir / folder / f"{stem}__face{row.face}.jpg", quality=90)
             written += 1

@@ -309,3 +309,27 @@ def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> No
     table = run("evaluate", people, "-q", "-j1")
     assert "clustering (facematch cluster defaults" in table.stdout
     assert "BCubed F" in table.stdout
+
+
+def test_out_folder_is_replaced_only_when_it_is_ours(tmp_path: Path) -> None:
+    from facematch.errors import UsageError
+    from facematch.faces import FaceBox
+    from facematch.people import MARKER, FaceRow, write_crops
+
+    photo = str(DATA / "people" / "tbbt" / "amy" / "amy1.png")
+    rows = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, None, "none")]
+    out = tmp_path / "out"
+    assert write_crops(rows, out) == 1
+    assert [p.name for p in (out / "person_3").iterdir()] == ["amy1.png__face0.jpg"]
+    renamed = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, "Amy", "user")]
+    write_crops(renamed, out)  # written by us before: replaced
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["Amy"]
+    (out / MARKER).write_text("..\n/\nAmy\n")  # a tampered marker removes nothing outside
+    write_crops(rows, out)
+    assert (tmp_path / "out").is_dir() and (DATA / "people").is_dir()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not empty"):
+        write_crops(rows, foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"

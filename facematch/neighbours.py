@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 Float64s = NDArray[np.float64]
 Ids = NDArray[np.intp]
 
-BLOCK_ROWS = 65_536
+BLOCK_ROWS = 16_384
 """Gallery rows per matrix product; a block's distances for a query batch are batch x this."""
 
 QUERY_BATCH = 256
@@ -57,11 +57,36 @@ class NeighbourIndex(Protocol):
     def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]: ...
 
 
-def make_index(vectors: ArrayLike, dim: int = 128) -> NeighbourIndex:
-    """An index holding ``vectors``: exact search (the ANN extra above its crossover size)."""
-    index = ExactIndex(dim)
-    index.add(vectors)
+ANN_MIN_ROWS = 200_000
+"""Below this many rows exact search is fast enough that an approximate index never pays."""
+
+ANN_MIN_QUERIES = 20_000
+"""Queries an approximate index must answer to earn back its build time (see the README)."""
+
+
+def make_index(vectors: ArrayLike, dim: int = 128, *, expected_queries: int = 1) -> NeighbourIndex:
+    """An index holding ``vectors``: exact, or faiss HNSW where it pays and is installed.
+
+    Building an HNSW graph of a million faces takes minutes, and one exact query
+    takes milliseconds, so the approximate index is chosen only for many rows and
+    many queries (``ANN_MIN_ROWS``, ``ANN_MIN_QUERIES``: a neighbour graph for
+    clustering, say), and only when the ann extra is installed.
+    """
+    rows = np.asarray(vectors)
+    index: NeighbourIndex
+    if len(rows) >= ANN_MIN_ROWS and expected_queries >= ANN_MIN_QUERIES and faiss_available():
+        index = FaissIndex(dim)
+    else:
+        index = ExactIndex(dim)
+    index.add(rows)
     return index
+
+
+def faiss_available() -> bool:
+    """Whether the ann extra (faiss-cpu) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
 
 
 def nearest_to_any(
@@ -203,15 +228,19 @@ class ExactIndex:
         return margin + 1e-30
 
     def _blocks(self, narrow: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.float32]]]:
-        """Yield (first id, float32 squared distances of the batch to that block)."""
+        """Yield (first id, float32 squared distances of the batch to that block).
+
+        Values may be a little below zero for a row equal to a query (rounding); the
+        margin bounds that like any other rounding. Scaling the queries by -2 (exact
+        in binary) saves a pass over each block.
+        """
         q_sq = np.einsum("ij,ij->i", narrow, narrow)[:, None]
+        scaled: NDArray[np.float32] = narrow * np.float32(-2.0)
         for start in range(0, self._size, self.block_rows):
             stop = min(start + self.block_rows, self._size)
-            block = narrow @ self._data[start:stop].T
-            block *= -2.0
+            block: NDArray[np.float32] = scaled @ self._data[start:stop].T
             block += q_sq
             block += self._sqnorms[start:stop]
-            np.maximum(block, 0.0, out=block)
             yield start, block
 
     def _exact_sq(self, wide: Float64s, rows: Ids, cols: Ids) -> Float64s:
@@ -251,24 +280,45 @@ class ExactIndex:
         return distances, ids
 
     def _float32_top(self, narrow: NDArray[np.float32], keep: int) -> tuple[Float64s, Ids]:
-        """The ``keep`` smallest float32 squared distances per query (unordered), and ids."""
-        best_sq = np.empty((len(narrow), 0), dtype=np.float32)
-        best_ids = np.empty((len(narrow), 0), dtype=np.intp)
+        """The ``keep`` smallest float32 squared distances per query (unordered), and ids.
+
+        Once every query holds ``keep`` candidates, a block only contributes the
+        entries at or below a query's current worst candidate: one comparison pass
+        and a scan for the few hits, instead of a partition of the whole block.
+        """
+        count = len(narrow)
+        best_sq = np.empty((count, 0), dtype=np.float32)
+        best_ids = np.empty((count, 0), dtype=np.intp)
+        limit: NDArray[np.float32] | None = None
         for start, block in self._blocks(narrow):
-            block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
-            if block.shape[1] > keep:
-                part = np.argpartition(block, keep - 1, axis=1)[:, :keep]
-                block = np.take_along_axis(block, part, axis=1)
-                block_ids = block_ids[part]
+            if limit is None:
+                block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
+                if block.shape[1] > keep:
+                    part = np.argpartition(block, keep - 1, axis=1)[:, :keep]
+                    block = np.take_along_axis(block, part, axis=1)
+                    block_ids = block_ids[part]
+                else:
+                    block_ids = np.broadcast_to(block_ids, block.shape)
             else:
-                block_ids = np.broadcast_to(block_ids, block.shape)
+                rows, cols = _hits(block <= limit)
+                if not len(rows):
+                    continue
+                per_row = np.bincount(rows, minlength=count)
+                place = np.arange(len(rows)) - (np.cumsum(per_row) - per_row)[rows]
+                found = np.full((count, int(per_row.max())), np.inf, dtype=np.float32)
+                block_ids = np.zeros(found.shape, dtype=np.intp)
+                found[rows, place] = block[rows, cols]
+                block_ids[rows, place] = cols + start
+                block = found
             best_sq = np.concatenate([best_sq, block], axis=1)
             best_ids = np.concatenate([best_ids, block_ids], axis=1)
             if best_sq.shape[1] > keep:
                 part = np.argpartition(best_sq, keep - 1, axis=1)[:, :keep]
                 best_sq = np.take_along_axis(best_sq, part, axis=1)
                 best_ids = np.take_along_axis(best_ids, part, axis=1)
-        return best_sq.astype(np.float64), best_ids
+            if best_sq.shape[1] == keep:
+                limit = best_sq.max(axis=1, keepdims=True)
+        return np.maximum(best_sq, 0.0).astype(np.float64), best_ids
 
     def _range_batch(self, wide: Float64s, radius: float) -> list[tuple[Float64s, Ids]]:
         count = len(wide)
@@ -280,7 +330,7 @@ class ExactIndex:
         row_parts: list[Ids] = []
         col_parts: list[Ids] = []
         for start, block in self._blocks(wide.astype(np.float32)):
-            rows, cols = np.nonzero(block <= threshold32)
+            rows, cols = _hits(block <= threshold32)
             row_parts.append(rows.astype(np.intp))
             col_parts.append((cols + start).astype(np.intp))
         rows = np.concatenate(row_parts)
@@ -294,6 +344,21 @@ class ExactIndex:
         return [
             (dist[bounds[i] : bounds[i + 1]], cols[bounds[i] : bounds[i + 1]]) for i in range(count)
         ]
+
+
+def _hits(mask: NDArray[np.bool_]) -> tuple[Ids, Ids]:
+    """``np.nonzero`` of a 2-d mask that is nearly all False, several times faster.
+
+    Finds the 8-byte words holding a True first, then the Trues in those words only.
+    """
+    if mask.size % 8 or not mask.flags.c_contiguous:
+        rows, cols = np.nonzero(mask)
+        return rows.astype(np.intp), cols.astype(np.intp)
+    flat = mask.reshape(-1)
+    words = np.flatnonzero(flat.view(np.uint64))
+    word, bit = np.nonzero(flat.reshape(-1, 8)[words])
+    rows, cols = np.divmod(words[word] * 8 + bit, mask.shape[1])
+    return rows.astype(np.intp), cols.astype(np.intp)
 
 
 def nearest_people(
@@ -360,3 +425,92 @@ def _first_per_person(row_dist: Float64s, person: Ids, width: int) -> tuple[Floa
         person_dist = np.pad(person_dist, ((0, 0), (0, pad)), constant_values=np.inf)
         chosen = np.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
     return person_dist, chosen
+
+
+class FaissIndex:
+    """Approximate k-nearest and radius search through a faiss HNSW graph (the ann extra).
+
+    The same calls and answers' shape as ``ExactIndex``: the graph proposes
+    candidates, whose distances are then recomputed in float64 and ranked (ties by
+    lower id), so every distance reported is exact; only a true neighbour the graph
+    missed can be absent (recall is measured by benchmarks/bench_library.py).
+    """
+
+    def __init__(
+        self, dim: int = 128, *, links: int = 32, ef_construction: int = 40, ef_search: int = 64
+    ) -> None:
+        faiss = _faiss()
+        self.dim = dim
+        self.ef_search = ef_search
+        self._index = faiss.IndexHNSWFlat(dim, links)
+        self._index.hnsw.efConstruction = ef_construction
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, vectors: ArrayLike) -> Ids:
+        rows = np.ascontiguousarray(_as_rows(vectors, self.dim, "vectors"), dtype=np.float32)
+        start = len(self)
+        self._index.add(rows)
+        return np.arange(start, start + len(rows), dtype=np.intp)
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]:
+        if k < 0:
+            raise ValueError(f"k must be at least 0, not {k}")
+        wide = _as_rows(queries, self.dim, "queries")
+        width = min(k, len(self))
+        if width == 0 or len(wide) == 0:
+            return np.empty((len(wide), width)), np.empty((len(wide), width), dtype=np.intp)
+        fetch = min(len(self), k + max(_EXTRA, k // 4))
+        self._index.hnsw.efSearch = max(self.ef_search, fetch)
+        _, found = self._index.search(wide.astype(np.float32), fetch)
+        found = found.astype(np.intp)
+        valid = found >= 0
+        safe = np.where(valid, found, 0)
+        vectors = self._index.reconstruct_batch(safe.ravel()).astype(np.float64)
+        diff = vectors.reshape(len(wide), fetch, self.dim) - wide[:, None, :]
+        exact = np.where(valid, np.einsum("ijk,ijk->ij", diff, diff), np.inf)
+        order = np.lexsort((safe, exact), axis=-1)[:, :width]
+        distances = np.sqrt(np.take_along_axis(exact, order, axis=1))
+        return distances, np.where(np.isinf(distances), -1, np.take_along_axis(safe, order, 1))
+
+    def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]:
+        if math.isnan(radius):
+            raise ValueError("radius must be a number")
+        wide = _as_rows(queries, self.dim, "queries")
+        found: list[tuple[Float64s, Ids]] = [
+            (np.empty(0), np.empty(0, dtype=np.intp)) for _ in range(len(wide))
+        ]
+        todo = np.arange(len(wide))
+        k = 64
+        while len(todo) and len(self):
+            distances, ids = self.search(wide[todo], k)
+            for row, query in enumerate(todo):
+                inside = distances[row] <= radius
+                found[query] = (distances[row][inside], ids[row][inside])
+            # Look further only where all k found were inside (more may be).
+            more = distances[:, -1] <= radius if k < len(self) else np.zeros(len(todo), bool)
+            todo = todo[more]
+            k *= 4
+        return found
+
+
+def _as_rows(vectors: ArrayLike, dim: int, what: str) -> Float64s:
+    rows = np.asarray(vectors, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows.reshape(1, -1)
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"{what} must be {dim}-d vectors, not shape {rows.shape}")
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{what} must be finite (no NaN or infinity)")
+    return np.ascontiguousarray(rows)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        from facematch.errors import UsageError
+
+        raise UsageError("approximate search needs faiss: pip install 'facematch[ann]'") from None
+    return faiss

@@ -479,3 +479,19 @@ def test_two_processes_index_into_one_library_at_once(
     assert together["files"] == whole["files"] and together["boxes"] == whole["boxes"]
     with Library.open(library, read_only=True) as opened:
         assert opened.info()["faces"] == 3
+
+
+def test_an_emptied_folder_is_pruned_and_a_missing_one_is_an_error(
+    indexed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    library = copy_of(indexed, tmp_path)
+    photos = tmp_path / "photos"
+    shutil.copytree(indexed[1] / "obama", photos)
+    index(library, photos)
+    missing = run("index", tmp_path / "gone", "--library", library)
+    assert missing.exit_code == EXIT_USAGE and "no such file or directory" in missing.stderr
+    for photo in photos.iterdir():
+        photo.unlink()
+    emptied = run("index", photos, "--library", library, "-j", "1")
+    assert emptied.exit_code == 0 and "3 missing files removed" in emptied.stderr
+    assert stored(library, photos)["files"] == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,10 +42,12 @@ def index(
     under PATHS are removed unless --keep-missing. Each file is saved as it is
     done: an interrupted run loses nothing, and the next run goes on from there.
     """
-    from facematch.cli.common import find_inputs
+    from facematch.errors import UsageError
     from facematch.library import Library
 
-    find_inputs(paths, recursive=True)  # nothing there at all is a usage error
+    for path in paths:  # a missing folder (an unmounted disk?) must not prune its photos
+        if not os.path.lexists(path):
+            raise UsageError(f"no such file or directory: {path}")
     counts: Counter[str] = Counter()
     failed_before = 0
     with (

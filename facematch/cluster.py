@@ -218,21 +218,21 @@ class FaceClusterer:
         n = len(data)
         if data.ndim != 2:
             raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
+        if keys is not None and len(keys) != n:
+            raise ValueError("keys must give one key per face")
+        if seeds is not None and len(np.asarray(seeds)) != n:
+            raise ValueError("seeds must give one group per face")
         order = (
             np.array(sorted(range(n), key=keys.__getitem__), dtype=np.intp)
             if keys is not None
             else np.arange(n, dtype=np.intp)
         )
-        if keys is not None and len(keys) != n:
-            raise ValueError("keys must give one key per face")
         sorted_photos = _codes(photos, n, "photos")[order] if photos is not None else None
         seed = (
             np.asarray(seeds, dtype=np.int64)[order]
             if seeds is not None
             else np.full(n, UNCLUSTERED, dtype=np.int64)
         )
-        if len(seed) != n:
-            raise ValueError("seeds must give one group per face")
         free = np.flatnonzero(seed == UNCLUSTERED)
         graph = neighbour_graph(
             data[order],

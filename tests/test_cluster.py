@@ -142,6 +142,9 @@ def test_bad_parameters() -> None:
         FaceClusterer(threshold=0.7, radius=0.6).fit(np.zeros((2, 128)))
     with pytest.raises(ValueError, match="min_faces"):
         FaceClusterer(min_faces=0).fit(np.zeros((2, 128)))
+    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}):
+        with pytest.raises(ValueError, match="one"):
+            FaceClusterer().fit(np.zeros((2, 128)), **wrong)  # type: ignore[arg-type]
 
 
 # --- the command on real faces -----------------------------------------------------------

@@ -336,3 +336,16 @@ def test_out_folder_is_replaced_only_when_it_is_ours(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not empty"):
         write_crops(rows, foreign)
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_correction_needs_a_library_and_a_person(tmp_path: Path) -> None:
+    missing = run("cluster", "name", "person_1", "Alice", "--library", tmp_path / "none.sqlite3")
+    assert missing.exit_code == 2 and "no library" in missing.output
+    assert not (tmp_path / "none.sqlite3").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(DATA / "tiny-blank.png", empty / "blank.png")
+    library = tmp_path / "lib.sqlite3"
+    assert run("cluster", empty, "--library", library, "-q", "-j1").exit_code == 0
+    unknown = run("cluster", "merge", "person_1", "person_2", "--library", library)
+    assert unknown.exit_code == 2 and "no person 'person_1'" in unknown.output

@@ -160,11 +160,20 @@ def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline:
 
 
 def _corrections(library_path: Path | None) -> Any:
-    from facematch.library import Library
+    """The library and its people; a correction never creates a library."""
+    from facematch.errors import UsageError
+    from facematch.library import Library, resolve_library_path
     from facematch.people import People
 
-    library = Library.open(library_path)
-    return library, People(library)
+    where = resolve_library_path(library_path)
+    if not where.exists():
+        raise UsageError(f"no library at {where}; make one with: facematch cluster PHOTOS")
+    library = Library.open(where)
+    try:
+        return library, People(library)
+    except BaseException:
+        library.close()
+        raise
 
 
 def _fail(fn: Any) -> Any:

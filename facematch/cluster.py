@@ -87,7 +87,9 @@ def neighbour_graph(
     """Pairs of faces within ``radius``; each face keeps its ``max_neighbours`` nearest.
 
     A pair is kept when it is among the nearest ``max_neighbours`` of either face (ties
-    by the lower id), so the graph has at most ``n * max_neighbours`` edges. Every pair is
+    by the lower id), so the graph has at most ``n * max_neighbours`` edges. (Each
+    face's search keeps its ``2 * max_neighbours`` nearest finds, so memory stays
+    bounded where a face has more neighbours than that.) Every pair is
     searched once: face ``i`` looks only among faces ``0..i`` (a lower triangle, in
     blocks), half the work of searching every face against all.
 
@@ -100,6 +102,7 @@ def neighbour_graph(
     if data.ndim != 2:
         raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
     index = ExactIndex(data.shape[1] if n else 128)
+    candidates = 2 * max_neighbours if max_neighbours > 0 else n
     firsts: list[Ints] = []
     seconds: list[Ints] = []
     distances: list[Floats] = []
@@ -107,9 +110,13 @@ def neighbour_graph(
     def keep(rows: Ints, found: list[tuple[Floats, Ints]]) -> None:
         for row, (dist, ids) in zip(rows, found, strict=True):
             others = ids != row
-            firsts.append(np.full(int(others.sum()), row, dtype=np.intp))
-            seconds.append(ids[others])
-            distances.append(dist[others])
+            # Found nearest first; keeping twice the final number bounds memory on dense
+            # collections (millions of pairs within the radius) without changing the choice
+            # below except where a face has that many neighbours.
+            near_ids, near_dist = ids[others][:candidates], dist[others][:candidates]
+            firsts.append(np.full(len(near_ids), row, dtype=np.intp))
+            seconds.append(near_ids)
+            distances.append(near_dist)
 
     if queries is None:
         for start in range(0, n, _BLOCK):

@@ -182,6 +182,7 @@ class Report:
     verification: dict[str, Any]
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     identification: dict[str, Any] | None = None
+    clustering: dict[str, Any] | None = None
     recommendation: dict[str, Any] | None = None
     distances: NDArray[np.float64] = field(default_factory=lambda: np.empty(0), repr=False)
     same: NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False)
@@ -197,6 +198,7 @@ class Report:
             "verification": self.verification,
             "identification": self.identification,
             "recommendation": self.recommendation,
+            "clustering": self.clustering,
         }
 
 
@@ -274,11 +276,53 @@ def identification(
     }
 
 
+def clustering(
+    embeddings: Sequence[NDArray[np.float64] | None], people: Sequence[str]
+) -> dict[str, Any]:
+    """``facematch cluster``'s grouping (default settings) of one face per photo, scored.
+
+    Photos without a face are left out (and counted). Each stranger is a person of their own.
+    """
+    from facematch.cluster import FaceClusterer
+
+    present = [i for i, e in enumerate(embeddings) if e is not None]
+    truth = [people[i] for i in present]
+    clusterer = FaceClusterer()
+    if present:
+        labels = clusterer.fit_predict(np.array([embeddings[i] for i in present]))
+    else:
+        labels = np.empty(0, dtype=np.intp)
+    scores = metrics.clustering_scores(np.array(truth, dtype=str), labels)
+    sizes: dict[str, int] = {}
+    for person in truth:
+        sizes[person] = sizes.get(person, 0) + 1
+    return {
+        "faces": scores.faces,
+        "photos_without_face": len(embeddings) - len(present),
+        "true_people": scores.people,
+        "true_groups": sum(1 for count in sizes.values() if count >= clusterer.min_faces),
+        "groups": scores.groups,
+        "unclustered": scores.unclustered,
+        "min_faces": clusterer.min_faces,
+        "threshold": clusterer.threshold,
+        "bcubed_precision": _opt(scores.bcubed_precision),
+        "bcubed_recall": _opt(scores.bcubed_recall),
+        "bcubed_f": _opt(scores.bcubed_f),
+        "pairwise_precision": _opt(scores.pairwise_precision),
+        "pairwise_recall": _opt(scores.pairwise_recall),
+        "pairwise_f": _opt(scores.pairwise_f),
+        "mixed_groups": scores.mixed_groups,
+        "mixed_share": _opt(scores.mixed_share),
+        "people_split": scores.split_people,
+    }
+
+
 def evaluate(
     pipeline: Pipeline,
     labelled: LabelledSet,
     tolerance: float | str = "auto",
     target_far: float | None = None,
+    strangers: Sequence[str] = (),
 ) -> Report:
     """Encode a labelled set and compute every figure.
 
@@ -311,6 +355,14 @@ def evaluate(
     )
     if labelled.people is not None:
         report.identification = identification(embeddings, labelled.people, tolerance)
+        stranger_embeddings, stranger_errors = embed(pipeline, strangers)
+        for path, error in stranger_errors:
+            log.error("%s: %s", path, error)
+        report.unreadable += stranger_errors
+        report.clustering = clustering(
+            list(embeddings) + stranger_embeddings,
+            list(labelled.people) + [f"stranger:{path}" for path in strangers],
+        )
     if target_far is not None:
         choice = metrics.tolerance_for_far(distances, same, target_far)
         report.recommendation = {
@@ -371,6 +423,29 @@ def render(report: Report) -> str:
             ("open_set_accuracy", "open-set accuracy (all probes)"),
         ]:
             lines.append(f"  {label:<46} {_show(ident[key])}")
+    if report.clustering is not None:
+        group = report.clustering
+        lines += [
+            "",
+            f"clustering (facematch cluster defaults: threshold {group['threshold']:g}, "
+            f"min faces {group['min_faces']}; one face per photo)",
+        ]
+        for key, label in [
+            ("faces", "faces clustered"),
+            ("true_people", "true people (strangers included)"),
+            ("true_groups", f"  with at least {group['min_faces']} faces"),
+            ("groups", "groups found"),
+            ("unclustered", "faces unclustered"),
+            ("bcubed_precision", "BCubed precision"),
+            ("bcubed_recall", "BCubed recall"),
+            ("bcubed_f", "BCubed F"),
+            ("pairwise_precision", "pairwise precision"),
+            ("pairwise_recall", "pairwise recall"),
+            ("pairwise_f", "pairwise F"),
+            ("mixed_share", "share of groups mixing people"),
+            ("people_split", "people split over several groups"),
+        ]:
+            lines.append(f"  {label:<46} {_show(group[key])}")
     if report.recommendation is not None:
         rec = report.recommendation
         lines += ["", f"recommended tolerance for FAR <= {rec['target_far']:g}"]

@@ -338,6 +338,11 @@ class Library:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open SQLite connection, for tables kept beside the library's (the people)."""
+        return self._db
+
     # --- the content store (what Pipeline.encode reads and writes) -------------------
 
     def _settings_id(self, key: str, create: bool) -> int | None:

@@ -63,6 +63,16 @@ Open-set identification
     ``no_face_stranger``).  Single ``NaN`` entries in a row with some real
     distances mean "no distance to that person" and are never the nearest.
     When two people are equally near, the lower person index is the nearest.
+Clustering (:func:`clustering_scores`)
+    Every face has a true person and a predicted group; group ``-1`` means "in no
+    group", and each such face counts as a group of its own (so leaving a face out costs
+    recall, never precision). BCubed precision is the mean over faces of the share of
+    the face's group that is its person, recall the mean share of its person that is in
+    its group; F is their harmonic mean. Pairwise precision is the share of pairs put in
+    one group that are one person, recall the share of same-person pairs put in one
+    group; with no such pairs the figure is 1 (nothing claimed, nothing missed).
+    A group *mixes* people when its faces have more than one true person; a person is
+    *split* when their faces that are in groups lie in more than one group.
 """
 
 from __future__ import annotations
@@ -78,6 +88,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "DLIB_TOLERANCE",
+    "ClusteringScores",
     "Eer",
     "KFoldAccuracy",
     "OpenSet",
@@ -88,6 +99,7 @@ __all__ = [
     "ToleranceChoice",
     "accuracy_at",
     "best_threshold",
+    "clustering_scores",
     "equal_error_rate",
     "kfold_accuracy",
     "min_different_pairs",
@@ -553,3 +565,88 @@ def rank1(distance_matrix: ArrayLike, truth: ArrayLike) -> float:
         raise ValueError("no probe whose person is in the gallery")
     right = known & ~no_face & (nearest == t)
     return int(np.count_nonzero(right)) / int(np.count_nonzero(known))
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+@dataclass(frozen=True)
+class ClusteringScores:
+    """How a clustering compares with the truth (module docstring: Clustering)."""
+
+    faces: int
+    people: int
+    groups: int
+    unclustered: int
+    bcubed_precision: float
+    bcubed_recall: float
+    pairwise_precision: float
+    pairwise_recall: float
+    mixed_groups: int
+    split_people: int
+
+    @property
+    def bcubed_f(self) -> float:
+        return _harmonic(self.bcubed_precision, self.bcubed_recall)
+
+    @property
+    def pairwise_f(self) -> float:
+        return _harmonic(self.pairwise_precision, self.pairwise_recall)
+
+    @property
+    def mixed_share(self) -> float:
+        """Share of groups holding more than one person (0 with no groups)."""
+        return self.mixed_groups / self.groups if self.groups else 0.0
+
+
+def _harmonic(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def clustering_scores(truth: ArrayLike, labels: ArrayLike) -> ClusteringScores:
+    """Compare predicted groups with true people, one entry of each per face.
+
+    ``truth``: any hashable person per face (ints or strings). ``labels``: predicted
+    group per face, ``-1`` for a face in no group.
+    """
+    true_raw = np.asarray(truth)
+    pred = np.asarray(labels, dtype=np.int64)
+    if true_raw.ndim != 1 or pred.shape != true_raw.shape:
+        raise ValueError("truth and labels must be 1-d with one entry per face")
+    n = len(pred)
+    _, person = np.unique(true_raw, return_inverse=True)
+    person = person.reshape(-1)
+    grouped = pred != -1
+    # A face in no group is a group of its own: give it a fresh id past the real ones.
+    group = pred.copy()
+    group[~grouped] = pred.max(initial=-1) + 1 + np.arange(int((~grouped).sum()))
+    _, group = np.unique(group, return_inverse=True)
+    group = group.reshape(-1)
+    cell_key = group.astype(np.int64) * (int(person.max(initial=0)) + 1) + person
+    _, cell, cell_size = np.unique(cell_key, return_inverse=True, return_counts=True)
+    group_size = np.bincount(group)
+    person_size = np.bincount(person)
+    together = cell_size[cell.reshape(-1)].astype(np.float64)
+    if n:
+        b_precision = float(np.mean(together / group_size[group]))
+        b_recall = float(np.mean(together / person_size[person]))
+    else:
+        b_precision = b_recall = 1.0
+    same_pairs = int((cell_size * (cell_size - 1) // 2).sum())
+    group_pairs = int((group_size * (group_size - 1) // 2).sum())
+    person_pairs = int((person_size * (person_size - 1) // 2).sum())
+    in_groups = np.unique(cell_key[grouped])
+    cell_group = in_groups // (int(person.max(initial=0)) + 1)
+    cell_person = in_groups % (int(person.max(initial=0)) + 1)
+    return ClusteringScores(
+        faces=n,
+        people=len(person_size),
+        groups=len(np.unique(pred[grouped])),
+        unclustered=int((~grouped).sum()),
+        bcubed_precision=b_precision,
+        bcubed_recall=b_recall,
+        pairwise_precision=same_pairs / group_pairs if group_pairs else 1.0,
+        pairwise_recall=same_pairs / person_pairs if person_pairs else 1.0,
+        mixed_groups=int((np.bincount(cell_group) > 1).sum()) if len(cell_group) else 0,
+        split_people=int((np.bincount(cell_person) > 1).sum()) if len(cell_person) else 0,
+    )

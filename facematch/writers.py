@@ -13,12 +13,15 @@ import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from facematch.gallery import Match
 from facematch.library import LibraryFaces, SearchHit
 from facematch.pipeline import FaceMatch, ImageResult
 from facematch.text import printable, spreadsheet_safe
+
+if TYPE_CHECKING:
+    from facematch.people import FaceRow
 
 CSV_HEADER = (
     "path",
@@ -357,3 +360,121 @@ def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
             path = spreadsheet_safe(printable(faces.paths[i]))
             rows.writerow([i, int(faces.ids[i]), path, *(int(v) for v in faces.boxes[i])])
     return matrix, table
+
+
+# --- people (``facematch cluster``) ---------------------------------------------------
+
+CLUSTER_CSV_HEADER = (
+    "path",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "person",
+    "name",
+    "named_by",
+)
+
+
+class FaceRowWriter(Protocol):
+    def write(self, row: FaceRow) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def face_row_json(row: FaceRow) -> dict[str, Any]:
+    top, right, bottom, left = row.box.css()
+    return {
+        "path": printable(row.path),
+        "face": row.face,
+        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+        "person": row.person_label or None,
+        "name": None if row.name is None else printable(row.name),
+        "named_by": row.named_by,
+    }
+
+
+class FaceRowCompatWriter:
+    """``path,person`` lines: the name if there is one, else person_N, else unclustered."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, row: FaceRow) -> None:
+        who = row.name if row.name is not None else (row.person_label or "unclustered")
+        self.out.write(f"{printable(row.path)},{printable(who)}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class FaceRowCsvWriter:
+    """One CSV row per face, with a header."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(CLUSTER_CSV_HEADER)
+
+    def write(self, row: FaceRow) -> None:
+        name = "" if row.name is None else spreadsheet_safe(row.name)
+        self.csv.writerow(
+            [
+                spreadsheet_safe(row.path),
+                row.face,
+                *row.box.css(),
+                row.person_label,
+                name,
+                row.named_by,
+            ]
+        )
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class FaceRowJsonWriter:
+    """One JSON document: the list of faces."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+        self.count = 0
+        self.out.write("[")
+
+    def write(self, row: FaceRow) -> None:
+        self.out.write(",\n  " if self.count else "\n  ")
+        self.count += 1
+        self.out.write(self.dumps(face_row_json(row)))
+
+    def close(self) -> None:
+        self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+class FaceRowJsonLinesWriter:
+    """One face object per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+
+    def write(self, row: FaceRow) -> None:
+        self.out.write(self.dumps(face_row_json(row)) + "\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def make_face_row_writer(fmt: str, out: TextIO) -> FaceRowWriter:
+    """The writer of clustered faces for a format name."""
+    writers: dict[str, Callable[[TextIO], FaceRowWriter]] = {
+        "compat": FaceRowCompatWriter,
+        "csv": FaceRowCsvWriter,
+        "json": FaceRowJsonWriter,
+        "jsonl": FaceRowJsonLinesWriter,
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return writers[fmt](out)

@@ -18,6 +18,7 @@ import click
 
 from facematch import __version__
 from facematch.cli.cache import cache
+from facematch.cli.cluster import cluster
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_FATAL,
@@ -59,7 +60,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache, index, search, library):
+for command in (match, detect, evaluate, cache, index, search, library, cluster):
     main.add_command(command)
 
 

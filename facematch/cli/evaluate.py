@@ -44,6 +44,15 @@ from facematch.cli.common import (
     help="Draw the ROC curve and distance histograms (needs facematch[plot]).",
 )
 @click.option(
+    "--strangers",
+    "strangers_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=str),
+    default=None,
+    metavar="DIR",
+    help="A folder of photos of one-photo strangers (each file a person of its own), "
+    "added to the clustering figures of a folder-per-person set.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json"]),
@@ -56,22 +65,40 @@ def evaluate(
     tolerance: float | str,
     target_far: float | None,
     plot_file: str | None,
+    strangers_dir: str | None,
     fmt: str,
     shared: RunOptions,
 ) -> None:
     """Measure accuracy on a labelled set: a folder with a subfolder per person,
-    or a pairs file (CSV file_x,file_y,same; paths relative to the file)."""
+    or a pairs file (CSV file_x,file_y,same; paths relative to the file).
+
+    A folder also gets clustering figures (facematch cluster's grouping of the photos
+    against their folders), with --strangers photos as people of their own."""
     import json
 
     from facematch import evaluate as ev
+    from facematch.images import iter_folder
 
     labelled_set = ev.load_labelled(labelled)
+    strangers: list[str] = []
+    if strangers_dir is not None:
+        for found in iter_folder(strangers_dir, recursive=True):
+            if found.problem is None:
+                strangers.append(found.path)
+            else:
+                labelled_set = ev.LabelledSet(
+                    labelled_set.source,
+                    labelled_set.images,
+                    labelled_set.people,
+                    labelled_set.pairs,
+                    (*labelled_set.problems, (found.path, found.problem)),
+                )
     with (
         shared.pipeline() as pipeline,
-        progress_bar(len(labelled_set.images), "encode", shared.quiet) as bar,
+        progress_bar(len(labelled_set.images) + len(strangers), "encode", shared.quiet) as bar,
     ):
         pipeline.progress = bar.update
-        report = ev.evaluate(pipeline, labelled_set, tolerance, target_far)
+        report = ev.evaluate(pipeline, labelled_set, tolerance, target_far, strangers)
     if plot_file is not None:
         ev.plot(report, plot_file)
     with writing():

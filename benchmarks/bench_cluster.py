@@ -1,0 +1,210 @@
+"""Clustering at scale: synthetic faces with the spread of real ones, from scratch and updated.
+
+    python benchmarks/bench_cluster.py [--npz lfw-dev-default.npz] [--sizes 10000,100000]
+
+With ``--npz`` (the lfw-dev embeddings, see cluster_compare.py) the within-person and
+between-person distance distributions are measured first and printed; the synthetic
+people are then drawn to match their means: centres ``N(0, sb^2 I)``, faces ``centre +
+N(0, sw^2 I)`` in 128-d, sizes drawn like lfw-dev's (1 to 6 photos, a quarter strangers).
+Each size runs in a child process so that its peak memory (max RSS) is its own. For each:
+clustering from scratch (time, RSS, BCubed/pairwise F against the synthetic truth), then
+10% new faces added (new photos of existing people and new people) and clustered as an
+update (time; share of the earlier faces keeping their group; F against scratch on the
+same faces). One run per size on a shared machine: timings are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from facematch.cluster import FaceClusterer
+from facematch.metrics import clustering_scores
+
+DIM = 128
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited on exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_spread(npz: str) -> tuple[float, float, float, float]:
+    """Mean and sd of same-person and different-person distances in lfw-dev/people."""
+    data = np.load(npz)
+    paths = [str(p) for p in data["paths"]]
+    people = np.array([p.split("/")[1] if p.startswith("people/") else "" for p in paths])
+    image = data["image"]
+    first = np.r_[True, image[1:] != image[:-1]]  # one face per photo (the first found)
+    rows = np.flatnonzero(first & (people[image] != ""))
+    emb = data["embeddings"][rows].astype(np.float64)
+    who = people[image[rows]]
+    sq = (emb * emb).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * emb @ emb.T, 0))
+    i, j = np.triu_indices(len(emb), 1)
+    same = who[i] == who[j]
+    d = dist[i, j]
+    return (
+        float(d[same].mean()),
+        float(d[same].std()),
+        float(d[~same].mean()),
+        float(d[~same].std()),
+    )
+
+
+# Log-normal spread of each face's noise scale and each person's centre scale, and the
+# shrink of the means that they cause: chosen so that the synthetic distances match lfw-dev's
+# means and standard deviations (printed by main as "synthetic distances").
+FACE_SCALE_SD = 0.27
+CENTRE_SCALE_SD = 0.13
+SAME_SHRINK = 0.95
+DIFFERENT_SHRINK = 0.98
+
+
+def synthetic(
+    n: int, same_mean: float, diff_mean: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sw = SAME_SHRINK * same_mean / np.sqrt(2 * DIM)
+    sb = np.sqrt(max((DIFFERENT_SHRINK * diff_mean) ** 2 / (2 * DIM) - sw**2, 1e-6))
+    sizes = []
+    while sum(sizes) < n:
+        sizes.append(1 if rng.random() < 0.25 else int(rng.integers(2, 7)))
+    truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
+    centres = rng.normal(scale=sb, size=(len(sizes), DIM))
+    centres *= np.exp(rng.normal(0, CENTRE_SCALE_SD, (len(sizes), 1)))
+    noise = rng.normal(scale=sw, size=(n, DIM)) * np.exp(rng.normal(0, FACE_SCALE_SD, (n, 1)))
+    return (centres[truth] + noise).astype(np.float32), truth
+
+
+def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    emb = faces[:3000].astype(np.float64)
+    who = truth[:3000]
+    sq = (emb * emb).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * emb @ emb.T, 0))
+    i, j = np.triu_indices(len(emb), 1)
+    same = who[i] == who[j]
+    d = dist[i, j]
+    return (
+        float(d[same].mean()),
+        float(d[same].std()),
+        float(d[~same].mean()),
+        float(d[~same].std()),
+    )
+
+
+def one_size(n: int, same_mean: float, diff_mean: float) -> dict[str, float]:
+    new = n // 10
+    faces, truth = synthetic(n + new, same_mean, diff_mean, seed=n)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(n + new)
+    old, added = order[:n], order[n:]
+    keys = [f"{i:08d}" for i in range(n + new)]
+
+    start, cpu = time.perf_counter(), time.process_time()
+    before = FaceClusterer().fit_predict(
+        faces[old], photos=[keys[i] for i in old], keys=[keys[i] for i in old]
+    )
+    scratch_seconds = time.perf_counter() - start
+    scratch_cpu = time.process_time() - cpu
+    rss_scratch = peak_rss_mb()
+    quality = clustering_scores(truth[old], before)
+
+    everything = np.concatenate([old, added])
+    seeds = np.concatenate([before, np.full(new, -1)])
+    start = time.perf_counter()
+    updated = FaceClusterer().fit_predict(
+        faces[everything],
+        photos=[keys[i] for i in everything],
+        keys=[keys[i] for i in everything],
+        seeds=seeds,
+    )
+    update_seconds = time.perf_counter() - start
+    kept = before >= 0
+    # Seeds come back as labels numbered by size: map each old group to its new label.
+    mapping: dict[int, set[int]] = {}
+    for b, u in zip(before[kept], updated[:n][kept], strict=True):
+        mapping.setdefault(int(b), set()).add(int(u))
+    stable = sum(len(v) == 1 for v in mapping.values()) / max(len(mapping), 1)
+    scratch_all = FaceClusterer().fit_predict(
+        faces[everything],
+        photos=[keys[i] for i in everything],
+        keys=[keys[i] for i in everything],
+    )
+    f_update = clustering_scores(truth[everything], updated).bcubed_f
+    f_scratch = clustering_scores(truth[everything], scratch_all).bcubed_f
+    return {
+        "faces": n,
+        "scratch_s": scratch_seconds,
+        "scratch_cpu_s": scratch_cpu,
+        "peak_rss_mb": rss_scratch,
+        "bcubed_f": quality.bcubed_f,
+        "pairwise_f": quality.pairwise_f,
+        "update_faces": new,
+        "update_s": update_seconds,
+        "groups_kept": stable,
+        "bcubed_f_update": f_update,
+        "bcubed_f_scratch_after": f_scratch,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--npz", default=None)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--spread", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        same_mean, diff_mean = (float(v) for v in args.spread.split(","))
+        print(json.dumps(one_size(args.child, same_mean, diff_mean)))
+        return
+    same_mean, diff_mean = 0.42, 0.8566  # lfw-dev defaults if no --npz
+    if args.npz:
+        same_mean, same_sd, diff_mean, diff_sd = measure_spread(args.npz)
+        print(
+            f"lfw-dev distances: same person {same_mean:.4f} +- {same_sd:.4f}, "
+            f"different {diff_mean:.4f} +- {diff_sd:.4f}",
+            flush=True,
+        )
+    sample = spread_of(*synthetic(3000, same_mean, diff_mean, seed=0))
+    print(
+        "synthetic distances: same person {:.4f} +- {:.4f}, different {:.4f} +- {:.4f}".format(
+            *sample
+        ),
+        flush=True,
+    )
+    print(
+        "| faces | from scratch s (CPU s) | peak RSS MB | BCubed F | pairwise F | +10% update s "
+        "| old groups kept | BCubed F update / scratch |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in (int(v) for v in args.sizes.split(",")):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), "--spread", f"{same_mean},{diff_mean}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(out.stdout)
+        print(
+            f"| {n:,} | {r['scratch_s']:.1f} ({r['scratch_cpu_s']:.1f}) | "
+            f"{r['peak_rss_mb']:.0f} | {r['bcubed_f']:.4f} | "
+            f"{r['pairwise_f']:.4f} | {r['update_s']:.1f} | {r['groups_kept']:.4f} | "
+            f"{r['bcubed_f_update']:.4f} / {r['bcubed_f_scratch_after']:.4f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

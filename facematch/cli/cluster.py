@@ -1,0 +1,251 @@
+"""``facematch cluster``: who is in my photos? Faces grouped into people, kept in the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facematch.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
+    RunOptions,
+    format_option,
+    image_command,
+    library_option,
+    log,
+    progress_bar,
+    setup_logging,
+    writing,
+)
+
+DEFAULT_MIN_FACES = 2  # measured on lfw-dev (README: cluster)
+
+
+class ClusterGroup(click.Group):
+    """``facematch cluster PATH...`` runs the clustering; ``name``/``merge``/``move`` correct it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        command = self.commands["run"]
+        with click.Context(command, info_name=ctx.info_name, parent=ctx.parent) as sub:
+            command.format_help(sub, formatter)
+        self.format_commands(ctx, formatter)
+
+
+@click.group(cls=ClusterGroup, epilog=EXIT_CODES_HELP)
+def cluster() -> None:
+    """Group the faces of a photo collection into people."""
+
+
+@cluster.command("run", epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@library_option
+@click.option(
+    "--known",
+    "known_dir",
+    type=click.Path(path_type=str),
+    default=None,
+    metavar="KNOWN",
+    help="A folder of known people (as for matching): a group whose faces confidently "
+    "match one of them takes that name (named_by=known). Names you gave win.",
+)
+@click.option(
+    "--min-faces",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MIN_FACES,
+    show_default=True,
+    help="Smallest group that counts as a person; faces in smaller ones are unclustered.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Write a folder per person (person_N or its name) of face crops, each named "
+    "after its photo and face number; unclustered faces go in unclustered/.",
+)
+@format_option("Output: path,person lines, CSV, JSON or JSON lines; one row per face.")
+@image_command(default_upsample=1)
+def run(
+    paths: tuple[str, ...],
+    library_path: Path | None,
+    known_dir: str | None,
+    min_faces: int,
+    out_dir: Path | None,
+    fmt: str,
+    shared: RunOptions,
+) -> None:
+    """Group every face under PATHS into people (person_1 is the largest group).
+
+    Photos not yet in the library are encoded and indexed first. People keep their
+    number, their name and their faces in later runs; new photos join them or make
+    new people. Faces in no group of --min-faces are reported as unclustered.
+    Correct the result with the name, merge and move subcommands.
+    """
+    from facematch.cli.common import find_inputs
+    from facematch.cluster import FaceClusterer
+    from facematch.library import Library
+    from facematch.people import People
+    from facematch.writers import make_face_row_writer
+
+    find_inputs(paths, recursive=True)
+    roots = [os.path.abspath(p) for p in paths]
+    unreadable = 0
+    with (
+        Library.open(library_path) as library,
+        shared.pipeline() as pipeline,
+        progress_bar(0, "files", shared.quiet) as bar,
+    ):
+        for row in library.index(paths, pipeline, prune=False):
+            bar.update(1)
+            if row.status == "error":
+                unreadable += 1
+                log.error("%s: %s", row.path, row.error)
+        everything = library.faces()
+        people = People(library)
+        rows, summary = people.update(everything, FaceClusterer(min_faces=min_faces))
+        if known_dir is not None:
+            _name_by_known(people, everything, rows, known_dir, pipeline)
+            rows = people.rows(everything)
+        selected = [r for r in rows if _under(r.path, roots)]
+    writer = make_face_row_writer(fmt, sys.stdout)
+    with writing():
+        for face_row in selected:
+            writer.write(face_row)
+        writer.close()
+    if out_dir is not None:
+        from facematch.people import write_crops
+
+        write_crops(selected, out_dir)
+    named = len({r.person for r in selected if r.name is not None})
+    click.echo(
+        f"facematch: {summary.people} people ({summary.new_people} new, {named} named) in "
+        f"{summary.faces} faces; {summary.unclustered} faces unclustered",
+        err=True,
+    )
+    if unreadable:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline: Any) -> None:
+    """Give ``known`` names to the groups that confidently match a known person."""
+    import numpy as np
+
+    from facematch.calibration import auto_tolerance
+    from facematch.cluster import known_names
+    from facematch.pipeline import build_gallery
+
+    gallery = build_gallery(pipeline, known_dir).gallery
+    person_of = {r.face_id: r.person for r in rows}
+    face_ids, first = np.unique(faces.ids, return_index=True)
+    numbers = sorted({p for p in person_of.values() if p is not None})
+    label_of = {n: i for i, n in enumerate(numbers)}
+    labels = np.array([label_of.get(person_of.get(int(f)) or 0, -1) for f in face_ids])
+    tolerance = auto_tolerance(len(gallery.embeddings))
+    found = known_names(gallery, faces.embeddings[first], labels, tolerance)
+    people.name_by_known({numbers[label]: name for label, name in found.items()})
+
+
+def _corrections(library_path: Path | None) -> Any:
+    """The library and its people; a correction never creates a library."""
+    from facematch.errors import UsageError
+    from facematch.library import Library, resolve_library_path
+    from facematch.people import People
+
+    where = resolve_library_path(library_path)
+    if not where.exists():
+        raise UsageError(f"no library at {where}; make one with: facematch cluster PHOTOS")
+    library = Library.open(where)
+    try:
+        return library, People(library)
+    except BaseException:
+        library.close()
+        raise
+
+
+def _fail(fn: Any) -> Any:
+    import functools
+
+    from facematch.cli.common import fail_with
+    from facematch.errors import FacematchError
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        setup_logging(False)
+        try:
+            return fn(**kwargs)
+        except FacematchError as exc:
+            fail_with(exc)
+
+    return wrapper
+
+
+@cluster.command("name")
+@click.argument("person")
+@click.argument("name")
+@library_option
+@_fail
+def name(person: str, name: str, library_path: Path | None) -> None:
+    """Name a person (PERSON: person_N or their current name); the name sticks."""
+    library, people = _corrections(library_path)
+    with library:
+        number = people.name(person, name)
+    click.echo(f"facematch: person_{number} is now {name}", err=True)
+
+
+@cluster.command("merge")
+@click.argument("person")
+@click.argument("into")
+@library_option
+@_fail
+def merge(person: str, into: str, library_path: Path | None) -> None:
+    """Merge PERSON into INTO (both person_N or a name): one person from now on."""
+    library, people = _corrections(library_path)
+    with library:
+        number = people.merge(person, into)
+    click.echo(f"facematch: {person} merged into person_{number}", err=True)
+
+
+@cluster.command("move")
+@click.argument("photo", type=click.Path(path_type=str))
+@click.option(
+    "--face",
+    "face_number",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Which face of the photo (the face column of the output).",
+)
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    metavar="PERSON",
+    help="The person it belongs to (person_N or a name); by default nobody.",
+)
+@library_option
+@_fail
+def move(photo: str, face_number: int, to: str | None, library_path: Path | None) -> None:
+    """Move one face of PHOTO out of its group (or --to another person), for good."""
+    from facematch.errors import UsageError
+
+    library, people = _corrections(library_path)
+    with library:
+        face_id = people.face_id(os.path.abspath(photo), face_number)
+        if face_id is None:
+            raise UsageError(f"no face {face_number} of {photo} in the library")
+        people.move(face_id, to)
+    click.echo(f"facematch: face {face_number} of {photo} moved to {to or 'nobody'}", err=True)

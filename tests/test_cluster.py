@@ -1,0 +1,351 @@
+"""Clustering: the algorithm on exact cases, the metrics by hand, the command on real faces."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from facematch.cli import main
+from facematch.cluster import FaceClusterer, neighbour_graph
+from facematch.metrics import clustering_scores
+
+DATA = Path(__file__).parent / "data"
+
+
+def blobs(sizes: list[int], seed: int = 0, spread: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """People as tight blobs about 1 apart in 128-d; returns embeddings and true person."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), 128))
+    centres *= 0.75 / np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    noise = rng.normal(scale=spread / np.sqrt(128), size=(len(truth), 128))
+    return centres[truth] + noise, truth
+
+
+# --- metrics, against hand computation ---------------------------------------------
+
+
+def test_clustering_scores_by_hand() -> None:
+    # truth: A A A B B ; groups: {A A} {A B} {B unclustered}
+    truth = ["A", "A", "A", "B", "B"]
+    labels = [0, 0, 1, 1, -1]
+    s = clustering_scores(truth, labels)
+    # BCubed precision: 1, 1, 1/2, 1/2, 1 -> 4/5; recall: 2/3, 2/3, 1/3, 1/2, 1/2 -> 8/15
+    assert s.bcubed_precision == pytest.approx(4 / 5)
+    assert s.bcubed_recall == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 / 2 + 1 / 2) / 5)
+    # pairs in groups: (0,1) same, (2,3) different -> P 1/2; same pairs: 3 + 1 = 4 -> R 1/4
+    assert s.pairwise_precision == pytest.approx(1 / 2)
+    assert s.pairwise_recall == pytest.approx(1 / 4)
+    assert s.pairwise_f == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    assert (s.groups, s.unclustered, s.people) == (2, 1, 2)
+    assert s.mixed_groups == 1 and s.mixed_share == pytest.approx(0.5)
+    assert s.split_people == 1  # A is in groups 0 and 1; B's other face is unclustered
+
+
+def test_clustering_scores_perfect_and_all_unclustered() -> None:
+    perfect = clustering_scores([1, 1, 2, 3], [5, 5, -1, -1])
+    assert perfect.bcubed_f == 1.0 and perfect.pairwise_f == 1.0
+    nothing = clustering_scores([1, 1, 2], [-1, -1, -1])
+    assert nothing.bcubed_precision == 1.0
+    assert nothing.bcubed_recall == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert nothing.pairwise_precision == 1.0 and nothing.pairwise_recall == 0.0
+
+
+# --- the algorithm --------------------------------------------------------------------
+
+
+def test_graph_holds_exactly_the_pairs_within_the_radius() -> None:
+    x, _ = blobs([4, 3, 5], spread=0.4)
+    graph = neighbour_graph(x, 0.5, 0)
+    full = np.linalg.norm(x[:, None] - x[None], axis=2)
+    i, j = np.nonzero(np.triu(full <= 0.5, k=1))
+    assert sorted(zip(graph.first.tolist(), graph.second.tolist(), strict=True)) == sorted(
+        zip(i.tolist(), j.tolist(), strict=True)
+    )
+    np.testing.assert_allclose(graph.distance, full[graph.first, graph.second], atol=1e-5)
+
+
+def test_blobs_are_found_and_singletons_are_unclustered() -> None:
+    x, _ = blobs([6, 4, 3, 1, 1])
+    labels = FaceClusterer().fit_predict(x)
+    assert labels.tolist() == [0] * 6 + [1] * 4 + [2] * 3 + [-1, -1]
+
+
+def test_min_faces_dissolves_small_groups_never_forces_them() -> None:
+    x, _ = blobs([5, 2])
+    labels = FaceClusterer(min_faces=3).fit_predict(x)
+    assert labels.tolist() == [0] * 5 + [-1, -1]
+
+
+def test_two_faces_of_one_photo_never_share_a_group() -> None:
+    x, _ = blobs([4])
+    photos = ["a", "a", "b", "c"]  # faces 0 and 1 are in one photo
+    labels = FaceClusterer().fit_predict(x, photos=photos)
+    assert labels[0] != labels[1] or labels[0] == -1
+    assert (labels >= 0).sum() == 3
+
+
+def test_same_labels_whatever_the_input_order() -> None:
+    x, _ = blobs([5, 4, 4, 3, 2, 1, 1], seed=3, spread=0.35)
+    keys = [f"digest{i:03d}#0" for i in range(len(x))]
+    base = FaceClusterer().fit_predict(x, photos=keys, keys=keys)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        perm = rng.permutation(len(x))
+        shuffled = FaceClusterer().fit_predict(
+            x[perm], photos=[keys[i] for i in perm], keys=[keys[i] for i in perm]
+        )
+        assert shuffled.tolist() == base[perm].tolist()
+
+
+def test_seeds_keep_their_faces_and_never_merge() -> None:
+    x, _ = blobs([4, 4])
+    # The user split person 0 in two (seeds 7 and 8); new face 3 joins one of them.
+    seeds = np.array([7, 7, 8, -1, -1, -1, -1, -1])
+    labels = FaceClusterer(min_faces=2).fit_predict(x, seeds=seeds)
+    assert labels[0] == labels[1] != labels[2]
+    assert labels[3] in (labels[0], labels[2])
+    assert len(set(labels[4:].tolist())) == 1 and labels[4] not in labels[:4]
+
+
+def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [int(v) for v in rng.integers(1, 8, 300)]
+    x, truth = blobs(sizes, seed=5, spread=0.33)
+    order = rng.permutation(len(x))
+    old, new = order[: len(x) * 10 // 11], order[len(x) * 10 // 11 :]
+    before = FaceClusterer().fit_predict(x[old])
+    both = np.concatenate([old, new])
+    seeds = np.concatenate([before, np.full(len(new), -1)])
+    after = FaceClusterer().fit_predict(x[both], seeds=seeds)
+    scratch = FaceClusterer().fit_predict(x[both])
+    grouped = before >= 0
+    pairs = set(zip(before[grouped].tolist(), after[: len(old)][grouped].tolist(), strict=True))
+    assert len(pairs) == len(set(before[grouped].tolist()))  # every old group is one group
+    assert len({a for _, a in pairs}) == len(pairs)  # and no two merged
+    assert (after[: len(old)][grouped] >= 0).all()
+    update_f = clustering_scores(truth[both], after).bcubed_f
+    scratch_f = clustering_scores(truth[both], scratch).bcubed_f
+    assert scratch_f > 0.9  # a set where the question means something
+    assert update_f >= scratch_f - 0.01
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="radius"):
+        FaceClusterer(threshold=0.7, radius=0.6).fit(np.zeros((2, 128)))
+    with pytest.raises(ValueError, match="min_faces"):
+        FaceClusterer(min_faces=0).fit(np.zeros((2, 128)))
+    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}):
+        with pytest.raises(ValueError, match="one"):
+            FaceClusterer().fit(np.zeros((2, 128)), **wrong)  # type: ignore[arg-type]
+
+
+# --- the command on real faces -----------------------------------------------------------
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def rows_of(result: Result) -> list[dict[str, str]]:
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+@pytest.fixture(scope="module")
+def tbbt_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The 8 tbbt people (5 crops each) copied and clustered once into a library."""
+    root = tmp_path_factory.mktemp("cluster")
+    photos = root / "photos"
+    shutil.copytree(DATA / "people" / "tbbt", photos / "tbbt")
+    library = root / "lib.sqlite3"
+    return photos, library
+
+
+def by_person(rows: list[dict[str, str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for row in rows:
+        out.setdefault(row["person"], set()).add(Path(row["path"]).parent.name)
+    return out
+
+
+def test_tbbt_clusters_into_its_eight_people(
+    tbbt_library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    photos, library = tbbt_library
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
+    assert len(rows) == 40
+    groups = by_person(rows)
+    assert "" not in groups  # nobody unclustered
+    assert sorted(len(people) for people in groups.values()) == [1] * 8  # no mixing
+    assert len({next(iter(p)) for p in groups.values()}) == 8  # nobody split
+    assert {r["named_by"] for r in rows} == {"none"}
+    # A re-run changes nothing, and --out writes a folder per person of crops.
+    again = rows_of(
+        run(
+            "cluster",
+            photos,
+            "--library",
+            library,
+            "--format",
+            "csv",
+            "-q",
+            "-j1",
+            "--out",
+            tmp_path / "o",
+        )
+    )
+    assert again == rows
+    folders = sorted(p.name for p in (tmp_path / "o").iterdir() if p.is_dir())
+    assert folders == sorted(groups)
+    crops = list((tmp_path / "o").rglob("*.jpg"))
+    assert len(crops) == 40 and all("__face0.jpg" in c.name for c in crops)
+
+
+def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path]) -> None:
+    photos, library = tbbt_library
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
+    person = {Path(r["path"]).parent.name: r["person"] for r in rows}
+    assert run("cluster", "name", person["penny"], "Penny", "--library", library).exit_code == 0
+    merged = run("cluster", "merge", person["raj"], person["howard"], "--library", library)
+    assert merged.exit_code == 0
+    moved_photo = photos / "tbbt" / "amy" / "amy1.png"
+    moved = run("cluster", "move", moved_photo, "--library", library)
+    assert moved.exit_code == 0, moved.output
+    # New photos arrive: the scenes, with several of these people in each.
+    shutil.copytree(DATA / "scenes", photos / "scenes")
+    rows = rows_of(run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1"))
+    old = [r for r in rows if "/tbbt/" in r["path"]]
+    names = {Path(r["path"]).parent.name: (r["name"], r["named_by"]) for r in old}
+    assert names["penny"] == ("Penny", "user")
+    assert {r["person"] for r in old if Path(r["path"]).parent.name in ("raj", "howard")} == {
+        person["howard"]
+    }
+    amy1 = next(r for r in old if r["path"].endswith("amy1.png"))
+    assert amy1["person"] == ""
+    for row in old:  # everybody else kept their number
+        who = Path(row["path"]).parent.name
+        if who not in ("raj", "howard") and row is not amy1:
+            assert row["person"] == person[who]
+    # Scenes: no group holds two faces of one photo.
+    scene_rows = [r for r in rows if "/scenes/" in r["path"] and r["person"]]
+    seen = [(r["path"], r["person"]) for r in scene_rows]
+    assert len(seen) == len(set(seen))
+    # Penny's name follows her into the group photos she is in.
+    assert any(r["name"] == "Penny" for r in scene_rows)
+    # A known folder names the group it confidently matches, and only that one.
+    known = photos.parent / "known"
+    known.mkdir()
+    shutil.copy(DATA / "people" / "tbbt" / "sheldon" / "sheldon1.png", known / "Sheldon.png")
+    rows = rows_of(
+        run(
+            "cluster",
+            photos,
+            "--library",
+            library,
+            "--format",
+            "csv",
+            "-q",
+            "-j1",
+            "--known",
+            known,
+        )
+    )
+    by_known = {(Path(r["path"]).parent.name, r["name"]) for r in rows if r["named_by"] == "known"}
+    assert {who for who, _ in by_known if who != "scenes"} == {"sheldon"}
+    assert {name for _, name in by_known} == {"Sheldon"}
+    assert any(r["name"] == "Penny" and r["named_by"] == "user" for r in rows)
+
+
+@pytest.mark.slow
+def test_output_is_identical_for_shuffled_input_and_jobs(tmp_path: Path) -> None:
+    people = sorted((DATA / "people" / "tbbt").iterdir())
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    for i, folder in enumerate(people):  # the same photos under names in another order
+        shutil.copytree(folder, first / f"{i}-{folder.name}")
+        shutil.copytree(folder, second / f"{len(people) - i}-{folder.name}")
+    shutil.copytree(DATA / "scenes", first / "scenes")
+    shutil.copytree(DATA / "scenes", second / "zz-scenes")
+
+    def table(root: Path, jobs: int) -> list[tuple[str, str, str]]:
+        rows = rows_of(
+            run(
+                "cluster",
+                root,
+                "--library",
+                tmp_path / f"{root.name}.sqlite3",
+                "--format",
+                "csv",
+                "-q",
+                "--jobs",
+                jobs,
+            )
+        )
+        return sorted((Path(r["path"]).name, r["face"], r["person"]) for r in rows)
+
+    assert table(first, 1) == table(second, 2)
+
+
+def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for who in ("amy", "penny", "raj"):
+        shutil.copytree(DATA / "people" / "tbbt" / who, people / who)
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    for who in ("sheldon", "stuart", "leonard"):  # one photo each: people of their own
+        shutil.copy(DATA / "people" / "tbbt" / who / f"{who}1.png", strangers / f"{who}.png")
+    result = run("evaluate", people, "--strangers", strangers, "--format", "json", "-q", "-j1")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["clustering"]
+    assert (figures["faces"], figures["true_people"], figures["true_groups"]) == (18, 6, 3)
+    assert (figures["groups"], figures["unclustered"]) == (3, 3)
+    assert figures["bcubed_f"] == 1.0 and figures["pairwise_f"] == 1.0
+    assert figures["mixed_groups"] == 0 and figures["people_split"] == 0
+    table = run("evaluate", people, "-q", "-j1")
+    assert "clustering (facematch cluster defaults" in table.stdout
+    assert "BCubed F" in table.stdout
+
+
+def test_out_folder_is_replaced_only_when_it_is_ours(tmp_path: Path) -> None:
+    from facematch.errors import UsageError
+    from facematch.faces import FaceBox
+    from facematch.people import MARKER, FaceRow, write_crops
+
+    photo = str(DATA / "people" / "tbbt" / "amy" / "amy1.png")
+    rows = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, None, "none")]
+    out = tmp_path / "out"
+    assert write_crops(rows, out) == 1
+    assert [p.name for p in (out / "person_3").iterdir()] == ["amy1.png__face0.jpg"]
+    renamed = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, "Amy", "user")]
+    write_crops(renamed, out)  # written by us before: replaced
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["Amy"]
+    (out / MARKER).write_text("..\n/\nAmy\n")  # a tampered marker removes nothing outside
+    write_crops(rows, out)
+    assert (tmp_path / "out").is_dir() and (DATA / "people").is_dir()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not empty"):
+        write_crops(rows, foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_correction_needs_a_library_and_a_person(tmp_path: Path) -> None:
+    missing = run("cluster", "name", "person_1", "Alice", "--library", tmp_path / "none.sqlite3")
+    assert missing.exit_code == 2 and "no library" in missing.output
+    assert not (tmp_path / "none.sqlite3").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(DATA / "tiny-blank.png", empty / "blank.png")
+    library = tmp_path / "lib.sqlite3"
+    assert run("cluster", empty, "--library", library, "-q", "-j1").exit_code == 0
+    unknown = run("cluster", "merge", "person_1", "person_2", "--library", library)
+    assert unknown.exit_code == 2 and "no person 'person_1'" in unknown.output

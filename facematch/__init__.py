@@ -22,7 +22,7 @@ _EXPORTS = {
     "face_distance": "facematch.api",
     "compare_faces": "facematch.api",
     "Face": "facematch.faces",
-    "FaceBox": "facematch.faces",
+    "FaceBox": "facematch.detectors",
     "FaceSettings": "facematch.faces",
     "Gallery": "facematch.gallery",
     "Match": "facematch.gallery",
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
+    from facematch.detectors import FaceBox
     from facematch.errors import (
         FacematchError,
         ImageError,
@@ -83,7 +84,7 @@ if TYPE_CHECKING:
         NoKnownFacesError,
         UsageError,
     )
-    from facematch.faces import Face, FaceBox, FaceSettings
+    from facematch.faces import Face, FaceSettings
     from facematch.gallery import Gallery, Match
     from facematch.pipeline import (
         FaceMatch,

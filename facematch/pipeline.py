@@ -16,14 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
-from facematch import engines
+from facematch import detectors, engines
 from facematch.cache import EncodingCache, file_digest, settings_key
+from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
     EngineName,
     Face,
-    FaceBox,
     FaceSettings,
     describe,
     detect,
@@ -125,6 +125,7 @@ class Pipeline:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings or FaceSettings()
+        detectors.require(self.settings.model)
         self.jobs = resolve_jobs(jobs)
         self.cache = EncodingCache(cache_dir) if cache_dir is not None else None
         self.cache_dir = cache_dir

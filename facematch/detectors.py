@@ -26,12 +26,15 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facematch.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    from facematch.mmod import MmodDetector
 
 log = logging.getLogger("facematch")
 
@@ -205,6 +208,12 @@ def detect(
 
     limit = 0.0 if threshold is None else threshold
     if model == "cnn":
+        converted = mmod_detector()
+        if converted is not None:
+            return [
+                Detection(FaceBox(top, right, bottom, left), score)
+                for (left, top, right, bottom), score in converted.detect(image, upsample, limit)
+            ]
         found = models.cnn_detector()(image, upsample)
         return [
             Detection(rect_to_box(d.rect), float(d.confidence))
@@ -213,6 +222,23 @@ def detect(
         ]
     rects, scores, _ = models.hog_detector().run(image, upsample, limit)
     return [Detection(rect_to_box(r), float(s)) for r, s in zip(rects, scores, strict=True)]
+
+
+@functools.cache
+def mmod_detector(threads: int = 1) -> MmodDetector | None:
+    """This process's MMOD network on ONNX Runtime, or None (with a warning) to use dlib's.
+
+    The converted model lives in this user's private temp folder (every worker
+    process finds the same one) and is checked against dlib's own CNN the first
+    time (see facematch.mmod.ready_detector).
+    """
+    from facematch import mmod, private
+
+    try:
+        return mmod.ready_detector(private.private_temp_folder(), threads)
+    except (ModelError, OSError) as exc:
+        log.warning("ONNX CNN detector unavailable (%s); using dlib's slower one", exc)
+        return None
 
 
 # --------------------------------------------------------------------------------------

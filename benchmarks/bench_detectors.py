@@ -4,9 +4,11 @@
 
 Each detector runs on one thread, on the photo resized to each long side, the
 detectors interleaved within every round (side-by-side ratios hold up better on
-a busy machine than absolute times); medians of the rounds. dlib's CNN runs one
-round only (tens of seconds a call). Peak memory: each detector alone in a
-fresh process at 1600 px (ru_maxrss, the process's whole peak, model included).
+a busy machine than absolute times); medians of the rounds. ``cnn`` is dlib's
+MMOD network on ONNX Runtime (facematch's), ``cnn-dlib`` the same detector run
+by dlib itself (one round only: tens of seconds a call). Peak memory: each
+detector alone in a fresh process at 1600 px (ru_maxrss, the process's whole
+peak, models included); dlib's CNN at 800 px (several GB at 1600 px).
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ import numpy as np
 from PIL import Image
 
 SIDES = (800, 1200, 1600)
-DETECTORS = {"hog": 1, "cnn": 1, "centerface": 0}  # name -> upsample
+DETECTORS = {"hog": 1, "centerface": 0, "cnn": 1, "cnn-dlib": 1}  # name -> upsample
+
+
+def run(name: str, image: np.ndarray) -> int:
+    """Faces found by one detector (dlib's own CNN when ``name`` is cnn-dlib)."""
+    from facematch import detectors, models
+
+    if name == "cnn-dlib":
+        return len(models.cnn_detector()(image, DETECTORS[name]))
+    return len(detectors.detect(image, name, DETECTORS[name]))  # type: ignore[arg-type]
 
 
 def resized(photo: Path, side: int) -> np.ndarray:
@@ -33,14 +44,12 @@ def resized(photo: Path, side: int) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
 
 
-def peak_memory(photo: Path, name: str) -> float:
-    """Peak resident MB of a fresh process that detects once at 1600 px."""
+def peak_memory(photo: Path, name: str, side: int) -> float:
+    """Peak resident MB of a fresh process that detects once at ``side`` px."""
     code = (
         "import sys, resource; from pathlib import Path; "
         "sys.path.insert(0, 'benchmarks'); import bench_detectors as b; "
-        "from facematch import detectors; "
-        f"image = b.resized(Path({str(photo)!r}), 1600); "
-        f"detectors.detect(image, {name!r}, {DETECTORS[name]}); "
+        f"b.run({name!r}, b.resized(Path({str(photo)!r}), {side})); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -53,32 +62,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--detectors", default=",".join(DETECTORS))
     args = parser.parse_args()
-    from facematch import detectors
-
     names = args.detectors.split(",")
     images = {side: resized(args.photo, side) for side in SIDES}
-    for name in names:  # load each model once before timing
-        detectors.detect(images[800][:100, :100].copy(), name, 0)
+    for name in names:  # load (and for cnn convert) each model before timing
+        run(name, images[800][:100, :100].copy())
     times: dict[tuple[str, int], list[float]] = {}
     found: dict[tuple[str, int], int] = {}
     for round_index in range(args.rounds):
         for side in SIDES:
             for name in names:
-                if name == "cnn" and round_index > 0:
+                if name == "cnn-dlib" and round_index > 0:
                     continue
                 started = time.process_time()
-                faces = detectors.detect(images[side], name, DETECTORS[name])
+                found[(name, side)] = run(name, images[side])
                 times.setdefault((name, side), []).append(time.process_time() - started)
-                found[(name, side)] = len(faces)
-    print(f"{args.photo.name}, median of {args.rounds} rounds (cnn: 1), one thread\n")
-    print("| detector | " + " | ".join(f"{s} px" for s in SIDES) + " | peak MB at 1600 px |")
+    print(f"{args.photo.name}, median of {args.rounds} rounds (cnn-dlib: 1), one thread\n")
+    print("| detector | " + " | ".join(f"{s} px" for s in SIDES) + " | peak MB |")
     print("| --- |" + " --- |" * (len(SIDES) + 1))
     hog_1600 = statistics.median(times[("hog", 1600)]) if "hog" in names else None
     for name in names:
         cells = [
             f"{statistics.median(times[(name, s)]):.2f} s ({found[(name, s)]} faces)" for s in SIDES
         ]
-        print(f"| {name} | " + " | ".join(cells) + f" | {peak_memory(args.photo, name):.0f} |")
+        side = 800 if name == "cnn-dlib" else 1600
+        memory = f"{peak_memory(args.photo, name, side):.0f} at {side} px"
+        print(f"| {name} | " + " | ".join(cells) + f" | {memory} |", flush=True)
     if hog_1600:
         ratios = {n: statistics.median(times[(n, 1600)]) / hog_1600 for n in names}
         print("\nCPU time at 1600 px relative to HOG:", json.dumps(ratios))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,24 +319,42 @@ def pyramid_rects(
     return rects, tensor_rows, tensor_cols
 
 
-def resize_bilinear(source: npt.NDArray[Any], rows: int, cols: int) -> npt.NDArray[np.float64]:
-    """dlib's resize_image with bilinear interpolation: corners map onto corners."""
-    in_rows, in_cols = source.shape[:2]
-    y = np.arange(rows) * ((in_rows - 1) / max(rows - 1, 1))
-    x = np.arange(cols) * ((in_cols - 1) / max(cols - 1, 1))
-    top = np.floor(y).astype(np.intp)
-    left = np.floor(x).astype(np.intp)
-    bottom = np.minimum(top + 1, in_rows - 1)
-    right = np.minimum(left + 1, in_cols - 1)
-    tb = (y - top)[:, None]
-    lr = (x - left)[None, :]
-    if source.ndim == 3:
-        tb, lr = tb[..., None], lr[..., None]
-    src = source.astype(np.float64)
-    upper = (1 - lr) * src[top][:, left] + lr * src[top][:, right]
-    lower = (1 - lr) * src[bottom][:, left] + lr * src[bottom][:, right]
-    result: npt.NDArray[np.float64] = (1 - tb) * upper + tb * lower
-    return result
+Resize = Callable[[FloatArray, int, int], FloatArray]
+"""(channels, rows, cols) float32 -> (channels, new rows, new cols), as dlib resize_image."""
+
+
+def resizer_model() -> Any:
+    """ONNX Resize, bilinear with corners mapped onto corners: dlib's resize_image.
+
+    ONNX Runtime does this some 30x faster than numpy; it computes the sample
+    positions in float32, so values differ from dlib's by up to about 1e-4
+    (inside what verify checks: boxes within a pixel, scores within 1e-3).
+    """
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(
+        "Resize",
+        ["image", "", "", "size"],
+        ["resized"],
+        mode="linear",
+        coordinate_transformation_mode="align_corners",
+    )
+    graph = helper.make_graph(
+        [node],
+        "dlib_resize_image",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "rows", "cols"]),
+            helper.make_tensor_value_info("size", TensorProto.INT64, [4]),
+        ],
+        [
+            helper.make_tensor_value_info(
+                "resized", TensorProto.FLOAT, [1, 3, "out_rows", "out_cols"]
+            )
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model
 
 
 def _lround(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -343,16 +362,18 @@ def _lround(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     return (np.sign(values) * np.floor(np.abs(values) + 0.5)).astype(np.int64)
 
 
-def pyramid_up(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def pyramid_up(image: npt.NDArray[np.uint8], resize: Resize) -> npt.NDArray[np.uint8]:
     """dlib's pyramid_up with pyramid_down<2>: about twice the size, bilinear, truncated."""
     rows, cols = image.shape[:2]
     bottom = _lround(np.array([(rows - 1 + 0.75) * 2]))[0]
     right = _lround(np.array([(cols - 1 + 1.25) * 2]))[0]
-    return resize_bilinear(image, int(bottom) + 1, int(right) + 1).astype(np.uint8)
+    planes = np.moveaxis(image, -1, 0).astype(np.float32)
+    resized = resize(planes, int(bottom) + 1, int(right) + 1)
+    return np.ascontiguousarray(np.moveaxis(resized.astype(np.uint8), 0, -1))
 
 
 def pyramid_tensor(
-    image: npt.NDArray[np.uint8], network: MmodNetwork
+    image: npt.NDArray[np.uint8], network: MmodNetwork, resize: Resize
 ) -> tuple[FloatArray, list[Rect]]:
     """The input tensor (1, 3, R, C) of input_rgb_image_pyramid and its level rectangles."""
     rows, cols = image.shape[:2]
@@ -362,13 +383,13 @@ def pyramid_tensor(
     tensor = np.zeros((3, tensor_rows, tensor_cols), dtype=np.float32)
     if not rects:
         return tensor[None], rects
-    means = np.array(network.means, dtype=np.float32)
-    level = ((image.astype(np.float32) - means) / np.float32(256.0)).astype(np.float32)
+    means = np.array(network.means, dtype=np.float32)[:, None, None]
+    level = (np.moveaxis(image, -1, 0).astype(np.float32) - means) / np.float32(256.0)
     left, top, right, bottom = rects[0]
-    tensor[:, top : bottom + 1, left : right + 1] = np.moveaxis(level, -1, 0)
+    tensor[:, top : bottom + 1, left : right + 1] = level
     for left, top, right, bottom in rects[1:]:
-        level = resize_bilinear(level, bottom - top + 1, right - left + 1).astype(np.float32)
-        tensor[:, top : bottom + 1, left : right + 1] = np.moveaxis(level, -1, 0)
+        level = resize(level, bottom - top + 1, right - left + 1)
+        tensor[:, top : bottom + 1, left : right + 1] = level
     return tensor[None], rects
 
 
@@ -495,9 +516,18 @@ class MmodDetector:
             self._session = onnxruntime.InferenceSession(
                 payload, options, providers=["CPUExecutionProvider"]
             )
+            self._resizer = onnxruntime.InferenceSession(
+                resizer_model().SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as err:  # onnxruntime raises its own exception types
             reason = (str(err).strip() or type(err).__name__).splitlines()[0]
             raise ModelError(f"cannot load the ONNX model {onnx_path}: {reason}") from err
+
+    def resize(self, planes: FloatArray, rows: int, cols: int) -> FloatArray:
+        size = np.array([1, planes.shape[0], rows, cols], dtype=np.int64)
+        (resized,) = self._resizer.run(["resized"], {"image": planes[None], "size": size})
+        result: FloatArray = resized[0]
+        return result
 
     def detect(
         self, image: npt.NDArray[np.uint8], upsample: int, threshold: float = 0.0
@@ -505,8 +535,8 @@ class MmodDetector:
         """(left, top, right, bottom) boxes and scores, as dlib's cnn_face_detection_model_v1."""
         work = image
         for _ in range(upsample):
-            work = pyramid_up(work)
-        tensor, rects = pyramid_tensor(work, self.network)
+            work = pyramid_up(work, self.resize)
+        tensor, rects = pyramid_tensor(work, self.network, self.resize)
         if not rects:
             return []
         (scores,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: tensor})

@@ -76,6 +76,23 @@ class FaceSettings:
         return min(1.0, scale)
 
 
+def sensitive_settings(base: FaceSettings | None = None) -> FaceSettings:
+    """``base`` (default: the defaults) with the most sensitive detector available here.
+
+    For redaction and video, where a missed face costs more than a false box:
+    CenterFace at a low threshold, or without facematch[detector] HOG with more
+    upsampling and a warning naming the extra (see detectors.most_sensitive).
+    """
+    chosen = detectors.most_sensitive()
+    return replace(
+        base or FaceSettings(),
+        model=chosen.model,
+        upsample=chosen.upsample,
+        threshold=chosen.threshold,
+        min_face_size=chosen.min_face_size,
+    )
+
+
 class Encoder(Protocol):
     """Turns aligned 150x150 face chips into 128-d embeddings."""
 

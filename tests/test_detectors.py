@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,7 +18,7 @@ from PIL import Image
 from facematch import detectors
 from facematch.cli import main
 from facematch.detectors import FaceBox
-from facematch.faces import FaceSettings, detect
+from facematch.faces import FaceSettings, detect, sensitive_settings
 from facematch.images import load_rgb
 from facematch.pipeline import Pipeline
 
@@ -179,11 +180,9 @@ def test_most_sensitive_falls_back_to_hog_with_a_warning(
 ) -> None:
     monkeypatch.setattr(detectors, "centerface_path", lambda: None)
     caplog.set_level("WARNING", logger="facematch")
-    import logging
-
-    logging.getLogger("facematch").propagate = True
-    settings = detectors.most_sensitive()
-    assert (settings.model, settings.upsample) == ("hog", 2)
+    monkeypatch.setattr(logging.getLogger("facematch"), "propagate", True)
+    settings = sensitive_settings(FaceSettings(landmarks=5))
+    assert (settings.model, settings.upsample, settings.landmarks) == ("hog", 2, 5)
     assert "facematch[detector]" in caplog.text
 
 

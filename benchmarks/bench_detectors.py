@@ -7,8 +7,9 @@ detectors interleaved within every round (side-by-side ratios hold up better on
 a busy machine than absolute times); medians of the rounds. ``cnn`` is dlib's
 MMOD network on ONNX Runtime (facematch's), ``cnn-dlib`` the same detector run
 by dlib itself (one round only: tens of seconds a call). Peak memory: each
-detector alone in a fresh process at 1600 px (ru_maxrss, the process's whole
+detector alone in a fresh process at 1600 px (VmHWM, the process's whole
 peak, models included); dlib's CNN at 800 px (several GB at 1600 px).
+``--memory-only`` skips the timing.
 """
 
 from __future__ import annotations
@@ -44,13 +45,22 @@ def resized(photo: Path, side: int) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
 
 
+def high_water_kb() -> int:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that
+    over from the parent through fork and exec, so a child reports its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def peak_memory(photo: Path, name: str, side: int) -> float:
     """Peak resident MB of a fresh process that detects once at ``side`` px."""
     code = (
-        "import sys, resource; from pathlib import Path; "
+        "import sys; from pathlib import Path; "
         "sys.path.insert(0, 'benchmarks'); import bench_detectors as b; "
         f"b.run({name!r}, b.resized(Path({str(photo)!r}), {side})); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(b.high_water_kb())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -61,7 +71,13 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--detectors", default=",".join(DETECTORS))
+    parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
+    if args.memory_only:
+        for name in args.detectors.split(","):
+            side = 800 if name == "cnn-dlib" else 1600
+            print(f"{name}: {peak_memory(args.photo, name, side):.0f} MB at {side} px", flush=True)
+        return
     names = args.detectors.split(",")
     images = {side: resized(args.photo, side) for side in SIDES}
     for name in names:  # load (and for cnn convert) each model before timing

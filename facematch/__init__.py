@@ -22,7 +22,7 @@ _EXPORTS = {
     "face_distance": "facematch.api",
     "compare_faces": "facematch.api",
     "Face": "facematch.faces",
-    "FaceBox": "facematch.faces",
+    "FaceBox": "facematch.detectors",
     "FaceSettings": "facematch.faces",
     "Gallery": "facematch.gallery",
     "Match": "facematch.gallery",
@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
+    from facematch.detectors import FaceBox
     from facematch.errors import (
         FacematchError,
         ImageError,
@@ -88,7 +89,7 @@ if TYPE_CHECKING:
         NoKnownFacesError,
         UsageError,
     )
-    from facematch.faces import Face, FaceBox, FaceSettings
+    from facematch.faces import Face, FaceSettings
     from facematch.gallery import Gallery, Match
     from facematch.library import Library
     from facematch.pipeline import (

@@ -15,8 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from facematch import models
-from facematch.faces import fits_detector, rect_to_box, trim_box
+from facematch import detectors, models
+from facematch.detectors import fits_detector, rect_to_box
+from facematch.faces import trim_box
 from facematch.images import heif_available, to_rgb
 
 Css = tuple[int, int, int, int]
@@ -48,11 +49,20 @@ def _css(rect: Any, shape: tuple[int, ...]) -> Css:
 def face_locations(
     img: NDArray[np.uint8], number_of_times_to_upsample: int = 1, model: str = "hog"
 ) -> list[Css]:
-    """Bounding boxes of faces as (top, right, bottom, left) tuples."""
-    found = _raw_face_locations(img, number_of_times_to_upsample, model)
+    """Bounding boxes of faces as (top, right, bottom, left) tuples.
+
+    ``model`` is "hog", "cnn" or "centerface" (facematch[detector]; it runs on
+    the image as given, whatever the upsample).
+    """
+    if detectors.require(model) == "centerface":
+        image = np.asarray(img)
+        rgb = image if image.ndim == 3 else np.dstack([image] * 3)
+        found = detectors.detect(rgb, "centerface")
+        return [trim_box(d.box, img.shape[0], img.shape[1]).css() for d in found]
+    raw = _raw_face_locations(img, number_of_times_to_upsample, model)
     if model == "cnn":
-        return [_css(d.rect, img.shape) for d in found]
-    return [_css(r, img.shape) for r in found]
+        return [_css(d.rect, img.shape) for d in raw]
+    return [_css(r, img.shape) for r in raw]
 
 
 def batch_face_locations(

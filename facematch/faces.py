@@ -18,39 +18,16 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from facematch import models
+from facematch import detectors, models
+from facematch.detectors import DETECTOR_WINDOW, DetectorName, FaceBox
 from facematch.images import RGBImage, shrink
 
-DetectorName = Literal["hog", "cnn"]
 EngineName = Literal["onnx", "dlib"]
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-# dlib's HOG and MMOD detectors both scan an 80x80 window; each upsample halves it.
-DETECTOR_WINDOW = 80
 # face_recognition's CLI shrinks unknown images to 1600 px before detecting.
 REFERENCE_LONG_SIDE = 1600
-# No face fits in an image narrower than half the window at the detector's
-# scale, and dlib's CNN detector corrupts the heap on images a few pixels
-# wide (measured: up to 8 px at its scale), so such inputs never reach dlib.
-MIN_DETECTOR_SIDE = DETECTOR_WINDOW // 2
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """A face's box in image pixels, in face_recognition's (top, right, bottom, left) order."""
-
-    top: int
-    right: int
-    bottom: int
-    left: int
-
-    @property
-    def area(self) -> int:
-        return max(0, self.bottom - self.top) * max(0, self.right - self.left)
-
-    def css(self) -> tuple[int, int, int, int]:
-        return (self.top, self.right, self.bottom, self.left)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +45,8 @@ class FaceSettings:
 
     model: DetectorName = "hog"
     upsample: int = 1
+    # None: the detector's own threshold (see facematch.detectors.detect).
+    threshold: float | None = None
     min_face_size: int | None = None
     # 68-point alignment and mirror averaging separate people best on the shared
     # labelled sets at about 1.06x the time (README, "Accuracy"): the defaults.
@@ -89,8 +68,29 @@ class FaceSettings:
 
     def working_scale(self, height: int, width: int) -> float:
         """Scale (<= 1) of the copy the detector runs on."""
-        detectable = DETECTOR_WINDOW / 2.0**self.upsample
-        return min(1.0, detectable / self.smallest_face(height, width))
+        detectable = detectors.smallest_detectable(self.model, self.upsample)
+        scale = detectable / self.smallest_face(height, width)
+        if self.model == "centerface":
+            # Small images cost CenterFace little; shrinking them only blurs its boxes.
+            scale = max(scale, detectors.CENTERFACE_MIN_WORKING_SIDE / max(height, width, 1))
+        return min(1.0, scale)
+
+
+def sensitive_settings(base: FaceSettings | None = None) -> FaceSettings:
+    """``base`` (default: the defaults) with the most sensitive detector available here.
+
+    For redaction and video, where a missed face costs more than a false box:
+    CenterFace at a low threshold, or without facematch[detector] HOG with more
+    upsampling and a warning naming the extra (see detectors.most_sensitive).
+    """
+    chosen = detectors.most_sensitive()
+    return replace(
+        base or FaceSettings(),
+        model=chosen.model,
+        upsample=chosen.upsample,
+        threshold=chosen.threshold,
+        min_face_size=chosen.min_face_size,
+    )
 
 
 class Encoder(Protocol):
@@ -135,34 +135,21 @@ def trim_box(box: FaceBox, height: int, width: int) -> FaceBox:
     )
 
 
-def rect_to_box(rect: Any) -> FaceBox:
-    return FaceBox(int(rect.top()), int(rect.right()), int(rect.bottom()), int(rect.left()))
-
-
 def box_to_rect(box: FaceBox) -> Any:
     import dlib
 
     return dlib.rectangle(box.left, box.top, box.right, box.bottom)
 
 
-def fits_detector(image: NDArray[Any], upsample: int) -> bool:
-    """Whether an image is large enough, at the detector's scale, to hold a face."""
-    return image.ndim >= 2 and min(image.shape[:2]) * 2**upsample >= MIN_DETECTOR_SIDE
-
-
-def run_detector(image: RGBImage, model: DetectorName, upsample: int) -> list[FaceBox]:
+def run_detector(
+    image: RGBImage, model: DetectorName, upsample: int, threshold: float | None = None
+) -> list[FaceBox]:
     """Raw detector boxes on this very image; they may reach past its edges.
 
     An image too small to hold a face at the detector's scale has none, and
     is never handed to dlib (see MIN_DETECTOR_SIDE).
     """
-    if not fits_detector(image, upsample):
-        return []
-    if model == "cnn":
-        rects = [d.rect for d in models.cnn_detector()(image, upsample)]
-    else:
-        rects = list(models.hog_detector()(image, upsample))
-    return [rect_to_box(r) for r in rects]
+    return [found.box for found in detectors.detect(image, model, upsample, threshold)]
 
 
 def detect(
@@ -176,7 +163,7 @@ def detect(
     which matters for faces cut by an edge.
     """
     image, (height, width) = _working(image, settings, full_size)
-    boxes = run_detector(image, settings.model, settings.upsample)
+    boxes = run_detector(image, settings.model, settings.upsample, settings.threshold)
     if (height, width) == image.shape[:2]:
         return boxes
     sy, sx = height / image.shape[0], width / image.shape[1]
@@ -241,7 +228,7 @@ def detect_with_fallback(
     """
     image, full_size = _working(image, settings, full_size)
     boxes = detect(image, settings, full_size)
-    if boxes or not settings.fallback:
+    if boxes or not settings.fallback or settings.model == "centerface":
         return boxes
     pixels = image.shape[0] * image.shape[1]
     if pixels * 4**settings.upsample <= FALLBACK_UPSAMPLE_MAX_PIXELS:
@@ -249,7 +236,7 @@ def detect_with_fallback(
         if boxes:
             return boxes
     if settings.model == "hog" and pixels <= FALLBACK_CNN_MAX_PIXELS:
-        boxes = detect(image, replace(settings, model="cnn", upsample=1), full_size)
+        boxes = detect(image, replace(settings, model="cnn", upsample=1, threshold=None), full_size)
     return boxes
 
 

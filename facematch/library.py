@@ -57,8 +57,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from facematch.cache import entry_checksum, file_digest
+from facematch.detectors import FaceBox
 from facematch.errors import ImageError, LibraryError
-from facematch.faces import Face, FaceBox
+from facematch.faces import Face
 from facematch.images import Found, discover
 from facematch.neighbours import NeighbourIndex, make_index, nearest_to_any
 from facematch.private import create_private_file, make_private_folder

@@ -35,8 +35,8 @@ import numpy as np
 from PIL import Image
 
 from facematch.cluster import UNCLUSTERED, FaceClusterer
+from facematch.detectors import FaceBox
 from facematch.errors import ImageError, LibraryError, UsageError
-from facematch.faces import FaceBox
 from facematch.images import load_rgb
 from facematch.library import Library, LibraryFaces
 

@@ -18,14 +18,14 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from facematch import engines
+from facematch import detectors, engines
 from facematch.cache import EncodingCache, FaceStore, file_digest, settings_key
+from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
     EngineName,
     Face,
-    FaceBox,
     FaceSettings,
     describe,
     detect,
@@ -128,6 +128,7 @@ class Pipeline:
         store: FaceStore | None = None,
     ) -> None:
         self.settings = settings or FaceSettings()
+        detectors.require(self.settings.model)
         self.jobs = resolve_jobs(jobs)
         # ``store`` (a face library, say) replaces the encoding cache; whoever made it closes it.
         self.cache: FaceStore | None = store

@@ -197,10 +197,12 @@ def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
 DETECTION_OPTIONS = (
     click.option(
         "--model",
-        type=click.Choice(["hog", "cnn"]),
+        type=click.Choice(["hog", "cnn", "centerface"]),
         default="hog",
         show_default=True,
-        help="Face detector: hog (fast, CPU) or cnn (more accurate, slow without a GPU).",
+        help="Face detector: hog (dlib, fast, frontal faces of 40 px and up), cnn (dlib's "
+        "MMOD, more accurate, slow without a GPU) or centerface (finds small and turned "
+        "faces, fast; needs facematch[detector]).",
     ),
     click.option(
         "--min-face-size",
@@ -348,6 +350,9 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
             shared = _run_options(options, encoding)
             setup_logging(shared.quiet)
             try:
+                from facematch.detectors import require
+
+                require(shared.settings.model)
                 return fn(shared=shared, **options)
             except FacematchError as exc:
                 fail_with(exc)

@@ -27,12 +27,12 @@ from facematch.cli.common import (
 def detect(paths: tuple[str, ...], fmt: str, recursive: bool, shared: RunOptions) -> None:
     """Print the face boxes found in images, like face_recognition's face_detection."""
     from facematch import pipeline as pl
-    from facematch.faces import DETECTOR_WINDOW
+    from facematch.detectors import DETECTOR_WINDOW
     from facematch.writers import make_detect_writer
 
-    # face_detection runs on the full image: the detector's own window is the smallest face.
+    # face_detection runs on the full image: dlib's window is the smallest face.
     settings = shared.settings
-    if settings.min_face_size is None:
+    if settings.min_face_size is None and settings.model != "centerface":
         smallest = DETECTOR_WINDOW // 2**settings.upsample
         shared = replace(shared, settings=replace(settings, min_face_size=smallest))
     found = find_inputs(paths, recursive)

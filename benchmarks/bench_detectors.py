@@ -1,0 +1,112 @@
+"""CPU seconds per photo and peak memory of each detector at 800, 1200 and 1600 px.
+
+    python benchmarks/bench_detectors.py --photo ../shared/faces/scenes/bbt1.jpg [--rounds 3]
+
+Each detector runs on one thread, on the photo resized to each long side, the
+detectors interleaved within every round (side-by-side ratios hold up better on
+a busy machine than absolute times); medians of the rounds. ``cnn`` is dlib's
+MMOD network on ONNX Runtime (facematch's), ``cnn-dlib`` the same detector run
+by dlib itself (one round only: tens of seconds a call). Peak memory: each
+detector alone in a fresh process at 1600 px (VmHWM, the process's whole
+peak, models included); dlib's CNN at 800 px (several GB at 1600 px).
+``--memory-only`` skips the timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SIDES = (800, 1200, 1600)
+DETECTORS = {"hog": 1, "centerface": 0, "cnn": 1, "cnn-dlib": 1}  # name -> upsample
+
+
+def run(name: str, image: np.ndarray) -> int:
+    """Faces found by one detector (dlib's own CNN when ``name`` is cnn-dlib)."""
+    from facematch import detectors, models
+
+    if name == "cnn-dlib":
+        return len(models.cnn_detector()(image, DETECTORS[name]))
+    return len(detectors.detect(image, name, DETECTORS[name]))  # type: ignore[arg-type]
+
+
+def resized(photo: Path, side: int) -> np.ndarray:
+    image = Image.open(photo).convert("RGB")
+    scale = side / max(image.size)
+    size = (round(image.width * scale), round(image.height * scale))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+def high_water_kb() -> int:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that
+    over from the parent through fork and exec, so a child reports its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def peak_memory(photo: Path, name: str, side: int) -> float:
+    """Peak resident MB of a fresh process that detects once at ``side`` px."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "sys.path.insert(0, 'benchmarks'); import bench_detectors as b; "
+        f"b.run({name!r}, b.resized(Path({str(photo)!r}), {side})); "
+        "print(b.high_water_kb())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--detectors", default=",".join(DETECTORS))
+    parser.add_argument("--memory-only", action="store_true")
+    args = parser.parse_args()
+    if args.memory_only:
+        for name in args.detectors.split(","):
+            side = 800 if name == "cnn-dlib" else 1600
+            print(f"{name}: {peak_memory(args.photo, name, side):.0f} MB at {side} px", flush=True)
+        return
+    names = args.detectors.split(",")
+    images = {side: resized(args.photo, side) for side in SIDES}
+    for name in names:  # load (and for cnn convert) each model before timing
+        run(name, images[800][:100, :100].copy())
+    times: dict[tuple[str, int], list[float]] = {}
+    found: dict[tuple[str, int], int] = {}
+    for round_index in range(args.rounds):
+        for side in SIDES:
+            for name in names:
+                if name == "cnn-dlib" and round_index > 0:
+                    continue
+                started = time.process_time()
+                found[(name, side)] = run(name, images[side])
+                times.setdefault((name, side), []).append(time.process_time() - started)
+    print(f"{args.photo.name}, median of {args.rounds} rounds (cnn-dlib: 1), one thread\n")
+    print("| detector | " + " | ".join(f"{s} px" for s in SIDES) + " | peak MB |")
+    print("| --- |" + " --- |" * (len(SIDES) + 1))
+    hog_1600 = statistics.median(times[("hog", 1600)]) if "hog" in names else None
+    for name in names:
+        cells = [
+            f"{statistics.median(times[(name, s)]):.2f} s ({found[(name, s)]} faces)" for s in SIDES
+        ]
+        side = 800 if name == "cnn-dlib" else 1600
+        memory = f"{peak_memory(args.photo, name, side):.0f} at {side} px"
+        print(f"| {name} | " + " | ".join(cells) + f" | {memory} |", flush=True)
+    if hog_1600:
+        ratios = {n: statistics.median(times[(n, 1600)]) / hog_1600 for n in names}
+        print("\nCPU time at 1600 px relative to HOG:", json.dumps(ratios))
+
+
+if __name__ == "__main__":
+    main()

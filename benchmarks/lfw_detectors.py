@@ -1,0 +1,64 @@
+"""lfw-dev photos in which each detector finds no face.
+
+    python benchmarks/lfw_detectors.py --faces ../shared/faces [--cnn] [--every N]
+
+Every photo goes through facematch.faces.detect with each detector's default
+settings (HOG without and with the fallback passes of the pipeline;
+CenterFace at its threshold of 0.5 and at 0.2). dlib's CNN costs about a
+second per photo here, so with ``--cnn`` it runs only on the photos HOG misses
+(and our ONNX version of it on every photo).
+``--every N`` takes every Nth photo (sorted paths) when the machine is busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from facematch.faces import FaceSettings, detect, detect_with_fallback
+from facematch.images import load_rgb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--cnn", action="store_true")
+    parser.add_argument("--every", type=int, default=1)
+    args = parser.parse_args()
+    root = args.faces / "lfw-dev"
+    paths = sorted(root.rglob("*.jpg"))[:: args.every]
+    settings = {
+        "hog": FaceSettings(model="hog", fallback=False),
+        "hog + fallback": FaceSettings(model="hog"),
+        "centerface": FaceSettings(model="centerface"),
+        "centerface 0.2": FaceSettings(model="centerface", threshold=0.2),
+    }
+    if args.cnn:
+        settings["cnn (ONNX)"] = FaceSettings(model="cnn", fallback=False)
+    missed: dict[str, list[Path]] = {name: [] for name in settings}
+    seconds = dict.fromkeys(settings, 0.0)
+    for path in paths:
+        image = load_rgb(path)
+        for name, chosen in settings.items():
+            started = time.process_time()
+            finder = detect_with_fallback if chosen.fallback else detect
+            if not finder(image, chosen):
+                missed[name].append(path)
+            seconds[name] += time.process_time() - started
+    print(f"{len(paths)} photos\n")
+    print("| detector | photos with no face | CPU s per photo |")
+    print("| --- | --- | --- |")
+    for name in settings:
+        print(f"| {name} | {len(missed[name])} | {seconds[name] / len(paths):.4f} |")
+    if args.cnn:
+        from facematch import models
+
+        still = [p for p in missed["hog"] if not models.cnn_detector()(load_rgb(p), 1)]
+        print(f"| cnn (dlib's own), on HOG's {len(missed['hog'])} misses | {len(still)} | |")
+    for name in ("hog + fallback", "centerface"):
+        print(f"\n{name} misses:", ", ".join(str(p.relative_to(root)) for p in missed[name]))
+
+
+if __name__ == "__main__":
+    main()

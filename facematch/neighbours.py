@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -42,6 +43,78 @@ QUERY_BATCH = 256
 _UNIT = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 21  # float64 elements gathered at once when recomputing distances
 _EXTRA = 8  # float32 candidates kept beyond k, before checking that they are enough
+
+
+class NeighbourIndex(Protocol):
+    """What every nearest-neighbour index offers: ``ExactIndex``, and faiss in the ann extra."""
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: ArrayLike) -> Ids: ...
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]: ...
+
+    def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]: ...
+
+
+ANN_MIN_ROWS = 200_000
+"""Below this many rows exact search is fast enough that an approximate index never pays."""
+
+ANN_MIN_QUERIES = 20_000
+"""Queries an approximate index must answer to earn back its build time (see the README)."""
+
+
+def make_index(vectors: ArrayLike, dim: int = 128, *, expected_queries: int = 1) -> NeighbourIndex:
+    """An index holding ``vectors``: exact, or faiss HNSW where it pays and is installed.
+
+    Building an HNSW graph of a million faces takes minutes, and one exact query
+    takes milliseconds, so the approximate index is chosen only for many rows and
+    many queries (``ANN_MIN_ROWS``, ``ANN_MIN_QUERIES``: a neighbour graph for
+    clustering, say), and only when the ann extra is installed.
+    """
+    rows = np.asarray(vectors)
+    index: NeighbourIndex
+    if len(rows) >= ANN_MIN_ROWS and expected_queries >= ANN_MIN_QUERIES and faiss_available():
+        index = FaissIndex(dim)
+    else:
+        index = ExactIndex(dim)
+    index.add(rows)
+    return index
+
+
+def faiss_available() -> bool:
+    """Whether the ann extra (faiss-cpu) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
+
+
+def nearest_to_any(
+    index: NeighbourIndex, queries: ArrayLike, radius: float, k: int | None = None
+) -> tuple[Float64s, Ids]:
+    """Rows within ``radius`` of any of the queries (one person's faces), nearest first.
+
+    A row's distance is that to its nearest query; ties by lower row; ``k`` keeps
+    at most that many. Returns (distances, rows), each 1-d.
+    """
+    wide = np.asarray(queries, dtype=np.float64).reshape(-1, np.shape(queries)[-1])
+    if k is None:
+        found = index.range_search(wide, radius)
+        distances = np.concatenate([d for d, _ in found] or [np.empty(0)])
+        rows = np.concatenate([r for _, r in found] or [np.empty(0, dtype=np.intp)])
+    else:
+        # The k nearest to any query are among the k nearest to each.
+        top_d, top_r = index.search(wide, k)
+        keep = top_d.ravel() <= radius
+        distances, rows = top_d.ravel()[keep], top_r.ravel()[keep]
+    order = np.lexsort((rows, distances))
+    distances, rows = distances[order], rows[order]
+    _, first = np.unique(rows, return_index=True)
+    first.sort()
+    distances, rows = distances[first], rows[first].astype(np.intp)
+    if k is not None:
+        distances, rows = distances[:k], rows[:k]
+    return distances, rows
 
 
 class ExactIndex:
@@ -312,3 +385,92 @@ def _first_per_person(row_dist: Float64s, person: Ids, width: int) -> tuple[Floa
         person_dist = np.pad(person_dist, ((0, 0), (0, pad)), constant_values=np.inf)
         chosen = np.pad(chosen, ((0, 0), (0, pad)), constant_values=-1)
     return person_dist, chosen
+
+
+class FaissIndex:
+    """Approximate k-nearest and radius search through a faiss HNSW graph (the ann extra).
+
+    The same calls and answers' shape as ``ExactIndex``: the graph proposes
+    candidates, whose distances are then recomputed in float64 and ranked (ties by
+    lower id), so every distance reported is exact; only a true neighbour the graph
+    missed can be absent (recall is measured by benchmarks/bench_library.py).
+    """
+
+    def __init__(
+        self, dim: int = 128, *, links: int = 32, ef_construction: int = 40, ef_search: int = 64
+    ) -> None:
+        faiss = _faiss()
+        self.dim = dim
+        self.ef_search = ef_search
+        self._index = faiss.IndexHNSWFlat(dim, links)
+        self._index.hnsw.efConstruction = ef_construction
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, vectors: ArrayLike) -> Ids:
+        rows = np.ascontiguousarray(_as_rows(vectors, self.dim, "vectors"), dtype=np.float32)
+        start = len(self)
+        self._index.add(rows)
+        return np.arange(start, start + len(rows), dtype=np.intp)
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]:
+        if k < 0:
+            raise ValueError(f"k must be at least 0, not {k}")
+        wide = _as_rows(queries, self.dim, "queries")
+        width = min(k, len(self))
+        if width == 0 or len(wide) == 0:
+            return np.empty((len(wide), width)), np.empty((len(wide), width), dtype=np.intp)
+        fetch = min(len(self), k + max(_EXTRA, k // 4))
+        self._index.hnsw.efSearch = max(self.ef_search, fetch)
+        _, found = self._index.search(wide.astype(np.float32), fetch)
+        found = found.astype(np.intp)
+        valid = found >= 0
+        safe = np.where(valid, found, 0)
+        vectors = self._index.reconstruct_batch(safe.ravel()).astype(np.float64)
+        diff = vectors.reshape(len(wide), fetch, self.dim) - wide[:, None, :]
+        exact = np.where(valid, np.einsum("ijk,ijk->ij", diff, diff), np.inf)
+        order = np.lexsort((safe, exact), axis=-1)[:, :width]
+        distances = np.sqrt(np.take_along_axis(exact, order, axis=1))
+        return distances, np.where(np.isinf(distances), -1, np.take_along_axis(safe, order, 1))
+
+    def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]:
+        if math.isnan(radius):
+            raise ValueError("radius must be a number")
+        wide = _as_rows(queries, self.dim, "queries")
+        found: list[tuple[Float64s, Ids]] = [
+            (np.empty(0), np.empty(0, dtype=np.intp)) for _ in range(len(wide))
+        ]
+        todo = np.arange(len(wide))
+        k = 64
+        while len(todo) and len(self):
+            distances, ids = self.search(wide[todo], k)
+            for row, query in enumerate(todo):
+                inside = distances[row] <= radius
+                found[query] = (distances[row][inside], ids[row][inside])
+            # Look further only where all k found were inside (more may be).
+            more = distances[:, -1] <= radius if k < len(self) else np.zeros(len(todo), bool)
+            todo = todo[more]
+            k *= 4
+        return found
+
+
+def _as_rows(vectors: ArrayLike, dim: int, what: str) -> Float64s:
+    rows = np.asarray(vectors, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows.reshape(1, -1)
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"{what} must be {dim}-d vectors, not shape {rows.shape}")
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{what} must be finite (no NaN or infinity)")
+    return np.ascontiguousarray(rows)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        from facematch.errors import UsageError
+
+        raise UsageError("approximate search needs faiss: pip install 'facematch[ann]'") from None
+    return faiss

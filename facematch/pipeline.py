@@ -18,8 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
+import numpy as np
+
 from facematch import engines
-from facematch.cache import EncodingCache, file_digest, settings_key
+from facematch.cache import EncodingCache, FaceStore, file_digest, settings_key
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
@@ -133,10 +135,16 @@ class Pipeline:
         engine: EngineName | None = None,
         runner: str = "process",
         progress: Callable[[int], None] | None = None,
+        store: FaceStore | None = None,
     ) -> None:
         self.settings = settings or FaceSettings()
         self.jobs = resolve_jobs(jobs)
-        self.cache = EncodingCache(cache_dir) if cache_dir is not None else None
+        # ``store`` (a face library, say) replaces the encoding cache; whoever made it closes it.
+        self.cache: FaceStore | None = store
+        self._owns_cache = store is None and cache_dir is not None
+        if self._owns_cache:
+            assert cache_dir is not None
+            self.cache = EncodingCache(cache_dir)
         self.cache_dir = cache_dir
         self.requested_engine = engine or engines.default_engine()
         self.runner_name = runner
@@ -160,7 +168,7 @@ class Pipeline:
         if self._runner is not None:
             self._runner.close(abort)
             self._runner = None
-        if self.cache is not None:
+        if self.cache is not None and self._owns_cache:
             self.cache.close()
 
     @property
@@ -189,13 +197,23 @@ class Pipeline:
             self._runner = make_runner(self.runner_name, self.jobs)
         return self._runner.map(fn, tasks, failed)
 
-    def encode(self, paths: Sequence[str]) -> Iterator[Encoded]:
-        """Encoded images in the order of ``paths``, from the cache where possible."""
-        digests: list[str | None] = []
+    @property
+    def settings_key(self) -> str:
+        """The key of this run's settings in the cache (see ``facematch.cache.settings_key``)."""
+        return self._settings_key
+
+    def encode(
+        self, paths: Sequence[str], digests: Sequence[str | None] | None = None
+    ) -> Iterator[Encoded]:
+        """Encoded images in the order of ``paths``, from the cache where possible.
+
+        ``digests``, if given, are the paths' content hashes already computed
+        (None where unknown), so that no file is read twice.
+        """
         cached: dict[int, list[Face]] = {}
-        for i, path in enumerate(paths):
-            digest = self._digest(path)
-            digests.append(digest)
+        if digests is None:
+            digests = [self._digest(path) for path in paths]
+        for i, digest in enumerate(digests):
             if digest is not None and self.cache is not None:
                 hit = self.cache.get(digest, self._settings_key)
                 if hit is not None:
@@ -305,16 +323,28 @@ class ImageResult:
 
 def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
     """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
-    ranked = gallery.ranked(face.embedding)
-    within = tuple(m for m in ranked if m.distance <= tolerance)
-    best = ranked[0] if ranked else None
-    return FaceMatch(
-        box=face.box,
-        name=within[0].name if within else None,
-        distance=best.distance if best else None,
-        matches=within if all_matches else within[:1],
-        runner_up=ranked[1] if len(ranked) > 1 else None,
-    )
+    return match_faces(gallery, [face], tolerance, all_matches)[0]
+
+
+def match_faces(
+    gallery: Gallery, faces: Sequence[Face], tolerance: float, all_matches: bool
+) -> list[FaceMatch]:
+    """``match_face`` for several faces at once (one batch through the gallery's index)."""
+    if not faces:
+        return []
+    embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
+    return [
+        FaceMatch(
+            box=face.box,
+            name=near.within[0].name if near.within else None,
+            distance=near.best.distance if near.best else None,
+            matches=near.within,
+            runner_up=near.runner_up,
+        )
+        for face, near in zip(
+            faces, gallery.nearest(embeddings, tolerance, all_matches), strict=True
+        )
+    ]
 
 
 def start(
@@ -351,7 +381,7 @@ def match(
             image.path,
             image.status,
             image.error,
-            tuple(match_face(known.gallery, f, tolerance, all_matches) for f in image.faces),
+            tuple(match_faces(known.gallery, image.faces, tolerance, all_matches)),
         )
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from facematch.gallery import Match
+from facematch.library import LibraryFaces, SearchHit
 from facematch.pipeline import FaceMatch, ImageResult
 from facematch.text import printable, spreadsheet_safe
 
@@ -216,3 +218,142 @@ def make_writer(fmt: str, out: TextIO, show_distance: bool = False) -> Writer:
 def make_detect_writer(fmt: str, out: TextIO) -> Writer:
     """The writer for ``facematch detect``: face_detection's lines, or the usual formats."""
     return DetectCompatWriter(out) if fmt == "compat" else make_writer(fmt, out)
+
+
+# --- search hits (``facematch search``) ---------------------------------------------
+
+SEARCH_CSV_HEADER = ("rank", "path", "top", "right", "bottom", "left", "distance", "face_id")
+
+
+class HitWriter(Protocol):
+    def write(self, hit: SearchHit) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
+    top, right, bottom, left = hit.box.css()
+    return {
+        "rank": rank,
+        "path": printable(hit.path),
+        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+        "distance": _round(hit.distance),
+        "face_id": hit.face_id,
+    }
+
+
+class HitCompatWriter:
+    """``path,top,right,bottom,left,distance`` lines (face_detection's lines plus the distance)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, hit: SearchHit) -> None:
+        box = ",".join(str(v) for v in hit.box.css())
+        self.out.write(f"{printable(hit.path)},{box},{_round(hit.distance)}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class HitCsvWriter:
+    """One CSV row per hit, nearest first, with a header."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(SEARCH_CSV_HEADER)
+        self.rank = 0
+
+    def write(self, hit: SearchHit) -> None:
+        self.rank += 1
+        path = spreadsheet_safe(hit.path)
+        self.csv.writerow([self.rank, path, *hit.box.css(), _round(hit.distance), hit.face_id])
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class HitJsonWriter:
+    """One JSON document: the list of hits, nearest first."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+        self.rank = 0
+        self.out.write("[")
+
+    def write(self, hit: SearchHit) -> None:
+        self.out.write(",\n  " if self.rank else "\n  ")
+        self.rank += 1
+        self.out.write(self.dumps(hit_json(self.rank, hit)))
+
+    def close(self) -> None:
+        self.out.write("\n]\n" if self.rank else "]\n")
+        self.out.flush()
+
+
+class HitJsonLinesWriter:
+    """One hit object per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dumps = _json_dumper(out)
+        self.rank = 0
+
+    def write(self, hit: SearchHit) -> None:
+        self.rank += 1
+        self.out.write(self.dumps(hit_json(self.rank, hit)) + "\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
+    """The writer of search hits for a format name."""
+    writers: dict[str, Callable[[TextIO], HitWriter]] = {
+        "compat": HitCompatWriter,
+        "csv": HitCsvWriter,
+        "json": HitJsonWriter,
+        "jsonl": HitJsonLinesWriter,
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return writers[fmt](out)
+
+
+# --- library export (``facematch library export``) ----------------------------------
+
+EXPORT_CSV_HEADER = ("row", "face_id", "path", "top", "right", "bottom", "left")
+
+
+def export_jsonl(faces: LibraryFaces, out: TextIO) -> int:
+    """One face per line: face id, path, box and the float32 embedding; returns the count."""
+    dumps = _json_dumper(out)
+    for i in range(len(faces.ids)):
+        top, right, bottom, left = (int(v) for v in faces.boxes[i])
+        item = {
+            "face_id": int(faces.ids[i]),
+            "path": printable(faces.paths[i]),
+            "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+            "embedding": faces.embeddings[i].tolist(),
+        }
+        out.write(dumps(item) + "\n")
+    out.flush()
+    return len(faces.ids)
+
+
+def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
+    """``PREFIX.npy`` (the (n, 128) float32 matrix) and ``PREFIX.csv`` (row i's face and path)."""
+    import numpy as np
+
+    matrix = prefix.with_name(prefix.name + ".npy")
+    table = prefix.with_name(prefix.name + ".csv")
+    np.save(matrix, faces.embeddings)
+    with open(table, "w", newline="", encoding="utf-8") as out:
+        rows = csv.writer(out, lineterminator="\n")
+        rows.writerow(EXPORT_CSV_HEADER)
+        for i in range(len(faces.ids)):
+            path = spreadsheet_safe(printable(faces.paths[i]))
+            rows.writerow([i, int(faces.ids[i]), path, *(int(v) for v in faces.boxes[i])])
+    return matrix, table

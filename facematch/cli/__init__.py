@@ -34,7 +34,10 @@ from facematch.cli.common import (
 )
 from facematch.cli.detect import detect
 from facematch.cli.evaluate import evaluate
+from facematch.cli.index import index
+from facematch.cli.library import library
 from facematch.cli.match import match
+from facematch.cli.search import search
 
 __all__ = [
     "EXIT_FATAL",
@@ -56,7 +59,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache):
+for command in (match, detect, evaluate, cache, index, search, library):
     main.add_command(command)
 
 

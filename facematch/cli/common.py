@@ -457,3 +457,14 @@ def write_all(results: Iterable[Any], writer: Any) -> int:
             writer.write(result)
         writer.close()
     return unreadable
+
+
+library_option = click.option(
+    "--library",
+    "library_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
+    "the user data folder).",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,11 +20,12 @@ from facematch.cli.common import (
     recursive_option,
     write_all,
 )
+from facematch.errors import UsageError
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("known", type=click.Path(path_type=str))
-@click.argument("unknown", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("unknown", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--tolerance",
     "-t",
@@ -39,6 +41,15 @@ from facematch.cli.common import (
 @click.option(
     "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
 )
+@click.option(
+    "--library",
+    "library_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Take the faces of UNKNOWN from this face library (see facematch index) instead "
+    "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file.",
+)
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
 @recursive_option
 @image_command(default_upsample=1)
@@ -50,6 +61,7 @@ def match(
     all_matches: bool,
     fmt: str,
     recursive: bool,
+    library_path: Path | None,
     shared: RunOptions,
 ) -> None:
     """Name the people of KNOWN in the faces of UNKNOWN images.
@@ -57,12 +69,20 @@ def match(
     KNOWN is a folder: each image directly inside is one person, named by its
     file name ("Barack Obama.jpg"); each subfolder is one person, named by the
     folder, with all of that person's photos inside. UNKNOWN is one or more
-    images or folders (--recursive to descend).
+    images or folders (--recursive to descend). With --library, the faces
+    of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
     from facematch import pipeline as pl
     from facematch.gallery import known_photos
     from facematch.writers import make_writer
 
+    if library_path is not None:
+        match_library(
+            known, unknown, library_path, tolerance, all_matches, show_distance, fmt, shared
+        )
+        return
+    if not unknown:
+        raise UsageError("no UNKNOWN images given (or use --library FILE)")
     photos = known_photos(known)
     found = find_inputs(unknown, recursive)
     with (
@@ -73,6 +93,36 @@ def match(
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
+        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+    if unreadable or known_people.unreadable:
+        sys.exit(EXIT_PARTIAL)
+
+
+def match_library(
+    known: str,
+    unknown: tuple[str, ...],
+    library_path: Path,
+    tolerance: float | str,
+    all_matches: bool,
+    show_distance: bool,
+    fmt: str,
+    shared: RunOptions,
+) -> None:
+    """``match --library``: the known folder is encoded, the unknown faces read from the library."""
+    from facematch import pipeline as pl
+    from facematch.images import Found
+    from facematch.library import Library
+    from facematch.writers import make_writer
+
+    with Library.open(library_path, read_only=True) as library, shared.pipeline() as pipeline:
+        if unknown:
+            found = find_inputs(unknown, recursive=True)
+        else:
+            found = [Found(row.path) for row in library.files()]
+        inputs, encoded = library.stored(found)
+        known_people = pl.build_gallery(pipeline, known)
+        chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
+        results = pl.match(pipeline, known_people, inputs, chosen, all_matches, iter(encoded))
         unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)

@@ -1,0 +1,320 @@
+"""Search galleries of 100k and 1M faces built from real lfw-dev embeddings plus matched synthetics.
+
+    python benchmarks/bench_library.py --embeddings lfw-dev-default.npz \
+        [--sizes 100000,1000000] [--rounds 3] [--ann] [--library-size 1000000]
+
+``--embeddings`` is an ``.npz`` of lfw-dev encoded with the default settings (arrays
+``paths``, ``image``, ``boxes``, ``embeddings``; a person is the file name without its
+``_NNNN`` number). The script
+
+1. measures the spread of the real embeddings: distances between two photos of one person
+   and between different people (the largest face of each photo);
+2. fits a generator with the same spread (a person's centre from the covariance of real
+   centres, each face = centre + noise with the pooled within-person covariance, scaled
+   per person as much as real people's spreads differ) and prints the same figures for
+   synthetic people, so the match can be checked;
+3. builds each gallery (every real face plus synthetic people to the size) and times exact
+   search (``ExactIndex``): a 256-query batch (top 10, and radius 0.6) on one and on two
+   BLAS threads, interleaved round by round, and single queries; checks a sample of
+   answers against a float64 brute force; reports the RSS;
+4. with ``--ann`` (needs ``pip install 'facematch[ann]'``), the faiss HNSW index: build
+   time, queries per second on one thread, recall@10 against exact search, and how often
+   "is anyone within 0.6" agrees with exact search;
+5. with ``--library-size``, writes a library of that many faces (``Library.add_many``) to a
+   temporary folder and times opening it and answering a first query in a new process.
+
+Queries are real faces (one photo of each of 256 real people; the gallery keeps their
+other photos). Timings on a shared machine are noisy: compare the columns of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
+
+from facematch.neighbours import ExactIndex  # noqa: E402
+
+DIM = 128
+K = 10
+TOLERANCE = 0.6
+
+
+def real_faces(npz: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The largest face of each photo and its person number."""
+    data = np.load(npz)
+    boxes = data["boxes"]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 1] - boxes[:, 3])
+    best: dict[int, int] = {}
+    for row, image in enumerate(data["image"]):
+        if image not in best or area[row] > area[best[image]]:
+            best[int(image)] = row
+    rows = np.array(sorted(best.values()))
+    names = [Path(str(data["paths"][data["image"][r]])).stem.rsplit("_", 1)[0] for r in rows]
+    people = {name: i for i, name in enumerate(sorted(set(names)))}
+    return data["embeddings"][rows].astype(np.float64), np.array([people[n] for n in names])
+
+
+def spread(
+    embeddings: np.ndarray, owners: np.ndarray, rng: np.random.Generator
+) -> dict[str, float]:
+    """Distance figures: same person (all pairs) and different people (random pairs)."""
+    same = []
+    for person in np.unique(owners):
+        rows = embeddings[owners == person]
+        for i in range(len(rows)):
+            same.extend(np.linalg.norm(rows[i + 1 :] - rows[i], axis=1))
+    a, b = rng.integers(0, len(owners), size=(2, 200_000))
+    keep = owners[a] != owners[b]
+    different = np.linalg.norm(embeddings[a[keep]] - embeddings[b[keep]], axis=1)
+    same_arr = np.array(same)
+    return {
+        "same_mean": float(same_arr.mean()),
+        "same_sd": float(same_arr.std()),
+        "same_within_0.6": float((same_arr <= TOLERANCE).mean()),
+        "different_mean": float(different.mean()),
+        "different_sd": float(different.std()),
+        "different_within_0.6": float((different <= TOLERANCE).mean()),
+        "norm_mean": float(np.linalg.norm(embeddings, axis=1).mean()),
+    }
+
+
+class Generator:
+    """Synthetic people with the real centres' and within-person covariances."""
+
+    def __init__(self, embeddings: np.ndarray, owners: np.ndarray) -> None:
+        counts = np.bincount(owners)
+        several = np.flatnonzero(counts >= 2)
+        centres = np.array([embeddings[owners == p].mean(axis=0) for p in several])
+        deviations = np.concatenate(
+            [
+                (embeddings[owners == p] - centres[i]) * np.sqrt(counts[p] / (counts[p] - 1))
+                for i, p in enumerate(several)
+            ]
+        )
+        within = np.cov(deviations, rowvar=False)
+        # A centre from n photos varies by within / n besides the spread of people.
+        between = np.cov(centres, rowvar=False) - within * np.mean(1.0 / counts[several])
+        values, vectors = np.linalg.eigh(between)
+        self.between = vectors * np.sqrt(np.clip(values, 0, None))
+        values, vectors = np.linalg.eigh(within)
+        self.within = vectors * np.sqrt(np.clip(values, 0, None))
+        self.mean = centres.mean(axis=0)
+        self.photos_per_person = counts[counts > 0]
+        # People differ in how much their photos vary (age, pose, light): a per-person
+        # scale of the noise, its spread chosen to match the real same-person spread.
+        same = [
+            np.linalg.norm(embeddings[owners == p][:, None] - embeddings[owners == p], axis=2)
+            for p in several
+        ]
+        per_person = np.array([d[np.triu_indices(len(d), 1)].mean() for d in same])
+        self.scale_sd = float(per_person.std() / per_person.mean())
+
+    def faces(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """``count`` synthetic faces as float32, made 100,000 at a time to bound memory."""
+        parts = [
+            self.people(rng, min(100_000, count - done))[0].astype(np.float32)
+            for done in range(0, count, 100_000)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, DIM), np.float32)
+
+    def people(self, rng: np.random.Generator, faces: int) -> tuple[np.ndarray, np.ndarray]:
+        sizes = []
+        while sum(sizes) < faces:
+            sizes.append(int(rng.choice(self.photos_per_person)))
+        sizes[-1] -= sum(sizes) - faces
+        centres = self.mean + rng.normal(size=(len(sizes), DIM)) @ self.between.T
+        owners = np.repeat(np.arange(len(sizes)), sizes)
+        scale = np.clip(rng.normal(1.0, self.scale_sd, size=len(sizes)), 0.3, None)
+        noise = rng.normal(size=(faces, DIM)) @ self.within.T
+        rows = centres[owners] + scale[owners, None] * noise
+        return rows, owners
+
+
+def median_ms(run: Callable[[], object], per: int) -> float:
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1000 / per
+
+
+def brute_top(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 brute force over float32 rows, in blocks (ties by lower id)."""
+    best_d = np.full((len(queries), 0), np.inf)
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(rows), 65_536):
+        block = rows[start : start + 65_536].astype(np.float64)
+        d = np.sqrt(((block[None, :, :] - queries[:, None, :]) ** 2).sum(axis=2))
+        best_d = np.concatenate([best_d, d], axis=1)
+        best_i = np.concatenate(
+            [best_i, np.broadcast_to(np.arange(start, start + len(block)), d.shape)], axis=1
+        )
+        order = np.lexsort((best_i, best_d), axis=-1)[:, :k]
+        best_d = np.take_along_axis(best_d, order, axis=1)
+        best_i = np.take_along_axis(best_i, order, axis=1)
+    return best_d, best_i
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dict[str, object]:
+    index = ExactIndex(DIM)
+    start = time.perf_counter()
+    index.add(rows)
+    built = time.perf_counter() - start
+    batch = queries[:256]
+    timings: dict[str, list[float]] = {}
+    for _ in range(rounds):  # interleaved: each round runs every variant once
+        for threads in (1, 2):
+            with threadpool_limits(threads):
+                timings.setdefault(f"batch_top{K}_{threads}t", []).append(
+                    median_ms(lambda: index.search(batch, K), len(batch))
+                )
+                timings.setdefault(f"batch_range_{threads}t", []).append(
+                    median_ms(lambda: index.range_search(batch, TOLERANCE), len(batch))
+                )
+        with threadpool_limits(1):
+            singles = [median_ms(lambda q=q: index.search(q, K), 1) for q in queries[:10]]
+        timings.setdefault("single_top10_1t", []).append(statistics.median(singles))
+    result: dict[str, object] = {k: round(statistics.median(v), 2) for k, v in timings.items()}
+    got_d, got_i = index.search(queries[:check], K)
+    want_d, want_i = brute_top(rows, queries[:check], K)
+    result["same_ids_as_float64"] = bool(np.array_equal(got_i, want_i))
+    result["max_distance_error"] = float(np.abs(got_d - want_d).max())
+    result["add_s"] = round(built, 2)
+    result["rss_mb"] = round(rss_mb())
+    return result
+
+
+def ann(rows: np.ndarray, queries: np.ndarray, rounds: int, ef_search: int) -> dict[str, object]:
+    from facematch.neighbours import FaissIndex
+
+    with threadpool_limits(1):
+        exact_index = ExactIndex(DIM)
+        exact_index.add(rows)
+        want_d, want_i = exact_index.search(queries, K)
+        del exact_index
+        start = time.perf_counter()
+        index = FaissIndex(DIM, ef_search=ef_search)
+        index.add(rows)
+        built = time.perf_counter() - start
+        speeds = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            got_d, got_i = index.search(queries, K)
+            speeds.append(len(queries) / (time.perf_counter() - start))
+    recall = np.mean([len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)])
+    anyone = np.mean((got_d[:, 0] <= TOLERANCE) == (want_d[:, 0] <= TOLERANCE))
+    return {
+        "ef_search": ef_search,
+        "build_s": round(built, 1),
+        "queries_per_s_1t": round(statistics.median(speeds)),
+        "recall_at_10": round(float(recall), 4),
+        "anyone_within_0.6_agrees": round(float(anyone), 4),
+        "rss_mb": round(rss_mb()),
+    }
+
+
+OPEN_AND_ASK = """
+import sys, time, json
+start = time.perf_counter()
+import numpy as np
+from facematch.library import Library
+with Library.open(sys.argv[1], read_only=True) as library:
+    hits = library.search(np.load(sys.argv[2]), 0.6, 10)
+import psutil
+print(json.dumps({"open_and_first_query_s": round(time.perf_counter() - start, 2),
+                  "hits": len(hits), "rss_mb": round(psutil.Process().memory_info().rss / 1e6)}))
+"""
+
+
+def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
+    from facematch.faces import Face, FaceBox
+    from facematch.library import Library
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "library.sqlite3"
+        start = time.perf_counter()
+        box = FaceBox(0, 100, 100, 0)
+        with Library.open(path) as library:
+            library.add_many(
+                (
+                    (f"/photos/{i // 1000:04d}/{i:07d}.jpg", [Face(box, (), rows[i])], f"{i:064x}")
+                    for i in range(len(rows))
+                ),
+                settings="benchmark",
+                engine="benchmark",
+            )
+        written = time.perf_counter() - start
+        np.save(Path(folder) / "q.npy", queries[:1])
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, "-c", OPEN_AND_ASK, str(path), str(Path(folder) / "q.npy")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        result: dict[str, object] = json.loads(done.stdout)
+        result["write_s"] = round(written, 1)
+        result["file_mb"] = round(path.stat().st_size / 1e6)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--embeddings", type=Path, required=True)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--check", type=int, default=16, help="queries checked by brute force")
+    parser.add_argument("--ann", action="store_true", help="also time faiss HNSW (ann extra)")
+    parser.add_argument("--ef-search", type=int, default=64)
+    parser.add_argument("--library-size", type=int, default=0)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    embeddings, owners = real_faces(args.embeddings)
+    print(f"real: {len(embeddings)} faces of {owners.max() + 1} people")
+    real_spread = spread(embeddings, owners, rng)
+    generator = Generator(embeddings, owners)
+    synthetic, synthetic_owners = generator.people(rng, 20_000)
+    print("| spread | real lfw-dev | synthetic |\n| --- | --- | --- |")
+    synthetic_spread = spread(synthetic, synthetic_owners, rng)
+    for key, value in real_spread.items():
+        print(f"| {key} | {value:.4f} | {synthetic_spread[key]:.4f} |")
+
+    # Queries: one photo of each of 256 people who have several; the rest stay in the gallery.
+    counts = np.bincount(owners)
+    query_rows = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)[:256]]
+    queries = embeddings[query_rows]
+    base = np.delete(embeddings, query_rows, axis=0)
+    for size in (int(s) for s in args.sizes.split(",")):
+        rows = np.concatenate([base.astype(np.float32), generator.faces(rng, size - len(base))])
+        rng.shuffle(rows)  # real faces anywhere in the matrix
+        measured = exact(rows, queries, args.rounds, args.check)
+        print(f"\n## {size:,} faces\nexact: {json.dumps(measured)}")
+        if args.ann:
+            print(f"ann: {json.dumps(ann(rows, queries, args.rounds, args.ef_search))}")
+        if args.library_size == size:
+            print(f"library: {json.dumps(library_open(rows, queries))}")
+        del rows
+
+
+if __name__ == "__main__":
+    main()

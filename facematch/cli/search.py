@@ -1,0 +1,99 @@
+"""``facematch search``: where else does this person appear in the library?"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from facematch.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
+    TOLERANCE,
+    RunOptions,
+    format_option,
+    image_command,
+    library_option,
+    log,
+    writing,
+)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("faces", nargs=-1, required=True, type=click.Path(path_type=str))
+@library_option
+@click.option(
+    "--top", "-k", type=click.IntRange(min=1), default=None, metavar="K", help="At most K hits."
+)
+@click.option(
+    "--tolerance",
+    "-t",
+    type=TOLERANCE,
+    default=0.6,
+    show_default=True,
+    help="Largest distance that still counts as the same person. In a large library "
+    "strangers come near 0.6 too: hits are nearest first, so lower it or use --top. "
+    "auto: the tolerance that keeps a stranger out of the hits about 98% of the time.",
+)
+@format_option("Output: path,top,right,bottom,left,distance lines, CSV, JSON, or JSON lines.")
+@image_command(default_upsample=1)
+def search(
+    faces: tuple[str, ...],
+    library_path: Path | None,
+    top: int | None,
+    tolerance: float | str,
+    fmt: str,
+    shared: RunOptions,
+) -> None:
+    """Find every face in the library within tolerance of the person in FACE photos.
+
+    FACE is one or more photos (or folders of photos) of one person; a library
+    face's distance is that to the nearest of them. A photo with several faces
+    counts as its largest one. Hits come nearest first, with path, box and
+    distance.
+    """
+    from facematch import calibration
+    from facematch.cli.common import find_inputs
+    from facematch.errors import NoKnownFacesError
+    from facematch.library import Library
+    from facematch.writers import make_hit_writer
+
+    found = find_inputs(faces, recursive=False)
+    unreadable = 0
+    queries = []
+    with Library.open(library_path, read_only=True) as library:
+        with shared.pipeline() as pipeline:
+            readable = [f for f in found if f.problem is None]
+            for item in found:
+                if item.problem is not None:
+                    log.error("%s: %s", item.path, item.problem)
+                    unreadable += 1
+            for encoded in pipeline.encode([f.path for f in readable]):
+                largest = encoded.largest_face
+                if encoded.error is not None:
+                    log.error("%s: %s", encoded.path, encoded.error)
+                    unreadable += 1
+                elif largest is None:
+                    log.warning("no face found in %s; skipping it", encoded.path)
+                else:
+                    if len(encoded.faces) > 1:
+                        log.warning(
+                            "%d faces in %s; searching for the largest",
+                            len(encoded.faces),
+                            encoded.path,
+                        )
+                    queries.append(largest.embedding)
+        if not queries:
+            raise NoKnownFacesError("no face found in any of the FACE photos")
+        if tolerance == "auto":
+            tolerance = calibration.auto_tolerance(max(library.info()["faces"], 1))
+        assert isinstance(tolerance, float)
+        hits = library.search(queries, tolerance, top)
+    writer = make_hit_writer(fmt, sys.stdout)
+    with writing():
+        for hit in hits:
+            writer.write(hit)
+        writer.close()
+    if unreadable:
+        sys.exit(EXIT_PARTIAL)

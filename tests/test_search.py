@@ -1,0 +1,104 @@
+"""Search for one person over many faces, and the known gallery, against a float64 brute force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facematch.faces import Face, FaceBox
+from facematch.gallery import Gallery
+from facematch.library import Library
+from facematch.neighbours import make_index, nearest_to_any
+
+DIM = 128
+
+
+def gallery_with_ties(n: int, seed: int) -> np.ndarray:
+    """Random unit-scale rows with exact duplicates (ties), in float32 as stored."""
+    rng = np.random.default_rng(seed)
+    rows = (rng.normal(size=(n, DIM)) * 0.06).astype(np.float32)
+    rows[n // 2 : n // 2 + 5] = rows[3]  # five copies of row 3 further on
+    return rows
+
+
+def brute(rows: np.ndarray, queries: np.ndarray, radius: float, k: int | None) -> list[int]:
+    """Rows within radius of any query, nearest first by their nearest query, ties by row."""
+    wide = rows.astype(np.float64)
+    dist = np.min(
+        [np.sqrt(((wide - q.astype(np.float64)) ** 2).sum(axis=1)) for q in queries], axis=0
+    )
+    order = [i for i in np.lexsort((np.arange(len(rows)), dist)) if dist[i] <= radius]
+    return order[:k] if k is not None else order
+
+
+@pytest.mark.parametrize("k", [None, 1, 7, 100])
+def test_nearest_to_any_equals_brute_force(k: int | None) -> None:
+    rows = gallery_with_ties(3000, seed=5)
+    queries = np.stack([rows[3].astype(np.float64) + 1e-4, rows[10] + 0.01, rows[2000] - 0.02])
+    index = make_index(rows)
+    for radius in (0.0, 0.2, 0.7, 0.9):
+        distances, found = nearest_to_any(index, queries, radius, k)
+        want = brute(rows, queries, radius, k)
+        assert found.tolist() == want
+        wide = rows[found].astype(np.float64)
+        exact = np.min([np.linalg.norm(wide - q, axis=1) for q in queries], axis=0)
+        np.testing.assert_allclose(distances, exact if len(found) else [], rtol=0, atol=1e-9)
+
+
+def test_a_face_exactly_at_the_tolerance_is_a_hit() -> None:
+    rows = np.zeros((4, DIM), dtype=np.float32)
+    rows[1, 0] = 0.5  # exactly 0.5 away from the origin, in binary
+    rows[2, 0] = np.nextafter(np.float32(0.5), np.float32(1))  # just beyond
+    rows[3, 1] = -0.5  # a tie with row 1
+    _, found = nearest_to_any(make_index(rows), np.zeros((1, DIM)), 0.5)
+    assert found.tolist() == [0, 1, 3]
+
+
+def test_the_gallery_names_as_a_float64_ranking_does() -> None:
+    rng = np.random.default_rng(9)
+    names = [f"person {i % 40:02d}" for i in range(300)]
+    embeddings = rng.normal(size=(300, DIM)) * 0.05
+    embeddings[250] = embeddings[10]  # the same face under two names: a tie
+    names[250] = "person 99"
+    gallery = Gallery.from_faces(list(zip(names, embeddings, strict=True)))
+    queries = np.concatenate([rng.normal(size=(30, DIM)) * 0.05, embeddings[[10, 11]] + 1e-3])
+    for tolerance in (0.0, 0.5, 0.75):
+        for all_matches in (False, True):
+            nearest = gallery.nearest(queries, tolerance, all_matches)
+            for query, near in zip(queries, nearest, strict=True):
+                ranked = gallery.ranked(query)
+                within = [m for m in ranked if m.distance <= tolerance]
+                assert [m.name for m in near.within] == [
+                    m.name for m in (within if all_matches else within[:1])
+                ]
+                assert near.best is not None and near.runner_up is not None
+                assert (near.best.name, near.runner_up.name) == (ranked[0].name, ranked[1].name)
+                assert near.best.distance == pytest.approx(ranked[0].distance, abs=1e-6)
+
+
+def test_library_search_reports_paths_boxes_and_ids(tmp_path: Path) -> None:
+    rows = gallery_with_ties(500, seed=11).astype(np.float64)
+    with Library.open(tmp_path / "library.sqlite3") as library:
+        for start in range(0, len(rows), 2):  # two faces per photo
+            faces = [
+                Face(FaceBox(i, i + 10, i + 20, i), (), rows[i])
+                for i in range(start, min(start + 2, len(rows)))
+            ]
+            library.add(
+                f"{tmp_path}/p{start:04d}.jpg",
+                faces,
+                digest=f"{start:064x}",
+                settings="synthetic",
+                engine="test",
+            )
+        queries = rows[[3, 77]] + [[0.001], [0.002]]
+        hits = library.search(queries, tolerance=0.6, top=20)
+        faces = library.faces()
+    want = brute(faces.embeddings, queries, 0.6, 20)
+    assert [(h.path, h.box.top) for h in hits] == [
+        (faces.paths[i], int(faces.boxes[i][0])) for i in want
+    ]
+    assert [h.face_id for h in hits] == [int(faces.ids[i]) for i in want]
+    assert hits[0].box.top in (3, 250, 251, 252, 253, 254)  # row 3 or one of its copies

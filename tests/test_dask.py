@@ -105,6 +105,21 @@ def test_match_prints_the_same_bytes_on_the_cluster(
     ]
 
 
+def test_index_fills_the_same_library_on_the_cluster(
+    scheduler: str, photos: list[str], tmp_path: Path
+) -> None:
+    folder = str(Path(photos[0]).parent)
+    exports = []
+    for name, how in (("local", ["--jobs", "2"]), ("cluster", ["--scheduler", scheduler])):
+        library = tmp_path / f"{name}.sqlite3"
+        indexed = run("index", folder, "--library", library, "--no-cache", *how)
+        assert indexed.exit_code == 0, indexed.stderr
+        assert "indexed 4 files (4 new" in indexed.stderr
+        exports.append(run("library", "export", "--library", library).stdout)
+    assert exports[0] == exports[1]
+    assert len(exports[1].splitlines()) == 4  # faces: 1 + 2 + 1 + 0
+
+
 def test_a_worker_killed_mid_run_loses_nothing(
     scheduler: str, photos: list[str], local_answers: list[tuple[object, ...]], tmp_path: Path
 ) -> None:

@@ -192,7 +192,7 @@ class DaskRunner:
                 n_workers=self.local_workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: 8787 may be taken
                 silence_logs=logging.CRITICAL,
             )
             self._client = Client(self._cluster)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from facematch import dask_runner
-from facematch.cli import EXIT_FATAL, EXIT_USAGE, main
+from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, main
 from facematch.errors import ClusterError
 from facematch.pipeline import Encoded, EncodeTask, Pipeline
 
@@ -40,7 +41,7 @@ def scheduler() -> Iterator[str]:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: 8787 may be taken
             silence_logs=logging.CRITICAL,
         )
     try:
@@ -230,3 +231,62 @@ def test_help_and_import_load_no_dask() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "--scheduler ADDRESS" in done.stdout
+
+
+def many_photos(folder: Path, copies: int) -> Path:
+    """Distinct files of a real face (so no cache entry serves another): work for a while."""
+    from PIL import Image
+
+    folder.mkdir()
+    portrait = Image.open(Path(__file__).parent / "data" / "obama2.jpg")
+    for i in range(copies):
+        portrait.rotate(0.5 * i).save(folder / f"{i:02d}.jpg", quality=92)
+    return folder
+
+
+def process_group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs process groups")
+def test_ctrl_c_stops_the_cluster_and_leaves_the_cache_consistent(
+    tmp_path: Path, known_files: Path
+) -> None:
+    photos = many_photos(tmp_path / "many", 10)
+    cache = tmp_path / "cache"
+    command = [
+        sys.executable,
+        "-m",
+        "facematch",
+        str(known_files),
+        str(photos),
+        "--format",
+        "jsonl",
+    ]
+    run = subprocess.Popen(
+        [*command, "--cache-dir", str(cache), "--scheduler", "local:2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's Ctrl-C reaches a job
+    )
+    assert run.stdout is not None and run.stdout.readline(), "the run answered nothing"
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == EXIT_INTERRUPTED
+    assert err.endswith("facematch: interrupted\n") and "Traceback" not in err, err
+    deadline = time.monotonic() + 20
+    while process_group_alive(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_group_alive(run.pid), "a worker outlived the run"
+    resumed = subprocess.run(
+        [*command, "--cache-dir", str(cache), "-j", "2"], capture_output=True, text=True
+    )
+    fresh = subprocess.run([*command, "--no-cache", "-j", "2"], capture_output=True, text=True)
+    assert resumed.returncode == fresh.returncode == 0, resumed.stderr
+    assert resumed.stdout == fresh.stdout

@@ -20,6 +20,8 @@ each) on this machine. Either way:
   item that still kills every worker it meets becomes ``failed(item, reason)``.
 - ``close`` cancels whatever is still queued or running on the cluster
   (Ctrl-C, SIGTERM, an error in the caller) and stops a local cluster.
+- A local cluster's workers run without Dask's sampling profiler, which costs
+  about 5% of the CPU here (benchmarks/bench_dask.py).
 
 Imported only when a ``dask:`` runner is asked for: it needs ``facematch[dask]``.
 """
@@ -186,15 +188,20 @@ class DaskRunner:
 
         _quiet_dask()
         if self.local_workers is not None:
+            import dask
             from distributed import LocalCluster
 
-            self._cluster = LocalCluster(
-                n_workers=self.local_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: 8787 may be taken
-                silence_logs=logging.CRITICAL,
-            )
+            try:
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    self._cluster = LocalCluster(
+                        n_workers=self.local_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",  # any free port: 8787 may be taken
+                        silence_logs=logging.CRITICAL,
+                    )
+            except (OSError, RuntimeError) as exc:
+                raise ClusterError(f"cannot start a local Dask cluster: {exc}") from None
             self._client = Client(self._cluster)
         else:
             try:

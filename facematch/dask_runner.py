@@ -32,6 +32,7 @@ import functools
 import importlib.util
 import logging
 import math
+import signal
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -143,6 +144,16 @@ def run_shard(fn: Callable[[T], R], items: Sequence[T], expected: dict[str, str]
 SAME_VERSIONS = "install the same facematch, dlib and model versions on every machine"
 
 
+def dask_setup(worker: Any) -> None:
+    """Run by each worker of a local cluster as it starts (Dask's preload hook).
+
+    Its workers are in the terminal's process group, so Ctrl-C reaches them
+    too; they ignore it (as the local pool's do) and the client stops them,
+    instead of each printing a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _quiet_dask() -> None:
     """Dask's own log lines (restarted workers, lost tasks) stay off our stderr.
 
@@ -199,6 +210,7 @@ class DaskRunner:
                         processes=True,
                         dashboard_address=":0",  # any free port: 8787 may be taken
                         silence_logs=logging.CRITICAL,
+                        preload=[__name__],  # dask_setup below, in each worker
                     )
             except (OSError, RuntimeError) as exc:
                 raise ClusterError(f"cannot start a local Dask cluster: {exc}") from None

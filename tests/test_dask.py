@@ -291,3 +291,23 @@ def test_ctrl_c_stops_the_cluster_and_leaves_the_cache_consistent(
     fresh = run(known_files, photos, "--format=jsonl", "--no-cache", "-j", "1")
     assert resumed.exit_code == fresh.exit_code == 0, resumed.stderr
     assert resumed.stdout == fresh.stdout
+
+
+def test_a_worker_that_cannot_see_the_model_converts_the_same_one(tmp_path: Path) -> None:
+    import numpy as np
+
+    from facematch import engines
+    from facematch.errors import ModelError
+
+    here = engines.prepare("onnx", tmp_path / "client-cache")
+    assert here.name == "onnx" and here.onnx_model is not None
+    chips = np.random.default_rng(0).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
+    elsewhere = engines.EngineChoice(
+        "onnx", str(tmp_path / "not-on-this-machine.onnx"), here.onnx_sha256
+    )
+    assert np.array_equal(
+        engines.encoder(elsewhere).encode(chips), engines.encoder(here).encode(chips)
+    )
+    foreign = engines.EngineChoice("onnx", str(tmp_path / "gone.onnx"), "0" * 64)
+    with pytest.raises(ModelError, match="is not the one this run uses"):
+        engines.encoder(foreign)

@@ -27,6 +27,8 @@ _EXPORTS = {
     "Gallery": "facematch.gallery",
     "Match": "facematch.gallery",
     "Pipeline": "facematch.pipeline",
+    "Library": "facematch.library",
+    "LibraryError": "facematch.errors",
     "KnownPeople": "facematch.pipeline",
     "ImageResult": "facematch.pipeline",
     "FaceMatch": "facematch.pipeline",
@@ -49,6 +51,8 @@ __all__ = [
     "ImageError",
     "ImageResult",
     "KnownPeople",
+    "Library",
+    "LibraryError",
     "Match",
     "ModelError",
     "NoKnownFacesError",
@@ -79,12 +83,14 @@ if TYPE_CHECKING:
     from facematch.errors import (
         FacematchError,
         ImageError,
+        LibraryError,
         ModelError,
         NoKnownFacesError,
         UsageError,
     )
     from facematch.faces import Face, FaceBox, FaceSettings
     from facematch.gallery import Gallery, Match
+    from facematch.library import Library
     from facematch.pipeline import (
         FaceMatch,
         ImageResult,

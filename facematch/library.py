@@ -593,16 +593,29 @@ class Library:
                 # touched, not changed (a failed file is not tried again for that)
                 yield self._record_again(item.path, info, previous[4])
                 continue
-            faces = self.get(digest, settings)
-            if faces is not None:
-                yield self._record(
-                    item.path, info, digest, settings_id, _status(faces), None, action, len(faces)
-                )
+            known = self._record_known(item.path, info, digest, settings_id, action)
+            if known is not None:
+                yield known
                 continue
             todo.append((item.path, info, digest, action))
-        yield from self._encode(pipeline, todo, settings_id)
+        # Copies of one photo are encoded once; the others reuse what that stored.
+        first: dict[str, tuple[str, os.stat_result, str, Action]] = {}
+        copies = []
+        for task in todo:
+            if task[2] in first:
+                copies.append(task)
+            else:
+                first[task[2]] = task
+        yield from self._encode(pipeline, list(first.values()), settings_id)
+        for path, info, digest, action in copies:
+            known = self._record_known(path, info, digest, settings_id, action)
+            if known is None:  # the first copy failed: the same error
+                status, error = stored_status(self._db, first[digest][0])
+                known = self._record(path, info, digest, settings_id, status, error, action)
+            yield known
         if prune:
-            yield from self._prune(paths, {f.path for f in found})
+            unreadable = [f.path for f in found if (f.problem or "").startswith("cannot read")]
+            yield from self._prune(paths, {f.path for f in found}, unreadable)
         self._collect(started)
 
     def _encode(
@@ -686,6 +699,27 @@ class Library:
             (path, size, mtime, digest, settings_id, status, error, time.time()),
         )
 
+    def _record_known(
+        self, path: str, info: os.stat_result, digest: str, settings_id: int, action: Action
+    ) -> IndexedFile | None:
+        """Record a file whose content is stored already; None if it is not.
+
+        Looking and writing in one transaction: another process pruning orphaned
+        faces at that moment either sees this file's row or has deleted them first.
+        """
+        with self._guard(), self._transaction():
+            entry = self._db.execute(
+                "SELECT id FROM entries WHERE digest = ? AND settings = ?", (digest, settings_id)
+            ).fetchone()
+            if entry is None:
+                return None
+            faces = self._db.execute(
+                "SELECT COUNT(*) FROM faces WHERE entry = ?", (entry[0],)
+            ).fetchone()[0]
+            status: Status = "ok" if faces else "no_faces"
+            self._upsert_file(path, info.st_size, info.st_mtime_ns, digest, settings_id, status)
+        return IndexedFile(path, status, action, int(faces))
+
     def _record_again(self, path: str, info: os.stat_result, status: Status) -> IndexedFile:
         """A file whose size or mtime changed but not its content: new stat, same result."""
         with self._guard(), self._transaction():
@@ -701,16 +735,25 @@ class Library:
             ).fetchone()
         return IndexedFile(path, status, "unchanged", int(row[1]), row[0])
 
-    def _prune(self, roots: Sequence[str], seen: set[str]) -> Iterator[IndexedFile]:
-        """Remove the rows of files under ``roots`` that were not found this time."""
+    def _prune(
+        self, roots: Sequence[str], seen: set[str], unreadable: Sequence[str] = ()
+    ) -> Iterator[IndexedFile]:
+        """Remove the rows of files under ``roots`` that were not found this time.
+
+        Files under a folder that could not be listed (``unreadable``) are kept:
+        they may well still be there.
+        """
         prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
         exact = {os.path.abspath(r) for r in roots}
+        kept = tuple(os.path.join(folder, "") for folder in unreadable)
         with self._guard():
             rows = self._db.execute("SELECT path, status FROM files").fetchall()
         gone = [
             (path, status)
             for path, status in rows
-            if path not in seen and (path in exact or path.startswith(tuple(prefixes)))
+            if path not in seen
+            and (path in exact or path.startswith(tuple(prefixes)))
+            and not (kept and path.startswith(kept))
         ]
         for path, status in gone:
             with self._guard(), self._transaction():
@@ -739,32 +782,43 @@ class Library:
 
         Raises LibraryError if a face fails its checksum (a damaged file).
         """
+        joined = (
+            " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+            " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
+        )
         with self._guard():
-            paths_by_id = dict(self._db.execute("SELECT id, path FROM files WHERE status = 'ok'"))
-            rows = self._db.execute(
-                "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
-                " fa.checksum FROM files fi"
-                " JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
-                " JOIN faces fa ON fa.entry = e.id"
-                " WHERE fi.status = 'ok' ORDER BY fi.path, fa.face"
-            ).fetchall()
-        count = len(rows)
-        if count == 0:
-            return LibraryFaces(
-                np.empty(0, np.int64),
-                [],
-                np.empty((0, 4), np.int32),
-                np.empty((0, DIM), np.float32),
-            )
-        columns = list(zip(*rows, strict=True))
-        ids = np.array(columns[0], dtype=np.int64)
-        paths = [paths_by_id[i] for i in columns[1]]
-        boxes = np.array(columns[2:6], dtype=np.int64).T
-        with self._guard():
-            embeddings = _embeddings(columns[6])
-        checksums = np.array(columns[7], dtype=np.int64)
+            self._db.execute("BEGIN")  # one snapshot for the count and the rows
+            try:
+                paths_by_id = dict(
+                    self._db.execute("SELECT id, path FROM files WHERE status = 'ok'")
+                )
+                count = self._db.execute(f"SELECT COUNT(*){joined}").fetchone()[0]
+                ids = np.empty(count, dtype=np.int64)
+                file_ids = np.empty(count, dtype=np.int64)
+                boxes = np.empty((count, 4), dtype=np.int64)
+                embeddings = np.empty((count, DIM), dtype=np.float32)
+                checksums = np.empty(count, dtype=np.int64)
+                cursor = self._db.execute(
+                    "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
+                    f" fa.checksum{joined} ORDER BY fi.path, fa.face"
+                )
+                done = 0
+                # A chunk at a time into preallocated arrays: a million faces fit in
+                # little more than their float32 matrix.
+                while rows := cursor.fetchmany(_CHECK_ROWS):
+                    part = slice(done, done + len(rows))
+                    columns = list(zip(*rows, strict=True))
+                    ids[part] = columns[0]
+                    file_ids[part] = columns[1]
+                    boxes[part] = np.array(columns[2:6], dtype=np.int64).T
+                    embeddings[part] = _embeddings(columns[6])
+                    checksums[part] = columns[7]
+                    done += len(rows)
+            finally:
+                self._db.execute("COMMIT")
         if not np.array_equal(face_checksums(boxes, embeddings), checksums):
             raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
+        paths = [paths_by_id[i] for i in file_ids.tolist()]
         return LibraryFaces(ids, paths, boxes.astype(np.int32), embeddings)
 
     def search(
@@ -779,6 +833,7 @@ class Library:
         """
         if self._searchable is None:
             faces = self.faces()
+            # The index keeps the float32 matrix itself (no second copy).
             self._searchable = faces, make_index(faces.embeddings)
         faces, index = self._searchable
         distances, rows = nearest_to_any(index, queries, tolerance, top)
@@ -897,6 +952,12 @@ class Library:
             "bytes": size,
             "settings": settings,
         }
+
+
+def stored_status(db: sqlite3.Connection, path: str) -> tuple[Status, str | None]:
+    """A recorded file's status and error."""
+    row = db.execute("SELECT status, error FROM files WHERE path = ?", (path,)).fetchone()
+    return (row[0], row[1]) if row is not None else ("error", "not recorded")
 
 
 def _embeddings(blobs: Sequence[bytes]) -> NDArray[np.float32]:

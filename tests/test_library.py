@@ -479,3 +479,40 @@ def test_two_processes_index_into_one_library_at_once(
     assert together["files"] == whole["files"] and together["boxes"] == whole["boxes"]
     with Library.open(library, read_only=True) as opened:
         assert opened.info()["faces"] == 3
+
+
+def test_an_emptied_folder_is_pruned_and_a_missing_one_is_an_error(
+    indexed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    library = copy_of(indexed, tmp_path)
+    photos = tmp_path / "photos"
+    shutil.copytree(indexed[1] / "obama", photos)
+    index(library, photos)
+    missing = run("index", tmp_path / "gone", "--library", library)
+    assert missing.exit_code == EXIT_USAGE and "no such file or directory" in missing.stderr
+    for photo in photos.iterdir():
+        photo.unlink()
+    emptied = run("index", photos, "--library", library, "-j", "1")
+    assert emptied.exit_code == 0 and "3 missing files removed" in emptied.stderr
+    assert stored(library, photos)["files"] == {}
+
+
+def test_copies_of_a_new_photo_are_encoded_once(
+    tmp_path: Path, data: Path, encodes: list[str]
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(data / "obama_small.jpg", photos / name)
+    for name in ("x.jpg", "y.jpg"):
+        (photos / name).write_bytes(b"the same broken bytes")
+    library = tmp_path / "library.sqlite3"
+    assert index(library, photos) == {
+        "a.jpg": ("new", "ok"),
+        "b.jpg": ("new", "ok"),
+        "c.jpg": ("new", "ok"),
+        "x.jpg": ("new", "error"),
+        "y.jpg": ("new", "error"),
+    }
+    assert encodes == ["a.jpg", "x.jpg"]
+    assert len(stored(library, photos)["boxes"]) == 3

@@ -102,3 +102,38 @@ def test_library_search_reports_paths_boxes_and_ids(tmp_path: Path) -> None:
     ]
     assert [h.face_id for h in hits] == [int(faces.ids[i]) for i in want]
     assert hits[0].box.top in (3, 250, 251, 252, 253, 254)  # row 3 or one of its copies
+
+
+def test_the_ann_index_answers_like_the_exact_one() -> None:
+    pytest.importorskip("faiss")
+    from facematch.neighbours import ExactIndex, FaissIndex
+
+    rows = gallery_with_ties(4000, seed=21)
+    queries = rows[:50].astype(np.float64) + 0.003
+    approximate, exact = FaissIndex(DIM), ExactIndex(DIM)
+    approximate.add(rows)
+    exact.add(rows)
+    got_d, got_i = approximate.search(queries, 10)
+    _, want_i = exact.search(queries, 10)
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got_i, want_i, strict=True)])
+    assert recall >= 0.95
+    # Whatever it finds, its distances are exact and nearest first.
+    for d, i, q in zip(got_d, got_i, queries, strict=True):
+        np.testing.assert_allclose(d, np.linalg.norm(rows[i].astype(np.float64) - q, axis=1))
+        assert np.all(np.diff(d) >= 0)
+    for (d, i), (_, wi) in zip(
+        approximate.range_search(queries, 0.5), exact.range_search(queries, 0.5), strict=True
+    ):
+        assert set(i.tolist()) <= set(wi.tolist()) and np.all(d <= 0.5)
+
+
+def test_without_the_ann_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from facematch.errors import UsageError
+    from facematch.neighbours import ExactIndex, FaissIndex
+
+    assert isinstance(make_index(np.zeros((10, DIM)), expected_queries=10**9), ExactIndex)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(UsageError, match=r"pip install 'facematch\[ann\]'"):
+        FaissIndex(DIM)

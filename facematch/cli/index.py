@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -20,31 +21,33 @@ from facematch.cli.common import (
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...", type=click.Path(path_type=str))
 @library_option
 @click.option(
     "--keep-missing",
     is_flag=True,
-    help="Keep the rows of files that are gone from under PATHS (by default they are "
+    help="Keep the rows of files that are gone from under PATH (by default they are "
     "removed, and their count is printed).",
 )
 @image_command(default_upsample=1)
 def index(
     paths: tuple[str, ...], library_path: Path | None, keep_missing: bool, shared: RunOptions
 ) -> None:
-    """Add every image under PATHS (folders are searched recursively) to a face library.
+    """Add every image under PATH (folders are searched recursively) to a face library.
 
     A re-run encodes only new or changed files: an unchanged file (same path,
     size and modification time) is not even read, and a moved or renamed one
     is recognised by its content. A file that cannot be read is kept as an
     error row and tried again only once it changes. Files that are gone from
-    under PATHS are removed unless --keep-missing. Each file is saved as it is
+    under PATH are removed unless --keep-missing. Each file is saved as it is
     done: an interrupted run loses nothing, and the next run goes on from there.
     """
-    from facematch.cli.common import find_inputs
+    from facematch.errors import UsageError
     from facematch.library import Library
 
-    find_inputs(paths, recursive=True)  # nothing there at all is a usage error
+    for path in paths:  # a missing folder (an unmounted disk?) must not prune its photos
+        if not os.path.lexists(path):
+            raise UsageError(f"no such file or directory: {path}")
     counts: Counter[str] = Counter()
     failed_before = 0
     with (

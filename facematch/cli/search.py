@@ -21,7 +21,7 @@ from facematch.cli.common import (
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("faces", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("faces", nargs=-1, required=True, metavar="FACE...", type=click.Path(path_type=str))
 @library_option
 @click.option(
     "--top", "-k", type=click.IntRange(min=1), default=None, metavar="K", help="At most K hits."

@@ -129,12 +129,31 @@ def encoder(
     if choice.name == "onnx" and choice.onnx_model is not None:
         from facematch.onnx_encoder import OnnxEncoder
 
-        base = OnnxEncoder(Path(choice.onnx_model), threads, choice.onnx_sha256)
+        base = OnnxEncoder(_model_here(choice), threads, choice.onnx_sha256)
     else:
         base = DlibEncoder()
     if jitters <= 1 and not mirror:
         return base
     return AveragingEncoder(base, jitters, mirror)
+
+
+def _model_here(choice: EngineChoice) -> Path:
+    """The choice's ONNX model as this process sees it.
+
+    A worker on another machine may not see the folder the run prepared the
+    model in: it prepares its own, which must be the very same model.
+    """
+    assert choice.onnx_model is not None
+    path = Path(choice.onnx_model)
+    if path.is_file():
+        return path
+    here = prepare("onnx", None)
+    if here.onnx_model is None or here.onnx_sha256 != choice.onnx_sha256:
+        raise ModelError(
+            f"the ONNX model prepared on this machine ({here.onnx_sha256 or 'none'}) is not "
+            f"the one this run uses ({choice.onnx_sha256}): install the same versions everywhere"
+        )
+    return Path(here.onnx_model)
 
 
 def jittered(chip: NDArray[np.uint8], count: int) -> NDArray[np.uint8]:

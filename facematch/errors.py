@@ -4,6 +4,7 @@ FacematchError
 ├── UsageError          the caller asked for something that cannot work
 ├── NoKnownFacesError   the known folder yielded no face at all
 ├── ModelError          a model file is missing, truncated or foreign
+├── ClusterError        the Dask cluster cannot be reached or a worker does not match
 ├── LibraryError        a face library file is missing, corrupt, foreign or too new
 └── ImageError          one image could not be read (reported per image, never fatal)
 """
@@ -25,6 +26,10 @@ class NoKnownFacesError(FacematchError):
 
 class ModelError(FacematchError):
     """A model file is missing, truncated, or not the model we expect."""
+
+
+class ClusterError(FacematchError):
+    """The Dask scheduler cannot be reached, has no workers, or a worker runs other versions."""
 
 
 class LibraryError(FacematchError):

@@ -1,4 +1,4 @@
-"""Where per-image work runs: in this process, or in a pool of worker processes.
+"""Where per-image work runs: in this process, a pool of worker processes, or a Dask cluster.
 
 Every runner has one signature, ``map(fn, items, failed)``, yielding results
 in the order of ``items`` whatever the number of workers, so output is
@@ -11,6 +11,10 @@ been on the dead worker are re-run one at a time in a process of their own,
 and the one that kills its process again becomes ``failed(item, reason)``.
 Workers ignore Ctrl-C (the main process stops them) and exit by themselves
 when the main process dies, so a killed run leaves no worker behind.
+
+A runner is chosen by name: ``process``, ``inline``, or ``dask:ADDRESS``
+(``dask:tcp://host:8786``, ``dask:local:N``; see ``dask_runner``, imported
+only when asked for, as it needs the ``facematch[dask]`` extra).
 """
 
 from __future__ import annotations
@@ -292,16 +296,49 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-RUNNERS: dict[str, Callable[[int], Runner]] = {
-    "process": ProcessPool,
-    "inline": lambda jobs: InProcess(),
+def _dask(jobs: int, address: str) -> Runner:
+    from facematch.dask_runner import DaskRunner
+
+    return DaskRunner(address)
+
+
+RUNNERS: dict[str, Callable[[int, str], Runner]] = {
+    "process": lambda jobs, where: ProcessPool(jobs),
+    "inline": lambda jobs, where: InProcess(),
+    "dask": _dask,
 }
+REMOTE_RUNNERS = frozenset({"dask"})
 
 
 def make_runner(name: str, jobs: int) -> Runner:
-    """The runner registered under ``name``; an unknown name fails loudly."""
+    """The runner named ``kind`` or ``kind:where``; an unknown kind fails loudly."""
+    kind, _, where = name.partition(":")
     try:
-        factory = RUNNERS[name]
+        factory = RUNNERS[kind]
     except KeyError:
         raise ValueError(f"unknown runner {name!r}; choose from {sorted(RUNNERS)}") from None
-    return factory(jobs)
+    return factory(jobs, where)
+
+
+def is_remote(name: str) -> bool:
+    """Whether the runner named ``name`` runs work outside this machine's process pool.
+
+    Work for such a runner always goes to it, even a single image: the user
+    asked for the cluster, and its workers may see files this process cannot.
+    """
+    return name.partition(":")[0] in REMOTE_RUNNERS
+
+
+# Set in a remote worker process: where it runs, for its error messages.
+_worker_label: str | None = None
+
+
+def set_worker_label(label: str | None) -> None:
+    """Name this process in the per-item error messages it produces (a remote worker)."""
+    global _worker_label
+    _worker_label = label
+
+
+def on_worker(message: str) -> str:
+    """A per-item error message, naming the worker when it ran on a remote one."""
+    return message if _worker_label is None else f"{message} (on worker {_worker_label})"

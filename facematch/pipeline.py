@@ -8,8 +8,10 @@ one path that never raises, since a bad file is a result, not a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from facematch.faces import (
 )
 from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
 from facematch.images import Found, load_rgb, load_scaled
-from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
+from facematch.parallel import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
 
 log = logging.getLogger("facematch")
 
@@ -85,7 +87,7 @@ def encode_image(task: EncodeTask) -> Encoded:
         encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
         return Encoded(task.path, tuple(describe(full, boxes, settings, encoder)))
     except Exception as exc:  # a per-image failure must never stop the run
-        return Encoded(task.path, error=failure_message(exc))
+        return Encoded(task.path, error=on_worker(failure_message(exc)))
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:
@@ -105,6 +107,14 @@ def failure_message(exc: Exception) -> str:
 def first_line(text: str) -> str:
     """The first non-blank line of a (possibly many-line, e.g. dlib's) message."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def anywhere(path: str) -> str:
+    """``path`` as any worker finds it: relative to this process's folder, not the worker's.
+
+    Not normalised: "link/.." must still mean what it means here.
+    """
+    return os.path.join(os.getcwd(), path)
 
 
 def paired(found: Sequence[Found], results: Iterator[R]) -> Iterator[tuple[Found, R | None]]:
@@ -171,6 +181,8 @@ class Pipeline:
 
     def solo(self, count: int) -> bool:
         """Whether work on ``count`` images stays in this process (no pool to start)."""
+        if is_remote(self.runner_name):
+            return False
         return count <= 1 or self.jobs == 1
 
     def run(
@@ -211,13 +223,15 @@ class Pipeline:
         results: Iterator[Encoded] = iter(())
         if misses:
             threads = self.jobs if self.solo(len(misses)) else 1
-            tasks = [EncodeTask(paths[i], self.settings, self.engine, threads) for i in misses]
+            tasks = [
+                EncodeTask(anywhere(paths[i]), self.settings, self.engine, threads) for i in misses
+            ]
             results = self.run(encode_image, tasks, encode_failed)
         for i, path in enumerate(paths):
             if i in cached:
                 encoded = Encoded(path, tuple(cached[i]))
             else:
-                encoded = next(results)
+                encoded = dataclasses.replace(next(results), path=path)
                 digest = digests[i]
                 if self.cache is not None and digest is not None and encoded.error is None:
                     self.cache.put(
@@ -386,7 +400,7 @@ def detect_image(task: DetectTask) -> ImageResult:
         small, (height, width) = load_scaled(task.path, task.settings.working_scale)
         boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
     except Exception as exc:  # a per-image failure must never stop the run
-        return ImageResult(task.path, "error", failure_message(exc))
+        return ImageResult(task.path, "error", on_worker(failure_message(exc)))
     faces = tuple(FaceMatch(box, None, None) for box in boxes)
     return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
 
@@ -399,10 +413,13 @@ def detect_failed(task: DetectTask, reason: str) -> ImageResult:
 def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResult]:
     """Face boxes for every input, in input order."""
     items = list(found)
-    tasks = [DetectTask(f.path, pipeline.settings) for f in items if f.problem is None]
+    tasks = [DetectTask(anywhere(f.path), pipeline.settings) for f in items if f.problem is None]
     detected = pipeline.run(detect_image, tasks, detect_failed)
     for item, boxes in paired(items, detected):
-        result = boxes if boxes is not None else ImageResult(item.path, "error", item.problem)
+        if boxes is None:
+            result = ImageResult(item.path, "error", item.problem)
+        else:
+            result = dataclasses.replace(boxes, path=item.path)
         if pipeline.progress is not None:
             pipeline.progress(1)
         yield result

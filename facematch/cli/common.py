@@ -230,6 +230,14 @@ DETECTION_OPTIONS = (
         help="Alias of --jobs, as in face_recognition (-1 = all cores).",
     ),
     click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run the work on a Dask cluster: a scheduler's address (tcp://host:8786), "
+        "or local:N for N worker processes here; --jobs is then unused "
+        "(needs facematch[dask]).",
+    ),
+    click.option(
         "--quiet", "-q", is_flag=True, help="No progress bar and no warnings; errors still show."
     ),
 )
@@ -304,11 +312,32 @@ class RunOptions:
     quiet: bool
     cache_dir: Path | None = None
     engine: EngineName | None = None
+    scheduler: str | None = None
 
     def pipeline(self) -> Any:
         from facematch.pipeline import Pipeline
 
-        return Pipeline(self.settings, jobs=self.jobs, cache_dir=self.cache_dir, engine=self.engine)
+        return Pipeline(
+            self.settings,
+            jobs=self.jobs,
+            cache_dir=self.cache_dir,
+            engine=self.engine,
+            runner="process" if self.scheduler is None else f"dask:{self.scheduler}",
+        )
+
+
+def check_scheduler(scheduler: str | None) -> str | None:
+    """``--scheduler``: refused at once when the extra is missing or ``local:N`` is malformed."""
+    if scheduler is None:
+        return None
+    from facematch import dask_runner
+
+    try:
+        dask_runner.require_dask()
+        dask_runner.parse_local(scheduler)
+    except UsageError as exc:
+        raise CliUsageError(str(exc)) from None
+    return scheduler
 
 
 def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
@@ -318,8 +347,14 @@ def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
     jobs, cpus = options.pop("jobs"), options.pop("cpus")
     detection = {key: options.pop(key) for key in ("model", "upsample", "min_face_size")}
     quiet = options.pop("quiet")
+    scheduler = check_scheduler(options.pop("scheduler"))
     if not encoding:
-        return RunOptions(FaceSettings(**detection), jobs if jobs is not None else cpus, quiet)
+        return RunOptions(
+            FaceSettings(**detection),
+            jobs if jobs is not None else cpus,
+            quiet,
+            scheduler=scheduler,
+        )
     settings = FaceSettings(
         **detection,
         landmarks=int(options.pop("landmarks")),
@@ -334,6 +369,7 @@ def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
         quiet,
         None if no_cache else resolve_cache_dir(cache_dir),
         options.pop("engine"),
+        scheduler,
     )
 
 

@@ -30,7 +30,7 @@ from facematch.faces import (
     detect_with_fallback,
     trim_box,
 )
-from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
+from facematch.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
 from facematch.images import Found, load_rgb, load_scaled
 from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
 
@@ -239,6 +239,7 @@ def build_gallery(
     if photos is None:
         photos = known_photos(known_dir)
     labelled = []
+    sources = []
     unreadable = []
     usable = [p for p in photos if p.problem is None]
     for photo in photos:
@@ -263,9 +264,10 @@ def build_gallery(
                     photo.name,
                 )
             labelled.append((photo.name, largest.embedding))
+            sources.append(KnownFace(photo.name, photo.path, largest.box))
     if not labelled:
         raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")
-    return KnownPeople(Gallery.from_faces(labelled), tuple(unreadable))
+    return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,8 @@ class FaceMatch:
     distance: float | None
     matches: tuple[Match, ...] = ()
     runner_up: Match | None = None
+    # The known photo of the nearest person that was nearest to this face.
+    known_face: KnownFace | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,7 @@ def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool
         distance=best.distance if best else None,
         matches=within if all_matches else within[:1],
         runner_up=ranked[1] if len(ranked) > 1 else None,
+        known_face=gallery.nearest_photo(face.embedding, best.name) if best else None,
     )
 
 

@@ -10,11 +10,13 @@ from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
     TOLERANCE,
+    PictureOptions,
     RunOptions,
     choose_tolerance,
     find_inputs,
     format_option,
     image_command,
+    picture_options,
     progress_bar,
     recursive_option,
     write_all,
@@ -41,6 +43,7 @@ from facematch.cli.common import (
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
 @recursive_option
+@picture_options()
 @image_command(default_upsample=1)
 def match(
     known: str,
@@ -50,6 +53,7 @@ def match(
     all_matches: bool,
     fmt: str,
     recursive: bool,
+    pictures: PictureOptions,
     shared: RunOptions,
 ) -> None:
     """Name the people of KNOWN in the faces of UNKNOWN images.
@@ -61,10 +65,13 @@ def match(
     """
     from facematch import pipeline as pl
     from facematch.gallery import known_photos
+    from facematch.render import Tee
     from facematch.writers import make_writer
 
     photos = known_photos(known)
     found = find_inputs(unknown, recursive)
+    paths = [f.path for f in found]
+    pictures.check(paths, protected=[p.path for p in photos])
     with (
         shared.pipeline() as pipeline,
         progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
@@ -73,6 +80,8 @@ def match(
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
-        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+        writer = make_writer(fmt, sys.stdout, show_distance)
+        drawn = pictures.writer(paths, chosen)
+        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)

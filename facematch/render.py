@@ -266,11 +266,12 @@ def save_format(path: Path) -> tuple[Path, str]:
 
 
 def save_copy(image: Image.Image, path: Path) -> Path:
-    """Write ``image`` without any metadata (no EXIF, so no GPS and no thumbnail).
+    """Write ``image`` with no metadata but its colour profile: no EXIF, so no GPS, no thumbnail.
 
     Returns where it was written (see ``save_format``).
     """
     path, fmt = save_format(path)
+    image.info = {k: v for k, v in image.info.items() if k == "icc_profile"}
     options: dict[str, int] = {"quality": JPEG_QUALITY} if fmt in ("JPEG", "WEBP") else {}
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)

@@ -35,6 +35,7 @@ from facematch.cli.common import (
 from facematch.cli.detect import detect
 from facematch.cli.evaluate import evaluate
 from facematch.cli.match import match
+from facematch.cli.redact import redact
 
 __all__ = [
     "EXIT_FATAL",
@@ -56,7 +57,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache):
+for command in (match, detect, evaluate, cache, redact):
     main.add_command(command)
 
 

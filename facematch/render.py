@@ -49,7 +49,7 @@ COLOURS: dict[Kind, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
 # on a 12 MP photo, and the 12 px floor keeps a 250 px crop readable.
 FONT_DIVISOR = 40
 MIN_FONT_PX = 12
-LINE_DIVISOR = 400
+LINE_DIVISOR = 300
 # A code point no font draws: what a missing glyph looks like in this font.
 _NO_GLYPH = "\U0010fffd"
 

@@ -18,8 +18,8 @@ from facematch.pipeline import FaceMatch
 from facematch.render import (
     COLOURS,
     MIN_FONT_PX,
-    Kind,
     Annotations,
+    Kind,
     classify,
     drawable_text,
     font_size,
@@ -176,7 +176,7 @@ def test_detect_annotates_boxes(data: Path, tmp_path: Path) -> None:
     with Image.open(out / "two_people.jpg") as image:
         assert image.size == upright_size(data / "two_people.jpg")
         first = result.stdout.splitlines()[0].split(",")
-        top, right, bottom, left = (int(v) for v in first[1:])
+        top, _right, bottom, left = (int(v) for v in first[1:])
         assert near_colour(image.convert("RGB"), left, (top + bottom) // 2, "face")
 
 

@@ -1,4 +1,4 @@
-"""The HTML report in a real browser: Debian's chromium, driven by Playwright (nothing downloaded)."""
+"""The HTML report in a real browser: Debian's chromium driven by Playwright, nothing downloaded."""
 
 from __future__ import annotations
 

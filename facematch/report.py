@@ -136,7 +136,7 @@ def _distance(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _filter_key(face: FaceMatch, kind: Kind) -> str:
+def _filter_key(face: FaceMatch) -> str:
     return f"={face.name}" if face.name is not None else UNKNOWN_FILTER
 
 
@@ -164,7 +164,7 @@ def _face_row(row: FaceRow, path: str, sources: list[str], tolerance: float | No
         "" if known is None else _text(known.path),
     ]
     tds = "".join(f"<td>{cell}</td>" for cell in cells)
-    key = _text(_filter_key(face, row.kind))
+    key = _text(_filter_key(face))
     return f'<tr class="face {row.kind}" data-filter="{key}">{tds}</tr>'
 
 
@@ -190,7 +190,9 @@ def _image_section(row: ImageRow, sources: list[str], tolerance: float | None) -
 STYLE = """
 body{font:15px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.5em}h2{font-size:1em;font-family:monospace;word-break:break-all}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+#summary{display:flex;flex-wrap:wrap;gap:.6em;margin:0 0 1em}#summary div{border:1px solid #ddd;
+border-radius:.4em;padding:.3em .8em}#summary dt{font-size:.8em;color:#555}
+#summary dd{margin:0;font-size:1.4em;font-weight:600}
 table{border-collapse:collapse}td,th{padding:.3em .6em;border-bottom:1px solid #ddd;
 text-align:left;vertical-align:middle}img{display:block;max-width:112px;max-height:112px}
 .tag{padding:0 .4em;border-radius:.3em;font-size:.85em}.error{color:#b00}
@@ -214,7 +216,7 @@ choice.addEventListener("change", () => {
 def _tag_style() -> str:
     rules = []
     for kind, (colour, ink) in COLOURS.items():
-        rules.append(f".{kind} .tag,.tag.{kind}{{background:rgb{colour};color:rgb{ink}}}")
+        rules.append(f".tag.{kind}{{background:rgb{colour};color:rgb{ink}}}")
     return "\n".join(rules)
 
 
@@ -239,7 +241,7 @@ def render_page(
     ]
     if tolerance is not None:
         summary.append(("tolerance", f"{tolerance:g}"))
-    summary_html = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in summary)
+    summary_html = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in summary)
     options = ['<option value="">everyone</option>']
     for name in sorted(people):
         options.append(

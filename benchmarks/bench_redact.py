@@ -9,8 +9,9 @@ crops each) and portraits/obama.jpg; the other people are strangers.
 1. Coverage (printed last: the CNN at upsample 1 is slow). Every detector
    pass is run on every photo (HOG at upsample 1 and 2, dlib's CNN at upsample
    0 and 1, on the same 1600 px working copy); their union is the reference
-   ("the most sensitive setting available"). For each choice of passes, the share of reference faces it would cover (a reference box
-   counts as covered when half of it lies inside a mask).
+   ("the most sensitive setting available"). For each choice of passes, the
+   share of reference faces it would cover (a reference box counts as covered
+   when half of it lies inside a mask).
 2. One run of ``facematch redact`` with the defaults: faces covered, and the share
    of the faces plain matching names that stay clear; then facematch on the
    copies (redaction's own detector passes and matching): faces found with half

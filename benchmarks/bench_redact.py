@@ -1,6 +1,6 @@
 """Redaction on group photos: faces covered, known people left clear, copies re-checked, time.
 
-    python benchmarks/bench_redact.py --faces ../shared/faces [--rounds 3] [--out DIR]
+    python benchmarks/bench_redact.py --faces ../shared/faces [--rounds 3] [--skip coverage|timing]
 
 Photos: scenes/*.jpg and pairs/couple.jpg, pairs/selfie-many-people.jpg. Known
 folder: three of the TV characters of people/tbbt (sheldon, leonard, penny, five

@@ -21,7 +21,6 @@ from facematch.cli.common import (
     recursive_option,
     write_all,
 )
-from facematch.errors import UsageError
 
 # The known folder is encoded as matching encodes it, so both share the cache.
 KNOWN_UPSAMPLE = 1
@@ -108,8 +107,6 @@ def redact(
 
     known_dir, paths = (None, inputs) if everyone or len(inputs) == 1 else (inputs[0], inputs[1:])
     photos = known_photos(known_dir) if known_dir is not None else []
-    if known_dir is not None and not photos:
-        raise UsageError(f"no images in the known folder: {known_dir}")
     found = find_inputs(paths, recursive)
     targets = output_paths([f.path for f in found], out_dir)
     refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,17 @@ from PIL import Image, ImageOps
 
 from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from facematch.faces import FaceBox, FaceSettings
-from facematch.redact import FILL, cover, mask_box, redaction_passes, unite
+from facematch.images import load_rgb
+from facematch.redact import (
+    FILL,
+    MIRROR_PAD,
+    DetectorPass,
+    cover,
+    detect_pass,
+    mask_box,
+    redaction_passes,
+    unite,
+)
 
 
 def run(*args: str | Path) -> Result:
@@ -134,13 +145,22 @@ def test_unreadable_file_is_a_row_and_exit_3(photos: Path, tmp_path: Path) -> No
     assert not (tmp_path / "o" / "broken.jpg").exists()
 
 
-def test_default_passes_add_the_cnn_detector(data: Path, tmp_path: Path) -> None:
+def test_default_passes_add_mirrored_borders_and_the_cnn(data: Path, tmp_path: Path) -> None:
     passes = redaction_passes(FaceSettings(upsample=2))
-    assert [(p.model, p.upsample) for p in passes] == [("hog", 2), ("cnn", 0)]
-    assert len(redaction_passes(FaceSettings(fallback=False))) == 1
+    described = [(p.settings.model, p.settings.upsample, p.pad) for p in passes]
+    assert described == [("hog", 2, 0.0), ("hog", 1, MIRROR_PAD), ("cnn", 0, MIRROR_PAD)]
+    assert len(redaction_passes(FaceSettings(fallback=False))) == 2
     result = run("redact", data / "obama_small.jpg", "--out", tmp_path / "o", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["covered"] == 1
+
+
+def test_mirrored_border_finds_a_face_cut_in_half_by_the_frame(data: Path) -> None:
+    image = load_rgb(data / "obama.jpg")[:, 489:]  # the left half of the face is cut off
+    plain = DetectorPass(FaceSettings(upsample=1))
+    assert detect_pass(np.ascontiguousarray(image), plain) == []
+    found = detect_pass(np.ascontiguousarray(image), replace(plain, pad=MIRROR_PAD))
+    assert len(found) == 1 and found[0].left == 0 and found[0].top > 100
 
 
 def test_a_face_two_passes_find_is_covered_once() -> None:

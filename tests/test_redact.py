@@ -64,7 +64,7 @@ def test_strangers_covered_known_people_clear(
     only_obama: Path, photos: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    args = ("--out", out, "--format", "json", "--no-fallback", "-j", "1")
+    args = ("--out", out, "--format", "json", "--no-fallback", "--upsample", "1", "-j", "1")
     result = run("redact", only_obama, photos, *args)
     assert result.exit_code == 0, result.stderr
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
@@ -187,3 +187,22 @@ def test_styles_change_the_face_and_nothing_far_from_it(data: Path, style: str, 
     assert np.array_equal(outside, before)
     if shape == "ellipse":  # the mask's corners stay clear
         assert np.array_equal(after[grown.top, grown.left], before[grown.top, grown.left])
+
+
+def test_only_a_confident_known_face_is_kept() -> None:
+    from facematch.gallery import Match
+    from facematch.pipeline import FaceMatch
+    from facematch.redact import decide
+
+    box = FaceBox(0, 10, 10, 0)
+    sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80))
+    torn = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.43))
+    near = FaceMatch(box, None, 0.62)
+    assert (decide(sure, 0.6, 0.05).action, decide(sure, 0.6, 0.05).name) == ("kept", "Ann")
+    assert (decide(torn, 0.6, 0.05).action, decide(torn, 0.6, 0.05).reason) == (
+        "covered",
+        "ambiguous",
+    )
+    assert decide(near, 0.6, 0.05).reason == "ambiguous"
+    assert decide(near, 0.6, 0.0).reason == "unknown"
+    assert decide(FaceMatch(box, None, None), None, 0.05).reason == "everyone"

@@ -283,9 +283,28 @@ def redact(
             yield write_copy(image, plan)
 
 
+def once_each(faces: Sequence[RedactedFace]) -> tuple[RedactedFace, ...]:
+    """Keep a person's nearest face only: anyone is in a photo once, so the others are doubtful.
+
+    (A face cut by the frame can also be found twice, once mirrored.)
+    """
+    nearest: dict[str, float] = {}
+    for face in faces:
+        if face.action == "kept" and face.name is not None and face.distance is not None:
+            nearest[face.name] = min(nearest.get(face.name, face.distance), face.distance)
+    return tuple(
+        replace(face, action="covered", reason="ambiguous", name=None)
+        if face.action == "kept" and face.name is not None and face.distance != nearest[face.name]
+        else face
+        for face in faces
+    )
+
+
 def write_copy(image: Encoded, plan: Redaction) -> RedactedImage:
     """Decide for each face of an image, and write its covered copy."""
-    faces = tuple(decide(face_match(f, plan), plan.tolerance, plan.margin) for f in image.faces)
+    faces = once_each(
+        [decide(face_match(f, plan), plan.tolerance, plan.margin) for f in image.faces]
+    )
     try:
         picture = open_upright(image.path)[0]
     except ImageError as exc:  # changed or removed since its faces were found

@@ -206,3 +206,19 @@ def test_only_a_confident_known_face_is_kept() -> None:
     assert decide(near, 0.6, 0.05).reason == "ambiguous"
     assert decide(near, 0.6, 0.0).reason == "unknown"
     assert decide(FaceMatch(box, None, None), None, 0.05).reason == "everyone"
+
+
+def test_a_person_is_kept_once_per_photo() -> None:
+    from facematch.redact import RedactedFace, once_each
+
+    box = FaceBox(0, 10, 10, 0)
+    faces = [
+        RedactedFace(box, "kept", "known", "Ann", 0.45),
+        RedactedFace(box, "kept", "known", "Ann", 0.30),
+        RedactedFace(box, "kept", "known", "Bob", 0.40),
+    ]
+    assert [(f.action, f.name) for f in once_each(faces)] == [
+        ("covered", None),
+        ("kept", "Ann"),
+        ("kept", "Bob"),
+    ]

@@ -27,7 +27,9 @@ KNOWN_UPSAMPLE = 1
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument(
+    "inputs", nargs=-1, required=True, metavar="[KNOWN] PATH...", type=click.Path(path_type=str)
+)
 @click.option(
     "--out",
     "out_dir",

@@ -19,7 +19,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from facematch import detectors, models
-from facematch.detectors import DETECTOR_WINDOW, DetectorName, FaceBox
+from facematch.detectors import DETECTOR_WINDOW as DETECTOR_WINDOW
+from facematch.detectors import DetectorName
+from facematch.detectors import FaceBox as FaceBox
 from facematch.images import RGBImage, shrink
 
 EngineName = Literal["onnx", "dlib"]

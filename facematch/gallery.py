@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from facematch.detectors import FaceBox
 from facematch.errors import UsageError
 from facematch.images import file_problem, is_image_name, iter_folder, visible_entries
 from facematch.neighbours import ExactIndex, nearest_people
@@ -77,6 +78,15 @@ class Nearest:
     runner_up: Match | None
 
 
+@dataclass(frozen=True)
+class KnownFace:
+    """Whose a known face is, and where it came from: its photo and its box there."""
+
+    name: str
+    path: str
+    box: FaceBox
+
+
 @dataclass(frozen=True, eq=False)
 class Gallery:
     """Known faces as one matrix; a person's distance is the minimum over their photos."""
@@ -84,15 +94,34 @@ class Gallery:
     names: tuple[str, ...]
     embeddings: NDArray[np.float64] = field(repr=False)
     owners: NDArray[np.intp] = field(repr=False)
+    # One per row of ``embeddings`` when known (built from photos), else empty.
+    sources: tuple[KnownFace, ...] = field(default=(), repr=False)
 
     @classmethod
-    def from_faces(cls, labelled: Sequence[tuple[str, NDArray[np.float64]]]) -> Gallery:
-        """Build from (person name, embedding) pairs; several per person are fine."""
+    def from_faces(
+        cls,
+        labelled: Sequence[tuple[str, NDArray[np.float64]]],
+        sources: Sequence[KnownFace] = (),
+    ) -> Gallery:
+        """Build from (person name, embedding) pairs; several per person are fine.
+
+        ``sources``, if given, says for each pair which photo and box it came from.
+        """
         names = tuple(sorted({name for name, _ in labelled}))
         index = {name: i for i, name in enumerate(names)}
         embeddings = np.array([e for _, e in labelled], dtype=np.float64).reshape(-1, 128)
         owners = np.array([index[name] for name, _ in labelled], dtype=np.intp)
-        return cls(names, embeddings, owners)
+        if sources and len(sources) != len(labelled):
+            raise ValueError("sources must name one photo per labelled face")
+        return cls(names, embeddings, owners, tuple(sources))
+
+    def nearest_photo(self, embedding: NDArray[np.float64], name: str) -> KnownFace | None:
+        """The photo of ``name`` nearest to a face, when the gallery knows its photos."""
+        if not self.sources or name not in self.names:
+            return None
+        rows = np.flatnonzero(self.owners == self.names.index(name))
+        distances = np.linalg.norm(self.embeddings[rows] - embedding, axis=1)
+        return self.sources[int(rows[np.argmin(distances)])]
 
     @cached_property
     def index(self) -> ExactIndex:

@@ -34,7 +34,7 @@ from facematch.faces import (
     detect_with_fallback,
     trim_box,
 )
-from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
+from facematch.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
 from facematch.images import Found, load_rgb, load_scaled
 from facematch.parallel import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
 
@@ -272,6 +272,7 @@ def build_gallery(
     if photos is None:
         photos = known_photos(known_dir)
     labelled = []
+    sources = []
     unreadable = []
     usable = [p for p in photos if p.problem is None]
     for photo in photos:
@@ -296,9 +297,10 @@ def build_gallery(
                     photo.name,
                 )
             labelled.append((photo.name, largest.embedding))
+            sources.append(KnownFace(photo.name, photo.path, largest.box))
     if not labelled:
         raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")
-    return KnownPeople(Gallery.from_faces(labelled), tuple(unreadable))
+    return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,8 @@ class FaceMatch:
     distance: float | None
     matches: tuple[Match, ...] = ()
     runner_up: Match | None = None
+    # The known photo of the nearest person that was nearest to this face.
+    known_face: KnownFace | None = None
 
 
 @dataclass(frozen=True)
@@ -341,6 +345,9 @@ def match_faces(
             distance=near.best.distance if near.best else None,
             matches=near.within,
             runner_up=near.runner_up,
+            known_face=(
+                gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
+            ),
         )
         for face, near in zip(
             faces, gallery.nearest(embeddings, tolerance, all_matches), strict=True

@@ -22,6 +22,7 @@ from facematch.text import printable, spreadsheet_safe
 
 if TYPE_CHECKING:
     from facematch.people import FaceRow
+    from facematch.redact import RedactedImage
 
 CSV_HEADER = (
     "path",
@@ -474,6 +475,131 @@ def make_face_row_writer(fmt: str, out: TextIO) -> FaceRowWriter:
         "csv": FaceRowCsvWriter,
         "json": FaceRowJsonWriter,
         "jsonl": FaceRowJsonLinesWriter,
+    }
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return writers[fmt](out)
+
+
+# Redaction rows (facematch.redact.RedactedImage): one writer per format too.
+
+REDACT_CSV_HEADER = (
+    "path",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "action",
+    "reason",
+    "name",
+    "distance",
+    "output",
+    "status",
+    "error",
+)
+
+
+class RedactCompatWriter:
+    """``path,kept,NAME`` and ``path,covered,REASON`` per face, ``path,no_persons_found``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, result: RedactedImage) -> None:
+        path = printable(result.path)
+        if result.status == "no_faces":
+            self.out.write(f"{path},no_persons_found\n")
+        for face in result.faces:
+            detail = face.name if face.action == "kept" and face.name else face.reason
+            self.out.write(f"{path},{face.action},{printable(detail)}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class RedactCsvWriter:
+    """One row per face, or per faceless or failed image."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(REDACT_CSV_HEADER)
+
+    def _row(self, cells: list[str | int | float]) -> None:
+        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
+
+    def write(self, result: RedactedImage) -> None:
+        tail = [result.output or "", result.status, result.error or ""]
+        if not result.faces:
+            self._row([result.path, "", "", "", "", "", "", "", "", "", *tail])
+        for index, face in enumerate(result.faces):
+            self._row(
+                [
+                    result.path,
+                    index,
+                    *face.box.css(),
+                    face.action,
+                    face.reason,
+                    face.name or "",
+                    _blank(_round(face.distance)),
+                    *tail,
+                ]
+            )
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def redacted_json(result: RedactedImage) -> dict[str, Any]:
+    faces = []
+    for face in result.faces:
+        top, right, bottom, left = face.box.css()
+        faces.append(
+            {
+                "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+                "action": face.action,
+                "reason": face.reason,
+                "name": None if face.name is None else printable(face.name),
+                "distance": _round(face.distance),
+            }
+        )
+    return {
+        "path": printable(result.path),
+        "status": result.status,
+        "error": None if result.error is None else printable(result.error),
+        "output": None if result.output is None else printable(result.output),
+        "found": len(result.faces),
+        "kept": [printable(name) for name in result.kept],
+        "covered": result.covered,
+        "faces": faces,
+    }
+
+
+class RedactJsonWriter(JsonWriter):
+    """One JSON document: a list of image objects."""
+
+    def write(self, result: RedactedImage) -> None:  # type: ignore[override]
+        self.out.write(",\n  " if self.count else "\n  ")
+        self.out.write(self.dumps(redacted_json(result)))
+        self.count += 1
+
+
+class RedactJsonLinesWriter(JsonLinesWriter):
+    """One image object per line."""
+
+    def write(self, result: RedactedImage) -> None:  # type: ignore[override]
+        self.out.write(self.dumps(redacted_json(result)) + "\n")
+        self.out.flush()
+
+
+def make_redact_writer(fmt: str, out: TextIO) -> Any:
+    """The writer of ``facematch redact``'s report of what was done."""
+    writers: dict[str, Callable[[TextIO], Any]] = {
+        "compat": RedactCompatWriter,
+        "csv": RedactCsvWriter,
+        "json": RedactJsonWriter,
+        "jsonl": RedactJsonLinesWriter,
     }
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")

@@ -38,6 +38,7 @@ from facematch.cli.evaluate import evaluate
 from facematch.cli.index import index
 from facematch.cli.library import library
 from facematch.cli.match import match
+from facematch.cli.redact import redact
 from facematch.cli.search import search
 
 __all__ = [
@@ -60,7 +61,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache, index, search, library, cluster):
+for command in (match, detect, evaluate, cache, index, search, library, cluster, redact):
     main.add_command(command)
 
 

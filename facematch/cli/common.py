@@ -473,3 +473,93 @@ library_option = click.option(
     help="The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
     "the user data folder).",
 )
+
+
+@dataclass(frozen=True)
+class PictureOptions:
+    """``--annotate``, ``--font``, ``--report`` and ``--report-assets``, as asked."""
+
+    annotate: Path | None = None
+    font: str | None = None
+    report: Path | None = None
+    report_assets: Path | None = None
+
+    def check(self, inputs: Sequence[str], protected: Sequence[str] = ()) -> None:
+        """Refuse, before any work, a copy or page over an input, or a bad font."""
+        from facematch.render import check_font, output_paths, refuse_overwrites
+
+        if self.report_assets is not None and self.report is None:
+            raise UsageError("--report-assets needs --report FILE.html")
+        check_font(self.font)
+        originals = [*inputs, *protected]
+        if self.annotate is not None:
+            refuse_overwrites("--annotate", output_paths(inputs, self.annotate).values(), originals)
+        if self.report is not None:
+            refuse_overwrites("--report", [self.report], originals)
+
+    def writer(self, inputs: Sequence[str], tolerance: float | None) -> Any:
+        """A writer of the pictures asked for (a ``render.Pictures``), or None."""
+        from facematch.render import AnnotatedCopies, Annotations, Pictures, output_paths
+        from facematch.report import Report
+
+        drawables: list[Any] = []
+        if self.annotate is not None:
+            annotations = Annotations(tolerance, self.font)
+            drawables.append(AnnotatedCopies(output_paths(inputs, self.annotate), annotations))
+        if self.report is not None:
+            drawables.append(Report(self.report, tolerance, self.report_assets))
+        return Pictures(drawables) if drawables else None
+
+
+ANNOTATE_OPTIONS = (
+    click.option(
+        "--annotate",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="Write an upright copy of every readable image into DIR (same relative "
+        "path) with each face boxed and labelled; never over an input.",
+    ),
+    click.option(
+        "--font",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="TrueType/OpenType font for the labels (default: Pillow's own, Latin only).",
+    ),
+)
+
+REPORT_OPTIONS = (
+    click.option(
+        "--report",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE.html",
+        help="Write a self-contained HTML page to check the answers by eye: each face "
+        "beside the known photo it matched, a summary, a filter by person.",
+    ),
+    click.option(
+        "--report-assets",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="Write the report's crops as files in DIR instead of inside the page "
+        "(done anyway, beside the page, past 20 MB of crops).",
+    ),
+)
+
+
+def picture_options(report: bool = True) -> Callable[[F], F]:
+    """``--annotate``, ``--font`` (and ``--report``, ``--report-assets``) as ``pictures``."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def command(**options: Any) -> Any:
+            keys = ("annotate", "font", "report", "report_assets")
+            pictures = PictureOptions(**{k: options.pop(k) for k in keys if k in options})
+            return fn(pictures=pictures, **options)
+
+        chosen = (*ANNOTATE_OPTIONS, *REPORT_OPTIONS) if report else ANNOTATE_OPTIONS
+        return option_group(*chosen)(command)  # type: ignore[no-any-return]
+
+    return decorate

@@ -9,10 +9,12 @@ import click
 
 from facematch.cli.common import (
     EXIT_PARTIAL,
+    PictureOptions,
     RunOptions,
     find_inputs,
     format_option,
     image_command,
+    picture_options,
     progress_bar,
     recursive_option,
     write_all,
@@ -23,11 +25,19 @@ from facematch.cli.common import (
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @format_option("compat prints face_detection's path,top,right,bottom,left lines.")
 @recursive_option
+@picture_options(report=False)
 @image_command(default_upsample=0, encoding=False)
-def detect(paths: tuple[str, ...], fmt: str, recursive: bool, shared: RunOptions) -> None:
+def detect(
+    paths: tuple[str, ...],
+    fmt: str,
+    recursive: bool,
+    pictures: PictureOptions,
+    shared: RunOptions,
+) -> None:
     """Print the face boxes found in images, like face_recognition's face_detection."""
     from facematch import pipeline as pl
     from facematch.detectors import DETECTOR_WINDOW
+    from facematch.render import Tee
     from facematch.writers import make_detect_writer
 
     # face_detection runs on the full image: dlib's window is the smallest face.
@@ -36,8 +46,13 @@ def detect(paths: tuple[str, ...], fmt: str, recursive: bool, shared: RunOptions
         smallest = DETECTOR_WINDOW // 2**settings.upsample
         shared = replace(shared, settings=replace(settings, min_face_size=smallest))
     found = find_inputs(paths, recursive)
+    inputs = [f.path for f in found]
+    pictures.check(inputs)
     with shared.pipeline() as pipeline, progress_bar(len(found), "detect", shared.quiet) as bar:
         pipeline.progress = bar.update
-        unreadable = write_all(pl.find_boxes(pipeline, found), make_detect_writer(fmt, sys.stdout))
+        writer = make_detect_writer(fmt, sys.stdout)
+        drawn = pictures.writer(inputs, None)
+        results = pl.find_boxes(pipeline, found)
+        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable:
         sys.exit(EXIT_PARTIAL)

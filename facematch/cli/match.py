@@ -11,11 +11,13 @@ from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
     TOLERANCE,
+    PictureOptions,
     RunOptions,
     choose_tolerance,
     find_inputs,
     format_option,
     image_command,
+    picture_options,
     progress_bar,
     recursive_option,
     write_all,
@@ -52,6 +54,7 @@ from facematch.errors import UsageError
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
 @recursive_option
+@picture_options()
 @image_command(default_upsample=1)
 def match(
     known: str,
@@ -62,6 +65,7 @@ def match(
     fmt: str,
     recursive: bool,
     library_path: Path | None,
+    pictures: PictureOptions,
     shared: RunOptions,
 ) -> None:
     """Name the people of KNOWN in the faces of UNKNOWN images.
@@ -74,17 +78,28 @@ def match(
     """
     from facematch import pipeline as pl
     from facematch.gallery import known_photos
+    from facematch.render import Tee
     from facematch.writers import make_writer
 
     if library_path is not None:
         match_library(
-            known, unknown, library_path, tolerance, all_matches, show_distance, fmt, shared
+            known,
+            unknown,
+            library_path,
+            tolerance,
+            all_matches,
+            show_distance,
+            fmt,
+            shared,
+            pictures,
         )
         return
     if not unknown:
         raise UsageError("no UNKNOWN images given (or use --library FILE)")
     photos = known_photos(known)
     found = find_inputs(unknown, recursive)
+    paths = [f.path for f in found]
+    pictures.check(paths, protected=[p.path for p in photos])
     with (
         shared.pipeline() as pipeline,
         progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
@@ -93,7 +108,9 @@ def match(
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
-        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+        writer = make_writer(fmt, sys.stdout, show_distance)
+        drawn = pictures.writer(paths, chosen)
+        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)
 
@@ -107,11 +124,14 @@ def match_library(
     show_distance: bool,
     fmt: str,
     shared: RunOptions,
+    pictures: PictureOptions,
 ) -> None:
     """``match --library``: the known folder is encoded, the unknown faces read from the library."""
     from facematch import pipeline as pl
+    from facematch.gallery import known_photos
     from facematch.images import Found
     from facematch.library import Library
+    from facematch.render import Tee
     from facematch.writers import make_writer
 
     with Library.open(library_path, read_only=True) as library, shared.pipeline() as pipeline:
@@ -120,9 +140,14 @@ def match_library(
         else:
             found = [Found(row.path) for row in library.files()]
         inputs, encoded = library.stored(found)
-        known_people = pl.build_gallery(pipeline, known)
+        paths = [item.path for item in inputs]
+        photos = known_photos(known)
+        pictures.check(paths, protected=[p.path for p in photos])
+        known_people = pl.build_gallery(pipeline, known, photos)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(pipeline, known_people, inputs, chosen, all_matches, iter(encoded))
-        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+        writer = make_writer(fmt, sys.stdout, show_distance)
+        drawn = pictures.writer(paths, chosen)
+        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)

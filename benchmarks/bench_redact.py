@@ -1,0 +1,301 @@
+"""Redaction on group photos: faces covered, known people left clear, copies re-checked, time.
+
+    python benchmarks/bench_redact.py --faces ../shared/faces [--rounds 3]
+        [--skip end-to-end|coverage|timing] [--cnn-up1]
+
+Photos: scenes/*.jpg and pairs/couple.jpg, pairs/selfie-many-people.jpg. Known
+folder: three of the TV characters of people/tbbt (sheldon, leonard, penny, five
+crops each) and portraits/obama.jpg; the other people are strangers.
+
+1. Coverage (printed last: the CNN at upsample 1 is slow). Every detector
+   pass is run on every photo (HOG at upsample 1 and 2, dlib's CNN at upsample
+   0, with and without mirrored borders, on the same 1600 px working copy;
+   with ``--cnn-up1`` also the CNN at upsample 1, minutes per photo); their
+   union is the reference ("the most sensitive setting available"). For each
+   choice of passes, the share of reference faces it would cover (a reference
+   box counts as covered when half of it lies inside a mask).
+2. One run of ``facematch redact`` with the defaults: faces covered, and the share
+   of the faces plain matching names that stay clear; then facematch on the
+   copies (redaction's own detector passes and matching): faces found with half
+   their box in a covered area, and named faces that are not a kept face.
+3. Time per photo, interleaved in one process: matching alone, and what
+   annotate, report and redact cost on top (redact is its own detection and
+   matching), as ratios to matching alone; medians over rounds.
+
+Prints markdown tables. The machine is shared: absolute times are noisy, the
+ratios, measured side by side, much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
+
+from facematch import pipeline as pl  # noqa: E402
+from facematch import redact as rd  # noqa: E402
+from facematch.faces import FaceBox, FaceSettings  # noqa: E402
+from facematch.gallery import known_photos  # noqa: E402
+from facematch.images import Found, load_rgb  # noqa: E402
+from facematch.render import AnnotatedCopies, Annotations, Pictures, output_paths  # noqa: E402
+from facematch.report import Report  # noqa: E402
+
+KNOWN_TBBT = ("sheldon", "leonard", "penny")
+# Faces counted by eye (the shared folder's README, "Faces in the group photos").
+BY_EYE = {
+    "bbt1.jpg": 4,
+    "bbt2.jpg": 4,
+    "bbt3.jpg": 5,
+    "bbt4.jpg": 6,
+    "bbt5.jpg": 5,
+    "two_people.jpg": 2,
+    "couple.jpg": 2,
+    "selfie-many-people.jpg": 7,
+}
+PASSES = {
+    "hog up1": rd.DetectorPass(FaceSettings(model="hog", upsample=1)),
+    "hog up2": rd.DetectorPass(FaceSettings(model="hog", upsample=2)),
+    "hog up1 mirrored": rd.DetectorPass(FaceSettings(model="hog", upsample=1), rd.MIRROR_PAD),
+    "hog up2 mirrored": rd.DetectorPass(FaceSettings(model="hog", upsample=2), rd.MIRROR_PAD),
+    "cnn up0": rd.DetectorPass(FaceSettings(model="cnn", upsample=0)),
+    "cnn up0 mirrored": rd.DetectorPass(FaceSettings(model="cnn", upsample=0), rd.MIRROR_PAD),
+}
+# dlib's CNN at upsample 1 takes minutes per photo on a shared CPU: only with --cnn-up1.
+CNN_UP1 = rd.DetectorPass(FaceSettings(model="cnn", upsample=1))
+CHOICES = {
+    "matching's detector (hog up1)": ("hog up1",),
+    "hog up2": ("hog up2",),
+    "redact --no-fallback (hog up2, hog up1 mirrored)": ("hog up2", "hog up1 mirrored"),
+    "redact default (+ cnn up0 mirrored)": ("hog up2", "hog up1 mirrored", "cnn up0 mirrored"),
+}
+
+
+def photos(faces: Path) -> list[Path]:
+    scenes = sorted((faces / "scenes").glob("*.jpg"))
+    return [*scenes, faces / "pairs" / "couple.jpg", faces / "pairs" / "selfie-many-people.jpg"]
+
+
+def make_known(faces: Path, folder: Path) -> Path:
+    for name in KNOWN_TBBT:
+        shutil.copytree(faces / "people" / "tbbt" / name, folder / name)
+    shutil.copy(faces / "portraits" / "obama.jpg", folder / "Barack Obama.jpg")
+    return folder
+
+
+def inside(box: FaceBox, masks: list[FaceBox]) -> float:
+    """Share of ``box`` lying inside the union of ``masks``."""
+    if box.area == 0:
+        return 1.0
+    canvas = np.zeros((box.bottom - box.top, box.right - box.left), dtype=bool)
+    for m in masks:
+        top, bottom = max(m.top, box.top) - box.top, min(m.bottom, box.bottom) - box.top
+        left, right = max(m.left, box.left) - box.left, min(m.right, box.right) - box.left
+        if bottom > top and right > left:
+            canvas[top:bottom, left:right] = True
+    return float(canvas.mean())
+
+
+def grown(boxes: list[FaceBox], image: np.ndarray) -> list[FaceBox]:
+    height, width = image.shape[:2]
+    return [rd.mask_box(b, width, height) for b in boxes]
+
+
+def coverage(paths: list[Path], redacted: dict[str, rd.RedactedImage] | None) -> None:
+    print("## Coverage of each choice of detector passes\n")
+    header = "| photo | " + " | ".join(PASSES) + " | reference (union) |"
+    print(header + "\n|" + " --- |" * (len(PASSES) + 2))
+    found: dict[str, dict[str, list[FaceBox]]] = {}
+    reference: dict[str, list[FaceBox]] = {}
+    seconds: dict[str, list[float]] = {name: [] for name in PASSES}
+    for path in paths:
+        image = load_rgb(path)
+        found[path.name] = {}
+        for name, settings in PASSES.items():
+            start = time.perf_counter()
+            found[path.name][name] = rd.detect_pass(image, settings)
+            seconds[name].append(time.perf_counter() - start)
+        reference[path.name] = rd.unite(list(found[path.name].values()))
+        counts = " | ".join(str(len(found[path.name][n])) for n in PASSES)
+        print(f"| {path.name} | {counts} | {len(reference[path.name])} |", flush=True)
+    times = " | ".join(f"{statistics.median(seconds[n]):.1f} s" for n in PASSES)
+    print(f"| median time per photo | {times} | |\n")
+    total = sum(len(r) for r in reference.values())
+    print("| passes | reference faces covered |\n| --- | --- |")
+    for label, names in CHOICES.items():
+        covered = 0
+        for path in paths:
+            image = load_rgb(path)
+            boxes = rd.unite([found[path.name][n] for n in names])
+            masks = grown(boxes, image)
+            covered += sum(1 for b in reference[path.name] if inside(b, masks) >= 0.5)
+        print(f"| {label} | {covered}/{total} ({100 * covered / total:.0f}%) |")
+    if redacted is None:
+        return
+    handled = 0
+    for path in paths:
+        image = load_rgb(path)
+        row = redacted[path.name]
+        masks = grown([f.box for f in row.faces if f.action == "covered"], image)
+        kept = [f.box for f in row.faces if f.action == "kept"]
+        handled += sum(
+            1
+            for b in reference[path.name]
+            if inside(b, masks) >= 0.5 or any(rd.overlap(b, k) >= rd.SAME_FACE_IOU for k in kept)
+        )
+    share = f"{handled}/{total} ({100 * handled / total:.0f}%)"
+    print(f"| facematch redact, defaults: covered, or kept as a known person | {share} |\n")
+
+
+def end_to_end(paths: list[Path], known: Path, work: Path) -> dict[str, rd.RedactedImage]:
+    print("## facematch redact with the defaults, and facematch on the copies\n")
+    settings = FaceSettings(upsample=2)
+    passes = rd.redaction_passes(settings)
+    found = [Found(str(p)) for p in paths]
+    out = work / "redacted"
+    targets = output_paths([f.path for f in found], out)
+    with pl.Pipeline(replace(settings, upsample=1), jobs=1) as pipeline:
+        people = pl.build_gallery(pipeline, str(known), known_photos(str(known)))
+        tolerance = 0.6
+        plan = rd.Redaction(targets, people.gallery, tolerance)
+        rows = list(rd.redact(pipeline, found, passes, plan))
+        matched = list(pl.match(pipeline, people, found, tolerance))
+        again = list(
+            pipeline.run(
+                rd.find_faces,
+                [rd.FindTask(str(targets[f.path]), passes, pipeline.engine) for f in found],
+                rd.find_failed,
+            )
+        )
+        rematched = list(
+            pl.match(pipeline, people, [Found(str(targets[f.path])) for f in found], tolerance)
+        )
+    print(
+        "| photo | faces by eye | faces found | covered | kept | named by matching | left clear | "
+        "faces found in covered areas of the copy "
+        "| covered faces named in the copy |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    sums = np.zeros(7, dtype=int)
+    for path, row, match_row, copy_faces, copy_match in zip(
+        paths, rows, matched, again, rematched, strict=True
+    ):
+        image = load_rgb(path)
+        covered_boxes = [f.box for f in row.faces if f.action == "covered"]
+        kept_boxes = [f.box for f in row.faces if f.action == "kept"]
+        masks = grown(covered_boxes, image)
+        named = [f for f in match_row.faces if f.name is not None]
+        clear = sum(1 for f in named if inside(f.box, masks) < 0.5)
+        in_covered = sum(1 for f in copy_faces.faces if inside(f.box, masks) >= 0.5)
+        named_covered = sum(
+            1 for f in copy_match.faces if f.name is not None and inside(f.box, kept_boxes) == 0
+        )
+        values = [
+            len(row.faces),
+            row.covered,
+            len(kept_boxes),
+            len(named),
+            clear,
+            in_covered,
+            named_covered,
+        ]
+        sums += values
+        kept_names = ", ".join(row.kept) or "-"
+        cells = [BY_EYE.get(path.name, "?"), *values[:2], f"{values[2]} ({kept_names})"]
+        cells += values[3:5]
+        cells += values[5:]
+        print(f"| {path.name} | " + " | ".join(str(c) for c in cells) + " |")
+    eye = sum(BY_EYE.get(p.name, 0) for p in paths)
+    print(f"| all | {eye} | " + " | ".join(str(c) for c in sums) + " |\n")
+    return {p.name: r for p, r in zip(paths, rows, strict=True)}
+
+
+def timing(paths: list[Path], known: Path, work: Path, rounds: int) -> None:
+    print(
+        f"## Time per photo relative to matching alone (medians of {rounds} rounds, interleaved)\n"
+    )
+    settings = FaceSettings()
+    passes = rd.redaction_passes(replace(settings, upsample=2))
+    found = [Found(str(p)) for p in paths]
+    ratios: dict[str, list[float]] = {"annotate": [], "report": [], "redact": []}
+    per_photo: dict[str, list[float]] = {"match": [], "annotate": [], "report": [], "redact": []}
+    with pl.Pipeline(settings, jobs=1) as pipeline:
+        people = pl.build_gallery(pipeline, str(known), known_photos(str(known)))
+        list(pl.match(pipeline, people, found[:1], 0.6))  # models loaded before timing
+        for round_ in range(rounds):
+            for item in found:
+                start = time.perf_counter()
+                result = next(pl.match(pipeline, people, [item], 0.6))
+                matching = time.perf_counter() - start
+                annotate_dir = work / f"annotated-{round_}"
+                copies = AnnotatedCopies(output_paths([item.path], annotate_dir), Annotations(0.6))
+                start = time.perf_counter()
+                Pictures([copies]).write(result)
+                annotating = time.perf_counter() - start
+                start = time.perf_counter()
+                report = Pictures([Report(work / f"report-{round_}.html", 0.6)])
+                report.write(result)
+                report.close()
+                reporting = time.perf_counter() - start
+                plan = rd.Redaction(
+                    output_paths([item.path], work / f"redacted-{round_}"), people.gallery, 0.6
+                )
+                start = time.perf_counter()
+                list(rd.redact(pipeline, [item], passes, plan))
+                redacting = time.perf_counter() - start
+                per_photo["match"].append(matching)
+                per_photo["annotate"].append(annotating)
+                per_photo["report"].append(reporting)
+                per_photo["redact"].append(redacting)
+                ratios["annotate"].append((matching + annotating) / matching)
+                ratios["report"].append((matching + reporting) / matching)
+                ratios["redact"].append(redacting / matching)
+    print("| step | median seconds per photo | median time relative to matching alone |")
+    print("| --- | --- | --- |")
+    rows = [("match alone (no cache)", "match", None)]
+    rows += [
+        ("match + --annotate", "annotate", "annotate"),
+        ("match + --report", "report", "report"),
+    ]
+    rows += [("redact (defaults)", "redact", "redact")]
+    for label, step, ratio in rows:
+        seconds = statistics.median(per_photo[step])
+        relative = f"{statistics.median(ratios[ratio]):.2f}x" if ratio else "1"
+        sign = "+" if step in ("annotate", "report") else ""
+        print(f"| {label} | {sign}{seconds:.2f} | {relative} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--skip", choices=["end-to-end", "coverage", "timing"], action="append", default=[]
+    )
+    parser.add_argument("--cnn-up1", action="store_true", help="add the CNN at upsample 1")
+    args = parser.parse_args()
+    if args.cnn_up1:
+        PASSES["cnn up1"] = CNN_UP1
+    CHOICES["every pass (the reference)"] = tuple(PASSES)
+    paths = photos(args.faces)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        known = make_known(args.faces, work / "known")
+        redacted = end_to_end(paths, known, work) if "end-to-end" not in args.skip else None
+        if "timing" not in args.skip:
+            timing(paths, known, work, args.rounds)
+        if "coverage" not in args.skip:
+            coverage(paths, redacted)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""``facematch redact``: copies with every face covered that is not a known person."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from facematch.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
+    TOLERANCE,
+    RunOptions,
+    choose_tolerance,
+    find_inputs,
+    format_option,
+    image_command,
+    progress_bar,
+    recursive_option,
+    write_all,
+)
+
+# The known folder is encoded as matching encodes it, so both share the cache.
+KNOWN_UPSAMPLE = 1
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument(
+    "inputs", nargs=-1, required=True, metavar="[KNOWN] PATH...", type=click.Path(path_type=str)
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Folder for the covered copies (same relative paths); never over an input.",
+)
+@click.option(
+    "--everyone",
+    is_flag=True,
+    help="No KNOWN folder: every argument is a PATH and every face is covered.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["fill", "blur", "pixelate"]),
+    default="fill",
+    show_default=True,
+    help="How a face is covered: a solid fill (cannot be undone), a very strong "
+    "blur, or a coarse mosaic.",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["rect", "ellipse"]),
+    default="rect",
+    show_default=True,
+    help="Shape of the mask, 25% larger than the face's box on every side.",
+)
+@click.option(
+    "--tolerance",
+    "-t",
+    type=TOLERANCE,
+    default="auto",
+    show_default=True,
+    help="Largest distance at which a face is a known person (as for matching).",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="A face is ambiguous, so covered, when within this distance above the "
+    "tolerance, or when a second person is within this of its match.",
+)
+@format_option("Report of what was done: compat lines, CSV, one JSON document, or JSON lines.")
+@recursive_option
+@image_command(default_upsample=2)
+def redact(
+    inputs: tuple[str, ...],
+    out_dir: Path,
+    everyone: bool,
+    style: str,
+    shape: str,
+    tolerance: float | str,
+    margin: float,
+    fmt: str,
+    recursive: bool,
+    shared: RunOptions,
+) -> None:
+    """Copy images with every face covered that is not confidently a KNOWN person.
+
+    \b
+    facematch redact KNOWN PATH... --out DIR   keep the people of KNOWN clear
+    facematch redact PATH --out DIR            cover every face
+    facematch redact --everyone PATH... --out DIR
+
+    KNOWN is a folder of known people, as for matching. Redaction looks harder
+    for faces than matching does (upsample 2, mirrored borders for faces cut by
+    the frame, and the CNN detector on every image; --no-fallback leaves the
+    CNN out) and covers ambiguous faces too.
+    The copies are upright and keep no EXIF (no GPS position, no thumbnail).
+    """
+    from facematch import redact as rd
+    from facematch.gallery import known_photos
+    from facematch.pipeline import build_gallery
+    from facematch.render import output_paths, refuse_overwrites
+    from facematch.writers import make_redact_writer
+
+    known_dir, paths = (None, inputs) if everyone or len(inputs) == 1 else (inputs[0], inputs[1:])
+    photos = known_photos(known_dir) if known_dir is not None else []
+    found = find_inputs(paths, recursive)
+    targets = output_paths([f.path for f in found], out_dir)
+    refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])
+    passes = rd.redaction_passes(shared.settings)
+    known_settings = replace(shared.settings, upsample=KNOWN_UPSAMPLE)
+    with (
+        replace(shared, settings=known_settings).pipeline() as pipeline,
+        progress_bar(len(photos) + len(found), "redact", shared.quiet) as bar,
+    ):
+        pipeline.progress = bar.update
+        plan = rd.Redaction(targets, style=style, shape=shape, margin=margin)  # type: ignore[arg-type]
+        unreadable_known: tuple[str, ...] = ()
+        if known_dir is not None:
+            known = build_gallery(pipeline, known_dir, photos)
+            unreadable_known = known.unreadable
+            chosen = choose_tolerance(tolerance, len(known.gallery.embeddings))
+            plan = replace(plan, gallery=known.gallery, tolerance=chosen)
+        results = rd.redact(pipeline, found, passes, plan)
+        unreadable = write_all(results, make_redact_writer(fmt, sys.stdout))
+    if unreadable or unreadable_known:
+        sys.exit(EXIT_PARTIAL)

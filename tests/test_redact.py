@@ -1,0 +1,224 @@
+"""facematch redact on real photos: who is covered, who is kept, and what the copies hold."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image, ImageOps
+
+from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.faces import FaceBox, FaceSettings
+from facematch.images import load_rgb
+from facematch.redact import (
+    FILL,
+    MIRROR_PAD,
+    DetectorPass,
+    cover,
+    detect_pass,
+    mask_box,
+    redaction_passes,
+    unite,
+)
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def upright(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture
+def only_obama(tmp_path: Path, data: Path) -> Path:
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(data / "obama.jpg", known / "Barack Obama.jpg")
+    return known
+
+
+@pytest.fixture
+def photos(tmp_path: Path, data: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(data / "two_people.jpg", folder / "both.jpg")
+    shutil.copy(data / "alex-lacamoire.png", folder / "stranger.png")
+    return folder
+
+
+def box_of(face: dict[str, dict[str, int]]) -> FaceBox:
+    b = face["box"]
+    return FaceBox(b["top"], b["right"], b["bottom"], b["left"])
+
+
+def test_strangers_covered_known_people_clear(
+    only_obama: Path, photos: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ("--out", out, "--format", "json", "--no-fallback", "--upsample", "1", "-j", "1")
+    result = run("redact", only_obama, photos, *args)
+    assert result.exit_code == 0, result.stderr
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["both.jpg"]["kept"] == ["Barack Obama"]
+    assert rows["both.jpg"]["covered"] == 1 and rows["stranger.png"]["covered"] == 1
+    for name, row in rows.items():
+        original, copy = upright(photos / name), upright(out / name)
+        assert original.shape == copy.shape
+        for face in row["faces"]:
+            box = box_of(face)
+            region = (slice(box.top, box.bottom), slice(box.left, box.right))
+            if face["action"] == "covered":
+                assert np.abs(copy[region] - FILL).max() <= 8  # JPEG noise on black
+            else:
+                assert np.abs(copy[region] - original[region]).mean() < 4
+
+    # Matching the copies again: nobody covered is found, let alone named.
+    again = run(only_obama, out, "--format", "json", "--upsample", "2", "-j", "1")
+    assert again.exit_code == 0, again.stderr
+    found = {Path(r["path"]).name: r["faces"] for r in json.loads(again.stdout)}
+    assert found["stranger.png"] == []
+    assert [f["name"] for f in found["both.jpg"]] == ["Barack Obama"]
+
+
+def test_no_known_folder_covers_everyone_in_every_format(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ("redact", "--everyone", photos / "both.jpg", photos / "stranger.png", "--no-fallback")
+    args += ("--upsample", "1", "-j", "1")
+    lines = run(*args, "--out", out).stdout.splitlines()
+    assert lines == [
+        f"{photos / 'both.jpg'},covered,everyone",
+        f"{photos / 'both.jpg'},covered,everyone",
+        f"{photos / 'stranger.png'},covered,everyone",
+    ]
+    rows = list(csv.DictReader(io.StringIO(run(*args, "--out", out, "--format", "csv").stdout)))
+    assert [r["action"] for r in rows] == ["covered"] * 3
+    assert {r["output"] for r in rows} == {str(out / "both.jpg"), str(out / "stranger.png")}
+    jsonl = run(*args, "--out", out, "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["covered"] for line in jsonl] == [2, 1]
+
+
+def test_copy_is_upright_without_exif_gps_or_thumbnail(data: Path, tmp_path: Path) -> None:
+    source = tmp_path / "phone.jpg"
+    with Image.open(data / "obama_exif_rotated.jpg") as image:
+        exif = image.getexif()
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2] = "N", (48.0, 51.0, 24.0)
+        image.save(source, exif=exif)
+    out = tmp_path / "out"
+    result = run("redact", source, "--out", out, "--format", "json", "--no-fallback", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["covered"] == 1
+    copy = out / "phone.jpg"
+    raw = copy.read_bytes()
+    assert b"Exif" not in raw and b"\xff\xe1" not in raw  # no APP1 segment at all
+    with Image.open(copy) as image:
+        assert not image.getexif()
+        assert image.size == upright(source).shape[1::-1]
+
+
+def test_never_writes_over_an_input(photos: Path) -> None:
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    result = run("redact", photos, "--out", photos)
+    assert result.exit_code == EXIT_USAGE
+    assert "--out would write over the input" in result.stderr
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_unreadable_file_is_a_row_and_exit_3(photos: Path, tmp_path: Path) -> None:
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    args = ("--format", "csv", "--no-fallback", "--upsample", "1", "-j", "1")
+    result = run("redact", photos, "--out", tmp_path / "o", *args)
+    assert result.exit_code == EXIT_PARTIAL
+    statuses = {
+        Path(r["path"]).name: r["status"] for r in csv.DictReader(io.StringIO(result.stdout))
+    }
+    assert statuses["broken.jpg"] == "error"
+    assert not (tmp_path / "o" / "broken.jpg").exists()
+
+
+def test_default_passes_add_mirrored_borders_and_the_cnn(data: Path, tmp_path: Path) -> None:
+    passes = redaction_passes(FaceSettings(upsample=2))
+    described = [(p.settings.model, p.settings.upsample, p.pad) for p in passes]
+    assert described == [("hog", 2, 0.0), ("hog", 1, MIRROR_PAD), ("cnn", 0, MIRROR_PAD)]
+    assert len(redaction_passes(FaceSettings(fallback=False))) == 2
+    result = run("redact", data / "obama_small.jpg", "--out", tmp_path / "o", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["covered"] == 1
+
+
+def test_mirrored_border_finds_a_face_cut_in_half_by_the_frame(data: Path) -> None:
+    image = load_rgb(data / "obama.jpg")[:, 489:]  # the left half of the face is cut off
+    plain = DetectorPass(FaceSettings(upsample=1))
+    assert detect_pass(np.ascontiguousarray(image), plain) == []
+    found = detect_pass(np.ascontiguousarray(image), replace(plain, pad=MIRROR_PAD))
+    assert len(found) == 1 and found[0].left == 0 and found[0].top > 100
+
+
+def test_a_face_two_passes_find_is_covered_once() -> None:
+    hog, cnn, other = FaceBox(100, 200, 200, 100), FaceBox(95, 205, 210, 98), FaceBox(0, 50, 50, 0)
+    assert unite([[hog], [cnn, other]]) == [hog, other]
+
+
+@pytest.mark.parametrize("style", ["fill", "blur", "pixelate"])
+@pytest.mark.parametrize("shape", ["rect", "ellipse"])
+def test_styles_change_the_face_and_nothing_far_from_it(data: Path, style: str, shape: str) -> None:
+    with Image.open(data / "obama.jpg") as image:
+        original = image.convert("RGB")
+    box = FaceBox(142, 617, 409, 349)  # face_recognition's box for this photo
+    covered = cover(original.copy(), [box], style, shape)  # type: ignore[arg-type]
+    before, after = np.asarray(original, np.int16), np.asarray(covered, np.int16)
+    inner = (slice(box.top, box.bottom), slice(box.left, box.right))
+    # Nothing of the face's detail survives: at most a few shades of variation left.
+    assert np.abs(after[inner] - before[inner]).mean() > 20
+    grown = mask_box(box, original.width, original.height)
+    outside = after.copy()
+    outside[grown.top : grown.bottom, grown.left : grown.right] = before[
+        grown.top : grown.bottom, grown.left : grown.right
+    ]
+    assert np.array_equal(outside, before)
+    if shape == "ellipse":  # the mask's corners stay clear
+        assert np.array_equal(after[grown.top, grown.left], before[grown.top, grown.left])
+
+
+def test_only_a_confident_known_face_is_kept() -> None:
+    from facematch.gallery import Match
+    from facematch.pipeline import FaceMatch
+    from facematch.redact import decide
+
+    box = FaceBox(0, 10, 10, 0)
+    sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80))
+    torn = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.43))
+    near = FaceMatch(box, None, 0.62)
+    assert (decide(sure, 0.6, 0.05).action, decide(sure, 0.6, 0.05).name) == ("kept", "Ann")
+    assert (decide(torn, 0.6, 0.05).action, decide(torn, 0.6, 0.05).reason) == (
+        "covered",
+        "ambiguous",
+    )
+    assert decide(near, 0.6, 0.05).reason == "ambiguous"
+    assert decide(near, 0.6, 0.0).reason == "unknown"
+    assert decide(FaceMatch(box, None, None), None, 0.05).reason == "everyone"
+
+
+def test_a_person_is_kept_once_per_photo() -> None:
+    from facematch.redact import RedactedFace, once_each
+
+    box = FaceBox(0, 10, 10, 0)
+    faces = [
+        RedactedFace(box, "kept", "known", "Ann", 0.45),
+        RedactedFace(box, "kept", "known", "Ann", 0.30),
+        RedactedFace(box, "kept", "known", "Bob", 0.40),
+    ]
+    assert [(f.action, f.name) for f in once_each(faces)] == [
+        ("covered", None),
+        ("kept", "Ann"),
+        ("kept", "Bob"),
+    ]

@@ -1,0 +1,85 @@
+"""The HTML report in a real browser: Debian's chromium driven by Playwright, nothing downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from facematch.cli import main
+
+CHROMIUM = os.environ.get("FACEMATCH_CHROMIUM", "/usr/bin/chromium")
+# No first-run pages, no component or safe-browsing downloads: the page is all it sees.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"no browser at {CHROMIUM}: install the chromium package (apt-get install chromium)"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_report_in_a_browser(
+    browser: Any, known_files: Path, unknown: Path, data: Path, tmp_path: Path
+) -> None:
+    (unknown / "4-broken.jpg").write_bytes(b"not an image")
+    shutil.copy(data / "tiny-blank.png", unknown / "5-blank.png")
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main,
+        [str(known_files), str(unknown), "--report", str(report), "--format", "json", "-j", "1"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3, result.stderr
+    rows = json.loads(result.stdout)
+    faces = sum(len(row["faces"]) for row in rows)
+    named = sum(1 for row in rows for face in row["faces"] if face["name"] == "Barack Obama")
+
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(r.url),
+    )
+    page.goto(report.as_uri())
+    for image in page.locator("img").all():  # lazy images load once scrolled to
+        image.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+    assert widths and all(w > 0 for w in widths)
+    assert page.locator("tr.face").count() == faces
+    assert page.locator("section.image").count() == len(rows)
+    assert "unreadable" in page.locator("section.image.error").inner_text()
+
+    page.select_option("#filter", "=Barack Obama")
+    assert page.locator("tr.face:visible").count() == named
+    assert page.locator("section.image:visible").count() == 2
+    page.select_option("#filter", "?unknown")
+    assert page.locator("tr.face:visible").count() == 1
+    page.select_option("#filter", "")
+    assert page.locator("tr.face:visible").count() == faces
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert problems == []

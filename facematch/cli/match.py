@@ -40,6 +40,18 @@ from facematch.cli.common import (
     "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0.01, max=60.0),
+    default=1.0,
+    show_default=True,
+    help="Videos: frames sampled per second (each is matched as a photo).",
+)
+@click.option(
+    "--per-frame",
+    is_flag=True,
+    help="Videos: one row per sampled frame and face instead of time ranges per person.",
+)
 @recursive_option
 @image_command(default_upsample=1)
 def match(
@@ -49,6 +61,8 @@ def match(
     show_distance: bool,
     all_matches: bool,
     fmt: str,
+    fps: float,
+    per_frame: bool,
     recursive: bool,
     shared: RunOptions,
 ) -> None:
@@ -57,22 +71,34 @@ def match(
     KNOWN is a folder: each image directly inside is one person, named by its
     file name ("Barack Obama.jpg"); each subfolder is one person, named by the
     folder, with all of that person's photos inside. UNKNOWN is one or more
-    images or folders (--recursive to descend).
+    images, videos or folders (--recursive to descend); for a video, the
+    output says who appears from when to when.
     """
     from facematch import pipeline as pl
     from facematch.gallery import known_photos
+    from facematch.images import is_video_name
+    from facematch.video import VideoSettings
     from facematch.writers import make_writer
 
     photos = known_photos(known)
-    found = find_inputs(unknown, recursive)
+    found = find_inputs(unknown, recursive, videos=True)
+    videos = sum(1 for f in found if is_video_name(f.path))
     with (
         shared.pipeline() as pipeline,
-        progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
+        progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
+        progress_bar(0, "video", shared.quiet, unit="s", position=1) as video_bar,
     ):
+        pipeline.video = VideoSettings(fps=fps)
         pipeline.progress = bar.update
+        if videos:
+            pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
+            pipeline.video_progress = lambda seconds: video_bar.update(round(seconds))
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
-        results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
-        unreadable = write_all(results, make_writer(fmt, sys.stdout, show_distance))
+        results = pl.match(
+            pipeline, known_people, found, chosen, all_matches, encoded, per_frame=per_frame
+        )
+        writer = make_writer(fmt, sys.stdout, show_distance, videos=videos > 0)
+        unreadable = write_all(results, writer)
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)

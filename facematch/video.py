@@ -1,0 +1,321 @@
+"""A video file -> sampled frames (time, upright RGB image): another source for the encoder.
+
+Decoding comes from PyAV (the optional extra ``facematch[video]``), imported
+only when a video is read, never by ``import facematch`` or ``--help``.
+
+Frames are sampled ``fps`` times a second at times ``k / fps`` from the first
+frame; each sample is the first decoded frame at or after its time (within
+half a frame). Two ways to reach a sample, chosen per file from the
+container's keyframe index (``benchmarks/bench_video.py`` measures both):
+
+- **seek**: when keyframes are at most ``SEEK_KEYFRAME_RATIO`` sample
+  intervals apart, jump to the last keyframe before each sample and decode
+  from there, but only when that keyframe lies ahead of what is already
+  decoded (otherwise decoding on is cheaper);
+- **decode through**: for long keyframe intervals (or no index), decode every
+  frame and keep the samples.
+
+Either way non-reference frames (B-frames nobody predicts from) are not
+decoded at all, and only one frame is held at a time, so memory does not grow
+with the length of the file. The stream's rotation (the display matrix phone
+videos carry) is applied, as EXIF orientation is for photos.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from facematch.errors import ImageError
+from facematch.faces import FaceSettings
+from facematch.images import RGBImage, open_regular
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+
+log = logging.getLogger("facematch")
+
+EXTRA_HINT = "reading videos needs the optional extra: pip install 'facematch[video]'"
+# Seek when keyframes are at most this many sample intervals apart (measured:
+# benchmarks/bench_video.py, README "Video").
+SEEK_KEYFRAME_RATIO = 1.0
+Strategy = Literal["auto", "seek", "through"]
+
+
+def require_av() -> Any:
+    """The ``av`` module, or an ImageError naming the extra to install."""
+    try:
+        import av
+    except ImportError:
+        raise ImageError(EXTRA_HINT) from None
+    return av
+
+
+def decoder_version() -> str:
+    """PyAV's and FFmpeg's versions: a different decoder may give different pixels."""
+    av = require_av()
+    return f"av {av.__version__}, ffmpeg {getattr(av, 'ffmpeg_version_info', '?')}"
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a video is sampled; part of its cache key (with the face settings)."""
+
+    fps: float = 1.0
+    strategy: Strategy = "auto"
+
+    def key(self) -> str:
+        # The strategy is not part of it: every strategy samples the same frames.
+        return f"video fps={self.fps!r} face_fraction={MIN_FACE_FRACTION!r} v{VIDEO_VERSION}"
+
+
+# A face smaller than this share of a frame's short side is not looked for,
+# unless --min-face-size says otherwise: at 1080p the photo default (48 px)
+# costs about 0.9 s of detection per frame, 108 px about 0.2 s (README, "Video").
+MIN_FACE_FRACTION = 0.1
+# Bump when sampling changes in a way the settings don't capture.
+VIDEO_VERSION = 1
+
+
+def frame_face_settings(settings: FaceSettings, height: int, width: int) -> FaceSettings:
+    """The run's face settings for a frame of this size, with the video default face size."""
+    if settings.min_face_size is not None:
+        return settings
+    photo_default = settings.smallest_face(height, width)
+    video_default = round(MIN_FACE_FRACTION * min(height, width))
+    return replace(settings, min_face_size=max(round(photo_default), video_default))
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's headers say: length, size (upright) and how it is keyframed."""
+
+    duration: float | None
+    width: int
+    height: int
+    rotation: int
+    codec: str
+    frame_rate: float | None
+    keyframes: tuple[float, ...]
+
+    @property
+    def keyframe_interval(self) -> float | None:
+        """Median seconds between keyframes in the index, or None without an index."""
+        if len(self.keyframes) < 2:
+            return None
+        gaps = np.diff(np.asarray(self.keyframes))
+        return float(np.median(gaps))
+
+    def strategy(self, fps: float) -> Literal["seek", "through"]:
+        """Seek for short keyframe intervals, decode through for long ones (or no index)."""
+        interval = self.keyframe_interval
+        if interval is not None and interval <= SEEK_KEYFRAME_RATIO / fps:
+            return "seek"
+        return "through"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame: seconds from the first frame, and the upright RGB pixels."""
+
+    time: float
+    image: RGBImage
+
+
+def _fail(exc: BaseException) -> ImageError:
+    """An FFmpeg error in one line, phrased for a user."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.split(";")[0]
+    if "Invalid data found" in text:
+        return ImageError("cannot decode video: not a video, or a truncated or damaged one")
+    return ImageError(f"cannot decode video: {text}")
+
+
+class _Opened:
+    """An open container with its video stream, checked; closes with ``with``."""
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        av = require_av()
+        self.path = path
+        # open_regular refuses FIFOs and devices, as for photos; FFmpeg reads the file object.
+        self.file = open_regular(path)
+        try:
+            self.container: InputContainer = av.open(self.file, "r", metadata_errors="ignore")
+        except av.FFmpegError as exc:
+            self.file.close()
+            raise _fail(exc) from None
+        except Exception:
+            self.file.close()
+            raise
+        try:
+            if not self.container.streams.video:
+                raise ImageError("no video stream in this file")
+            self.stream = self.container.streams.video[0]
+            context = self.stream.codec_context
+            if context is None or self.stream.codec_context.codec is None:
+                raise ImageError("unsupported video codec")
+            context.thread_count = max(1, threads)
+            context.thread_type = "AUTO"
+            # B-frames nobody predicts from are never needed for a sample.
+            context.skip_frame = "NONREF"
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _Opened:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+        self.file.close()
+
+    @property
+    def origin(self) -> float:
+        """The stream's first timestamp, in seconds: sample times count from it."""
+        start = self.stream.start_time
+        return float(start * self.stream.time_base) if start is not None else 0.0
+
+    def info(self) -> VideoInfo:
+        stream = self.stream
+        duration = None
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self.container.duration is not None:
+            container_start = (self.container.start_time or 0) / 1e6
+            duration = self.container.duration / 1e6 - (self.origin - container_start)
+        rate = stream.average_rate or stream.guessed_rate
+        keyframes = tuple(
+            float(entry.timestamp * stream.time_base) - self.origin
+            for entry in stream.index_entries
+            if entry.is_keyframe
+        )
+        rotation = self._rotation()
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation % 180:
+            width, height = height, width
+        return VideoInfo(
+            duration=duration if duration is not None and duration > 0 else None,
+            width=width,
+            height=height,
+            rotation=rotation,
+            codec=stream.codec_context.codec.name,
+            frame_rate=float(rate) if rate else None,
+            keyframes=keyframes,
+        )
+
+    def _rotation(self) -> int:
+        """The display rotation (degrees counterclockwise) from the first frame's metadata."""
+        try:
+            frame = next(self.container.decode(self.stream))
+        except StopIteration:
+            raise ImageError("the video stream has no frames") from None
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            self.container.seek(0)
+        return _quarter_turns(frame.rotation) * 90
+
+
+def _quarter_turns(rotation: float | None) -> int:
+    return round((rotation or 0) / 90) % 4
+
+
+def probe(path: str) -> VideoInfo:
+    """A video's length, size, rotation and keyframes; ImageError if it cannot be decoded."""
+    av = require_av()
+    try:
+        with _Opened(path) as opened:
+            return opened.info()
+    except av.FFmpegError as exc:
+        raise _fail(exc) from None
+
+
+def sample_times(duration: float | None, fps: float, start: float = 0.0) -> Iterator[float]:
+    """Sample times k / fps from ``start`` (inclusive) to the end of the video."""
+    k = math.ceil(start * fps - 1e-9)
+    while duration is None or k / fps < duration:
+        yield k / fps
+        k += 1
+
+
+def upright(frame: Any) -> RGBImage:
+    """A decoded frame as RGB, turned as its display matrix says."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame.rotation)
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+@dataclass
+class Decoded:
+    """How far decoding got: the time of the last frame seen, in seconds from the first."""
+
+    last_frame: float = -math.inf
+
+
+def frames(
+    path: str,
+    fps: float = 1.0,
+    start: float = 0.0,
+    end: float | None = None,
+    *,
+    strategy: Strategy = "auto",
+    threads: int = 1,
+    progress: Decoded | None = None,
+) -> Iterator[Frame]:
+    """Sampled frames from ``start`` up to (not including) ``end`` seconds, in time order.
+
+    Stops early when the stream ends; ``progress.last_frame`` then tells how
+    far it got (a caller checks that against the duration to catch truncated
+    files). Raises ImageError for a file that cannot be decoded.
+    """
+    av = require_av()
+    seen = progress if progress is not None else Decoded()
+    try:
+        with _Opened(path, threads) as opened:
+            info = opened.info()
+            if strategy == "auto":
+                strategy = info.strategy(fps)
+            stop = info.duration if end is None else min(end, info.duration or end)
+            yield from _sample(opened, info, sample_times(stop, fps, start), strategy, seen)
+    except av.FFmpegError as exc:
+        raise _fail(exc) from None
+
+
+def _sample(
+    opened: _Opened,
+    info: VideoInfo,
+    targets: Iterator[float],
+    strategy: Literal["seek", "through"],
+    seen: Decoded,
+) -> Iterator[Frame]:
+    stream, origin = opened.stream, opened.origin
+    half_frame = 0.5 / info.frame_rate if info.frame_rate else 0.0
+    keyframes = np.asarray(info.keyframes)
+    decoded: Iterator[Any] | None = None
+    for target in targets:
+        if decoded is None or strategy == "seek":
+            # The last keyframe at or before the target; seek only if it is ahead of us.
+            before = keyframes[keyframes <= target + half_frame]
+            # Without an index, FFmpeg finds the keyframe before the target itself.
+            keyframe = float(before[-1]) if len(before) else (target if not len(keyframes) else 0.0)
+            if decoded is None or (strategy == "seek" and keyframe > seen.last_frame + half_frame):
+                pts = round((keyframe + origin) / stream.time_base)
+                opened.container.seek(pts, stream=stream, backward=True, any_frame=False)
+                decoded = opened.container.decode(stream)
+        for frame in decoded:
+            if frame.time is None:
+                continue
+            seen.last_frame = float(frame.time) - origin
+            if seen.last_frame >= target - half_frame:
+                yield Frame(target, upright(frame))
+                break
+        else:
+            return

@@ -42,7 +42,6 @@ from facematch.video import (
     frame_face_settings,
     frames,
     probe,
-    sample_times,
 )
 
 log = logging.getLogger("facematch")
@@ -173,15 +172,14 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
             samples.append(Sample(frame.time, tuple(find_faces(frame.image, for_frame, encoder))))
     except Exception as exc:  # a per-video failure must never stop the run
         return EncodedSegment(task, tuple(samples), failure_message(exc))
-    stop = task.duration if task.end is None else min(task.end, task.duration or task.end)
-    expected = sum(1 for _ in sample_times(stop, task.video.fps, task.start)) if stop else 0
-    if task.duration is not None and len(samples) < expected:
+    if not seen.complete:
         reached = max(seen.last_frame, 0.0)
+        length = f" of {clock(seen.duration)}" if seen.duration is not None else ""
         return EncodedSegment(
             task,
             tuple(samples),
-            f"the video data ends at {clock(reached)} of {clock(task.duration)} "
-            "(truncated or damaged); faces up to there are reported",
+            f"the video data ends at {clock(reached)}{length} (truncated or damaged); "
+            "faces up to there are reported",
         )
     if not samples and task.start == 0:
         return EncodedSegment(task, (), "no frame could be decoded")

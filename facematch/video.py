@@ -255,9 +255,12 @@ def upright(frame: Any) -> RGBImage:
 
 @dataclass
 class Decoded:
-    """How far decoding got: the time of the last frame seen, in seconds from the first."""
+    """How far decoding got: the last frame seen (seconds from the first), and whether
+    every sample asked for was reached (False: the stream ended early)."""
 
     last_frame: float = -math.inf
+    duration: float | None = None
+    complete: bool = False
 
 
 def frames(
@@ -283,7 +286,10 @@ def frames(
             info = opened.info()
             if strategy == "auto":
                 strategy = info.strategy(fps)
-            stop = info.duration if end is None else min(end, info.duration or end)
+            seen.duration = info.duration
+            # The last frame starts one frame before the end: no sample after it.
+            last = None if info.duration is None else info.duration - _half_frame(info)
+            stop = last if end is None else min(end, last if last is not None else end)
             yield from _sample(opened, info, sample_times(stop, fps, start), strategy, seen)
     except av.FFmpegError as exc:
         raise _fail(exc) from None
@@ -297,7 +303,7 @@ def _sample(
     seen: Decoded,
 ) -> Iterator[Frame]:
     stream, origin = opened.stream, opened.origin
-    half_frame = 0.5 / info.frame_rate if info.frame_rate else 0.0
+    half_frame = _half_frame(info)
     keyframes = np.asarray(info.keyframes)
     decoded: Iterator[Any] | None = None
     for target in targets:
@@ -310,12 +316,32 @@ def _sample(
                 pts = round((keyframe + origin) / stream.time_base)
                 opened.container.seek(pts, stream=stream, backward=True, any_frame=False)
                 decoded = opened.container.decode(stream)
+        frame = _next_at(decoded, target - half_frame, origin, seen)
+        if frame is None:
+            return
+        yield Frame(target, upright(frame))
+    seen.complete = True
+
+
+def _next_at(decoded: Iterator[Any], time: float, origin: float, seen: Decoded) -> Any:
+    """The first decoded frame at or after ``time``; None if the stream ends first.
+
+    Data that fails to decode after the first frame ends the stream here (a
+    truncated file ends in a partial packet); the caller reports how far it got.
+    """
+    av = require_av()
+    try:
         for frame in decoded:
             if frame.time is None:
                 continue
             seen.last_frame = float(frame.time) - origin
-            if seen.last_frame >= target - half_frame:
-                yield Frame(target, upright(frame))
-                break
-        else:
-            return
+            if seen.last_frame >= time:
+                return frame
+    except av.FFmpegError:
+        if seen.last_frame == -math.inf:
+            raise
+    return None
+
+
+def _half_frame(info: VideoInfo) -> float:
+    return 0.5 / info.frame_rate if info.frame_rate else 0.0

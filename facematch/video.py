@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -144,6 +145,9 @@ class _Opened:
         self.path = path
         # open_regular refuses FIFOs and devices, as for photos; FFmpeg reads the file object.
         self.file = open_regular(path)
+        if os.fstat(self.file.fileno()).st_size == 0:
+            self.file.close()
+            raise ImageError("empty file (0 bytes)")
         try:
             self.container: InputContainer = av.open(self.file, "r", metadata_errors="ignore")
         except av.FFmpegError as exc:

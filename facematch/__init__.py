@@ -29,6 +29,8 @@ _EXPORTS = {
     "Pipeline": "facematch.pipeline",
     "KnownPeople": "facematch.pipeline",
     "ImageResult": "facematch.pipeline",
+    "VideoResult": "facematch.pipeline",
+    "Appearance": "facematch.appearances",
     "FaceMatch": "facematch.pipeline",
     "build_gallery": "facematch.pipeline",
     "match": "facematch.pipeline",
@@ -40,6 +42,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Appearance",
     "Face",
     "FaceBox",
     "FaceMatch",
@@ -54,6 +57,7 @@ __all__ = [
     "NoKnownFacesError",
     "Pipeline",
     "UsageError",
+    "VideoResult",
     "__version__",
     "batch_face_locations",
     "build_gallery",
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
+    from facematch.appearances import Appearance
     from facematch.errors import (
         FacematchError,
         ImageError,
@@ -90,6 +95,7 @@ if TYPE_CHECKING:
         ImageResult,
         KnownPeople,
         Pipeline,
+        VideoResult,
         build_gallery,
         match,
     )

@@ -66,6 +66,8 @@ def write_video(
         stream.bit_rate = max(500_000, width * height * rate // 10)
         if codec == "libvpx-vp9":  # its defaults take seconds per frame
             stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        elif codec == "libx264":
+            stream.options = {"preset": "veryfast"}
         if keyframe_interval is not None:
             stream.codec_context.gop_size = keyframe_interval
         if rotation:

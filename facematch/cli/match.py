@@ -83,16 +83,17 @@ def match(
     photos = known_photos(known)
     found = find_inputs(unknown, recursive, videos=True)
     videos = sum(1 for f in found if is_video_name(f.path))
+    # A second bar, in seconds of video, when there are videos.
+    quiet_videos = shared.quiet or not videos
     with (
         shared.pipeline() as pipeline,
         progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
-        progress_bar(0, "video", shared.quiet, unit="s", position=1) as video_bar,
+        progress_bar(0, "video", quiet_videos, unit="s", position=1) as video_bar,
     ):
         pipeline.video = VideoSettings(fps=fps)
         pipeline.progress = bar.update
-        if videos:
-            pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
-            pipeline.video_progress = lambda seconds: video_bar.update(round(seconds))
+        pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
+        pipeline.video_progress = lambda seconds: video_bar.update(seconds)
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(

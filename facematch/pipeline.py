@@ -29,11 +29,10 @@ from facematch.faces import (
     describe,
     detect,
     detect_with_fallback,
-    find_faces,
     trim_box,
 )
 from facematch.gallery import Gallery, KnownPhoto, Match, known_photos
-from facematch.images import Found, is_video_name, load_rgb, load_scaled
+from facematch.images import Found, RGBImage, is_video_name, load_rgb, load_scaled
 from facematch.parallel import InProcess, Runner, make_runner, resolve_jobs
 from facematch.video import (
     Decoded,
@@ -86,14 +85,31 @@ def encode_image(task: EncodeTask) -> Encoded:
     settings = task.settings
     try:
         small, full_size = load_scaled(task.path, settings.working_scale)
-        boxes = detect_with_fallback(small, settings, full_size)
-        if not boxes:
-            return Encoded(task.path)
-        full = small if small.shape[:2] == full_size else load_rgb(task.path)
-        encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-        return Encoded(task.path, tuple(describe(full, boxes, settings, encoder)))
+        faces = encode_pixels(small, full_size, lambda: load_rgb(task.path), settings, task)
+        return Encoded(task.path, tuple(faces))
     except Exception as exc:  # a per-image failure must never stop the run
         return Encoded(task.path, error=failure_message(exc))
+
+
+def encode_pixels(
+    small: RGBImage,
+    full_size: tuple[int, int],
+    load_full: Callable[[], RGBImage],
+    settings: FaceSettings,
+    task: EncodeTask | VideoTask,
+) -> list[Face]:
+    """The faces of a photo or a video frame, from its working copy and full pixels.
+
+    Detection runs on ``small``, a copy of the (height, width) ``full_size``
+    picture scaled as ``settings.working_scale`` says; only if it finds a face
+    are the full pixels made (``load_full``) and the descriptor engine loaded.
+    """
+    boxes = detect_with_fallback(small, settings, full_size)
+    if not boxes:
+        return []
+    full = small if small.shape[:2] == full_size else load_full()
+    encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
+    return describe(full, boxes, settings, encoder)
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:
@@ -157,8 +173,6 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
     samples: list[Sample] = []
     seen = Decoded()
     try:
-        settings = task.settings
-        encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
         for frame in frames(
             task.path,
             task.video.fps,
@@ -168,8 +182,10 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
             threads=task.threads,
             progress=seen,
         ):
-            for_frame = frame_face_settings(settings, *frame.image.shape[:2])
-            samples.append(Sample(frame.time, tuple(find_faces(frame.image, for_frame, encoder))))
+            settings = frame_face_settings(task.settings, *frame.size)
+            small, full_size = frame.scaled(settings.working_scale)
+            faces = encode_pixels(small, full_size, frame.image, settings, task)
+            samples.append(Sample(frame.time, tuple(faces)))
     except Exception as exc:  # a per-video failure must never stop the run
         return EncodedSegment(task, tuple(samples), failure_message(exc))
     if not seen.complete:

@@ -26,15 +26,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from facematch.errors import ImageError
 from facematch.faces import FaceSettings
-from facematch.images import RGBImage, open_regular
+from facematch.images import RGBImage, open_regular, scaled_size
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -122,10 +122,41 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One sampled frame: seconds from the first frame, and the upright RGB pixels."""
+    """One sampled frame: seconds from the first frame, and its decoded picture.
+
+    The picture stays in the decoder's format (YUV, stored turned) until asked
+    for as RGB, whole or scaled.
+    """
 
     time: float
-    image: RGBImage
+    decoded: Any = field(repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The upright (height, width)."""
+        height, width = self.decoded.height, self.decoded.width
+        return (width, height) if _quarter_turns(self.decoded.rotation) % 2 else (height, width)
+
+    def image(self) -> RGBImage:
+        """The upright RGB pixels at full size."""
+        return upright(self.decoded)
+
+    def scaled(self, scale_for: Callable[[int, int], float]) -> tuple[RGBImage, tuple[int, int]]:
+        """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full size.
+
+        The decoder's scaler makes it (area averaging) from the decoded planes,
+        as a JPEG decoder makes a photo's reduced copy: the full-size RGB
+        picture is only made if a face is found.
+        """
+        height, width = self.size
+        scale = scale_for(height, width)
+        if scale >= 1.0:
+            return self.image(), (height, width)
+        small_w, small_h = scaled_size(width, height, scale)
+        if _quarter_turns(self.decoded.rotation) % 2:
+            small_w, small_h = small_h, small_w
+        small = self.decoded.reformat(small_w, small_h, "rgb24", interpolation="AREA")
+        return _turned(small.to_ndarray(), self.decoded.rotation), (height, width)
 
 
 def _fail(exc: BaseException) -> ImageError:
@@ -252,8 +283,11 @@ def sample_times(duration: float | None, fps: float, start: float = 0.0) -> Iter
 
 def upright(frame: Any) -> RGBImage:
     """A decoded frame as RGB, turned as its display matrix says."""
-    image = frame.to_ndarray(format="rgb24")
-    turns = _quarter_turns(frame.rotation)
+    return _turned(frame.to_ndarray(format="rgb24"), frame.rotation)
+
+
+def _turned(image: RGBImage, rotation: float | None) -> RGBImage:
+    turns = _quarter_turns(rotation)
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
@@ -323,7 +357,7 @@ def _sample(
         frame = _next_at(decoded, target - half_frame, origin, seen)
         if frame is None:
             return
-        yield Frame(target, upright(frame))
+        yield Frame(target, frame)
     seen.complete = True
 
 

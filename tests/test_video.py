@@ -206,9 +206,14 @@ def test_seek_and_decode_through_sample_the_same_frames(videos: Path) -> None:
         through = list(video.frames(path, 1.0, strategy="through"))
         assert [f.time for f in seek] == [f.time for f in through]
         for a, b in zip(seek, through, strict=True):
-            assert np.array_equal(a.image, b.image)
+            assert np.array_equal(a.image(), b.image())
     rotated = next(video.frames(str(videos / "truth-rotated.mp4")))
-    assert rotated.image.shape == (216, 384, 3)
+    assert rotated.size == (216, 384) and rotated.image().shape == (216, 384, 3)
+    small, size = rotated.scaled(lambda height, width: 0.5)
+    assert small.shape == (108, 192, 3) and size == (216, 384)
+    # Upright: the photo's top-left is where the unrotated copy has it.
+    upright = next(video.frames(str(videos / "truth.mp4"))).image()
+    assert np.abs(rotated.image().astype(int) - upright.astype(int)).mean() < 8
 
 
 def audio_only(path: Path) -> None:

@@ -182,7 +182,7 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
             threads=task.threads,
             progress=seen,
         ):
-            settings = frame_face_settings(task.settings, *frame.size)
+            settings = frame_face_settings(task.settings, task.video, *frame.size)
             small, full_size = frame.scaled(settings.working_scale)
             faces = encode_pixels(small, full_size, frame.image, settings, task)
             samples.append(Sample(frame.time, tuple(faces)))

@@ -5,16 +5,17 @@ only when a video is read, never by ``import facematch`` or ``--help``.
 
 Frames are sampled ``fps`` times a second at times ``k / fps`` from the first
 frame; each sample is the first decoded frame at or after its time (within
-half a frame). Two ways to reach a sample, chosen per file from the
-container's keyframe index (``benchmarks/bench_video.py`` measures both):
+half a frame). Two ways to reach a sample (``benchmarks/bench_video.py``
+measures both on short and long keyframe intervals):
 
-- **seek**: when keyframes are at most ``SEEK_KEYFRAME_RATIO`` sample
-  intervals apart, jump to the last keyframe before each sample and decode
-  from there, but only when that keyframe lies ahead of what is already
-  decoded (otherwise decoding on is cheaper);
-- **decode through**: for long keyframe intervals (or no index), decode every
-  frame and keep the samples.
+- **seek**: when a keyframe lies between the last decoded frame and the next
+  sample, jump to it and decode from there; otherwise decode on. It never
+  decodes more frames than decoding through, and with keyframes a sample
+  interval apart or closer it decodes about one frame per sample;
+- **decode through**: decode every frame and keep the samples.
 
+Seek needs the container's keyframe index, so ``auto`` seeks in files that
+have one (MP4, MOV, MKV/WebM with cues, AVI) and decodes through the others.
 Either way non-reference frames (B-frames nobody predicts from) are not
 decoded at all, and only one frame is held at a time, so memory does not grow
 with the length of the file. The stream's rotation (the display matrix phone
@@ -33,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from facematch.errors import ImageError
-from facematch.faces import FaceSettings
-from facematch.images import RGBImage, open_regular, scaled_size
+from facematch.faces import FaceSettings, working_copy
+from facematch.images import RGBImage, open_regular
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -42,9 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("facematch")
 
 EXTRA_HINT = "reading videos needs the optional extra: pip install 'facematch[video]'"
-# Seek when keyframes are at most this many sample intervals apart (measured:
-# benchmarks/bench_video.py, README "Video").
-SEEK_KEYFRAME_RATIO = 1.0
 Strategy = Literal["auto", "seek", "through"]
 
 
@@ -69,10 +67,18 @@ class VideoSettings:
 
     fps: float = 1.0
     strategy: Strategy = "auto"
+    # The photo detection fallback (more upsampling, then the CNN detector, on
+    # faceless small images) is off for frames unless asked for: a face it
+    # would find in one sample is usually found in the next, and it costs
+    # 1-3 CPU-s on every faceless frame (README, "Video").
+    fallback: bool = False
 
     def key(self) -> str:
         # The strategy is not part of it: every strategy samples the same frames.
-        return f"video fps={self.fps!r} face_fraction={MIN_FACE_FRACTION!r} v{VIDEO_VERSION}"
+        return (
+            f"video fps={self.fps!r} fallback={self.fallback} "
+            f"face_fraction={MIN_FACE_FRACTION!r} v{VIDEO_VERSION}"
+        )
 
 
 # A face smaller than this share of a frame's short side is not looked for,
@@ -83,8 +89,12 @@ MIN_FACE_FRACTION = 0.1
 VIDEO_VERSION = 1
 
 
-def frame_face_settings(settings: FaceSettings, height: int, width: int) -> FaceSettings:
-    """The run's face settings for a frame of this size, with the video default face size."""
+def frame_face_settings(
+    settings: FaceSettings, video: VideoSettings, height: int, width: int
+) -> FaceSettings:
+    """The run's face settings for a frame of this size, with the video defaults
+    for the smallest face and the fallback."""
+    settings = replace(settings, fallback=video.fallback)
     if settings.min_face_size is not None:
         return settings
     photo_default = settings.smallest_face(height, width)
@@ -112,12 +122,9 @@ class VideoInfo:
         gaps = np.diff(np.asarray(self.keyframes))
         return float(np.median(gaps))
 
-    def strategy(self, fps: float) -> Literal["seek", "through"]:
-        """Seek for short keyframe intervals, decode through for long ones (or no index)."""
-        interval = self.keyframe_interval
-        if interval is not None and interval <= SEEK_KEYFRAME_RATIO / fps:
-            return "seek"
-        return "through"
+    def strategy(self) -> Literal["seek", "through"]:
+        """Seek where the index says where keyframes are, else decode through."""
+        return "seek" if len(self.keyframes) >= 2 else "through"
 
 
 @dataclass(frozen=True)
@@ -144,19 +151,14 @@ class Frame:
     def scaled(self, scale_for: Callable[[int, int], float]) -> tuple[RGBImage, tuple[int, int]]:
         """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full size.
 
-        The decoder's scaler makes it (area averaging) from the decoded planes,
-        as a JPEG decoder makes a photo's reduced copy: the full-size RGB
-        picture is only made if a face is found.
+        Shrunk exactly as a photo's working copy is (Pillow's Lanczos
+        thumbnail): the decoder's own area scaler is 6x cheaper, but HOG then
+        missed 3 of 12 faces that it finds on the Lanczos copy (measured on
+        the 1080p ground truth with 1 s keyframes).
         """
-        height, width = self.size
-        scale = scale_for(height, width)
-        if scale >= 1.0:
-            return self.image(), (height, width)
-        small_w, small_h = scaled_size(width, height, scale)
-        if _quarter_turns(self.decoded.rotation) % 2:
-            small_w, small_h = small_h, small_w
-        small = self.decoded.reformat(small_w, small_h, "rgb24", interpolation="AREA")
-        return _turned(small.to_ndarray(), self.decoded.rotation), (height, width)
+        image = self.image()
+        height, width = image.shape[:2]
+        return working_copy(image, scale_for(height, width)), (height, width)
 
 
 def _fail(exc: BaseException) -> ImageError:
@@ -227,12 +229,12 @@ class _Opened:
             container_start = (self.container.start_time or 0) / 1e6
             duration = self.container.duration / 1e6 - (self.origin - container_start)
         rate = stream.average_rate or stream.guessed_rate
+        rotation = self._rotation()  # its seek also makes Matroska read its cues (the index)
         keyframes = tuple(
             float(entry.timestamp * stream.time_base) - self.origin
             for entry in stream.index_entries
             if entry.is_keyframe
         )
-        rotation = self._rotation()
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation % 180:
             width, height = height, width
@@ -323,7 +325,7 @@ def frames(
         with _Opened(path, threads) as opened:
             info = opened.info()
             if strategy == "auto":
-                strategy = info.strategy(fps)
+                strategy = info.strategy()
             seen.duration = info.duration
             # The last frame starts one frame before the end: no sample after it.
             last = None if info.duration is None else info.duration - _half_frame(info)
@@ -346,12 +348,12 @@ def _sample(
     decoded: Iterator[Any] | None = None
     for target in targets:
         if decoded is None or strategy == "seek":
-            # The last keyframe at or before the target; seek only if it is ahead of us.
-            before = keyframes[keyframes <= target + half_frame]
-            # Without an index, FFmpeg finds the keyframe before the target itself.
-            keyframe = float(before[-1]) if len(before) else (target if not len(keyframes) else 0.0)
-            if decoded is None or (strategy == "seek" and keyframe > seen.last_frame + half_frame):
-                pts = round((keyframe + origin) / stream.time_base)
+            # Seek only if a keyframe lies between what is decoded and the target
+            # (the index's times may be decode times, a little early: no harm).
+            ahead = keyframes[(keyframes > seen.last_frame) & (keyframes <= target + half_frame)]
+            if decoded is None or (strategy == "seek" and len(ahead)):
+                # The demuxer lands on the last keyframe at or before the target.
+                pts = round((target + half_frame + origin) / stream.time_base)
                 opened.container.seek(pts, stream=stream, backward=True, any_frame=False)
                 decoded = opened.container.decode(stream)
         frame = _next_at(decoded, target - half_frame, origin, seen)

@@ -90,7 +90,10 @@ def match(
         progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
         progress_bar(0, "video", quiet_videos, unit="s", position=1) as video_bar,
     ):
-        pipeline.video = VideoSettings(fps=fps)
+        # Frames use the detection fallback only when --fallback is given.
+        source = click.get_current_context().get_parameter_source("fallback")
+        explicit = source is click.core.ParameterSource.COMMANDLINE
+        pipeline.video = VideoSettings(fps=fps, fallback=explicit and shared.settings.fallback)
         pipeline.progress = bar.update
         pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
         pipeline.video_progress = lambda seconds: video_bar.update(seconds)

@@ -24,7 +24,6 @@ videos carry) is applied, as EXIF orientation is for photos.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -39,8 +38,6 @@ from facematch.images import RGBImage, open_regular
 
 if TYPE_CHECKING:
     from av.container import InputContainer
-
-log = logging.getLogger("facematch")
 
 EXTRA_HINT = "reading videos needs the optional extra: pip install 'facematch[video]'"
 Strategy = Literal["auto", "seek", "through"]

@@ -31,6 +31,8 @@ _EXPORTS = {
     "LibraryError": "facematch.errors",
     "KnownPeople": "facematch.pipeline",
     "ImageResult": "facematch.pipeline",
+    "VideoResult": "facematch.pipeline",
+    "Appearance": "facematch.appearances",
     "FaceMatch": "facematch.pipeline",
     "build_gallery": "facematch.pipeline",
     "match": "facematch.pipeline",
@@ -42,6 +44,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Appearance",
     "Face",
     "FaceBox",
     "FaceMatch",
@@ -58,6 +61,7 @@ __all__ = [
     "NoKnownFacesError",
     "Pipeline",
     "UsageError",
+    "VideoResult",
     "__version__",
     "batch_face_locations",
     "build_gallery",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
+    from facematch.appearances import Appearance
     from facematch.detectors import FaceBox
     from facematch.errors import (
         FacematchError,
@@ -97,6 +102,7 @@ if TYPE_CHECKING:
         ImageResult,
         KnownPeople,
         Pipeline,
+        VideoResult,
         build_gallery,
         match,
     )

@@ -22,10 +22,11 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from facematch.images import open_regular
 from facematch.private import create_private_file, make_private_folder
 
 log = logging.getLogger("facematch")
+T = TypeVar("T")
 
 CACHE_FILE = "encodings.sqlite3"
 SCHEMA_VERSION = 2
@@ -89,26 +91,24 @@ def _dlib_version() -> str:
     return "unknown"
 
 
-def faces_to_json(faces: list[Face], engine: str) -> str:
-    return json.dumps(
+def _faces_json(faces: Sequence[Face]) -> list[dict[str, Any]]:
+    return [
         {
-            "engine": engine,
-            "faces": [
-                {
-                    "box": list(face.box.css()),
-                    "landmarks": [list(p) for p in face.landmarks],
-                    "embedding": face.embedding.tolist(),
-                }
-                for face in faces
-            ],
+            "box": list(face.box.css()),
+            "landmarks": [list(p) for p in face.landmarks],
+            "embedding": face.embedding.tolist(),
         }
-    )
+        for face in faces
+    ]
 
 
-def faces_from_json(text: str) -> list[Face]:
-    """Faces from an entry; raises ValueError/KeyError/TypeError on anything malformed."""
+def faces_to_json(faces: list[Face], engine: str) -> str:
+    return json.dumps({"engine": engine, "faces": _faces_json(faces)})
+
+
+def _faces(items: list[Any]) -> list[Face]:
     faces = []
-    for item in json.loads(text)["faces"]:
+    for item in items:
         embedding = np.array(item["embedding"], dtype=np.float64)
         if embedding.shape != (128,) or not np.all(np.isfinite(embedding)):
             raise ValueError("bad embedding")
@@ -116,6 +116,34 @@ def faces_from_json(text: str) -> list[Face]:
         landmarks = tuple((int(x), int(y)) for x, y in item["landmarks"])
         faces.append(Face(FaceBox(top, right, bottom, left), landmarks, embedding))
     return faces
+
+
+def faces_from_json(text: str) -> list[Face]:
+    """Faces from an entry; raises ValueError/KeyError/TypeError on anything malformed."""
+    return _faces(json.loads(text)["faces"])
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    """A video's entry: its length and, per sampled frame, the time and the faces."""
+
+    duration: float | None
+    samples: tuple[tuple[float, tuple[Face, ...]], ...]
+
+
+def video_to_json(video: StoredVideo, engine: str) -> str:
+    samples = [{"time": time, "faces": _faces_json(faces)} for time, faces in video.samples]
+    return json.dumps({"engine": engine, "duration": video.duration, "samples": samples})
+
+
+def video_from_json(text: str) -> StoredVideo:
+    """A video entry; raises ValueError/KeyError/TypeError on anything malformed."""
+    entry = json.loads(text)
+    duration = entry["duration"]
+    samples = tuple(
+        (float(item["time"]), tuple(_faces(item["faces"]))) for item in entry["samples"]
+    )
+    return StoredVideo(None if duration is None else float(duration), samples)
 
 
 def entry_checksum(digest: str, settings: str, faces: str) -> str:
@@ -321,6 +349,13 @@ class EncodingCache:
 
     def get(self, digest: str, settings: str) -> list[Face] | None:
         """The faces stored for an image and settings; None on a miss or a damaged entry."""
+        return self._get(digest, settings, faces_from_json)
+
+    def get_video(self, digest: str, settings: str) -> StoredVideo | None:
+        """A video's sampled frames and faces stored for these settings, or None."""
+        return self._get(digest, settings, video_from_json)
+
+    def _get(self, digest: str, settings: str, parse: Callable[[str], T]) -> T | None:
         db = self._connect()
         if db is None:
             return None
@@ -338,7 +373,7 @@ class EncodingCache:
         try:
             if checksum != entry_checksum(digest, settings, text):
                 raise ValueError("checksum mismatch")
-            return faces_from_json(text)
+            return parse(text)
         except (ValueError, KeyError, TypeError) as exc:
             self._damaged(exc)
             return None
@@ -349,13 +384,19 @@ class EncodingCache:
 
     def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
         """Store an image's faces, replacing any entry for the same image and settings."""
+        self._put(digest, settings, faces_to_json(faces, engine))
+
+    def put_video(self, digest: str, settings: str, video: StoredVideo, engine: str) -> None:
+        """Store a video's sampled frames and faces, replacing any entry for the same key."""
+        self._put(digest, settings, video_to_json(video, engine))
+
+    def _put(self, digest: str, settings: str, text: str) -> None:
         db = self._connect()
         if db is None:
             return
         if self.read_only:
             self._warn_read_only()
             return
-        text = faces_to_json(faces, engine)
         try:
             db.execute(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",

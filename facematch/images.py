@@ -31,6 +31,8 @@ BASE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 )
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
+# Found in folders by ``facematch match`` (read by facematch.video, with the video extra).
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
 
 # 16-bit panoramas and scans can be large, but beyond this a file is far more
 # likely a decompression bomb than a photo; 200 MP phones save binned 12-50 MP.
@@ -76,6 +78,11 @@ def image_suffixes() -> frozenset[str]:
 def is_image_name(path: Path) -> bool:
     """True when the name ends in an image suffix (anchored, any case)."""
     return path.suffix.lower() in image_suffixes()
+
+
+def is_video_name(path: str | Path) -> bool:
+    """True when the name ends in a video suffix (anchored, any case)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,10 @@ def open_regular(path: str | Path) -> io.BufferedReader:
 
 
 def iter_folder(
-    folder: str, recursive: bool = False, visited: set[tuple[int, int]] | None = None
+    folder: str,
+    recursive: bool = False,
+    visited: set[tuple[int, int]] | None = None,
+    videos: bool = False,
 ) -> Iterator[Found]:
     """Image files in a folder, sorted by name, descending into subfolders if asked.
 
@@ -157,7 +167,9 @@ def iter_folder(
     an image name that is not a regular file (a FIFO, a broken link) and a
     folder that cannot be listed. Links to folders are followed, each folder
     searched once (a link loop is reported as a warning and not followed).
+    With ``videos``, video files are found too.
     """
+    wanted = (lambda p: is_image_name(p) or is_video_name(p)) if videos else is_image_name
     visited = set() if visited is None else visited
     try:
         info = os.stat(folder)
@@ -174,11 +186,11 @@ def iter_folder(
     for entry in entries:
         path = os.path.join(folder, entry.name)
         if _is_dir(entry):
-            if is_image_name(Path(entry.name)):
+            if wanted(Path(entry.name)):
                 yield Found(path, "is a directory, not an image file")
             if recursive:
-                yield from iter_folder(path, recursive=True, visited=visited)
-        elif is_image_name(Path(entry.name)):
+                yield from iter_folder(path, recursive=True, visited=visited, videos=videos)
+        elif wanted(Path(entry.name)):
             yield Found(path, file_problem(path))
 
 
@@ -189,17 +201,18 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def discover(inputs: Iterable[str], recursive: bool = False) -> list[Found]:
+def discover(inputs: Iterable[str], recursive: bool = False, videos: bool = False) -> list[Found]:
     """Expand files and folders given on the command line into sorted inputs.
 
     A file named explicitly is always tried, whatever its suffix: its content,
-    not its name, decides whether it is an image.
+    not its name, decides whether it is an image. With ``videos``, folders
+    yield video files too.
     """
     found: dict[str, Found] = {}
     visited: set[tuple[int, int]] = set()
     for item in inputs:
         if os.path.isdir(item):
-            for f in iter_folder(item, recursive, visited):
+            for f in iter_folder(item, recursive, visited, videos):
                 found.setdefault(f.path, f)
         else:
             found.setdefault(item, Found(item, file_problem(item)))

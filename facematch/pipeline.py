@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
@@ -21,7 +21,8 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from facematch import detectors, engines
-from facematch.cache import EncodingCache, FaceStore, file_digest, settings_key
+from facematch.appearances import Appearance, appearances, clock
+from facematch.cache import EncodingCache, FaceStore, StoredVideo, file_digest, settings_key
 from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
@@ -35,8 +36,16 @@ from facematch.faces import (
     trim_box,
 )
 from facematch.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
-from facematch.images import Found, load_rgb, load_scaled
+from facematch.images import Found, RGBImage, is_video_name, load_rgb, load_scaled
 from facematch.parallel import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
+from facematch.video import (
+    Decoded,
+    VideoSettings,
+    decoder_version,
+    frame_face_settings,
+    frames,
+    probe,
+)
 
 log = logging.getLogger("facematch")
 
@@ -80,19 +89,155 @@ def encode_image(task: EncodeTask) -> Encoded:
     settings = task.settings
     try:
         small, full_size = load_scaled(task.path, settings.working_scale)
-        boxes = detect_with_fallback(small, settings, full_size)
-        if not boxes:
-            return Encoded(task.path)
-        full = small if small.shape[:2] == full_size else load_rgb(task.path)
-        encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-        return Encoded(task.path, tuple(describe(full, boxes, settings, encoder)))
+        faces = encode_pixels(small, full_size, lambda: load_rgb(task.path), settings, task)
+        return Encoded(task.path, tuple(faces))
     except Exception as exc:  # a per-image failure must never stop the run
         return Encoded(task.path, error=on_worker(failure_message(exc)))
+
+
+def encode_pixels(
+    small: RGBImage,
+    full_size: tuple[int, int],
+    load_full: Callable[[], RGBImage],
+    settings: FaceSettings,
+    task: EncodeTask | VideoTask,
+) -> list[Face]:
+    """The faces of a photo or a video frame, from its working copy and full pixels.
+
+    Detection runs on ``small``, a copy of the (height, width) ``full_size``
+    picture scaled as ``settings.working_scale`` says; only if it finds a face
+    are the full pixels made (``load_full``) and the descriptor engine loaded.
+    """
+    boxes = detect_with_fallback(small, settings, full_size)
+    if not boxes:
+        return []
+    full = small if small.shape[:2] == full_size else load_full()
+    encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
+    return describe(full, boxes, settings, encoder)
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:
     """The result of an image whose worker process died reading it."""
     return Encoded(task.path, error=reason)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled video frame: its time (seconds from the first frame) and its faces."""
+
+    time: float
+    faces: tuple[Face, ...] = ()
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A video's sampled frames with their faces, or why (part of) it could not be read."""
+
+    path: str
+    samples: tuple[Sample, ...] = ()
+    duration: float | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if any(s.faces for s in self.samples) else "no_faces"
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """One time segment of a video to sample and encode: the unit of parallel work."""
+
+    path: str
+    settings: FaceSettings
+    engine: EngineChoice
+    video: VideoSettings
+    start: float
+    end: float | None
+    duration: float | None
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """A segment's samples; ``error`` if it could not be decoded to its end."""
+
+    task: VideoTask
+    samples: tuple[Sample, ...] = ()
+    error: str | None = None
+
+
+def encode_segment(task: VideoTask) -> EncodedSegment:
+    """Sample one segment of a video; each frame is encoded exactly as a photo is.
+
+    Samples decoded before a failure are kept; the failure, or a stream that
+    ends before the segment does (a truncated file), is the segment's error.
+    """
+    samples: list[Sample] = []
+    seen = Decoded()
+    try:
+        for frame in frames(
+            task.path,
+            task.video.fps,
+            task.start,
+            task.end,
+            strategy=task.video.strategy,
+            threads=task.threads,
+            progress=seen,
+        ):
+            settings = frame_face_settings(task.settings, task.video, *frame.size)
+            small, full_size = frame.scaled(settings.working_scale)
+            faces = encode_pixels(small, full_size, frame.image, settings, task)
+            samples.append(Sample(frame.time, tuple(faces)))
+    except Exception as exc:  # a per-video failure must never stop the run
+        return EncodedSegment(task, tuple(samples), failure_message(exc))
+    if not seen.complete:
+        reached = max(seen.last_frame, 0.0)
+        length = f" of {clock(seen.duration)}" if seen.duration is not None else ""
+        return EncodedSegment(
+            task,
+            tuple(samples),
+            f"the video data ends at {clock(reached)}{length} (truncated or damaged); "
+            "faces up to there are reported",
+        )
+    if not samples and task.start == 0:
+        return EncodedSegment(task, (), "no frame could be decoded")
+    return EncodedSegment(task, tuple(samples))
+
+
+def encode_segment_failed(task: VideoTask, reason: str) -> EncodedSegment:
+    """The result of a video segment whose worker process died decoding it."""
+    return EncodedSegment(task, (), reason.replace("this image", "this video"))
+
+
+def encode_task(task: EncodeTask | VideoTask) -> Encoded | EncodedSegment:
+    """The worker's function: a photo or a video segment (one stream, one pool)."""
+    return encode_segment(task) if isinstance(task, VideoTask) else encode_image(task)
+
+
+def encode_task_failed(task: EncodeTask | VideoTask, reason: str) -> Encoded | EncodedSegment:
+    if isinstance(task, VideoTask):
+        return encode_segment_failed(task, reason)
+    return encode_failed(task, reason)
+
+
+# Long videos are cut into segments so that several workers share one; never
+# shorter than this (each segment opens the file and seeks once) ...
+MIN_SEGMENT_SECONDS = 20.0
+# ... nor longer than this, so that results and progress come steadily.
+MAX_SEGMENT_SECONDS = 300.0
+
+
+def segments(duration: float | None, fps: float, jobs: int) -> list[tuple[float, float | None]]:
+    """(start, end) segments of a video, cut on sample times; one piece if its length is unknown."""
+    if duration is None:
+        return [(0.0, None)]
+    length = min(MAX_SEGMENT_SECONDS, max(MIN_SEGMENT_SECONDS, duration / jobs))
+    step = max(1, round(length * fps)) / fps
+    count = max(1, int(-(-duration // step)))
+    cuts = [i * step for i in range(count)]
+    return [(start, cuts[i + 1] if i + 1 < count else None) for i, start in enumerate(cuts)]
 
 
 def failure_message(exc: Exception) -> str:
@@ -136,6 +281,7 @@ class Pipeline:
         runner: str = "process",
         progress: Callable[[int], None] | None = None,
         store: FaceStore | None = None,
+        video: VideoSettings | None = None,
     ) -> None:
         self.settings = settings or FaceSettings()
         detectors.require(self.settings.model)
@@ -153,6 +299,10 @@ class Pipeline:
         self._engine: EngineChoice | None = None
         self._runner: Runner | None = None
         self._settings_key = settings_key(self.settings)
+        self.video = video or VideoSettings()
+        # Seconds of video: the total once known (every video probed), then each part done.
+        self.video_total: Callable[[float], None] | None = None
+        self.video_progress: Callable[[float], None] | None = None
 
     def __enter__(self) -> Pipeline:
         return self
@@ -211,35 +361,140 @@ class Pipeline:
         ``digests``, if given, are the paths' content hashes already computed
         (None where unknown), so that no file is read twice.
         """
-        cached: dict[int, list[Face]] = {}
+        for encoded in self._encode(paths, videos=False, digests=digests):
+            assert isinstance(encoded, Encoded)
+            yield encoded
+
+    def encode_inputs(self, paths: Sequence[str]) -> Iterator[Encoded | EncodedVideo]:
+        """Encoded images and videos (by their suffix) in the order of ``paths``."""
+        return self._encode(paths, videos=True)
+
+    def _video_key(self) -> str:
+        return f"{self._settings_key} {self.video.key()} {decoder_version()}"
+
+    def _encode(
+        self,
+        paths: Sequence[str],
+        videos: bool,
+        digests: Sequence[str | None] | None = None,
+    ) -> Iterator[Encoded | EncodedVideo]:
+        is_video = [videos and is_video_name(p) for p in paths]
         if digests is None:
-            digests = [self._digest(path) for path in paths]
+            digests = [self._digest(p) for p in paths]
+        cached: dict[int, list[Face] | StoredVideo] = {}
+        probed: dict[int, float | str | None] = {}  # duration, or why it cannot be read
         for i, digest in enumerate(digests):
-            if digest is not None and self.cache is not None:
-                hit = self.cache.get(digest, self._settings_key)
-                if hit is not None:
-                    cached[i] = hit
-        misses = [i for i in range(len(paths)) if i not in cached]
-        results: Iterator[Encoded] = iter(())
-        if misses:
-            threads = self.jobs if self.solo(len(misses)) else 1
-            tasks = [
-                EncodeTask(anywhere(paths[i]), self.settings, self.engine, threads) for i in misses
-            ]
-            results = self.run(encode_image, tasks, encode_failed)
-        for i, path in enumerate(paths):
-            if i in cached:
-                encoded = Encoded(path, tuple(cached[i]))
+            if digest is None or self.cache is None:
+                continue
+            hit: list[Face] | StoredVideo | None
+            if is_video[i]:
+                hit = self._cached_video(digest)
             else:
-                encoded = dataclasses.replace(next(results), path=path)
+                hit = self.cache.get(digest, self._settings_key)
+            if hit is not None:
+                cached[i] = hit
+        tasks: list[EncodeTask | VideoTask] = []
+        misses = [i for i in range(len(paths)) if i not in cached]
+        for i in misses:
+            if not is_video[i]:
+                tasks.append(EncodeTask(anywhere(paths[i]), self.settings, self.engine))
+                continue
+            probed[i] = self._probe(paths[i])
+            duration = probed[i]
+            if isinstance(duration, str):
+                continue
+            for start, end in segments(duration, self.video.fps, self.jobs):
+                tasks.append(
+                    VideoTask(
+                        anywhere(paths[i]),
+                        self.settings,
+                        self.engine,
+                        self.video,
+                        start,
+                        end,
+                        duration,
+                    )
+                )
+        if self.solo(len(tasks)):  # no pool: this process may use every core
+            tasks = [replace(t, threads=self.jobs) for t in tasks]
+        if self.video_total is not None and any(is_video):
+            self.video_total(self._video_seconds(cached, probed))
+        results = self.run(encode_task, tasks, encode_task_failed) if tasks else iter(())
+        for i, path in enumerate(paths):
+            hit = cached.get(i)
+            if isinstance(hit, StoredVideo):
+                yield EncodedVideo(path, tuple(Sample(t, f) for t, f in hit.samples), hit.duration)
+                self._seconds(hit.duration)
+                continue
+            if hit is not None:
+                encoded: Encoded | EncodedVideo = Encoded(path, tuple(hit))
+            elif is_video[i]:
+                encoded = self._video_result(path, probed[i], digests[i], results)
+            else:
+                image = next(results)
+                assert isinstance(image, Encoded)
+                encoded = dataclasses.replace(image, path=path)
                 digest = digests[i]
                 if self.cache is not None and digest is not None and encoded.error is None:
                     self.cache.put(
                         digest, self._settings_key, list(encoded.faces), self.engine.name
                     )
-            if self.progress is not None:
+            if self.progress is not None and not is_video[i]:
                 self.progress(1)
             yield encoded
+
+    def _cached_video(self, digest: str) -> StoredVideo | None:
+        if not isinstance(self.cache, EncodingCache):  # a library keeps photos only
+            return None
+        try:
+            return self.cache.get_video(digest, self._video_key())
+        except ImageError:  # no decoder installed: the video becomes an error row
+            return None
+
+    def _probe(self, path: str) -> float | str | None:
+        try:
+            return probe(path).duration
+        except ImageError as exc:
+            return str(exc)
+        except Exception as exc:
+            return failure_message(exc)
+
+    @staticmethod
+    def _video_seconds(
+        cached: dict[int, list[Face] | StoredVideo], probed: dict[int, float | str | None]
+    ) -> float:
+        known = [hit.duration for hit in cached.values() if isinstance(hit, StoredVideo)]
+        known += [d for d in probed.values() if not isinstance(d, str)]
+        return sum(d or 0.0 for d in known)
+
+    def _seconds(self, duration: float | None) -> None:
+        if self.video_progress is not None and duration:
+            self.video_progress(duration)
+
+    def _video_result(
+        self,
+        path: str,
+        duration: float | str | None,
+        digest: str | None,
+        results: Iterator[Encoded | EncodedSegment],
+    ) -> EncodedVideo:
+        """Join a video's segments (in order) into one result, cached if it is whole."""
+        if isinstance(duration, str):
+            return EncodedVideo(path, error=duration)
+        parts: list[EncodedSegment] = []
+        for _ in segments(duration, self.video.fps, self.jobs):
+            part = next(results)
+            assert isinstance(part, EncodedSegment)
+            parts.append(part)
+            end = part.task.end if part.task.end is not None else (duration or 0.0)
+            self._seconds(end - part.task.start)
+        samples = tuple(s for part in parts for s in part.samples)
+        error = next((part.error for part in parts if part.error is not None), None)
+        video = EncodedVideo(path, samples, duration, error)
+        if isinstance(self.cache, EncodingCache) and digest is not None and error is None:
+            stored = StoredVideo(duration, tuple((s.time, s.faces) for s in samples))
+            self.cache.put_video(digest, self._video_key(), stored, self.engine.name)
+        return video
 
     def _digest(self, path: str) -> str | None:
         if self.cache is None:
@@ -357,16 +612,66 @@ def match_faces(
 
 def start(
     pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto], unknown: Sequence[Found]
-) -> tuple[KnownPeople, Iterator[Encoded]]:
-    """Encode known and unknown images as one stream, so workers never wait between the two.
+) -> tuple[KnownPeople, Iterator[Encoded | EncodedVideo]]:
+    """Encode known and unknown inputs as one stream, so workers never wait between the two.
 
-    Returns the known people and the (still running) unknown images' encodings,
+    Returns the known people and the (still running) unknown inputs' encodings,
     to hand to ``match``.
     """
     usable = [p.path for p in photos if p.problem is None]
     readable = [f.path for f in unknown if f.problem is None]
-    stream = pipeline.encode(usable + readable)
-    return build_gallery(pipeline, known_dir, photos, stream), stream
+    stream = pipeline.encode_inputs(usable + readable)
+    known = build_gallery(pipeline, known_dir, photos, _photos(stream, len(usable)))
+    return known, stream
+
+
+def _photos(stream: Iterator[Encoded | EncodedVideo], count: int) -> Iterator[Encoded]:
+    """The first ``count`` items of a stream, which are photos (the known folder's)."""
+    for encoded in itertools.islice(stream, count):
+        assert isinstance(encoded, Encoded)
+        yield encoded
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """One sampled frame of a video and its matched faces (``--per-frame``)."""
+
+    time: float
+    faces: tuple[FaceMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """One video's row: status, error, and who appears when (or each sampled frame)."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    duration: float | None = None
+    fps: float = 1.0
+    appearances: tuple[Appearance, ...] = ()
+    frames: tuple[FrameFaces, ...] | None = None
+
+
+def match_video(
+    video: EncodedVideo,
+    gallery: Gallery,
+    tolerance: float,
+    all_matches: bool,
+    fps: float,
+    per_frame: bool = False,
+) -> VideoResult:
+    """Match every face of every sampled frame as a photo's, then join them into ranges."""
+    named = [
+        FrameFaces(s.time, tuple(match_face(gallery, f, tolerance, all_matches) for f in s.faces))
+        for s in video.samples
+    ]
+    if per_frame:
+        return VideoResult(
+            video.path, video.status, video.error, video.duration, fps, frames=tuple(named)
+        )
+    ranges = appearances([(f.time, f.faces) for f in named], 1.0 / fps, video.duration)
+    return VideoResult(video.path, video.status, video.error, video.duration, fps, tuple(ranges))
 
 
 def match(
@@ -375,15 +680,20 @@ def match(
     unknown: Iterable[Found],
     tolerance: float = 0.6,
     all_matches: bool = False,
-    encoded: Iterator[Encoded] | None = None,
-) -> Iterator[ImageResult]:
-    """Match every face of every unknown image against the known people, in input order."""
+    encoded: Iterator[Encoded | EncodedVideo] | None = None,
+    per_frame: bool = False,
+) -> Iterator[ImageResult | VideoResult]:
+    """Match every face of every unknown image and video against the known people, in order."""
     found = list(unknown)
     if encoded is None:
-        encoded = pipeline.encode([f.path for f in found if f.problem is None])
+        encoded = pipeline.encode_inputs([f.path for f in found if f.problem is None])
     for item, image in paired(found, encoded):
         if image is None:
             yield ImageResult(item.path, "error", item.problem)
+            continue
+        if isinstance(image, EncodedVideo):
+            fps = pipeline.video.fps
+            yield match_video(image, known.gallery, tolerance, all_matches, fps, per_frame)
             continue
         yield ImageResult(
             image.path,

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from facematch.appearances import Appearance, clock
 from facematch.gallery import Match
 from facematch.library import LibraryFaces, SearchHit
-from facematch.pipeline import FaceMatch, ImageResult
+from facematch.pipeline import FaceMatch, ImageResult, VideoResult
 from facematch.text import printable, spreadsheet_safe
 
 if TYPE_CHECKING:
@@ -40,11 +41,19 @@ CSV_HEADER = (
     "runner_up_distance",
 )
 
+# Appended when the inputs include a video (photo rows leave them empty): range
+# rows fill them all, --per-frame rows only ``time``.
+VIDEO_CSV_COLUMNS = ("time", "start", "end", "start_hms", "end_hms", "samples")
+
 DISTANCE_DIGITS = 6
+TIME_DIGITS = 3
+
+Result = ImageResult | VideoResult
+Cell = str | int | float
 
 
 class Writer(Protocol):
-    def write(self, result: ImageResult) -> None: ...
+    def write(self, result: Result) -> None: ...
 
     def close(self) -> None: ...
 
@@ -67,15 +76,31 @@ class CompatWriter:
         else:
             self.out.write(f"{path},{name}\n")
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: Result) -> None:
         if result.status == "no_faces":
             self._line(result.path, "no_persons_found", None)
-        for face in result.faces:
+        if isinstance(result, VideoResult):
+            self._video(result)
+            return
+        self._faces(result.path, result.faces)
+
+    def _faces(self, where: str, faces: tuple[FaceMatch, ...]) -> None:
+        for face in faces:
             if face.matches:
                 for m in face.matches:
-                    self._line(result.path, m.name, m.distance)
+                    self._line(where, m.name, m.distance)
             else:
-                self._line(result.path, "unknown_person", None)
+                self._line(where, "unknown_person", None)
+
+    def _video(self, result: VideoResult) -> None:
+        """``path@start-end,name`` per range; ``path@time,name`` per face with --per-frame."""
+        if result.frames is not None:
+            for frame in result.frames:
+                self._faces(f"{result.path}@{clock(frame.time)}", frame.faces)
+            return
+        for a in result.appearances:
+            where = f"{result.path}@{clock(a.start)}-{clock(a.end)}"
+            self._line(where, a.name or "unknown_person", a.distance)
 
     def close(self) -> None:
         self.out.flush()
@@ -84,35 +109,64 @@ class CompatWriter:
 class CsvWriter:
     """Real CSV, quoted where needed: one row per face, or per faceless/failed image."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, videos: bool = False) -> None:
         self.out = out
         self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(CSV_HEADER)
+        self.videos = videos
+        self.csv.writerow(CSV_HEADER + (VIDEO_CSV_COLUMNS if videos else ()))
 
-    def _row(self, cells: list[str | int | float]) -> None:
+    def _row(self, cells: list[Cell], video: list[Cell] | None = None) -> None:
+        if self.videos:
+            cells = cells + (video or [""] * len(VIDEO_CSV_COLUMNS))
         self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: Result) -> None:
+        if isinstance(result, VideoResult):
+            self._video(result)
+            return
         if not result.faces:
-            row = [result.path, "", "", "", "", "", "", "", result.status, result.error or ""]
-            self._row([*row, "", "", ""])
+            self._empty(result)
             return
         for index, face in enumerate(result.faces):
-            runner_up = face.runner_up
-            self._row(
-                [
-                    result.path,
-                    index,
-                    *face.box.css(),
-                    face.name or "",
-                    _blank(_round(face.distance)),
-                    result.status,
-                    result.error or "",
-                    ";".join(m.name for m in face.matches),
-                    runner_up.name if runner_up else "",
-                    _blank(_round(runner_up.distance) if runner_up else None),
-                ]
-            )
+            self._row(self._face(result, index, face))
+
+    def _empty(self, result: Result) -> None:
+        row = [result.path, "", "", "", "", "", "", "", result.status, result.error or ""]
+        self._row([*row, "", "", ""])
+
+    @staticmethod
+    def _face(result: Result, index: int, face: FaceMatch) -> list[Cell]:
+        runner_up = face.runner_up
+        return [
+            result.path,
+            index,
+            *face.box.css(),
+            face.name or "",
+            _blank(_round(face.distance)),
+            result.status,
+            result.error or "",
+            ";".join(m.name for m in face.matches),
+            runner_up.name if runner_up else "",
+            _blank(_round(runner_up.distance) if runner_up else None),
+        ]
+
+    def _video(self, result: VideoResult) -> None:
+        """One row per range (``face`` numbers them), or per sampled face with --per-frame."""
+        rows = 0
+        if result.frames is not None:
+            for frame in result.frames:
+                for index, face in enumerate(frame.faces):
+                    self._row(self._face(result, index, face), [_seconds(frame.time)] + [""] * 5)
+                    rows += 1
+        for index, a in enumerate(result.appearances):
+            cells: list[Cell] = [result.path, index, *a.box.css(), a.name or ""]
+            cells += [_blank(_round(a.distance)), result.status, result.error or ""]
+            cells += [a.name or "", "", ""]
+            times = [_seconds(a.time), _seconds(a.start), _seconds(a.end)]
+            self._row(cells, [*times, clock(a.start), clock(a.end), a.samples])
+            rows += 1
+        if not rows:
+            self._empty(result)
 
     def close(self) -> None:
         self.out.flush()
@@ -137,7 +191,47 @@ def face_json(face: FaceMatch) -> dict[str, Any]:
     }
 
 
-def result_json(result: ImageResult) -> dict[str, Any]:
+def _seconds(value: float) -> float:
+    return round(value, TIME_DIGITS)
+
+
+def appearance_json(a: Appearance) -> dict[str, Any]:
+    top, right, bottom, left = a.box.css()
+    return {
+        "name": None if a.name is None else printable(a.name),
+        "start": _seconds(a.start),
+        "end": _seconds(a.end),
+        "start_hms": clock(a.start),
+        "end_hms": clock(a.end),
+        "samples": a.samples,
+        "distance": _round(a.distance),
+        "time": _seconds(a.time),
+        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+    }
+
+
+def video_json(result: VideoResult) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "path": printable(result.path),
+        "status": result.status,
+        "error": None if result.error is None else printable(result.error),
+        "kind": "video",
+        "duration": None if result.duration is None else _seconds(result.duration),
+        "fps": result.fps,
+    }
+    if result.frames is not None:
+        document["frames"] = [
+            {"time": _seconds(f.time), "faces": [face_json(face) for face in f.faces]}
+            for f in result.frames
+        ]
+    else:
+        document["appearances"] = [appearance_json(a) for a in result.appearances]
+    return document
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    if isinstance(result, VideoResult):
+        return video_json(result)
     return {
         "path": printable(result.path),
         "status": result.status,
@@ -162,7 +256,7 @@ class JsonWriter:
         self.count = 0
         self.out.write("[")
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: Result) -> None:
         self.out.write(",\n  " if self.count else "\n  ")
         self.out.write(self.dumps(result_json(result)))
         self.count += 1
@@ -179,7 +273,7 @@ class JsonLinesWriter:
         self.out = out
         self.dumps = _json_dumper(out)
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: Result) -> None:
         self.out.write(self.dumps(result_json(result)) + "\n")
         self.out.flush()
 
@@ -193,7 +287,9 @@ class DetectCompatWriter:
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: Result) -> None:
+        if isinstance(result, VideoResult):
+            return  # `facematch detect` reads photos only
         for face in result.faces:
             box = ",".join(str(v) for v in face.box.css())
             self.out.write(f"{printable(result.path)},{box}\n")
@@ -205,12 +301,13 @@ class DetectCompatWriter:
 FORMATS = ("compat", "csv", "json", "jsonl")
 
 
-def make_writer(fmt: str, out: TextIO, show_distance: bool = False) -> Writer:
-    """The writer for a format name."""
+def make_writer(fmt: str, out: TextIO, show_distance: bool = False, videos: bool = False) -> Writer:
+    """The writer for a format name; ``videos``: the inputs include videos (CSV columns)."""
     if fmt == "compat":
         return CompatWriter(out, show_distance)
-    writers: dict[str, type[CsvWriter] | type[JsonWriter] | type[JsonLinesWriter]] = {
-        "csv": CsvWriter,
+    if fmt == "csv":
+        return CsvWriter(out, videos)
+    writers: dict[str, type[JsonWriter] | type[JsonLinesWriter]] = {
         "json": JsonWriter,
         "jsonl": JsonLinesWriter,
     }

@@ -1,8 +1,9 @@
 """A corpus of malformed image files, made from one real photo.
 
-Truncations of real JPEG, PNG, WebP, GIF, TIFF and HEIC files at many
-offsets, valid headers followed by garbage, zero-length files, huge
-dimensions in a tiny file, and files whose names lie about their format.
+Truncations of real JPEG, PNG, WebP, GIF, TIFF and HEIC files (and, with
+PyAV, an MP4 video) at many offsets, valid headers followed by garbage,
+zero-length files, huge dimensions in a tiny file, and files whose names lie
+about their format.
 Every one of them must become a row with a status, never a traceback.
 """
 
@@ -13,6 +14,7 @@ import random
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -66,6 +68,14 @@ def build(folder: Path, photo_path: Path, cuts: int = 4, seed: int = 0) -> list[
         files[f"garbage-{fmt.lower()}.{suffix}"] = whole[:64] + garbage
         files[f"flipped-{fmt.lower()}.{suffix}"] = _flip_bytes(whole, rng)
         files[f"misnamed-{fmt.lower()}.bmp"] = whole  # a good image under a wrong name
+    try:
+        whole = short_video(photo)
+    except ImportError:
+        pass
+    else:
+        for k in range(cuts):
+            files[f"cut-video-{k}.mp4"] = whole[: int(len(whole) * (k + 1) / (cuts + 1))]
+        files["empty.mp4"] = b""
     files["empty.jpg"] = b""
     files["empty.png"] = b""
     files["text.jpg"] = b"this is not an image\n" * 10
@@ -75,6 +85,31 @@ def build(folder: Path, photo_path: Path, cuts: int = 4, seed: int = 0) -> list[
     for name, payload in files.items():
         (folder / name).write_bytes(payload)
     return sorted(folder / name for name in files)
+
+
+def short_video(photo: Image.Image) -> bytes:
+    """A one-second H.264 MP4 of the photo, index first (so a cut keeps its index)."""
+    import tempfile
+
+    import av
+    import numpy as np
+
+    still = np.asarray(photo.resize((photo.width // 2 * 2, photo.height // 2 * 2)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "video.mp4"
+        _write(path, still, av)
+        return path.read_bytes()
+
+
+def _write(path: Path, still: Any, av: Any) -> None:
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = still.shape[1], still.shape[0], "yuv420p"
+        for _ in range(5):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(still, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def _flip_bytes(whole: bytes, rng: random.Random) -> bytes:

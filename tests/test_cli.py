@@ -246,7 +246,7 @@ def test_help_and_version_load_no_model() -> None:
         "from facematch.cli import run\n"
         "for args in (['--help'], ['--version'], ['detect', '--help']):\n"
         "    assert run(args) == 0\n"
-        "heavy = {'dlib', 'numpy', 'onnxruntime', 'PIL'} & set(sys.modules)\n"
+        "heavy = {'dlib', 'numpy', 'onnxruntime', 'PIL', 'av'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

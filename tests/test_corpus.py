@@ -53,7 +53,10 @@ def check_match_and_detect(known_files: Path, folder: Path, files: list[Path]) -
         done = run(*args)
         clean(done)
         results = {item["path"]: item for item in json.loads(done.stdout)}
-        assert set(results) == expected
+        if args[0] == "detect":  # detect reads photos only
+            assert set(results) == {p for p in expected if not p.endswith(".mp4")}
+        else:
+            assert set(results) == expected
         for item in results.values():
             assert item["status"] in ("ok", "no_faces", "error")
             if item["status"] == "error":

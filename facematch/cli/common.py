@@ -414,27 +414,30 @@ def resolve_cache_dir(cache_dir: Path | None) -> Path:
     return default_cache_dir()
 
 
-def progress_bar(total: int, label: str, quiet: bool) -> Any:
+def progress_bar(
+    total: int, label: str, quiet: bool, unit: str = "img", position: int | None = None
+) -> Any:
     """A tqdm bar on stderr when it is a terminal and the run is not quiet."""
     from tqdm import tqdm
 
     return tqdm(
         total=total,
         desc=label,
-        unit="img",
+        unit=unit,
         file=sys.stderr,
         leave=False,
+        position=position,
         disable=quiet or not sys.stderr.isatty(),
     )
 
 
-def find_inputs(inputs: Sequence[str], recursive: bool) -> Any:
-    """The images named on the command line; none at all is a usage error."""
+def find_inputs(inputs: Sequence[str], recursive: bool, videos: bool = False) -> Any:
+    """The images (and videos) named on the command line; none at all is a usage error."""
     from facematch.images import discover
 
     if not any(os.path.lexists(item) for item in inputs):
         raise UsageError(f"no such file or directory: {', '.join(inputs)}")
-    found = discover(inputs, recursive)
+    found = discover(inputs, recursive, videos)
     if not found:
         raise UsageError(f"no images found in {', '.join(inputs)}")
     return found

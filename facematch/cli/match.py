@@ -53,6 +53,18 @@ from facematch.errors import UsageError
     "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file.",
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0.01, max=60.0),
+    default=1.0,
+    show_default=True,
+    help="Videos: frames sampled per second (each is matched as a photo).",
+)
+@click.option(
+    "--per-frame",
+    is_flag=True,
+    help="Videos: one row per sampled frame and face instead of time ranges per person.",
+)
 @recursive_option
 @picture_options()
 @image_command(default_upsample=1)
@@ -63,6 +75,8 @@ def match(
     show_distance: bool,
     all_matches: bool,
     fmt: str,
+    fps: float,
+    per_frame: bool,
     recursive: bool,
     library_path: Path | None,
     pictures: PictureOptions,
@@ -73,12 +87,15 @@ def match(
     KNOWN is a folder: each image directly inside is one person, named by its
     file name ("Barack Obama.jpg"); each subfolder is one person, named by the
     folder, with all of that person's photos inside. UNKNOWN is one or more
-    images or folders (--recursive to descend). With --library, the faces
+    images, videos or folders (--recursive to descend); for a video, the
+    output says who appears from when to when. With --library, the faces
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
     from facematch import pipeline as pl
     from facematch.gallery import known_photos
+    from facematch.images import is_video_name
     from facematch.render import Tee
+    from facematch.video import VideoSettings
     from facematch.writers import make_writer
 
     if library_path is not None:
@@ -97,18 +114,30 @@ def match(
     if not unknown:
         raise UsageError("no UNKNOWN images given (or use --library FILE)")
     photos = known_photos(known)
-    found = find_inputs(unknown, recursive)
+    found = find_inputs(unknown, recursive, videos=True)
     paths = [f.path for f in found]
     pictures.check(paths, protected=[p.path for p in photos])
+    videos = sum(1 for f in found if is_video_name(f.path))
+    # A second bar, in seconds of video, when there are videos.
+    quiet_videos = shared.quiet or not videos
     with (
         shared.pipeline() as pipeline,
-        progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
+        progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
+        progress_bar(0, "video", quiet_videos, unit="s", position=1) as video_bar,
     ):
+        # Frames use the detection fallback only when --fallback is given.
+        source = click.get_current_context().get_parameter_source("fallback")
+        explicit = source is click.core.ParameterSource.COMMANDLINE
+        pipeline.video = VideoSettings(fps=fps, fallback=explicit and shared.settings.fallback)
         pipeline.progress = bar.update
+        pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
+        pipeline.video_progress = lambda seconds: video_bar.update(seconds)
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
-        results = pl.match(pipeline, known_people, found, chosen, all_matches, encoded)
-        writer = make_writer(fmt, sys.stdout, show_distance)
+        results = pl.match(
+            pipeline, known_people, found, chosen, all_matches, encoded, per_frame=per_frame
+        )
+        writer = make_writer(fmt, sys.stdout, show_distance, videos=videos > 0)
         drawn = pictures.writer(paths, chosen)
         unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:

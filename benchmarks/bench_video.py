@@ -1,0 +1,329 @@
+"""Faces in video: ground-truth accuracy, speed per minute of 1080p, seek vs decode, memory.
+
+    python benchmarks/bench_video.py --faces ../shared/faces [--seconds 60] [--rounds 3]
+
+Writes ground-truth videos into benchmarks/data/video/ (kept between runs): real
+photos of five people shown for 2-6 s each, a stranger (LFW) for 3-4 s between
+them, at 1920x1080, 25 fps, in H.264 (x264's default 10 s keyframe interval),
+H.264 with 1 s keyframes, VP9, and H.264 stored turned 90 degrees with a display
+matrix (as phones write it). The known folder holds a different photo of each
+person. Then, printing markdown tables:
+
+1. accuracy per file at the default sampling: the share of true appearances
+   (all at least 2 s) reported as a range of that person, the share whose range
+   starts and ends within one sample interval of the truth, ranges of a person
+   not on screen at the time, and whether the rotated copy gives the same
+   ranges as its upright original;
+2. speed: CPU seconds and wall seconds per minute of 1080p with one worker and
+   with two, medians over ``--rounds`` interleaved rounds (``--no-cache``), and
+   the reference row: every frame sampled with the photo defaults, as
+   face_recognition's video example does, timed on a 1 s cut and scaled to a
+   minute;
+3. sampling alone (decode, no faces) per minute of 1080p: seek vs decode through,
+   on the 1 s and the 10 s keyframe files;
+4. peak memory (RSS) for a long low-resolution file against a 1-minute one.
+
+The machine is shared: absolute times are noisy, ratios measured side by side
+in one run are the figures to trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the ground-truth video writer the tests use
+
+from videos import Shot, write_video  # noqa: E402
+
+from facematch import video  # noqa: E402
+
+OUT = REPO / "benchmarks" / "data" / "video"
+# (name, known photo, photo shown in the video), under people/knn of the shared faces.
+PEOPLE = [
+    ("Barack Obama", "train/obama/obama.jpg", "train/obama/obama2.jpg"),
+    ("Joe Biden", "train/biden/biden.jpg", "train/biden/biden2.jpg"),
+    ("Kit Harington", "train/kit_harington/john1.jpeg", "train/kit_harington/john2.jpeg"),
+    ("Rose Leslie", "train/rose_leslie/img1.jpg", "train/rose_leslie/img2.jpg"),
+    ("Alex Lacamoire", "train/alex_lacamoire/img1.jpg", "test/alex_lacamoire1.jpg"),
+]
+
+
+def schedule(faces: Path, seconds: float, seed: int = 0) -> list[Shot]:
+    """Known people for 2-6 s, each followed by a stranger for 3-4 s, until ``seconds``."""
+    rng = random.Random(seed)
+    strangers = sorted((faces / "lfw-dev" / "strangers").glob("*.jpg"))
+    shots: list[Shot] = []
+    time_now, turn = 0.0, 0
+    while time_now < seconds - 2:
+        name, _, shown = PEOPLE[turn % len(PEOPLE)]
+        length = min(rng.choice([2, 3, 4, 5, 6]), seconds - time_now)
+        shots.append(Shot(name, faces / "people" / "knn" / shown, time_now, time_now + length))
+        time_now += length
+        gap = min(rng.choice([3, 4]), seconds - time_now)
+        if gap > 0:
+            shots.append(Shot(None, rng.choice(strangers), time_now, time_now + gap))
+            time_now += gap
+        turn += 1
+    return shots
+
+
+def known_folder(faces: Path) -> Path:
+    folder = OUT / "known"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, photo, _ in PEOPLE:
+        source = faces / "people" / "knn" / photo
+        shutil.copy(source, folder / f"{name}{source.suffix}")
+    return folder
+
+
+def make(path: Path, shots: list[Shot], **options: object) -> Path:
+    if not path.exists():
+        started = time.perf_counter()
+        partial = path.with_name("partial-" + path.name)
+        write_video(partial, shots, **options)  # type: ignore[arg-type]
+        partial.rename(path)
+        print(f"wrote {path.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return path
+
+
+def facematch(*args: str | Path) -> tuple[dict[str, object], float, float, float]:
+    """Run facematch; (its first JSON document, wall s, CPU s of it and its workers, peak MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "facematch", *(str(a) for a in args), "--format", "json", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"facematch failed: {done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(done.stdout)[0], wall, cpu, after.ru_maxrss / 1024
+
+
+def score(
+    document: dict[str, object], shots: list[Shot], interval: float
+) -> tuple[int, int, int, int]:
+    """(true appearances, reported, with boundaries within one sample, ranges of absent people)."""
+    found = [(a["name"], a["start"], a["end"]) for a in document["appearances"]]  # type: ignore[attr-defined]
+    truth = [s for s in shots if s.name is not None and s.end - s.start >= 2]
+    reported = exact = 0
+    for shot in truth:
+        overlapping = [
+            f for f in found if f[0] == shot.name and f[1] < shot.end and f[2] > shot.start
+        ]
+        if overlapping:
+            reported += 1
+            start, end = min(f[1] for f in overlapping), max(f[2] for f in overlapping)
+            if abs(start - shot.start) <= interval and abs(end - shot.end) <= interval:
+                exact += 1
+    absent = sum(
+        1
+        for name, start, end in found
+        if name is not None
+        and not any(s.name == name and s.start < end and s.end > start for s in shots)
+    )
+    return len(truth), reported, exact, absent
+
+
+def decode_seconds(path: Path, strategy: video.Strategy) -> float:
+    started = time.process_time()
+    for _ in video.frames(str(path), 1.0, strategy=strategy):
+        pass
+    return time.process_time() - started
+
+
+def cut(path: Path, seconds: float, out: Path) -> Path:
+    """The first ``seconds`` of a video (stream copy up to a keyframe), for the reference row."""
+    import av
+
+    if out.exists():
+        return out
+    with av.open(str(path)) as source, av.open(str(out), "w") as target:
+        stream = source.streams.video[0]
+        copy = target.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and packet.pts * stream.time_base >= seconds:
+                break
+            packet.stream = copy
+            target.mux(packet)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p videos")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="the memory test file")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--parts", nargs="+", default=["accuracy", "speed", "decode", "memory"], help="what to run"
+    )
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    known = known_folder(args.faces)
+    shots = schedule(args.faces, args.seconds)
+    hd = {"width": 1920, "height": 1080, "rate": 25}
+    tag = f"{args.seconds:g}s"
+    files = {
+        "H.264, 10 s keyframes": make(OUT / f"truth-h264-{tag}.mp4", shots, **hd),
+        "H.264, 1 s keyframes": make(
+            OUT / f"truth-h264-gop1-{tag}.mp4", shots, keyframe_interval=25, **hd
+        ),
+        "VP9 (WebM)": make(OUT / f"truth-vp9-{tag}.webm", shots, codec="libvpx-vp9", **hd),
+        "H.264, rotated 90 (display matrix)": make(
+            OUT / f"truth-h264-rotated-{tag}.mp4", shots, rotation=90, **hd
+        ),
+    }
+    if "accuracy" in args.parts:
+        accuracy(files, known, shots)
+    minutes = args.seconds / 60
+    if "speed" in args.parts:
+        speed(files, known, args, tag)
+    if "decode" in args.parts:
+        decoding(files, args, minutes)
+    if "memory" in args.parts:
+        memory(known, args)
+
+
+def accuracy(files: dict[str, Path], known: Path, shots: list[Shot]) -> None:
+    interval = 1.0
+    print("## Accuracy (default sampling, 1 per second)\n")
+    print(
+        "| file | appearances >= 2 s | reported | boundaries within 1 sample "
+        "| ranges of absent people |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    documents = {}
+    for label, path in files.items():
+        document, *_ = facematch(known, path, "--no-cache")
+        documents[label] = document
+        total, reported, exact, absent = score(document, shots, interval)
+        print(
+            f"| {label} | {total} | {reported} ({reported / total:.0%}) | "
+            f"{exact} ({exact / total:.0%}) | {absent} |"
+        )
+    same = [
+        (a["name"], a["start"], a["end"])
+        for a in documents["H.264, 10 s keyframes"]["appearances"]  # type: ignore[index]
+    ] == [
+        (a["name"], a["start"], a["end"])
+        for a in documents["H.264, rotated 90 (display matrix)"]["appearances"]
+    ]  # type: ignore[index]
+    print(
+        f"\nRotated copy gives the same ranges as the upright original: {'yes' if same else 'NO'}\n"
+    )
+
+
+def segment_cpu(path: Path, seconds: float, fps: float, min_face: int | None) -> float:
+    """CPU seconds of one worker sampling and encoding a whole video (models already loaded)."""
+    from facematch import engines
+    from facematch.faces import FaceSettings
+    from facematch.pipeline import VideoTask, encode_segment
+
+    engine = engines.prepare(engines.default_engine(), None)
+    settings = FaceSettings(min_face_size=min_face)
+    task = VideoTask(str(path), settings, engine, video.VideoSettings(fps=fps), 0.0, None, seconds)
+    started = time.process_time()
+    result = encode_segment(task)
+    if result.error:
+        raise SystemExit(f"{path}: {result.error}")
+    return time.process_time() - started
+
+
+def speed(files: dict[str, Path], known: Path, args: argparse.Namespace, tag: str) -> None:
+    print("## Speed per minute of 1080p\n")
+    minutes = args.seconds / 60
+    reference_clip = cut(files["H.264, 10 s keyframes"], 1.0, OUT / f"cut-1s-{tag}.mp4")
+    reference_seconds = video.probe(str(reference_clip)).duration or 1.0
+    main_file = files["H.264, 10 s keyframes"]
+    segment_cpu(reference_clip, reference_seconds, 1.0, None)  # load the models first
+    cpu_rows: dict[str, list[float]] = {}
+    wall_rows: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for label in ("H.264, 10 s keyframes", "H.264, 1 s keyframes", "VP9 (WebM)"):
+            cpu = segment_cpu(files[label], args.seconds, 1.0, None)
+            cpu_rows.setdefault(f"facematch defaults, {label}", []).append(cpu / minutes)
+        cpu = segment_cpu(reference_clip, reference_seconds, 25.0, 48)
+        label = "every frame, photo defaults (face_recognition's approach), H.264"
+        cpu_rows.setdefault(label, []).append(cpu * 60 / reference_seconds)
+        for jobs in ("1", "2"):
+            _, wall, _, _ = facematch(known, main_file, "--no-cache", "-j", jobs)
+            wall_rows.setdefault(f"-j {jobs}", []).append(wall)
+    print("One worker, models loaded, sampling + detection + encoding:\n")
+    print("| run | CPU s / min of video |")
+    print("| --- | --- |")
+    for label, values in cpu_rows.items():
+        print(f"| {label} | {statistics.median(values):.1f} |")
+    print(
+        f"\nThe whole command on the {args.seconds:g} s H.264 file (start-up, known folder, "
+        "video), --no-cache:\n"
+    )
+    print("| jobs | wall s |")
+    print("| --- | --- |")
+    for label, values in wall_rows.items():
+        print(f"| {label} | {statistics.median(values):.1f} |")
+
+
+def decoding(files: dict[str, Path], args: argparse.Namespace, minutes: float) -> None:
+    print("\n## Sampling alone (decode + RGB, no faces), CPU s per minute of 1080p\n")
+    print("| file | keyframe interval | seek | decode through | auto picks |")
+    print("| --- | --- | --- | --- | --- |")
+    for label in ("H.264, 1 s keyframes", "H.264, 10 s keyframes", "VP9 (WebM)"):
+        path = files[label]
+        info = video.probe(str(path))
+        times: dict[str, list[float]] = {"seek": [], "through": []}
+        for _ in range(args.rounds):
+            for strategy in ("seek", "through"):
+                times[strategy].append(decode_seconds(path, strategy) / minutes)  # type: ignore[arg-type]
+        interval_text = f"{info.keyframe_interval:.1f} s" if info.keyframe_interval else "no index"
+        print(
+            f"| {label} | {interval_text} | {statistics.median(times['seek']):.2f} | "
+            f"{statistics.median(times['through']):.2f} | {info.strategy()} |"
+        )
+
+
+def memory(known: Path, args: argparse.Namespace) -> None:
+    print("\n## Peak memory, 480x270 at 10 fps, 1 worker\n")
+    small = {"width": 480, "height": 270, "rate": 10}
+    one = make(OUT / "small-1min.mp4", schedule(args.faces, 60), **small)
+    long_seconds = args.long_minutes * 60
+    long = make(
+        OUT / f"small-{args.long_minutes:g}min.mp4", schedule(args.faces, long_seconds), **small
+    )
+    print("| file | peak RSS | wall s | samples |")
+    print("| --- | --- | --- | --- |")
+    for label, path in (("1 minute", one), (f"{args.long_minutes:g} minutes", long)):
+        measure = (
+            f"import resource, subprocess, sys, json\n"
+            f"done = subprocess.run([sys.executable, '-m', 'facematch', {str(known)!r}, "
+            f"{str(path)!r}, '--no-cache', '-j', '1', '-q', '--per-frame', '--format', 'json'],"
+            f" capture_output=True, text=True)\n"
+            f"frames = len(json.loads(done.stdout)[0]['frames'])\n"
+            f"print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, frames)\n"
+        )
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", measure], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        peak, samples = out.stdout.split()
+        print(f"| {label} | {float(peak):.0f} MiB | {wall:.0f} | {samples} |")
+
+
+if __name__ == "__main__":
+    main()

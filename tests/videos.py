@@ -1,0 +1,92 @@
+"""Ground-truth videos: stills of people shown at known times, encoded with PyAV.
+
+Each shot shows one photo, letterboxed onto the frame, with a slow zoom so
+that consecutive frames differ as in real footage. ``rotation`` stores the
+pixels turned and a display matrix that turns them back (as phones do), so
+a player, and facematch, show the same picture. Used by the tests (small
+files) and by ``benchmarks/bench_video.py`` (1080p, long files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Shot:
+    """``photo`` on screen from ``start`` to ``end`` seconds; ``name`` None for a stranger."""
+
+    name: str | None
+    photo: Path
+    start: float
+    end: float
+
+
+def _frame(photo: Image.Image, width: int, height: int, zoom: float) -> Image.Image:
+    canvas = Image.new("RGB", (width, height), (40, 40, 48))
+    scale = min(width / photo.width, height / photo.height) * zoom
+    size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+    shown = photo.resize(size, Image.Resampling.BILINEAR)
+    canvas.paste(shown, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return canvas
+
+
+def write_video(
+    path: Path,
+    shots: Sequence[Shot],
+    *,
+    width: int = 480,
+    height: int = 270,
+    rate: int = 10,
+    codec: str = "libx264",
+    rotation: int = 0,
+    keyframe_interval: int | None = None,
+    options: dict[str, str] | None = None,
+) -> float:
+    """Write the shots as a video; returns its length in seconds.
+
+    ``rotation`` (0, 90, 180, 270): the display rotation, counterclockwise, as
+    PyAV reads it back; the stored pixels are turned the other way.
+    """
+    import av
+
+    duration = max(s.end for s in shots)
+    photos = {s.photo: Image.open(s.photo).convert("RGB") for s in shots}
+    stored_w, stored_h = (height, width) if rotation % 180 else (width, height)
+    with av.open(str(path), "w", options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height = stored_w, stored_h
+        stream.pix_fmt = "yuv420p"
+        # About 0.1 bit per pixel: a sharp picture in every codec (MPEG-4's default is blocky).
+        stream.bit_rate = max(500_000, width * height * rate // 10)
+        if codec == "libvpx-vp9":  # its defaults take seconds per frame
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        elif codec == "libx264":
+            stream.options = {"preset": "veryfast"}
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for index in range(round(duration * rate)):
+            time = index / rate
+            shot = next((s for s in shots if s.start <= time < s.end), None)
+            if shot is None:
+                image = Image.new("RGB", (width, height), (40, 40, 48))
+            else:
+                progress = (time - shot.start) / (shot.end - shot.start)
+                image = _frame(photos[shot.photo], width, height, 0.9 + 0.1 * progress)
+            pixels = np.asarray(image)
+            if rotation:
+                # Stored turned clockwise by the angle the display turns back.
+                pixels = np.ascontiguousarray(np.rot90(pixels, k=-(rotation // 90)))
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return duration

@@ -84,19 +84,34 @@ class DetectorPass:
 def redaction_passes(settings: FaceSettings) -> tuple[DetectorPass, ...]:
     """The detector passes whose faces redaction covers: the most sensitive affordable ones.
 
-    The one place that chooses them. With the defaults: HOG at the command's
-    upsample (2, one more than matching), HOG at upsample 1 and dlib's CNN
-    detector at upsample 0 on a copy with mirrored borders (matching runs the
-    CNN only as a fallback on small images with no face). ``--no-fallback``
-    leaves the CNN pass out; ``--model cnn`` runs the CNN alone, with mirrored
-    borders. Measured in the README (Redaction).
+    The one place that chooses them. With facematch[detector] installed:
+    CenterFace at its sensitive threshold (small, turned and cut faces), plus
+    HOG at the command's upsample (2, one more than matching) and HOG at
+    upsample 1 on a copy with mirrored borders. Without it (a warning names the
+    extra): the two HOG passes and dlib's CNN detector (in ONNX Runtime) at
+    upsample 0 with mirrored borders. ``--no-fallback`` leaves the CNN pass
+    out; ``--model cnn`` runs the CNN alone, with mirrored borders. Measured in
+    the README (Redaction).
     """
+    from facematch.detectors import most_sensitive
+
     first = replace(settings, fallback=False)
     if settings.model == "cnn":
         return (DetectorPass(first, MIRROR_PAD),)
-    passes = [DetectorPass(first), DetectorPass(replace(first, upsample=1), MIRROR_PAD)]
+    hog = first if first.model == "hog" else replace(first, model="hog", threshold=None)
+    passes = [DetectorPass(hog), DetectorPass(replace(hog, upsample=1), MIRROR_PAD)]
+    sensitive = most_sensitive(warn=settings.model != "centerface")
+    if sensitive.model == "centerface":
+        centerface = replace(
+            first,
+            model="centerface",
+            upsample=sensitive.upsample,
+            threshold=sensitive.threshold,
+            min_face_size=first.min_face_size or sensitive.min_face_size,
+        )
+        return (DetectorPass(centerface), *passes)
     if settings.fallback:
-        passes.append(DetectorPass(replace(first, model="cnn", upsample=0), MIRROR_PAD))
+        passes.append(DetectorPass(replace(hog, model="cnn", upsample=0), MIRROR_PAD))
     return tuple(passes)
 
 
@@ -111,7 +126,7 @@ def detect_pass(image: RGBImage, detector: DetectorPass) -> list[FaceBox]:
     inner_h, inner_w = small.shape[0] - 2 * pad_y, small.shape[1] - 2 * pad_x
     sy, sx = height / inner_h, width / inner_w
     boxes = []
-    for b in run_detector(small, settings.model, settings.upsample):
+    for b in run_detector(small, settings.model, settings.upsample, settings.threshold):
         box = FaceBox(
             round((b.top - pad_y) * sy),
             round((b.right - pad_x) * sx),

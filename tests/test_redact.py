@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image, ImageOps
 
+from facematch import detectors
 from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.detectors import CENTERFACE_SENSITIVE_THRESHOLD
 from facematch.faces import FaceBox, FaceSettings
 from facematch.images import load_rgb
 from facematch.redact import (
@@ -145,14 +147,27 @@ def test_unreadable_file_is_a_row_and_exit_3(photos: Path, tmp_path: Path) -> No
     assert not (tmp_path / "o" / "broken.jpg").exists()
 
 
-def test_default_passes_add_mirrored_borders_and_the_cnn(data: Path, tmp_path: Path) -> None:
+def test_default_passes_use_centerface_when_installed(data: Path, tmp_path: Path) -> None:
+    passes = redaction_passes(FaceSettings(upsample=2))
+    described = [(p.settings.model, p.settings.upsample, p.pad) for p in passes]
+    assert described == [("centerface", 0, 0.0), ("hog", 2, 0.0), ("hog", 1, MIRROR_PAD)]
+    assert passes[0].settings.threshold == CENTERFACE_SENSITIVE_THRESHOLD
+    result = run("redact", data / "obama_small.jpg", "--out", tmp_path / "o", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["covered"] == 1
+
+
+def test_without_centerface_the_passes_add_the_cnn_and_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(detectors, "centerface_available", lambda: False)
+    warnings: list[str] = []
+    monkeypatch.setattr(detectors.log, "warning", lambda *a: warnings.append(a[0] % a[1:]))
     passes = redaction_passes(FaceSettings(upsample=2))
     described = [(p.settings.model, p.settings.upsample, p.pad) for p in passes]
     assert described == [("hog", 2, 0.0), ("hog", 1, MIRROR_PAD), ("cnn", 0, MIRROR_PAD)]
     assert len(redaction_passes(FaceSettings(fallback=False))) == 2
-    result = run("redact", data / "obama_small.jpg", "--out", tmp_path / "o", "--format", "json")
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)[0]["covered"] == 1
+    assert any("facematch[detector]" in w for w in warnings)
 
 
 def test_mirrored_border_finds_a_face_cut_in_half_by_the_frame(data: Path) -> None:

@@ -18,6 +18,7 @@ import click
 
 from facematch import __version__
 from facematch.cli.cache import cache
+from facematch.cli.cloak import cloak
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_FATAL,
@@ -56,7 +57,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache):
+for command in (match, detect, evaluate, cache, cloak):
     main.add_command(command)
 
 

@@ -6,14 +6,15 @@
 lfw-dev people with 3+ photos (people/NAME/, sorted; an evenly spaced sample of
 ``--people`` of them): photo 1 is cloaked (``facematch.cloak.cloak_file``, as
 ``facematch cloak`` does), the others stay as they are. Plus the shared
-portraits at phone sizes: obama3.jpg (1434x2333), obama-1080p.jpg and a 12 MP
-enlargement of obama3.jpg, each compared with obama.jpg and obama2.jpg.
+portraits at phone sizes: obama3.jpg (1434x2333; ``--phones``) and a 12 MP
+enlargement of it, each compared with obama.jpg and obama2.jpg.
 
 A cloaked face counts as "no longer matched" in a variant when its distance
 to every other photo of the person is above 0.6, for each matcher:
 
 - face_recognition 1.3.0 at its defaults (``facematch.face_encodings``: HOG at
-  upsample 1 on the full image, 5-point alignment, 1 jitter), also with 10 jitters;
+  upsample 1 on the full image, 5-point alignment, 1 jitter), and with 10
+  jitters (``--jitters10``, on the copy as written only: dlib's jitters are slow);
 - facematch at its defaults (68-point alignment, mirror averaging).
 
 Variants of the written copy: as written, JPEG q90, JPEG q75, 50% downscale,
@@ -129,7 +130,9 @@ def nearest_other(
     return float(np.linalg.norm(vectors[keep] - embedding, axis=1).min())
 
 
-def cases(faces: Path, count: int, workdir: Path) -> list[tuple[str, Path, list[Path]]]:
+def cases(
+    faces: Path, count: int, workdir: Path, phones: list[str]
+) -> list[tuple[str, Path, list[Path]]]:
     people = sorted(
         d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
     )
@@ -141,7 +144,7 @@ def cases(faces: Path, count: int, workdir: Path) -> list[tuple[str, Path, list[
     big = workdir / "obama3-12mp.jpg"
     with Image.open(portraits / "obama3.jpg") as im:
         im.convert("RGB").resize((2830, 4240), Image.Resampling.LANCZOS).save(big, quality=92)
-    for name in ("obama3.jpg", "obama-1080p.jpg"):
+    for name in phones:
         if (portraits / name).is_file():
             out.append((f"phone:{name}", portraits / name, others))
     out.append(("phone:obama3-12mp.jpg", big, others))
@@ -153,6 +156,9 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
+    parser.add_argument(
+        "--phones", nargs="*", default=["obama3.jpg"], help="portraits/ photos to cloak as well"
+    )
     parser.add_argument("--gallery", type=Path, default=None, help="lfw-dev embeddings (.npz)")
     parser.add_argument(
         "--jitters10", action="store_true", help="also face_recognition with 10 jitters"
@@ -166,7 +172,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        todo = cases(args.faces, args.people, work)
+        todo = cases(args.faces, args.people, work, args.phones)
         for n, (person, photo, others) in enumerate(todo):
             refs = [encodings(load_rgb(p), fm_encoder, args.jitters10) for p in others]
             original = load_rgb(photo)
@@ -191,7 +197,9 @@ def main() -> None:
                 if result.status in ("protected", "not_protected"):
                     copy = load_rgb(out)
                     for name in VARIANTS:
-                        seen = encodings(variant(copy, name), fm_encoder, args.jitters10)
+                        # 10 jitters cost dlib ten encodings: on the copy as written only.
+                        jitter = args.jitters10 and name == "written"
+                        seen = encodings(variant(copy, name), fm_encoder, jitter)
                         for matcher, vec in seen.items():
                             refs_m = [r[matcher] for r in refs if r.get(matcher) is not None]
                             if vec is None:

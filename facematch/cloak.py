@@ -34,7 +34,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -724,7 +724,6 @@ def scale_box(box: FaceBox, factor: float) -> FaceBox:
 
 
 def verify(
-    original: RGBImage,
     boxes: Sequence[FaceBox],
     reference: dict[str, NDArray[np.float64]],
     copy: RGBImage,
@@ -846,7 +845,7 @@ def cloak_file(task: CloakTask) -> CloakResult:
             )
             save_copy(copy, Path(task.out))
             written = load_rgb(task.out)
-            checked = verify(original, boxes, reference, written, level, encoders)
+            checked = verify(boxes, reference, written, level, encoders)
             failing = [i for i, c in enumerate(checked) if min(c.values()) <= MATCH_THRESHOLD]
             harder = [i for i in failing if attempts[i] + 1 < len(level.harder)]
             if not harder:
@@ -875,7 +874,7 @@ def check_copy(task: CloakTask, original: RGBImage, boxes: list[FaceBox]) -> Clo
     level = LEVELS[task.level]
     encoders = Encoders(task.engine)
     reference = describe_faces(original, boxes, encoders)
-    checked = verify(original, boxes, reference, copy, level, encoders)
+    checked = verify(boxes, reference, copy, level, encoders)
     return report(task, original, copy, boxes, checked, level, [math.nan] * len(boxes))
 
 
@@ -907,7 +906,3 @@ def report(
 def cloak_failed(task: CloakTask, reason: str) -> CloakResult:
     """The result of a photo whose worker process died cloaking it."""
     return CloakResult(task.path, "error", error=reason)
-
-
-def with_out(result: CloakResult, out: str | None) -> CloakResult:
-    return replace(result, out=out)

@@ -120,8 +120,17 @@ def _engine() -> Any:
     return engines.prepare("onnx", resolve_cache_dir(None))
 
 
-def _compile_cache() -> str:
-    return str(resolve_cache_dir(None) / "jax")
+def _compile_cache() -> str | None:
+    """JAX's compiled graphs, in our own (private) cache folder; None if it cannot be made."""
+    from facematch.private import make_private_folder
+
+    folder = resolve_cache_dir(None) / "jax"
+    try:
+        make_private_folder(folder)
+    except OSError as exc:
+        log.warning("cannot keep compiled graphs in %s (%s)", folder, exc.strerror or exc)
+        return None
+    return str(folder)
 
 
 def _check(paths: tuple[str, ...], level: str, seed: int) -> Any:

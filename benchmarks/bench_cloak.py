@@ -244,6 +244,16 @@ def rate(values: list[object]) -> str:
     return f"{100 * unmatched / len(values):.0f}% ({unmatched}/{len(values)})"
 
 
+def wrong_name(row: dict[str, object], other: str, own: str) -> bool:
+    """Named as somebody else: another person's face is within the tolerance and nearer
+    than every other photo of the person's own (which are known too)."""
+    if row.get(other) is None:
+        return False
+    nearest_other = float(row[other])  # type: ignore[arg-type]
+    own_distance = float(row[own]) if row.get(own) is not None else 9.0  # type: ignore[arg-type]
+    return nearest_other <= TOLERANCE and nearest_other < own_distance
+
+
 def summarize(rows: list[dict[str, object]], levels: list[str], peak_mb: float) -> None:
     for group, keep in (
         ("lfw-dev", lambda r: not str(r["person"]).startswith("phone:")),
@@ -286,8 +296,12 @@ def summarize(rows: list[dict[str, object]], levels: list[str], peak_mb: float) 
             cpus = [float(r["cpu"]) for r in sel]  # type: ignore[arg-type]
             named = {
                 key: (
-                    sum(1 for r in sel if float(r.get(f"other_{key}", 9)) <= TOLERANCE),  # type: ignore[arg-type]
-                    sum(1 for r in sel if float(r.get(f"original_other_{key}", 9)) <= TOLERANCE),  # type: ignore[arg-type]
+                    sum(1 for r in sel if wrong_name(r, f"other_{key}", "facematch:written")),
+                    sum(
+                        1
+                        for r in sel
+                        if wrong_name(r, f"original_other_{key}", "facematch:original")
+                    ),
                     sum(1 for r in sel if f"other_{key}" in r),
                 )
                 for key in (str(KNOWN_PEOPLE), "all")

@@ -43,6 +43,7 @@ from PIL import Image, ImageFilter
 
 import facematch
 from facematch import cloak, engines
+from facematch.calibration import auto_tolerance
 from facematch.faces import FaceSettings, find_faces
 from facematch.images import load_rgb
 
@@ -233,7 +234,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    summarize(rows, args.levels, peak)
+    sizes = {key: len(known[0]) for key, known in (gallery or {}).items()}
+    summarize(rows, args.levels, peak, sizes)
 
 
 def rate(values: list[object]) -> str:
@@ -244,17 +246,34 @@ def rate(values: list[object]) -> str:
     return f"{100 * unmatched / len(values):.0f}% ({unmatched}/{len(values)})"
 
 
-def wrong_name(row: dict[str, object], other: str, own: str) -> bool:
+def wrong_name(row: dict[str, object], other: str, own: str, tolerance: float) -> bool:
     """Named as somebody else: another person's face is within the tolerance and nearer
     than every other photo of the person's own (which are known too)."""
     if row.get(other) is None:
         return False
     nearest_other = float(row[other])  # type: ignore[arg-type]
     own_distance = float(row[own]) if row.get(own) is not None else 9.0  # type: ignore[arg-type]
-    return nearest_other <= TOLERANCE and nearest_other < own_distance
+    return nearest_other <= tolerance and nearest_other < own_distance
 
 
-def summarize(rows: list[dict[str, object]], levels: list[str], peak_mb: float) -> None:
+def naming(sel: list[dict[str, object]], key: str, tolerance: float) -> str:
+    """Named as somebody else at ``tolerance``: cloaked, original, original as a stranger."""
+    n = sum(1 for r in sel if f"other_{key}" in r)
+    cloaked = sum(1 for r in sel if wrong_name(r, f"other_{key}", "facematch:written", tolerance))
+    original = sum(
+        1 for r in sel if wrong_name(r, f"original_other_{key}", "facematch:original", tolerance)
+    )
+    stranger = sum(
+        1
+        for r in sel
+        if float(r.get(f"original_other_{key}", 9)) <= tolerance  # type: ignore[arg-type]
+    )
+    return f"{cloaked}/{n}, {original}/{n}, {stranger}/{n}"
+
+
+def summarize(
+    rows: list[dict[str, object]], levels: list[str], peak_mb: float, sizes: dict[str, int]
+) -> None:
     for group, keep in (
         ("lfw-dev", lambda r: not str(r["person"]).startswith("phone:")),
         ("phone-size", lambda r: str(r["person"]).startswith("phone:")),
@@ -267,26 +286,30 @@ def summarize(rows: list[dict[str, object]], levels: list[str], peak_mb: float) 
             for matcher in MATCHERS:
                 if not any(f"{matcher}:written" in r for r in sel):
                     continue
+                measured = [v for v in VARIANTS if any(f"{matcher}:{v}" in r for r in sel)]
                 cells = [
                     rate([r.get(f"{matcher}:original") for r in sel if f"{matcher}:original" in r])
                 ]
-                cells += [rate([r.get(f"{matcher}:{v}") for r in sel]) for v in VARIANTS]
+                cells += [
+                    rate([r.get(f"{matcher}:{v}") for r in sel]) if v in measured else "-"
+                    for v in VARIANTS
+                ]
                 every = [
                     None
                     if all(
-                        r.get(f"{matcher}:{v}") is None or float(r[f"{matcher}:{v}"]) > TOLERANCE
-                        for v in VARIANTS
+                        r.get(f"{matcher}:{v}") is None or float(r[f"{matcher}:{v}"]) > TOLERANCE  # type: ignore[arg-type]
+                        for v in measured
                     )
-                    else 0.0  # type: ignore[arg-type]
+                    else 0.0
                     for r in sel
                 ]
-                cells.append(rate(every))
+                cells.append(rate(every) if measured == list(VARIANTS) else "-")
                 print(f"| {level} | {matcher} | " + " | ".join(cells) + " |")
         print(
             "\n| level | photos | verified protected | PSNR dB (median, min) | face SSIM median"
-            " | DSSIM median | CPU s/photo (median) | named as somebody else, cloaked vs original |"
+            " | DSSIM median | CPU s/photo (median) |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for level in levels:
             sel = [r for r in rows if r["level"] == level and keep(r)]
             if not sel:
@@ -294,26 +317,26 @@ def summarize(rows: list[dict[str, object]], levels: list[str], peak_mb: float) 
             psnrs = [float(r["psnr"]) for r in sel if r.get("psnr") is not None]  # type: ignore[arg-type]
             ssims = [float(r["ssim"]) for r in sel if r.get("ssim") is not None]  # type: ignore[arg-type]
             cpus = [float(r["cpu"]) for r in sel]  # type: ignore[arg-type]
-            named = {
-                key: (
-                    sum(1 for r in sel if wrong_name(r, f"other_{key}", "facematch:written")),
-                    sum(
-                        1
-                        for r in sel
-                        if wrong_name(r, f"original_other_{key}", "facematch:original")
-                    ),
-                    sum(1 for r in sel if f"other_{key}" in r),
-                )
-                for key in (str(KNOWN_PEOPLE), "all")
-            }
             verified = sum(1 for r in sel if r.get("status") == "protected")
             print(
                 f"| {level} | {len(sel)} | {verified}/{len(sel)} | "
                 f"{np.median(psnrs):.1f}, {min(psnrs):.1f} | {np.median(ssims):.3f} | "
-                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f} | "
-                + " ".join(f"{k} people: {a}/{n} vs {b}/{n};" for k, (a, b, n) in named.items())
-                + " |"
+                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f} |"
             )
+        print(
+            "\nNamed as somebody else (cloaked; original; original as a stranger, i.e. with"
+            " its own person unknown), facematch defaults:\n"
+        )
+        print("| level | known people (faces) | tolerance | named as somebody else |")
+        print("|---|---|---|---|")
+        for level in levels:
+            sel = [r for r in rows if r["level"] == level and keep(r)]
+            for key, faces in sizes.items():
+                for label, tol in (("0.6", TOLERANCE), ("auto", auto_tolerance(faces))):
+                    print(
+                        f"| {level} | {key} ({faces}) | {label} ({tol:.2f}) | "
+                        f"{naming(sel, key, tol)} |"
+                    )
     print(f"\npeak memory (this process): {peak_mb:.0f} MB")
 
 

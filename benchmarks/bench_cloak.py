@@ -132,23 +132,26 @@ def nearest_other(
 
 
 def cases(
-    faces: Path, count: int, workdir: Path, phones: list[str]
+    faces: Path, count: int, workdir: Path, phones: list[str], offset: int = 0, big: bool = True
 ) -> list[tuple[str, Path, list[Path]]]:
     people = sorted(
         d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
     )
     step = max(1, len(people) // count)
-    chosen = people[::step][:count]
+    chosen = people[offset % step :: step][:count]
     out = [(d.name, *(lambda ps: (ps[0], ps[1:]))(sorted(d.glob("*.jpg")))) for d in chosen]
     portraits = faces / "portraits"
     others = [portraits / "obama.jpg", portraits / "obama2.jpg"]
-    big = workdir / "obama3-12mp.jpg"
-    with Image.open(portraits / "obama3.jpg") as im:
-        im.convert("RGB").resize((2830, 4240), Image.Resampling.LANCZOS).save(big, quality=92)
     for name in phones:
         if (portraits / name).is_file():
             out.append((f"phone:{name}", portraits / name, others))
-    out.append(("phone:obama3-12mp.jpg", big, others))
+    if big:
+        enlarged = workdir / "obama3-12mp.jpg"
+        with Image.open(portraits / "obama3.jpg") as im:
+            im.convert("RGB").resize((2830, 4240), Image.Resampling.LANCZOS).save(
+                enlarged, quality=92
+            )
+        out.append(("phone:obama3-12mp.jpg", enlarged, others))
     return out
 
 
@@ -157,6 +160,10 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
+    parser.add_argument("--offset", type=int, default=0, help="start the people sample here")
+    parser.add_argument(
+        "--big", action=argparse.BooleanOptionalAction, default=True, help="a 12 MP photo too"
+    )
     parser.add_argument(
         "--phones", nargs="*", default=["obama3.jpg"], help="portraits/ photos to cloak as well"
     )
@@ -173,7 +180,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        todo = cases(args.faces, args.people, work, args.phones)
+        todo = cases(args.faces, args.people, work, args.phones, args.offset, args.big)
         for n, (person, photo, others) in enumerate(todo):
             refs = [encodings(load_rgb(p), fm_encoder, args.jitters10) for p in others]
             original = load_rgb(photo)

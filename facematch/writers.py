@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -22,6 +23,7 @@ from facematch.pipeline import FaceMatch, ImageResult, VideoResult
 from facematch.text import printable, spreadsheet_safe
 
 if TYPE_CHECKING:
+    from facematch.cloak import CloakResult
     from facematch.people import FaceRow
     from facematch.redact import RedactedImage
 
@@ -248,17 +250,21 @@ def _json_dumper(out: TextIO) -> Callable[[Any], str]:
 
 
 class JsonWriter:
-    """One JSON document: a list of image objects, streamed as they come."""
+    """One JSON document: a list of image objects, streamed as they come.
 
-    def __init__(self, out: TextIO) -> None:
+    ``to_json`` turns a result into its object (``result_json`` for match rows).
+    """
+
+    def __init__(self, out: TextIO, to_json: Callable[[Any], dict[str, Any]] = result_json) -> None:
         self.out = out
         self.dumps = _json_dumper(out)
+        self.to_json = to_json
         self.count = 0
         self.out.write("[")
 
-    def write(self, result: Result) -> None:
+    def write(self, result: Any) -> None:
         self.out.write(",\n  " if self.count else "\n  ")
-        self.out.write(self.dumps(result_json(result)))
+        self.out.write(self.dumps(self.to_json(result)))
         self.count += 1
 
     def close(self) -> None:
@@ -269,12 +275,13 @@ class JsonWriter:
 class JsonLinesWriter:
     """One image object per line, flushed per line so pipes see results at once."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, to_json: Callable[[Any], dict[str, Any]] = result_json) -> None:
         self.out = out
         self.dumps = _json_dumper(out)
+        self.to_json = to_json
 
-    def write(self, result: Result) -> None:
-        self.out.write(self.dumps(result_json(result)) + "\n")
+    def write(self, result: Any) -> None:
+        self.out.write(self.dumps(self.to_json(result)) + "\n")
         self.out.flush()
 
     def close(self) -> None:
@@ -673,31 +680,135 @@ def redacted_json(result: RedactedImage) -> dict[str, Any]:
     }
 
 
-class RedactJsonWriter(JsonWriter):
-    """One JSON document: a list of image objects."""
-
-    def write(self, result: RedactedImage) -> None:  # type: ignore[override]
-        self.out.write(",\n  " if self.count else "\n  ")
-        self.out.write(self.dumps(redacted_json(result)))
-        self.count += 1
-
-
-class RedactJsonLinesWriter(JsonLinesWriter):
-    """One image object per line."""
-
-    def write(self, result: RedactedImage) -> None:  # type: ignore[override]
-        self.out.write(self.dumps(redacted_json(result)) + "\n")
-        self.out.flush()
-
-
 def make_redact_writer(fmt: str, out: TextIO) -> Any:
     """The writer of ``facematch redact``'s report of what was done."""
     writers: dict[str, Callable[[TextIO], Any]] = {
         "compat": RedactCompatWriter,
         "csv": RedactCsvWriter,
-        "json": RedactJsonWriter,
-        "jsonl": RedactJsonLinesWriter,
+        "json": lambda stream: JsonWriter(stream, redacted_json),
+        "jsonl": lambda stream: JsonLinesWriter(stream, redacted_json),
     }
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     return writers[fmt](out)
+
+
+# --------------------------------------------------------------------------------------
+# facematch cloak: one row per face of each cloaked (or checked) photo
+
+CLOAK_CSV_HEADER = (
+    "path",
+    "out",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "level",
+    "distance",
+    "passed",
+    "psnr",
+    "ssim",
+    "epsilon",
+    "status",
+    "error",
+)
+
+QUALITY_DIGITS = 4
+
+
+def _quality(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, QUALITY_DIGITS)
+
+
+class CloakCompatWriter:
+    """``path,protected|not_protected,distance`` per face, ``path,no_persons_found``
+    for a photo without faces; errors go to stderr only."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, result: CloakResult) -> None:
+        path = printable(result.path)
+        if result.status == "no_faces":
+            self.out.write(f"{path},no_persons_found\n")
+        for face in result.faces:
+            verdict = "protected" if face.passed else "not_protected"
+            self.out.write(f"{path},{verdict},{_round(face.distance)}\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class CloakCsvWriter:
+    """One row per face, or per faceless/failed photo."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(CLOAK_CSV_HEADER)
+
+    def _row(self, cells: list[Any]) -> None:
+        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
+
+    def write(self, result: CloakResult) -> None:
+        out = result.out or ""
+        tail = [result.status, result.error or ""]
+        if not result.faces:
+            self._row([result.path, out, "", "", "", "", "", "", "", "", "", "", "", *tail])
+        for index, face in enumerate(result.faces):
+            self._row(
+                [
+                    result.path,
+                    out,
+                    index,
+                    *face.box.css(),
+                    face.level,
+                    _round(face.distance),
+                    str(face.passed).lower(),
+                    _blank(_quality(result.psnr)),
+                    _blank(_quality(face.ssim)),
+                    _blank(_quality(face.epsilon)),
+                    *tail,
+                ]
+            )
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def cloak_json(result: CloakResult) -> dict[str, Any]:
+    return {
+        "path": printable(result.path),
+        "out": None if result.out is None else printable(result.out),
+        "status": result.status,
+        "error": None if result.error is None else printable(result.error),
+        "psnr": _quality(result.psnr),
+        "faces": [
+            {
+                "box": dict(zip(("top", "right", "bottom", "left"), f.box.css(), strict=True)),
+                "level": f.level,
+                "distance": _round(f.distance),
+                "passed": f.passed,
+                "ssim": _quality(f.ssim),
+                "epsilon": _quality(f.epsilon),
+                "variants": {k: _round(v) for k, v in f.variants.items()},
+            }
+            for f in result.faces
+        ],
+    }
+
+
+def make_cloak_writer(fmt: str, out: TextIO) -> Writer:
+    """The writer for ``facematch cloak``."""
+    if fmt == "compat":
+        return CloakCompatWriter(out)  # type: ignore[return-value]
+    if fmt == "csv":
+        return CloakCsvWriter(out)  # type: ignore[return-value]
+    if fmt == "json":
+        return JsonWriter(out, cloak_json)
+    if fmt == "jsonl":
+        return JsonLinesWriter(out, cloak_json)
+    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")

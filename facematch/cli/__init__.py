@@ -18,6 +18,7 @@ import click
 
 from facematch import __version__
 from facematch.cli.cache import cache
+from facematch.cli.cloak import cloak
 from facematch.cli.cluster import cluster
 from facematch.cli.common import (
     EXIT_CODES_HELP,
@@ -61,7 +62,7 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache, index, search, library, cluster, redact):
+for command in (match, detect, evaluate, cache, index, search, library, cluster, redact, cloak):
     main.add_command(command)
 
 

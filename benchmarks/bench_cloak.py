@@ -1,0 +1,351 @@
+"""Cloak benchmark: are cloaked photos still matched to the person's other photos?
+
+    nice -n 10 python benchmarks/bench_cloak.py --faces PATH/TO/shared/faces \\
+        [--people 20] [--levels subtle strong] [--gallery lfw-dev-default.npz]
+
+lfw-dev people with 3+ photos (people/NAME/, sorted; an evenly spaced sample of
+``--people`` of them): photo 1 is cloaked (``facematch.cloak.cloak_file``, as
+``facematch cloak`` does), the others stay as they are. Plus the shared
+portraits at phone sizes: obama3.jpg (1434x2333; ``--phones``) and a 12 MP
+enlargement of it, each compared with obama.jpg and obama2.jpg.
+
+A cloaked face counts as "no longer matched" in a variant when its distance
+to every other photo of the person is above 0.6, for each matcher:
+
+- face_recognition 1.3.0 at its defaults (``facematch.face_encodings``: HOG at
+  upsample 1 on the full image, 5-point alignment, 1 jitter), and with 10
+  jitters (``--jitters10``, on the copy as written only: dlib's jitters are slow);
+- facematch at its defaults (68-point alignment, mirror averaging).
+
+Variants of the written copy: as written, JPEG q90, JPEG q75, 50% downscale,
+Gaussian blur radius 1. A face no longer found at all counts as not matched
+(and is counted separately). Also: PSNR (whole photo), face-box SSIM and
+DSSIM, CPU seconds per photo (the cloak and its verification, one core),
+peak memory, and how often the cloaked face is named as somebody else among
+the lfw-dev people of ``--gallery`` (facematch defaults, tolerance 0.6).
+Everything runs in this one process: use ``nice``; timings on a shared
+machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+import facematch
+from facematch import cloak, engines
+from facematch.calibration import auto_tolerance
+from facematch.faces import FaceSettings, find_faces
+from facematch.images import load_rgb
+
+VARIANTS = ("written", "jpeg90", "jpeg75", "half", "blur")
+TOLERANCE = 0.6
+
+
+def variant(image: np.ndarray, name: str) -> np.ndarray:
+    picture = Image.fromarray(image)
+    if name.startswith("jpeg"):
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=int(name[4:]))
+        return np.asarray(Image.open(buffer).convert("RGB"))
+    if name == "half":
+        w, h = picture.size
+        return np.asarray(picture.resize((w // 2, h // 2), Image.Resampling.LANCZOS))
+    if name == "blur":
+        return np.asarray(picture.filter(ImageFilter.GaussianBlur(1)))
+    return image
+
+
+def largest(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    if not boxes:
+        return []
+    return [max(boxes, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))]
+
+
+def fr_encoding(image: np.ndarray, jitters: int = 1) -> np.ndarray | None:
+    """face_recognition 1.3.0's encoding of the largest face (facematch's exact copy of it)."""
+    boxes = largest(facematch.face_locations(image))
+    if not boxes:
+        return None
+    return facematch.face_encodings(image, boxes, num_jitters=jitters)[0]
+
+
+def fm_encoding(image: np.ndarray, encoder: object) -> np.ndarray | None:
+    faces = find_faces(image, FaceSettings(), encoder)  # type: ignore[arg-type]
+    if not faces:
+        return None
+    return max(faces, key=lambda f: f.box.area).embedding
+
+
+MATCHERS = ("face_recognition", "face_recognition_j10", "facematch")
+
+
+def encodings(
+    image: np.ndarray, fm_encoder: object, jitters10: bool
+) -> dict[str, np.ndarray | None]:
+    out = {
+        "face_recognition": fr_encoding(image),
+        "facematch": fm_encoding(image, fm_encoder),
+    }
+    if jitters10:
+        out["face_recognition_j10"] = fr_encoding(image, 10)
+    return out
+
+
+KNOWN_PEOPLE = 100
+
+
+def load_gallery(path: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """lfw-dev's known faces: all of them, and those of KNOWN_PEOPLE evenly spaced people."""
+    if path is None or not path.is_file():
+        return None
+    data = np.load(path)
+    people = np.array(
+        [Path(p).parent.name if p.startswith("people/") else p for p in data["paths"]]
+    )
+    names = people[data["image"]]
+    folks = sorted(set(n for n in names if not n.endswith(".jpg")))
+    chosen = set(folks[:: max(1, len(folks) // KNOWN_PEOPLE)][:KNOWN_PEOPLE])
+    keep = np.array([n in chosen for n in names])
+    return {
+        "all": (data["embeddings"], names),
+        f"{KNOWN_PEOPLE}": (data["embeddings"][keep], names[keep]),
+    }
+
+
+def nearest_other(
+    embedding: np.ndarray, person: str, gallery: tuple[np.ndarray, np.ndarray]
+) -> float:
+    """Distance to the nearest known face of somebody else."""
+    vectors, names = gallery
+    keep = names != person
+    return float(np.linalg.norm(vectors[keep] - embedding, axis=1).min())
+
+
+def cases(
+    faces: Path, count: int, workdir: Path, phones: list[str], offset: int = 0, big: bool = True
+) -> list[tuple[str, Path, list[Path]]]:
+    people = sorted(
+        d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
+    )
+    step = max(1, len(people) // count)
+    chosen = people[offset % step :: step][:count]
+    out = [(d.name, *(lambda ps: (ps[0], ps[1:]))(sorted(d.glob("*.jpg")))) for d in chosen]
+    portraits = faces / "portraits"
+    others = [portraits / "obama.jpg", portraits / "obama2.jpg"]
+    for name in phones:
+        if (portraits / name).is_file():
+            out.append((f"phone:{name}", portraits / name, others))
+    if big:
+        enlarged = workdir / "obama3-12mp.jpg"
+        with Image.open(portraits / "obama3.jpg") as im:
+            im.convert("RGB").resize((2830, 4240), Image.Resampling.LANCZOS).save(
+                enlarged, quality=92
+            )
+        out.append(("phone:obama3-12mp.jpg", enlarged, others))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
+    parser.add_argument("--offset", type=int, default=0, help="start the people sample here")
+    parser.add_argument(
+        "--big", action=argparse.BooleanOptionalAction, default=True, help="a 12 MP photo too"
+    )
+    parser.add_argument(
+        "--phones", nargs="*", default=["obama3.jpg"], help="portraits/ photos to cloak as well"
+    )
+    parser.add_argument("--gallery", type=Path, default=None, help="lfw-dev embeddings (.npz)")
+    parser.add_argument(
+        "--jitters10", action="store_true", help="also face_recognition with 10 jitters"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write every row here")
+    args = parser.parse_args()
+
+    engine = engines.prepare("onnx", None)
+    fm_encoder = engines.encoder(engine, 1, 1, True)
+    gallery = load_gallery(args.gallery)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        todo = cases(args.faces, args.people, work, args.phones, args.offset, args.big)
+        for n, (person, photo, others) in enumerate(todo):
+            refs = [encodings(load_rgb(p), fm_encoder, args.jitters10) for p in others]
+            original = load_rgb(photo)
+            before = encodings(original, fm_encoder, args.jitters10)
+            for level in args.levels:
+                out = work / level / photo.name
+                task = cloak.CloakTask(str(photo), str(out), level, 0, engine)  # type: ignore[arg-type]
+                started = time.process_time()
+                result = cloak.cloak_file(task)
+                cpu = time.process_time() - started
+                row: dict[str, object] = {
+                    "person": person,
+                    "level": level,
+                    "status": result.status,
+                    "cpu": cpu,
+                    "psnr": result.psnr,
+                    "faces": len(result.faces),
+                }
+                if result.faces:
+                    face = max(result.faces, key=lambda f: f.box.area)
+                    row.update(ssim=face.ssim, verified=face.passed, epsilon=face.epsilon)
+                if result.status in ("protected", "not_protected"):
+                    copy = load_rgb(out)
+                    for name in VARIANTS:
+                        # 10 jitters cost dlib ten encodings: on the copy as written only.
+                        jitter = args.jitters10 and name == "written"
+                        seen = encodings(variant(copy, name), fm_encoder, jitter)
+                        for matcher, vec in seen.items():
+                            refs_m = [r[matcher] for r in refs if r.get(matcher) is not None]
+                            if vec is None:
+                                row[f"{matcher}:{name}"] = None  # face not found at all
+                                continue
+                            dist = min(float(np.linalg.norm(vec - r)) for r in refs_m)
+                            row[f"{matcher}:{name}"] = dist
+                        if (
+                            name == "written"
+                            and gallery is not None
+                            and seen["facematch"] is not None
+                        ):
+                            for key, known in gallery.items():
+                                row[f"other_{key}"] = nearest_other(
+                                    seen["facematch"], person, known
+                                )
+                for matcher, vec in before.items():
+                    refs_m = [r[matcher] for r in refs if r.get(matcher) is not None]
+                    if vec is not None and refs_m:
+                        row[f"{matcher}:original"] = min(
+                            float(np.linalg.norm(vec - r)) for r in refs_m
+                        )
+                if gallery is not None and before["facematch"] is not None:
+                    for key, known in gallery.items():
+                        row[f"original_other_{key}"] = nearest_other(
+                            before["facematch"], person, known
+                        )
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+            print(f"{n + 1}/{len(todo)} done", file=sys.stderr, flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    sizes = {key: len(known[0]) for key, known in (gallery or {}).items()}
+    summarize(rows, args.levels, peak, sizes)
+
+
+def rate(values: list[object]) -> str:
+    """Share of faces no longer matched (distance > 0.6 or not found)."""
+    if not values:
+        return "-"
+    unmatched = sum(1 for v in values if v is None or float(v) > TOLERANCE)  # type: ignore[arg-type]
+    return f"{100 * unmatched / len(values):.0f}% ({unmatched}/{len(values)})"
+
+
+def wrong_name(row: dict[str, object], other: str, own: str, tolerance: float) -> bool:
+    """Named as somebody else: another person's face is within the tolerance and nearer
+    than every other photo of the person's own (which are known too)."""
+    if row.get(other) is None:
+        return False
+    nearest_other = float(row[other])  # type: ignore[arg-type]
+    own_distance = float(row[own]) if row.get(own) is not None else 9.0  # type: ignore[arg-type]
+    return nearest_other <= tolerance and nearest_other < own_distance
+
+
+def naming(sel: list[dict[str, object]], key: str, tolerance: float) -> str:
+    """Named as somebody else at ``tolerance``: cloaked, original, original as a stranger."""
+    n = sum(1 for r in sel if f"other_{key}" in r)
+    cloaked = sum(1 for r in sel if wrong_name(r, f"other_{key}", "facematch:written", tolerance))
+    original = sum(
+        1 for r in sel if wrong_name(r, f"original_other_{key}", "facematch:original", tolerance)
+    )
+    stranger = sum(
+        1
+        for r in sel
+        if float(r.get(f"original_other_{key}", 9)) <= tolerance  # type: ignore[arg-type]
+    )
+    return f"{cloaked}/{n}, {original}/{n}, {stranger}/{n}"
+
+
+def summarize(
+    rows: list[dict[str, object]], levels: list[str], peak_mb: float, sizes: dict[str, int]
+) -> None:
+    for group, keep in (
+        ("lfw-dev", lambda r: not str(r["person"]).startswith("phone:")),
+        ("phone-size", lambda r: str(r["person"]).startswith("phone:")),
+    ):
+        print(f"\n## {group}\n")
+        print("| level | matcher | original | " + " | ".join(VARIANTS) + " | every variant |")
+        print("|---|---|---|" + "---|" * (len(VARIANTS) + 1))
+        for level in levels:
+            sel = [r for r in rows if r["level"] == level and keep(r) and "facematch:written" in r]
+            for matcher in MATCHERS:
+                if not any(f"{matcher}:written" in r for r in sel):
+                    continue
+                measured = [v for v in VARIANTS if any(f"{matcher}:{v}" in r for r in sel)]
+                cells = [
+                    rate([r.get(f"{matcher}:original") for r in sel if f"{matcher}:original" in r])
+                ]
+                cells += [
+                    rate([r.get(f"{matcher}:{v}") for r in sel]) if v in measured else "-"
+                    for v in VARIANTS
+                ]
+                every = [
+                    None
+                    if all(
+                        r.get(f"{matcher}:{v}") is None or float(r[f"{matcher}:{v}"]) > TOLERANCE  # type: ignore[arg-type]
+                        for v in measured
+                    )
+                    else 0.0
+                    for r in sel
+                ]
+                cells.append(rate(every) if measured == list(VARIANTS) else "-")
+                print(f"| {level} | {matcher} | " + " | ".join(cells) + " |")
+        print(
+            "\n| level | photos | verified protected | PSNR dB (median, min) | face SSIM median"
+            " | DSSIM median | CPU s/photo (median) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for level in levels:
+            sel = [r for r in rows if r["level"] == level and keep(r)]
+            if not sel:
+                continue
+            psnrs = [float(r["psnr"]) for r in sel if r.get("psnr") is not None]  # type: ignore[arg-type]
+            ssims = [float(r["ssim"]) for r in sel if r.get("ssim") is not None]  # type: ignore[arg-type]
+            cpus = [float(r["cpu"]) for r in sel]  # type: ignore[arg-type]
+            verified = sum(1 for r in sel if r.get("status") == "protected")
+            print(
+                f"| {level} | {len(sel)} | {verified}/{len(sel)} | "
+                f"{np.median(psnrs):.1f}, {min(psnrs):.1f} | {np.median(ssims):.3f} | "
+                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f} |"
+            )
+        print(
+            "\nNamed as somebody else (cloaked; original; original as a stranger, i.e. with"
+            " its own person unknown), facematch defaults:\n"
+        )
+        print("| level | known people (faces) | tolerance | named as somebody else |")
+        print("|---|---|---|---|")
+        for level in levels:
+            sel = [r for r in rows if r["level"] == level and keep(r)]
+            for key, faces in sizes.items():
+                for label, tol in (("0.6", TOLERANCE), ("auto", auto_tolerance(faces))):
+                    print(
+                        f"| {level} | {key} ({faces}) | {label} ({tol:.2f}) | "
+                        f"{naming(sel, key, tol)} |"
+                    )
+    print(f"\npeak memory (this process): {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

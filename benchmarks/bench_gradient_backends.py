@@ -1,0 +1,142 @@
+"""Which backend should compute the cloak's gradients? Side by side, one core, one process.
+
+    nice -n 10 python benchmarks/bench_gradient_backends.py [--rounds 5]
+
+For a batch of 6 chips (one cloak step) it times, interleaved, the median
+CPU seconds of:
+
+- ONNX Runtime's forward pass (the engine facematch encodes with; no gradient);
+- JAX: the forward pass, and forward plus backward (the gradient the cloak needs),
+  through facematch.cloak's interpreter of the ONNX graph;
+- numpy: a forward pass over the same graph (im2col windows and einsum). A
+  backward pass in numpy needs two more products of the same size per
+  convolution (input and weight gradients, the latter not needed here: one),
+  so forward plus backward costs at least twice this forward pass.
+
+All outputs are checked against ONNX Runtime (largest absolute difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import helper, numpy_helper
+
+from facematch import cloak, models
+from facematch.onnx_convert import build_model
+
+
+def numpy_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes = [
+        (
+            n.op_type,
+            list(n.input),
+            n.output[0],
+            {a.name: helper.get_attribute_value(a) for a in n.attribute},
+        )
+        for n in graph.node
+    ]
+
+    def run(chips: np.ndarray) -> np.ndarray:
+        values: dict[str, Any] = dict(constants)
+        values[graph.input[0].name] = chips
+        for op, inputs, output, attrs in nodes:
+            args = [values[k] for k in inputs]
+            x = args[0]
+            if op == "Conv":
+                pads, strides, weights = attrs["pads"], attrs["strides"], args[1]
+                k = weights.shape[2]
+                padded = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+                windows = sliding_window_view(padded, (k, k), axis=(2, 3))
+                windows = windows[:, :, :: strides[0], :: strides[1]]
+                y = np.einsum("nchwij,ocij->nohw", windows, weights, optimize=True)
+                y = y + args[2].reshape(1, -1, 1, 1) if len(args) > 2 else y
+            elif op in ("MaxPool", "AveragePool"):
+                k, s = attrs["kernel_shape"][0], attrs["strides"][0]
+                windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+                y = windows.max(axis=(4, 5)) if op == "MaxPool" else windows.mean(axis=(4, 5))
+            elif op == "Transpose":
+                y = np.ascontiguousarray(np.transpose(x, attrs["perm"]))
+            else:
+                y = cloak._apply(np, _NumpyLax, op, args, attrs)
+            values[output] = y
+        return np.asarray(values[graph.output[0].name])
+
+    return run
+
+
+class _NumpyLax:
+    """Nothing of lax is needed for the operators left to cloak._apply."""
+
+
+def median_cpu(fn: Callable[[], Any], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+    import onnxruntime
+
+    model = build_model(models.model_path("recognition"))
+    chips = np.random.default_rng(0).integers(0, 256, (6, 150, 150, 3)).astype(np.uint8)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    reference = session.run(None, {"chips": chips})[0]
+    network = cloak._interpreter(model)
+    forward = jax.jit(network)
+    gradient = jax.jit(jax.grad(lambda x: jnp.sum(network(x) ** 2)))
+    floats = chips.astype(np.float32)
+    by_numpy = numpy_forward(model)
+    checks = {
+        "jax": np.abs(np.asarray(forward(floats)) - reference).max(),
+        "numpy": np.abs(by_numpy(floats) - reference).max(),
+    }
+    gradient(floats).block_until_ready()
+    candidates = {
+        "onnxruntime forward": lambda: session.run(None, {"chips": chips}),
+        "jax forward": lambda: forward(floats).block_until_ready(),
+        "jax forward+backward": lambda: gradient(floats).block_until_ready(),
+        "numpy forward": lambda: by_numpy(floats),
+    }
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(args.rounds):  # interleaved, so load changes hit every candidate alike
+        for name, fn in candidates.items():
+            times[name].append(median_cpu(fn, 1))
+    print("| backend | CPU s per 6 chips (median) | vs jax forward+backward |")
+    print("| --- | --- | --- |")
+    base = float(np.median(times["jax forward+backward"]))
+    for name, values in times.items():
+        value = float(np.median(values))
+        print(f"| {name} | {value:.3f} | {value / base:.2f}x |")
+    jax_diff, numpy_diff = checks["jax"], checks["numpy"]
+    print(f"\nlargest difference to ONNX Runtime: jax {jax_diff:.1e}, numpy {numpy_diff:.1e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``facematch cloak``: copies of photos that dlib-model matchers no longer match, verified."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facematch.cli.common import (
+    EXIT_PARTIAL,
+    CliError,
+    CliUsageError,
+    fail_with,
+    format_option,
+    log,
+    progress_bar,
+    recursive_option,
+    resolve_cache_dir,
+    setup_logging,
+    write_all,
+)
+from facematch.errors import FacematchError
+from facematch.text import printable
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the cloaked copies (same relative paths; never an input's own file).",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["subtle", "strong"]),
+    default="strong",
+    show_default=True,
+    help="subtle: 4/255, must survive the copy as written and JPEG q90; strong: 8/255, "
+    "must also survive JPEG q75, a 50% downscale and a blur.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Verify a pair you already have: PATHS are ORIGINAL CLOAKED.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same copies)."
+)
+@format_option("compat prints path,protected|not_protected,distance per face.")
+@recursive_option
+@click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Worker processes (default: all cores).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
+def cloak(
+    paths: tuple[str, ...],
+    out_dir: Path | None,
+    level: str,
+    check: bool,
+    seed: int,
+    fmt: str,
+    recursive: bool,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
+    """Write cloaked copies of photos that dlib-model face matchers (face_recognition,
+    facematch) no longer match, each verified after it is written.
+
+    Exit status 3 when some photo is not protected: unreadable, no face found
+    (no copy is written), or a face still matched after the harder retry.
+    """
+    setup_logging(quiet)
+    from facematch import cloak as cl
+
+    try:
+        cl.require_extra()
+    except FacematchError as exc:
+        raise CliError(str(exc)) from None
+    unprotected: list[str] = []
+    try:
+        if check:
+            results = _check(paths, level, seed)
+        else:
+            if out_dir is None:
+                raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
+            results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
+        from facematch.writers import make_cloak_writer
+
+        problems = write_all(_noted(results, unprotected), make_cloak_writer(fmt, sys.stdout))
+    except FacematchError as exc:
+        fail_with(exc)
+    if problems or unprotected:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _noted(results: Iterable[Any], unprotected: list[str]) -> Iterator[Any]:
+    """Pass results on; remember (and tell stderr about) each photo that is not protected."""
+    for result in results:
+        if result.status in ("no_faces", "not_protected"):
+            unprotected.append(result.path)
+            reason = result.error or "a face is still matched"
+            log.warning("%s: not protected (%s)", printable(result.path), reason)
+        yield result
+
+
+def _engine() -> Any:
+    from facematch import engines
+
+    return engines.prepare("onnx", resolve_cache_dir(None))
+
+
+def _compile_cache() -> str | None:
+    """JAX's compiled graphs, in our own (private) cache folder; None if it cannot be made."""
+    from facematch.private import make_private_folder
+
+    folder = resolve_cache_dir(None) / "jax"
+    try:
+        make_private_folder(folder)
+    except OSError as exc:
+        log.warning("cannot keep compiled graphs in %s (%s)", folder, exc.strerror or exc)
+        return None
+    return str(folder)
+
+
+def _check(paths: tuple[str, ...], level: str, seed: int) -> Any:
+    from facematch import cloak as cl
+
+    if len(paths) != 2:
+        raise CliUsageError("--check takes two paths: ORIGINAL CLOAKED")
+    original, copy = paths
+    task = cl.CloakTask(original, copy, level, seed, _engine(), True, _compile_cache())  # type: ignore[arg-type]
+    return [cl.cloak_file(task)]
+
+
+def _plan(paths: tuple[str, ...], out_dir: Path, recursive: bool) -> list[tuple[Any, Path]]:
+    """Each input with the path of its copy: its path relative to the folder given, or
+    its name for a file given by itself."""
+    from facematch.cli.common import find_inputs
+    from facematch.cloak import output_name
+
+    planned = []
+    for item in paths:
+        for found in find_inputs([item], recursive):
+            if os.path.isdir(item):
+                relative = Path(os.path.relpath(found.path, item))
+            else:
+                relative = Path(Path(found.path).name)
+            planned.append((found, out_dir / output_name(relative)))
+    return planned
+
+
+def _cloak(
+    paths: tuple[str, ...],
+    out_dir: Path,
+    level: str,
+    seed: int,
+    recursive: bool,
+    jobs: int | None,
+    quiet: bool,
+) -> Any:
+    from facematch import cloak as cl
+    from facematch.images import Found
+    from facematch.pipeline import Pipeline, find_boxes
+
+    planned = _plan(paths, out_dir, recursive)
+    inputs = {os.path.realpath(found.path) for found, _ in planned}
+    engine = _engine()
+    tasks, early = [], {}
+    taken: set[str] = set()
+    for index, (found, out) in enumerate(planned):
+        target = os.path.realpath(out)
+        problem = found.problem
+        if problem is None and target in inputs:
+            problem = f"the copy {out} would overwrite an input"
+        elif problem is None and target in taken:
+            problem = f"another input is also copied to {out}"
+        if problem is not None:
+            early[index] = cl.CloakResult(found.path, "error", error=problem)
+            continue
+        taken.add(target)
+        tasks.append(
+            cl.CloakTask(found.path, str(out), level, seed, engine, False, _compile_cache())  # type: ignore[arg-type]
+        )
+    with Pipeline(jobs=jobs) as pipeline:
+        counted = find_boxes(pipeline, [Found(t.path) for t in tasks])
+        faces = sum(len(r.faces) for r in counted)
+        with progress_bar(faces, "cloak", quiet) as bar:
+            bar.unit = "face"
+            done = pipeline.run(cl.cloak_file, tasks, cl.cloak_failed)
+            for index in range(len(planned)):
+                if index in early:
+                    yield early[index]
+                    continue
+                result = next(done)
+                bar.update(len(result.faces))
+                yield result

@@ -14,13 +14,14 @@ folder holds a different photo of each person. Then, printing markdown tables:
    starts and ends within one sample interval of the truth, ranges of a person
    not on screen at the time, and whether the rotated copy gives the same
    ranges as its upright original;
-2. speed: CPU seconds and wall seconds per minute of 1080p with one worker and
-   with two, medians over ``--rounds`` interleaved rounds (``--no-cache``), and
-   the reference row: every frame sampled with the photo defaults, as
-   face_recognition's video example does, timed on a 1 s cut and scaled to a
-   minute;
+2. speed: CPU seconds per minute of 1080p of one worker with its models
+   loaded (sampling, detection, encoding), per file, and the reference row:
+   every frame sampled with the photo defaults, as face_recognition's video
+   example does, timed on a 1 s cut and scaled to a minute; then the wall time
+   of the whole command (start-up and known folder included, ``--no-cache``)
+   with one and two workers; medians over ``--rounds`` interleaved rounds;
 3. sampling alone (decode, no faces) per minute of 1080p: seek vs decode through,
-   on the 1 s and the 10 s keyframe files;
+   per file;
 4. peak memory (RSS) for a long low-resolution file against a 1-minute one.
 
 The machine is shared: absolute times are noisy, ratios measured side by side

@@ -209,6 +209,10 @@ def test_seek_and_decode_through_sample_the_same_frames(videos: Path) -> None:
         assert [f.time for f in seek] == [f.time for f in through]
         for a, b in zip(seek, through, strict=True):
             assert np.array_equal(a.image(), b.image())
+    # Sampling at the frame rate: one sample per frame, B-frames included, to the end.
+    progress = video.Decoded()
+    every = [f.time for f in video.frames(str(CLIP), 29.97, progress=progress)]
+    assert len(every) == 120 and progress.complete
     rotated = next(video.frames(str(videos / "truth-rotated.mp4")))
     assert rotated.size == (270, 480) and rotated.image().shape == (270, 480, 3)
     small, size = rotated.scaled(lambda height, width: 0.5)

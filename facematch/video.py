@@ -323,6 +323,9 @@ def frames(
             info = opened.info()
             if strategy == "auto":
                 strategy = info.strategy()
+            if info.frame_rate is not None and fps * 2 > info.frame_rate:
+                # Samples closer than two frames: every frame may be one.
+                opened.stream.codec_context.skip_frame = "DEFAULT"
             seen.duration = info.duration
             # The last frame starts one frame before the end: no sample after it.
             last = None if info.duration is None else info.duration - _half_frame(info)
@@ -343,6 +346,7 @@ def _sample(
     half_frame = _half_frame(info)
     keyframes = np.asarray(info.keyframes)
     decoded: Iterator[Any] | None = None
+    frame: Any = None
     for target in targets:
         if decoded is None or strategy == "seek":
             # Seek only if a keyframe lies between what is decoded and the target
@@ -352,10 +356,13 @@ def _sample(
                 # The demuxer lands on the last keyframe at or before the target.
                 pts = round((target + half_frame + origin) / stream.time_base)
                 opened.container.seek(pts, stream=stream, backward=True, any_frame=False)
-                decoded = opened.container.decode(stream)
-        frame = _next_at(decoded, target - half_frame, origin, seen)
-        if frame is None:
-            return
+                decoded, frame = opened.container.decode(stream), None
+        # A frame already decoded may be the first at or after this target too
+        # (samples closer together than frames, or B-frames not decoded).
+        if frame is None or seen.last_frame < target - half_frame:
+            frame = _next_at(decoded, target - half_frame, origin, seen)
+            if frame is None:
+                return
         yield Frame(target, frame)
     seen.complete = True
 

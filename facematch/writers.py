@@ -10,6 +10,7 @@ running as spreadsheet formulas.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -350,6 +351,12 @@ def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
     }
 
 
+def ranked_hit_json() -> Callable[[SearchHit], dict[str, Any]]:
+    """``hit_json`` numbering the hits of one output 1, 2, ... in the order written."""
+    ranks = itertools.count(1)
+    return lambda hit: hit_json(next(ranks), hit)
+
+
 class HitCompatWriter:
     """``path,top,right,bottom,left,distance`` lines (face_detection's lines plus the distance)."""
 
@@ -382,48 +389,13 @@ class HitCsvWriter:
         self.out.flush()
 
 
-class HitJsonWriter:
-    """One JSON document: the list of hits, nearest first."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-        self.rank = 0
-        self.out.write("[")
-
-    def write(self, hit: SearchHit) -> None:
-        self.out.write(",\n  " if self.rank else "\n  ")
-        self.rank += 1
-        self.out.write(self.dumps(hit_json(self.rank, hit)))
-
-    def close(self) -> None:
-        self.out.write("\n]\n" if self.rank else "]\n")
-        self.out.flush()
-
-
-class HitJsonLinesWriter:
-    """One hit object per line."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-        self.rank = 0
-
-    def write(self, hit: SearchHit) -> None:
-        self.rank += 1
-        self.out.write(self.dumps(hit_json(self.rank, hit)) + "\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
 def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
     """The writer of search hits for a format name."""
     writers: dict[str, Callable[[TextIO], HitWriter]] = {
         "compat": HitCompatWriter,
         "csv": HitCsvWriter,
-        "json": HitJsonWriter,
-        "jsonl": HitJsonLinesWriter,
+        "json": lambda stream: JsonWriter(stream, ranked_hit_json()),
+        "jsonl": lambda stream: JsonLinesWriter(stream, ranked_hit_json()),
     }
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
@@ -539,46 +511,13 @@ class FaceRowCsvWriter:
         self.out.flush()
 
 
-class FaceRowJsonWriter:
-    """One JSON document: the list of faces."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-        self.count = 0
-        self.out.write("[")
-
-    def write(self, row: FaceRow) -> None:
-        self.out.write(",\n  " if self.count else "\n  ")
-        self.count += 1
-        self.out.write(self.dumps(face_row_json(row)))
-
-    def close(self) -> None:
-        self.out.write("\n]\n" if self.count else "]\n")
-        self.out.flush()
-
-
-class FaceRowJsonLinesWriter:
-    """One face object per line."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-
-    def write(self, row: FaceRow) -> None:
-        self.out.write(self.dumps(face_row_json(row)) + "\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
 def make_face_row_writer(fmt: str, out: TextIO) -> FaceRowWriter:
     """The writer of clustered faces for a format name."""
     writers: dict[str, Callable[[TextIO], FaceRowWriter]] = {
         "compat": FaceRowCompatWriter,
         "csv": FaceRowCsvWriter,
-        "json": FaceRowJsonWriter,
-        "jsonl": FaceRowJsonLinesWriter,
+        "json": lambda stream: JsonWriter(stream, face_row_json),
+        "jsonl": lambda stream: JsonLinesWriter(stream, face_row_json),
     }
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")

@@ -1,6 +1,6 @@
 """The Dask path against the local process pool, on the same cores and the same photos.
 
-    python benchmarks/bench_dask.py --faces ../shared/faces [--count 200] [--rounds 3]
+    python benchmarks/bench_dask.py --faces PATH/TO/shared/faces [--count 200] [--rounds 3]
 
 Encodes the first ``--count`` photos of lfw-dev/ (sorted), cold (no cache),
 interleaved round by round, medians over rounds, two ways:
@@ -122,7 +122,7 @@ def start_times(address: str, jobs: int, rounds: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)

@@ -1,6 +1,6 @@
 """CPU seconds per photo and peak memory of each detector at 800, 1200 and 1600 px.
 
-    python benchmarks/bench_detectors.py --photo ../shared/faces/scenes/bbt1.jpg [--rounds 3]
+    python benchmarks/bench_detectors.py --photo PATH/TO/shared/faces/scenes/bbt1.jpg [--rounds 3]
 
 Each detector runs on one thread, on the photo resized to each long side, the
 detectors interleaved within every round (side-by-side ratios hold up better on

@@ -1,6 +1,6 @@
 """Redaction on group photos: faces covered, known people left clear, copies re-checked, time.
 
-    python benchmarks/bench_redact.py --faces ../shared/faces [--rounds 3]
+    python benchmarks/bench_redact.py --faces PATH/TO/shared/faces [--rounds 3]
         [--skip end-to-end|coverage|timing] [--cnn-up1]
 
 Photos: scenes/*.jpg and pairs/couple.jpg, pairs/selfie-many-people.jpg. Known

@@ -1,6 +1,6 @@
 """Faces in video: ground-truth accuracy, speed per minute of 1080p, seek vs decode, memory.
 
-    python benchmarks/bench_video.py --faces ../shared/faces [--seconds 60] [--rounds 3]
+    python benchmarks/bench_video.py --faces PATH/TO/shared/faces [--seconds 60] [--rounds 3]
 
 Writes ground-truth videos into benchmarks/data/video/ (kept between runs): real
 photos of five people shown for 2-6 s each, a stranger (LFW) for 3-4 s between

@@ -7,7 +7,7 @@ CenterFace box, side as a multiple of its geometric mean side: medians, robust
 to the odd mismatch), then encodes a sample of those faces from the mapped box
 and from the HOG box and prints the descriptor distances between the two.
 
-    python benchmarks/fit_centerface_boxes.py --faces ../shared/faces \\
+    python benchmarks/fit_centerface_boxes.py --faces PATH/TO/shared/faces \\
         --hog-boxes lfw-dev-default.npz [--sample 600]
 
 ``--hog-boxes`` is an .npz with the default (HOG) boxes and embeddings of lfw-dev
@@ -45,7 +45,7 @@ def best_match(hog: FaceBox, raw: np.ndarray) -> np.ndarray | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--hog-boxes", type=Path, required=True)
     parser.add_argument("--sample", type=int, default=600, help="faces to encode both ways")
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 """Faces found in the shared group photos per detector, against the counts made by eye.
 
-    python benchmarks/group_photos.py --faces ../shared/faces [--draw OUT_DIR]
+    python benchmarks/group_photos.py --faces PATH/TO/shared/faces [--draw OUT_DIR]
 
-The counts by eye are those of ../shared/faces/README.md ("Faces in the group
+The counts by eye are those of PATH/TO/shared/faces/README.md ("Faces in the group
 photos, counted by eye": any face whose eyes/nose region is visible, faces cut
 by the frame and profiles included; posters and pictures excluded). With
 ``--draw`` each photo is written with every detector's boxes (one colour per
@@ -42,7 +42,7 @@ COLOURS = {"hog": "blue", "hog up2": "cyan", "centerface": "red", "centerface 0.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--draw", type=Path, default=None)
     parser.add_argument("--detectors", default=",".join(SETTINGS))
     args = parser.parse_args()

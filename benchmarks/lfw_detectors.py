@@ -1,6 +1,6 @@
 """lfw-dev photos in which each detector finds no face.
 
-    python benchmarks/lfw_detectors.py --faces ../shared/faces [--cnn] [--every N]
+    python benchmarks/lfw_detectors.py --faces PATH/TO/shared/faces [--cnn] [--every N]
 
 Every photo goes through facematch.faces.detect with each detector's default
 settings (HOG without and with the fallback passes of the pipeline;
@@ -22,7 +22,7 @@ from facematch.images import load_rgb
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--cnn", action="store_true")
     parser.add_argument("--every", type=int, default=1)
     args = parser.parse_args()

@@ -12,7 +12,7 @@ upright photo, upsample 1), this makes:
 A face counts as found when a box's centre lies inside its true box and the
 box's side is within 0.5-2x the true side; a box matching no face is false.
 
-    python benchmarks/stress.py --faces ../shared/faces
+    python benchmarks/stress.py --faces PATH/TO/shared/faces
 
 prints a markdown table (recall and false boxes per set and detector setting);
 ``--detectors cnn --sets tilt,edge`` adds dlib's CNN (ONNX) where it is affordable.
@@ -187,7 +187,7 @@ def run(samples: list[Sample], settings: FaceSettings, min_face: int | None) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=Path("../shared/faces"))
+    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--detectors", default="hog,hog up2,centerface,centerface 0.2")
     parser.add_argument("--sets", default="tilt,small,edge", help="which kinds of set to run")
     args = parser.parse_args()

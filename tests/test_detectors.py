@@ -42,7 +42,7 @@ def stress_module() -> ModuleType:
 
 SENSITIVE = detectors.most_sensitive(warn=False)
 
-# Faces counted by eye (../shared/faces/README.md): bbt2 4 (one cut by the left
+# Faces counted by eye (PATH/TO/shared/faces/README.md): bbt2 4 (one cut by the left
 # edge, one profile far back), selfie-many-people 7 (two cut by the frame), two_people 2.
 # HOG's counts are what it finds of those, with no false box.
 GROUP_PHOTOS = [

@@ -329,6 +329,26 @@ def make_detect_writer(fmt: str, out: TextIO) -> Writer:
     return DetectCompatWriter(out) if fmt == "compat" else make_writer(fmt, out)
 
 
+def format_writer(
+    fmt: str,
+    out: TextIO,
+    compat: Callable[[TextIO], Any],
+    csv_writer: Callable[[TextIO], Any],
+    to_json: Callable[[Any], dict[str, Any]],
+) -> Any:
+    """The writer of one kind of row for a format name: its own compat and CSV
+    writers, and the shared JSON and JSON-lines writers with its ``to_json``."""
+    if fmt == "compat":
+        return compat(out)
+    if fmt == "csv":
+        return csv_writer(out)
+    if fmt == "json":
+        return JsonWriter(out, to_json)
+    if fmt == "jsonl":
+        return JsonLinesWriter(out, to_json)
+    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+
+
 # --- search hits (``facematch search``) ---------------------------------------------
 
 SEARCH_CSV_HEADER = ("rank", "path", "top", "right", "bottom", "left", "distance", "face_id")
@@ -391,15 +411,8 @@ class HitCsvWriter:
 
 def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
     """The writer of search hits for a format name."""
-    writers: dict[str, Callable[[TextIO], HitWriter]] = {
-        "compat": HitCompatWriter,
-        "csv": HitCsvWriter,
-        "json": lambda stream: JsonWriter(stream, ranked_hit_json()),
-        "jsonl": lambda stream: JsonLinesWriter(stream, ranked_hit_json()),
-    }
-    if fmt not in writers:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-    return writers[fmt](out)
+    writer: HitWriter = format_writer(fmt, out, HitCompatWriter, HitCsvWriter, ranked_hit_json())
+    return writer
 
 
 # --- library export (``facematch library export``) ----------------------------------
@@ -513,15 +526,10 @@ class FaceRowCsvWriter:
 
 def make_face_row_writer(fmt: str, out: TextIO) -> FaceRowWriter:
     """The writer of clustered faces for a format name."""
-    writers: dict[str, Callable[[TextIO], FaceRowWriter]] = {
-        "compat": FaceRowCompatWriter,
-        "csv": FaceRowCsvWriter,
-        "json": lambda stream: JsonWriter(stream, face_row_json),
-        "jsonl": lambda stream: JsonLinesWriter(stream, face_row_json),
-    }
-    if fmt not in writers:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-    return writers[fmt](out)
+    writer: FaceRowWriter = format_writer(
+        fmt, out, FaceRowCompatWriter, FaceRowCsvWriter, face_row_json
+    )
+    return writer
 
 
 # Redaction rows (facematch.redact.RedactedImage): one writer per format too.
@@ -621,15 +629,7 @@ def redacted_json(result: RedactedImage) -> dict[str, Any]:
 
 def make_redact_writer(fmt: str, out: TextIO) -> Any:
     """The writer of ``facematch redact``'s report of what was done."""
-    writers: dict[str, Callable[[TextIO], Any]] = {
-        "compat": RedactCompatWriter,
-        "csv": RedactCsvWriter,
-        "json": lambda stream: JsonWriter(stream, redacted_json),
-        "jsonl": lambda stream: JsonLinesWriter(stream, redacted_json),
-    }
-    if fmt not in writers:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-    return writers[fmt](out)
+    return format_writer(fmt, out, RedactCompatWriter, RedactCsvWriter, redacted_json)
 
 
 # --------------------------------------------------------------------------------------
@@ -742,12 +742,5 @@ def cloak_json(result: CloakResult) -> dict[str, Any]:
 
 def make_cloak_writer(fmt: str, out: TextIO) -> Writer:
     """The writer for ``facematch cloak``."""
-    if fmt == "compat":
-        return CloakCompatWriter(out)  # type: ignore[return-value]
-    if fmt == "csv":
-        return CloakCsvWriter(out)  # type: ignore[return-value]
-    if fmt == "json":
-        return JsonWriter(out, cloak_json)
-    if fmt == "jsonl":
-        return JsonLinesWriter(out, cloak_json)
-    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    writer: Writer = format_writer(fmt, out, CloakCompatWriter, CloakCsvWriter, cloak_json)
+    return writer

@@ -31,7 +31,6 @@ os.environ.setdefault(
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from onnx import helper, numpy_helper
 
 from facematch import cloak, models
 from facematch.onnx_convert import build_model
@@ -39,16 +38,7 @@ from facematch.onnx_convert import build_model
 
 def numpy_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    nodes = [
-        (
-            n.op_type,
-            list(n.input),
-            n.output[0],
-            {a.name: helper.get_attribute_value(a) for a in n.attribute},
-        )
-        for n in graph.node
-    ]
+    constants, nodes = cloak.graph_parts(model)
 
     def run(chips: np.ndarray) -> np.ndarray:
         values: dict[str, Any] = dict(constants)

@@ -209,13 +209,10 @@ def _descriptor_gradient(
     return np.asarray(distances), np.asarray(gradient)
 
 
-def _interpreter(model: Any) -> Callable[[Any], Any]:
-    """A JAX function computing the ONNX graph on float (N, 150, 150, 3) pixel values.
-
-    It knows exactly the operator types onnx_convert emits; anything else is an error.
-    """
-    import jax.numpy as jnp
-    from jax import lax
+def graph_parts(
+    model: Any,
+) -> tuple[dict[str, Any], list[tuple[str, list[str], str, dict[str, Any]]]]:
+    """An ONNX graph's constants by name, and its nodes as (op, inputs, output, attributes)."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
@@ -229,6 +226,19 @@ def _interpreter(model: Any) -> Callable[[Any], Any]:
         )
         for n in graph.node
     ]
+    return constants, nodes
+
+
+def _interpreter(model: Any) -> Callable[[Any], Any]:
+    """A JAX function computing the ONNX graph on float (N, 150, 150, 3) pixel values.
+
+    It knows exactly the operator types onnx_convert emits; anything else is an error.
+    """
+    import jax.numpy as jnp
+    from jax import lax
+
+    graph = model.graph
+    constants, nodes = graph_parts(model)
     input_name, output_name = graph.input[0].name, graph.output[0].name
 
     def run(chips: Any) -> Any:

@@ -42,6 +42,7 @@ A ``Library`` is a context manager::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -298,32 +299,19 @@ class Library:
             db.execute("ROLLBACK")
             raise
 
-    class _Guard:
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
         """Turn SQLite's errors into one-line LibraryErrors naming the file."""
-
-        def __init__(self, path: Path) -> None:
-            self.path = path
-
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(
-            self,
-            kind: type[BaseException] | None,
-            value: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None:
-            if isinstance(value, sqlite3.OperationalError):
-                raise LibraryError(f"library {self.path}: {value}") from None
-            if isinstance(value, sqlite3.DatabaseError):
-                raise LibraryError(
-                    f"{self.path} is damaged or not a facematch library ({value})"
-                ) from None
-            if isinstance(value, (ValueError, KeyError, TypeError)):
-                raise LibraryError(f"{self.path} is damaged ({value})") from None
-
-    def _guard(self) -> Library._Guard:
-        return Library._Guard(self.path)
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"library {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise LibraryError(
+                f"{self.path} is damaged or not a facematch library ({exc})"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LibraryError(f"{self.path} is damaged ({exc})") from None
 
     def __enter__(self) -> Library:
         return self

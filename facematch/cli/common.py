@@ -292,6 +292,18 @@ recursive_option = click.option(
 )
 
 
+def tolerance_option(help_text: str, default: float | str = "auto") -> Callable[[F], F]:
+    """``-t, --tolerance FLOAT|auto``, worded for the command that takes it."""
+    return click.option(
+        "--tolerance",
+        "-t",
+        type=TOLERANCE,
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
 def format_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--format",

@@ -9,24 +9,19 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
-    TOLERANCE,
     RunOptions,
     image_command,
     progress_bar,
+    tolerance_option,
     writing,
 )
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("labelled", type=click.Path(path_type=str))
-@click.option(
-    "--tolerance",
-    "-t",
-    type=TOLERANCE,
-    default="auto",
-    show_default=True,
-    help="The tolerance to report accuracy and open-set figures at (auto: what "
-    "matching would use against a gallery of this size).",
+@tolerance_option(
+    "The tolerance to report accuracy and open-set figures at (auto: what "
+    "matching would use against a gallery of this size)."
 )
 @click.option(
     "--target-far",

@@ -10,7 +10,6 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
-    TOLERANCE,
     PictureOptions,
     RunOptions,
     choose_tolerance,
@@ -20,6 +19,7 @@ from facematch.cli.common import (
     picture_options,
     progress_bar,
     recursive_option,
+    tolerance_option,
     write_all,
 )
 from facematch.errors import UsageError
@@ -28,16 +28,11 @@ from facematch.errors import UsageError
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("known", type=click.Path(path_type=str))
 @click.argument("unknown", nargs=-1, type=click.Path(path_type=str))
-@click.option(
-    "--tolerance",
-    "-t",
-    type=TOLERANCE,
-    default="auto",
-    show_default=True,
-    help="Largest distance that still counts as a match; lower is stricter "
+@tolerance_option(
+    "Largest distance that still counts as a match; lower is stricter "
     "(0.5-0.55 for children, relatives and look-alikes). auto: 0.6 for small "
     "galleries, lower as the known folder grows, so strangers are rarely named; "
-    "0.6 gives face_recognition's answers.",
+    "0.6 gives face_recognition's answers."
 )
 @click.option("--show-distance", is_flag=True, help="compat format: append the distance.")
 @click.option(

@@ -11,7 +11,6 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
-    TOLERANCE,
     RunOptions,
     choose_tolerance,
     find_inputs,
@@ -19,6 +18,7 @@ from facematch.cli.common import (
     image_command,
     progress_bar,
     recursive_option,
+    tolerance_option,
     write_all,
 )
 
@@ -58,14 +58,7 @@ KNOWN_UPSAMPLE = 1
     show_default=True,
     help="Shape of the mask, 25% larger than the face's box on every side.",
 )
-@click.option(
-    "--tolerance",
-    "-t",
-    type=TOLERANCE,
-    default="auto",
-    show_default=True,
-    help="Largest distance at which a face is a known person (as for matching).",
-)
+@tolerance_option("Largest distance at which a face is a known person (as for matching).")
 @click.option(
     "--margin",
     type=click.FloatRange(0.0, 1.0),

@@ -10,12 +10,12 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
-    TOLERANCE,
     RunOptions,
     format_option,
     image_command,
     library_option,
     log,
+    tolerance_option,
     writing,
 )
 
@@ -26,15 +26,11 @@ from facematch.cli.common import (
 @click.option(
     "--top", "-k", type=click.IntRange(min=1), default=None, metavar="K", help="At most K hits."
 )
-@click.option(
-    "--tolerance",
-    "-t",
-    type=TOLERANCE,
-    default=0.6,
-    show_default=True,
-    help="Largest distance that still counts as the same person. In a large library "
+@tolerance_option(
+    "Largest distance that still counts as the same person. In a large library "
     "strangers come near 0.6 too: hits are nearest first, so lower it or use --top. "
     "auto: the tolerance that keeps a stranger out of the hits about 98% of the time.",
+    default=0.6,
 )
 @format_option("Output: path,top,right,bottom,left,distance lines, CSV, JSON, or JSON lines.")
 @image_command(default_upsample=1)

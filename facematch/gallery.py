@@ -117,11 +117,27 @@ class Gallery:
 
     def nearest_photo(self, embedding: NDArray[np.float64], name: str) -> KnownFace | None:
         """The photo of ``name`` nearest to a face, when the gallery knows its photos."""
-        if not self.sources or name not in self.names:
+        person = self._person_index.get(name)
+        if not self.sources or person is None:
             return None
-        rows = np.flatnonzero(self.owners == self.names.index(name))
+        start, end = self._person_bounds[person], self._person_bounds[person + 1]
+        rows = self._rows_by_person[start:end]
         distances = np.linalg.norm(self.embeddings[rows] - embedding, axis=1)
         return self.sources[int(rows[np.argmin(distances)])]
+
+    @cached_property
+    def _person_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    @cached_property
+    def _rows_by_person(self) -> NDArray[np.intp]:
+        """Photo rows grouped by person (row order kept within a person)."""
+        return np.argsort(self.owners, kind="stable")
+
+    @cached_property
+    def _person_bounds(self) -> NDArray[np.intp]:
+        """Where each person's rows start in ``_rows_by_person`` (and where the last ends)."""
+        return np.searchsorted(self.owners[self._rows_by_person], np.arange(len(self.names) + 1))
 
     @cached_property
     def index(self) -> ExactIndex:

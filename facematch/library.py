@@ -64,6 +64,16 @@ from facematch.faces import Face
 from facematch.images import Found, discover
 from facematch.neighbours import NeighbourIndex, make_index, nearest_to_any
 from facematch.private import create_private_file, make_private_folder
+from facematch.snapshot import (
+    SNAPSHOT_MIN_FACES,
+    SUFFIX,
+    FaceMatrix,
+    read_snapshot,
+    remove_snapshot,
+    snapshot_generation,
+    snapshot_path,
+    write_snapshot,
+)
 
 if TYPE_CHECKING:
     from facematch.pipeline import Encoded, Pipeline
@@ -71,7 +81,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("facematch")
 
 FORMAT = "facematch-library"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LIBRARY_FILE = "library.sqlite3"
 ENV_VAR = "FACEMATCH_LIBRARY"
 DIM = 128
@@ -101,13 +111,30 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""Statements that take a library from schema N - 1 to N (none yet: 1 is the first)."""
+_COUNT_CHANGES = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()} AFTER {event} ON {table}"
+    " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END"
+    for table in ("files", "entries", "faces")
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
+"""Every write to the tables that make ``faces()`` raises ``meta.generation`` (what a
+snapshot of the faces is checked against; see ``facematch.snapshot``)."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("INSERT OR IGNORE INTO meta VALUES ('generation', '0')", *_COUNT_CHANGES),
+}
+"""Statements that take a library from schema N - 1 to N."""
 
 # Odd 64-bit weights for the face checksum: any change to one word of a row changes the sum.
 _WEIGHTS = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 for i in range(DIM + 4)], dtype=np.uint64
 )
+_JOINED = (
+    " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+    " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
+)
+"""The faces of the indexed files (what ``faces()`` reads)."""
+
 _CHECK_ROWS = 65_536  # rows checksummed at a time, to bound memory
 
 
@@ -195,7 +222,7 @@ class Library:
         self.read_only = read_only
         self._db = db
         self._settings_ids: dict[str, int] = {}
-        self._searchable: tuple[LibraryFaces, NeighbourIndex] | None = None
+        self._searchable: tuple[FaceMatrix, NeighbourIndex] | None = None
 
     # --- opening ---------------------------------------------------------------------
 
@@ -281,6 +308,9 @@ class Library:
                     "INSERT INTO meta VALUES ('format', ?), ('schema', ?)",
                     (FORMAT, str(SCHEMA_VERSION)),
                 )
+                for version in range(2, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[version]:
+                        db.execute(statement)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -463,6 +493,7 @@ class Library:
                 pending = []
         if pending:
             count += self._add_batch(pending, settings, engine)
+        self.refresh_snapshot()
         return count
 
     class _Transaction:
@@ -611,6 +642,7 @@ class Library:
             unreadable = [f.path for f in found if (f.problem or "").startswith("cannot read")]
             yield from self._prune(paths, {f.path for f in found}, unreadable)
         self._collect(started)
+        self.refresh_snapshot()
 
     def _encode(
         self,
@@ -776,44 +808,82 @@ class Library:
 
         Raises LibraryError if a face fails its checksum (a damaged file).
         """
-        joined = (
-            " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
-            " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
-        )
+        matrix = self._matrix()
         with self._guard():
-            self._db.execute("BEGIN")  # one snapshot for the count and the rows
+            paths_by_id = dict(self._db.execute("SELECT id, path FROM files WHERE status = 'ok'"))
+        try:
+            paths = [paths_by_id[i] for i in matrix.files.tolist()]
+        except KeyError:  # a file row gone since the matrix was read: read it all again
+            return self.faces()
+        return LibraryFaces(matrix.ids, paths, matrix.boxes, matrix.embeddings)
+
+    def _matrix(self) -> FaceMatrix:
+        """The faces as matrices: from the snapshot if it is of the library as it is
+        now, else from SQLite (then written as the snapshot, when there are enough)."""
+        where = snapshot_path(self.path)
+        with self._guard():
+            self._db.execute("BEGIN")  # one read snapshot for the generation and the rows
             try:
-                paths_by_id = dict(
-                    self._db.execute("SELECT id, path FROM files WHERE status = 'ok'")
-                )
-                count = self._db.execute(f"SELECT COUNT(*){joined}").fetchone()[0]
-                ids = np.empty(count, dtype=np.int64)
-                file_ids = np.empty(count, dtype=np.int64)
-                boxes = np.empty((count, 4), dtype=np.int64)
-                embeddings = np.empty((count, DIM), dtype=np.float32)
-                checksums = np.empty(count, dtype=np.int64)
-                cursor = self._db.execute(
-                    "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
-                    f" fa.checksum{joined} ORDER BY fi.path, fa.face"
-                )
-                done = 0
-                # A chunk at a time into preallocated arrays: a million faces fit in
-                # little more than their float32 matrix.
-                while rows := cursor.fetchmany(_CHECK_ROWS):
-                    part = slice(done, done + len(rows))
-                    columns = list(zip(*rows, strict=True))
-                    ids[part] = columns[0]
-                    file_ids[part] = columns[1]
-                    boxes[part] = np.array(columns[2:6], dtype=np.int64).T
-                    embeddings[part] = _embeddings(columns[6])
-                    checksums[part] = columns[7]
-                    done += len(rows)
+                generation = self._generation()
+                matrix = read_snapshot(where, generation)
+                loaded = matrix is None
+                if matrix is None:
+                    matrix = self._read_faces()
             finally:
                 self._db.execute("COMMIT")
+        if loaded and len(matrix.ids) >= SNAPSHOT_MIN_FACES:
+            self._write_snapshot(matrix, generation)
+        return matrix
+
+    def _generation(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def _write_snapshot(self, matrix: FaceMatrix, generation: int) -> None:
+        try:
+            write_snapshot(snapshot_path(self.path), matrix, generation)
+        except OSError as exc:  # a read-only folder, a full disk: slower next time, not wrong
+            log.debug("cannot write the library's snapshot: %s", exc)
+
+    def refresh_snapshot(self) -> None:
+        """Write the snapshot now if it is stale and the library is large enough for one
+        (after an index run, so that the next search opens fast)."""
+        with self._guard():
+            count = self._db.execute(f"SELECT COUNT(*){_JOINED}").fetchone()[0]
+            generation = self._generation()
+        where = snapshot_path(self.path)
+        if count < SNAPSHOT_MIN_FACES:
+            remove_snapshot(where)
+        elif snapshot_generation(where) != generation:
+            self._matrix()
+
+    def _read_faces(self) -> FaceMatrix:
+        """The faces from SQLite, checksums checked (inside the caller's read transaction)."""
+        count = self._db.execute(f"SELECT COUNT(*){_JOINED}").fetchone()[0]
+        ids = np.empty(count, dtype=np.int64)
+        file_ids = np.empty(count, dtype=np.int64)
+        boxes = np.empty((count, 4), dtype=np.int64)
+        embeddings = np.empty((count, DIM), dtype=np.float32)
+        checksums = np.empty(count, dtype=np.int64)
+        cursor = self._db.execute(
+            "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
+            f" fa.checksum{_JOINED} ORDER BY fi.path, fa.face"
+        )
+        done = 0
+        # A chunk at a time into preallocated arrays: a million faces fit in
+        # little more than their float32 matrix.
+        while rows := cursor.fetchmany(_CHECK_ROWS):
+            part = slice(done, done + len(rows))
+            columns = list(zip(*rows, strict=True))
+            ids[part] = columns[0]
+            file_ids[part] = columns[1]
+            boxes[part] = np.array(columns[2:6], dtype=np.int64).T
+            embeddings[part] = _embeddings(columns[6])
+            checksums[part] = columns[7]
+            done += len(rows)
         if not np.array_equal(face_checksums(boxes, embeddings), checksums):
             raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
-        paths = [paths_by_id[i] for i in file_ids.tolist()]
-        return LibraryFaces(ids, paths, boxes.astype(np.int32), embeddings)
+        return FaceMatrix(ids, file_ids, boxes.astype(np.int32), embeddings)
 
     def search(
         self, queries: ArrayLike, tolerance: float, top: int | None = None
@@ -826,16 +896,29 @@ class Library:
         index are loaded on the first search and kept for the next ones.
         """
         if self._searchable is None:
-            faces = self.faces()
+            matrix = self._matrix()
             # The index keeps the float32 matrix itself (no second copy).
-            self._searchable = faces, make_index(faces.embeddings)
-        faces, index = self._searchable
+            self._searchable = matrix, make_index(matrix.embeddings)
+        matrix, index = self._searchable
         distances, rows = nearest_to_any(index, queries, tolerance, top)
+        wanted = sorted({int(matrix.files[r]) for r in rows})
+        with self._guard():
+            paths: dict[int, str] = {}
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                paths.update(
+                    self._db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", part)
+                )
         return [
             SearchHit(
-                faces.paths[r], FaceBox(*map(int, faces.boxes[r])), float(d), int(faces.ids[r])
+                paths[int(matrix.files[r])],
+                FaceBox(*map(int, matrix.boxes[r])),
+                float(d),
+                int(matrix.ids[r]),
             )
             for d, r in zip(distances, rows, strict=True)
+            if int(matrix.files[r]) in paths  # not removed since the faces were read
         ]
 
     def encoded(self, paths: Iterable[str]) -> Iterator[tuple[str, Encoded | None]]:
@@ -932,7 +1015,7 @@ class Library:
             schema = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
         size = sum(
             Path(str(self.path) + suffix).stat().st_size
-            for suffix in ("", "-wal", "-shm")
+            for suffix in ("", "-wal", "-shm", SUFFIX)
             if Path(str(self.path) + suffix).exists()
         )
         return {

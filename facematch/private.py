@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger("facematch")
@@ -88,14 +89,19 @@ def private_temp_folder() -> Path:
     return fresh
 
 
-def write_private(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically as a 0600 file; a link at ``path`` is replaced."""
+def write_private(path: Path, payload: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write ``payload`` to ``path`` atomically as a 0600 file; a link at ``path`` is replaced.
+
+    ``payload`` is the bytes, or a sequence of buffers written one after another
+    (a large file without joining it in memory first).
+    """
     descriptor, temp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(descriptor, "wb") as temp_file:  # mkstemp: O_EXCL, mode 0600
-            temp_file.write(payload)
+            for part in [payload] if isinstance(payload, bytes) else payload:
+                temp_file.write(part)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.replace(temp_name, path)

@@ -167,10 +167,12 @@ class ExactIndex:
         start = self._size
         sq = np.empty(count, dtype=np.float64)
         for part in range(0, count, BLOCK_ROWS):  # in float64, a block at a time
-            wide = rows[part : part + BLOCK_ROWS].astype(np.float64)
-            if not np.isfinite(wide).all():
-                raise ValueError("vectors must be finite (no NaN or infinity)")
-            sq[part : part + BLOCK_ROWS] = np.einsum("ij,ij->i", wide, wide)
+            block = rows[part : part + BLOCK_ROWS]
+            sq[part : part + BLOCK_ROWS] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        # A row holds a NaN or an infinity exactly when its float64 sum of squares does
+        # (float32 values squared cannot overflow float64).
+        if not np.isfinite(sq).all():
+            raise ValueError("vectors must be finite (no NaN or infinity)")
         if start == 0 and not copy:
             self._data, self._sqnorms = rows, sq.astype(np.float32)
         else:

@@ -105,14 +105,25 @@ def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
             if header.get("dim") != DIM or count < 0:
                 raise ValueError("wrong shape")
             sizes = [count * DIM * 4, count * 8, count * 8, count * 16]
-            body = np.empty(sum(sizes), dtype=np.uint8)
-            if file.readinto(body.data) != body.size or file.read(1):
+            body_start = file.tell()
+            if os.fstat(file.fileno()).st_size != body_start + sum(sizes):
                 raise ValueError("wrong length")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("the library's snapshot %s is unusable (%s); reading the library", path, exc)
         return None
+    if count == 0:
+        body = np.empty(0, dtype=np.uint8)
+    else:
+        # Mapped, not read: the pages stay the system's file cache (no copy).
+        try:
+            body = np.memmap(path, dtype=np.uint8, mode="r", offset=body_start, shape=sum(sizes))
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "cannot read the library's snapshot %s (%s); reading the library", path, exc
+            )
+            return None
     if zlib.crc32(body.data) != header.get("crc32"):
         log.warning("the library's snapshot %s is damaged; reading the library", path)
         return None
@@ -121,9 +132,6 @@ def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
     ids = body[ends[1] : ends[2]].view("<i8")
     files = body[ends[2] : ends[3]].view("<i8")
     boxes = body[ends[3] : ends[4]].view("<i4").reshape(count, 4)
-    if not np.isfinite(embeddings).all():
-        log.warning("the library's snapshot %s is damaged; reading the library", path)
-        return None
     return FaceMatrix(ids, files, boxes, embeddings)
 
 

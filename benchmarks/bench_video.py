@@ -176,6 +176,12 @@ def main() -> None:
     parser.add_argument(
         "--parts", nargs="+", default=["accuracy", "speed", "decode", "memory"], help="what to run"
     )
+    parser.add_argument(
+        "--models",
+        type=lambda text: text.split(","),
+        default=["default", "hog"],
+        help="frames' detectors to compare: default (CenterFace when installed), hog, ...",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     known = known_folder(args.faces)
@@ -193,7 +199,7 @@ def main() -> None:
         ),
     }
     if "accuracy" in args.parts:
-        accuracy(files, known, shots)
+        accuracy(files, known, shots, args.models)
     minutes = args.seconds / 60
     if "speed" in args.parts:
         speed(files, known, args, tag)
@@ -203,23 +209,26 @@ def main() -> None:
         memory(known, args)
 
 
-def accuracy(files: dict[str, Path], known: Path, shots: list[Shot]) -> None:
+def accuracy(files: dict[str, Path], known: Path, shots: list[Shot], models: list[str]) -> None:
     interval = 1.0
     print("## Accuracy (default sampling, 1 per second)\n")
     print(
-        "| file | appearances >= 2 s | reported | boundaries within 1 sample "
+        "| file | frames' detector | appearances >= 2 s | reported | boundaries within 1 sample "
         "| ranges of absent people |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- |")
     documents = {}
     for label, path in files.items():
-        document, *_ = facematch(known, path, "--no-cache")
-        documents[label] = document
-        total, reported, exact, absent = score(document, shots, interval)
-        print(
-            f"| {label} | {total} | {reported} ({reported / total:.0%}) | "
-            f"{exact} ({exact / total:.0%}) | {absent} |"
-        )
+        for model in models:
+            chosen = () if model == "default" else ("--model", model)
+            document, *_ = facematch(known, path, "--no-cache", *chosen)
+            if model == models[0]:
+                documents[label] = document
+            total, reported, exact, absent = score(document, shots, interval)
+            print(
+                f"| {label} | {model} | {total} | {reported} ({reported / total:.0%}) | "
+                f"{exact} ({exact / total:.0%}) | {absent} |"
+            )
     same = [
         (a["name"], a["start"], a["end"])
         for a in documents["H.264, x264 default keyframes"]["appearances"]  # type: ignore[index]
@@ -232,15 +241,24 @@ def accuracy(files: dict[str, Path], known: Path, shots: list[Shot]) -> None:
     )
 
 
-def segment_cpu(path: Path, seconds: float, fps: float, min_face: int | None) -> float:
-    """CPU seconds of one worker sampling and encoding a whole video (models already loaded)."""
+def segment_cpu(
+    path: Path, seconds: float, fps: float, min_face: int | None, model: str = "default"
+) -> float:
+    """CPU seconds of one worker sampling and encoding a whole video (models already loaded).
+
+    ``model`` "default" is what the command picks for frames (CenterFace when installed).
+    """
     from facematch import engines
     from facematch.faces import FaceSettings
     from facematch.pipeline import VideoTask, encode_segment
 
     engine = engines.prepare(engines.default_engine(), None)
     settings = FaceSettings(min_face_size=min_face)
-    task = VideoTask(str(path), settings, engine, video.VideoSettings(fps=fps), 0.0, None, seconds)
+    if model == "default":
+        frames = video.VideoSettings(fps=fps, detector=video.video_detector(False, "hog"))
+    else:
+        frames = video.VideoSettings(fps=fps, detector=model)  # type: ignore[arg-type]
+    task = VideoTask(str(path), settings, engine, frames, 0.0, None, seconds)
     started = time.process_time()
     result = encode_segment(task)
     if result.error:
@@ -254,13 +272,16 @@ def speed(files: dict[str, Path], known: Path, args: argparse.Namespace, tag: st
     reference_clip = cut(files["H.264, x264 default keyframes"], 1.0, OUT / f"cut-1s-{tag}.mp4")
     reference_seconds = video.probe(str(reference_clip)).duration or 1.0
     main_file = files["H.264, x264 default keyframes"]
-    segment_cpu(reference_clip, reference_seconds, 1.0, None)  # load the models first
+    for model in args.models:  # load the models first
+        segment_cpu(reference_clip, reference_seconds, 1.0, None, model)
     cpu_rows: dict[str, list[float]] = {}
     wall_rows: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for label in ("H.264, x264 default keyframes", "H.264, 1 s keyframes", "VP9 (WebM)"):
-            cpu = segment_cpu(files[label], args.seconds, 1.0, None)
-            cpu_rows.setdefault(f"facematch defaults, {label}", []).append(cpu / minutes)
+            for model in args.models:
+                cpu = segment_cpu(files[label], args.seconds, 1.0, None, model)
+                row = f"facematch, frames: {model}, {label}"
+                cpu_rows.setdefault(row, []).append(cpu / minutes)
         cpu = segment_cpu(reference_clip, reference_seconds, 25.0, 48)
         label = "every frame, photo defaults (face_recognition's approach), H.264"
         cpu_rows.setdefault(label, []).append(cpu * 60 / reference_seconds)

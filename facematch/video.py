@@ -24,6 +24,7 @@ videos carry) is applied, as EXIF orientation is for photos.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -32,12 +33,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from facematch import detectors
+from facematch.detectors import DetectorName
 from facematch.errors import ImageError
 from facematch.faces import FaceSettings, working_copy
 from facematch.images import RGBImage, open_regular
 
 if TYPE_CHECKING:
     from av.container import InputContainer
+
+log = logging.getLogger("facematch")
 
 EXTRA_HINT = "reading videos needs the optional extra: pip install 'facematch[video]'"
 Strategy = Literal["auto", "seek", "through"]
@@ -69,13 +74,38 @@ class VideoSettings:
     # would find in one sample is usually found in the next, and it costs
     # 1-3 CPU-s on every faceless frame (README, "Video").
     fallback: bool = False
+    # The detector for frames; None: the photos' own. The command line sets
+    # CenterFace when facematch[detector] is installed and --model is not given
+    # (see video_detector): it finds the turned and small faces of real footage.
+    detector: DetectorName | None = None
 
     def key(self) -> str:
         # The strategy is not part of it: every strategy samples the same frames.
+        # The detector is, through the face settings' key (see base_settings).
         return (
             f"video fps={self.fps!r} fallback={self.fallback} "
             f"face_fraction={MIN_FACE_FRACTION!r} v{VIDEO_VERSION}"
         )
+
+    def base_settings(self, settings: FaceSettings) -> FaceSettings:
+        """The run's face settings with this video's detector (its own threshold)."""
+        if self.detector is None or self.detector == settings.model:
+            return settings
+        return replace(settings, model=self.detector, threshold=None)
+
+
+def video_detector(model_given: bool, model: DetectorName) -> DetectorName | None:
+    """The detector for frames when the user did not choose one: CenterFace if
+    installed (a warning naming the extra if not); None keeps ``model``."""
+    if model_given or model != "hog":
+        return None
+    if detectors.centerface_available():
+        return "centerface"
+    log.warning(
+        "video frames use HOG, which misses turned and small faces; for CenterFace: %s",
+        detectors.EXTRA_HINT,
+    )
+    return None
 
 
 # A face smaller than this share of a frame's short side is not looked for,
@@ -91,7 +121,7 @@ def frame_face_settings(
 ) -> FaceSettings:
     """The run's face settings for a frame of this size, with the video defaults
     for the smallest face and the fallback."""
-    settings = replace(settings, fallback=video.fallback)
+    settings = replace(video.base_settings(settings), fallback=video.fallback)
     if settings.min_face_size is not None:
         return settings
     photo_default = settings.smallest_face(height, width)

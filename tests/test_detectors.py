@@ -223,3 +223,35 @@ def test_box_mapping_keeps_a_square_centred_box() -> None:
 def test_unknown_detector_is_a_usage_error() -> None:
     with pytest.raises(detectors.UsageError, match="unknown detector"):
         detectors.require("mtcnn")
+
+
+@needs_centerface
+def test_a_face_in_profile_is_found_but_not_described() -> None:
+    """bbt2's fourth face, far back and in profile: redaction sees it (turned=True), the
+    matching path does not describe it (dlib's descriptor needs both eyes)."""
+    image = load_rgb(DATA / "bbt2.jpg")
+    settings = FaceSettings(model="centerface", threshold=SENSITIVE.threshold)
+    every = detect(image, settings)
+    describable = detect(image, settings, turned=False)
+    assert len(every) == 4 and len(describable) == 3
+    (profile,) = set(every) - set(describable)
+    assert profile.left > 500  # the man at the back on the right
+    raw = detectors.centerface().raw(np.asarray(image), SENSITIVE.threshold)
+    kept = raw[detectors.non_maximum_suppression(raw[:, :4], raw[:, 4])]
+    ratios = np.sort(detectors.eye_ratios(kept))
+    assert ratios[0] < detectors.TURNED_EYE_RATIO < 0.25 < ratios[1]
+
+
+@needs_centerface
+def test_a_face_too_dark_to_describe_is_left_out() -> None:
+    """CenterFace finds a face in the dark that HOG would not; its descriptor would be
+    near anyone, so the matching path leaves it out (faces.FLAT_CHIP_CONTRAST)."""
+    from facematch.faces import DlibEncoder, find_faces
+
+    image = load_rgb(DATA / "obama.jpg")
+    settings = FaceSettings(model="centerface")
+    assert len(find_faces(image, settings, DlibEncoder())) == 1
+    dark = (image // 10).astype(np.uint8)
+    assert len(detect(dark, settings)) == 1
+    assert find_faces(dark, settings, DlibEncoder()) == []
+    assert len(find_faces(image // 2, settings, DlibEncoder())) == 1  # dim is fine

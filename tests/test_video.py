@@ -121,7 +121,17 @@ def test_hamilton_clip_names_lin_manuel_miranda(tmp_path: Path) -> None:
     known.mkdir()
     shutil.copy(DATA / "lin-manuel-miranda.jpg", known / "Lin-Manuel Miranda.jpg")
     shutil.copy(DATA / "alex-lacamoire.png", known / "Alex Lacamoire.png")
+    # Frames use CenterFace (installed in the test extras): it also finds Alex
+    # Lacamoire, small and turned at the piano in the first second, whom HOG misses;
+    # and it names nobody in the dark audience or in profile (faces.FLAT_CHIP_CONTRAST,
+    # detectors.TURNED_EYE_RATIO).
     result = run(known, CLIP, "-j", "1", "--no-cache", "--no-fallback")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{CLIP}@00:00:00.000-00:00:01.000,Alex Lacamoire",
+        f"{CLIP}@00:00:00.000-00:00:04.000,Lin-Manuel Miranda",
+    ]
+    result = run(known, CLIP, "-j", "1", "--no-cache", "--no-fallback", "--model", "hog")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"{CLIP}@00:00:00.000-00:00:04.000,Lin-Manuel Miranda",
@@ -331,3 +341,22 @@ def test_unknown_ranges_keep_the_largest_face_and_sort_last() -> None:
 def test_clock() -> None:
     assert clock(0) == "00:00:00.000"
     assert clock(3723.0456) == "01:02:03.046"
+
+
+def test_frames_use_centerface_unless_a_detector_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from facematch import detectors
+    from facematch.faces import FaceSettings
+    from facematch.video import VideoSettings, video_detector
+
+    monkeypatch.setattr(detectors, "centerface_available", lambda: True)
+    assert video_detector(model_given=False, model="hog") == "centerface"
+    assert video_detector(model_given=True, model="hog") is None
+    assert video_detector(model_given=False, model="cnn") is None
+    frames = VideoSettings(detector="centerface").base_settings(FaceSettings(threshold=0.3))
+    assert frames.model == "centerface" and frames.threshold is None
+    monkeypatch.setattr(detectors, "centerface_available", lambda: False)
+    with caplog.at_level("WARNING", logger="facematch"):
+        assert video_detector(model_given=False, model="hog") is None
+    assert "pip install 'facematch[detector]'" in caplog.text

@@ -90,7 +90,7 @@ def match(
     from facematch.gallery import known_photos
     from facematch.images import is_video_name
     from facematch.render import Tee
-    from facematch.video import VideoSettings
+    from facematch.video import VideoSettings, video_detector
     from facematch.writers import make_writer
 
     if library_path is not None:
@@ -120,10 +120,18 @@ def match(
         progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
         progress_bar(0, "video", quiet_videos, unit="s", position=1) as video_bar,
     ):
-        # Frames use the detection fallback only when --fallback is given.
-        source = click.get_current_context().get_parameter_source("fallback")
-        explicit = source is click.core.ParameterSource.COMMANDLINE
-        pipeline.video = VideoSettings(fps=fps, fallback=explicit and shared.settings.fallback)
+        # Frames use the detection fallback only when --fallback is given, and
+        # CenterFace (when installed) unless --model is.
+        context = click.get_current_context()
+        given = {
+            name: context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+            for name in ("fallback", "model")
+        }
+        pipeline.video = VideoSettings(
+            fps=fps,
+            fallback=given["fallback"] and shared.settings.fallback,
+            detector=video_detector(given["model"], shared.settings.model) if videos else None,
+        )
         pipeline.progress = bar.update
         pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
         pipeline.video_progress = lambda seconds: video_bar.update(seconds)

@@ -248,3 +248,23 @@ def test_cluster_report_escapes_names_writes_assets_and_spares_inputs(
         assert refused.exit_code == EXIT_USAGE, refused.stderr
     alone = run("cluster", photos, "--library", library, "--report-assets", assets)
     assert alone.exit_code == EXIT_USAGE
+
+
+def test_crops_past_the_inline_limit_go_to_files_beside_the_page(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from facematch import report
+    from facematch.render import crop
+
+    crops = report.Crops()
+    with Image.open(data / "obama.jpg") as image:
+        for box in (FaceBox(100, 300, 300, 100), FaceBox(50, 250, 250, 50)):
+            crops.keep(crop(image.convert("RGB"), box, report.CROP_SIDE))
+    page = tmp_path / "people.html"
+    inline = crops.sources(page, None)
+    assert all(s.startswith("data:image/jpeg;base64,") for s in inline)
+    monkeypatch.setattr(report, "INLINE_LIMIT", sum(len(c) for c in crops.images))
+    placed = crops.sources(page, None)
+    assert placed == ["people_files/crop-000000.jpg", "people_files/crop-000001.jpg"]
+    assert [(tmp_path / s).read_bytes() for s in placed] == crops.images
+    assert "inline limit" in caplog.text

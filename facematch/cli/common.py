@@ -583,7 +583,7 @@ def picture_options(
             pictures = PictureOptions(**{k: options.pop(k) for k in keys if k in options})
             return fn(pictures=pictures, **options)
 
-        chosen = (*(ANNOTATE_OPTIONS if annotate else ()),)
+        chosen = [*(ANNOTATE_OPTIONS if annotate else ())]
         chosen += report_options(report_help) if report else ()
         return option_group(*chosen)(command)  # type: ignore[no-any-return]
 

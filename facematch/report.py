@@ -350,7 +350,7 @@ def render_cluster_page(
     folder = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
     named = sum(1 for p in people if rows[groups[p][0]].name is not None)
     summary = [
-        ("photos", str(len({r.path for r in rows}))),
+        ("photos with faces", str(len({r.path for r in rows}))),
         ("faces", str(len(rows))),
         ("people", str(len(people))),
         ("named people", str(named)),

@@ -587,7 +587,7 @@ class Library:
             stored = {
                 row[0]: row[1:]
                 for row in self._db.execute(
-                    "SELECT path, size, mtime_ns, digest, settings, status FROM files"
+                    "SELECT path, size, mtime_ns, digest, settings, status, error FROM files"
                 )
             }
         todo: list[tuple[str, os.stat_result, str, Action]] = []
@@ -607,7 +607,7 @@ class Library:
                 info.st_mtime_ns,
                 settings_id,
             ):
-                yield IndexedFile(item.path, previous[4], "unchanged")
+                yield IndexedFile(item.path, previous[4], "unchanged", error=previous[5])
                 continue
             try:
                 digest = file_digest(item.path)

@@ -1,12 +1,14 @@
 """Redaction: copies in which every face not confidently a known person is covered.
 
 A face left clear by mistake is a privacy leak, so redaction looks harder
-than matching (``redaction_passes``: more upsampling, mirrored borders for
-faces cut by the frame, and the CNN detector on every image) and covers every
-face it is not sure about: unknown faces, and ambiguous ones (just past the
-tolerance, or close to two people). With no known people, every face is
-covered. The copies are upright and carry no metadata but their colour
-profile (no EXIF: no GPS position, no thumbnail of the original).
+than matching (``redaction_passes``: CenterFace at a sensitive threshold, more
+HOG upsampling, mirrored borders for faces cut by the frame; the CNN detector
+on every image without facematch[detector]), covers each face as far as any
+pass's box for it reaches, and covers every face it is not sure about:
+unknown faces, and ambiguous ones (just past the tolerance, or close to two
+people). With no known people, every face is covered. The copies are
+upright and carry no metadata but their colour profile (no EXIF: no GPS
+position, no thumbnail of the original).
 """
 
 from __future__ import annotations
@@ -167,16 +169,39 @@ def unite(found: Sequence[Sequence[FaceBox]]) -> list[FaceBox]:
     return united
 
 
+def reach(box: FaceBox, found: Sequence[Sequence[FaceBox]]) -> FaceBox:
+    """The box enclosing ``box`` and every box of any pass that is the same face.
+
+    Passes disagree most on faces cut by the frame (one box stops at the edge of
+    what it saw, a mirrored pass sees the whole face): the face is described from
+    its first box, and covered out to the farthest reach of all of them.
+    """
+    same = [b for boxes in found for b in boxes if overlap(b, box) >= SAME_FACE_IOU]
+    return FaceBox(
+        min([box.top, *(b.top for b in same)]),
+        max([box.right, *(b.right for b in same)]),
+        max([box.bottom, *(b.bottom for b in same)]),
+        min([box.left, *(b.left for b in same)]),
+    )
+
+
 def find_faces(task: FindTask) -> Encoded:
-    """Every face the passes find in one image, encoded; a failure is an error result."""
+    """Every face the passes find in one image, encoded; a failure is an error result.
+
+    Each face is described from the box of the first pass that found it, and
+    reported (so covered) with the box that reaches as far as every pass's.
+    """
     try:
         image = load_rgb(task.path)
-        boxes = unite([detect_pass(image, detector) for detector in task.passes])
+        found = [detect_pass(image, detector) for detector in task.passes]
+        boxes = unite(found)
         if not boxes:
             return Encoded(task.path)
         first = task.passes[0].settings
         encoder = engines.encoder(task.engine, task.threads, first.jitters, first.mirror)
-        return Encoded(task.path, tuple(describe(image, boxes, first, encoder)))
+        faces = describe(image, boxes, first, encoder)
+        wide = tuple(replace(face, box=reach(face.box, found)) for face in faces)
+        return Encoded(task.path, wide)
     except Exception as exc:  # a per-image failure must never stop the run
         return Encoded(task.path, error=failure_message(exc))
 

@@ -220,3 +220,51 @@ def test_report_assets_are_files_beside_the_page(
 def test_report_assets_need_a_report(known_files: Path, unknown: Path, tmp_path: Path) -> None:
     result = run(known_files, unknown, "--report-assets", tmp_path / "a")
     assert result.exit_code == EXIT_USAGE
+
+
+def test_cluster_report_escapes_names_writes_assets_and_spares_inputs(
+    data: Path, tmp_path: Path
+) -> None:
+    photos, library = tmp_path / 'photos <i>"&', tmp_path / "people.sqlite3"
+    shutil.copytree(data / "people" / "tbbt" / "amy", photos / "amy")
+    shutil.copy(data / "obama.jpg", photos / "<img src=x onerror=alert(1)>.jpg")
+    first = run("cluster", photos, "--library", library, "-q", "-j", "1", "--format", "json")
+    assert first.exit_code == 0, first.stderr
+    person = next(row["person"] for row in json.loads(first.stdout) if row["person"])
+    assert run("cluster", "name", person, HOSTILE, "--library", library).exit_code == 0
+    report, assets = tmp_path / "r" / "people.html", tmp_path / "r" / "crops"
+    args = ("cluster", photos, "--library", library, "-q", "--report", report)
+    result = run(*args, "--report-assets", assets)
+    assert result.exit_code == 0, result.stderr
+    page = report.read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert html.escape(HOSTILE) in page and page.count("<script>") == 1
+    assert "data:image" not in page
+    crops = sorted(assets.glob("*.jpg"))
+    assert len(crops) == 6 and all(f'src="crops/{c.name}"' in page for c in crops)
+    # Never over a photo or the library: a usage error before any work.
+    for target in (photos / "amy" / "amy1.png", library):
+        refused = run("cluster", photos, "--library", library, "-q", "--report", target)
+        assert refused.exit_code == EXIT_USAGE, refused.stderr
+    alone = run("cluster", photos, "--library", library, "--report-assets", assets)
+    assert alone.exit_code == EXIT_USAGE
+
+
+def test_crops_past_the_inline_limit_go_to_files_beside_the_page(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from facematch import report
+    from facematch.render import crop
+
+    crops = report.Crops()
+    with Image.open(data / "obama.jpg") as image:
+        for box in (FaceBox(100, 300, 300, 100), FaceBox(50, 250, 250, 50)):
+            crops.keep(crop(image.convert("RGB"), box, report.CROP_SIDE))
+    page = tmp_path / "people.html"
+    inline = crops.sources(page, None)
+    assert all(s.startswith("data:image/jpeg;base64,") for s in inline)
+    monkeypatch.setattr(report, "INLINE_LIMIT", sum(len(c) for c in crops.images))
+    placed = crops.sources(page, None)
+    assert placed == ["people_files/crop-000000.jpg", "people_files/crop-000001.jpg"]
+    assert [(tmp_path / s).read_bytes() for s in placed] == crops.images
+    assert "inline limit" in caplog.text

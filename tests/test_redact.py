@@ -26,6 +26,7 @@ from facematch.redact import (
     cover,
     detect_pass,
     mask_box,
+    reach,
     redaction_passes,
     unite,
 )
@@ -181,6 +182,27 @@ def test_mirrored_border_finds_a_face_cut_in_half_by_the_frame(data: Path) -> No
 def test_a_face_two_passes_find_is_covered_once() -> None:
     hog, cnn, other = FaceBox(100, 200, 200, 100), FaceBox(95, 205, 210, 98), FaceBox(0, 50, 50, 0)
     assert unite([[hog], [cnn, other]]) == [hog, other]
+
+
+def test_a_face_is_covered_as_far_as_any_pass_reaches() -> None:
+    first, wider, other = (
+        FaceBox(100, 200, 200, 100),
+        FaceBox(90, 210, 260, 110),
+        FaceBox(0, 9, 9, 0),
+    )
+    assert reach(first, [[first], [wider, other]]) == FaceBox(90, 210, 260, 100)
+    assert reach(other, [[first], [wider, other]]) == other
+
+
+def test_a_face_cut_by_the_frame_is_covered_to_the_edge(data: Path, tmp_path: Path) -> None:
+    # The big face on the right of the selfie is cut by the frame: CenterFace's box stops
+    # at its upper lip, HOG on the mirrored borders sees down to the chin.
+    result = run("redact", data / "selfie-many-people.jpg", "--out", tmp_path / "o", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    copy = upright(tmp_path / "o" / "selfie-many-people.jpg")
+    mouth = copy[575:600, 500:560]  # under the moustache, next to the bottom edge
+    assert np.abs(mouth - np.array(FILL)).max() < 40  # black, up to JPEG noise
+    assert np.abs(upright(data / "selfie-many-people.jpg")[575:600, 500:560]).max() > 100
 
 
 @pytest.mark.parametrize("style", ["fill", "blur", "pixelate"])

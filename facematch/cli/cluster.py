@@ -12,11 +12,13 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
+    PictureOptions,
     RunOptions,
     format_option,
     image_command,
     library_option,
     log,
+    picture_options,
     progress_bar,
     setup_logging,
     writing,
@@ -74,6 +76,11 @@ def cluster() -> None:
     "after its photo and face number; unclustered faces go in unclustered/.",
 )
 @format_option("Output: path,person lines, CSV, JSON or JSON lines; one row per face.")
+@picture_options(
+    annotate=False,
+    report_help="Write a self-contained HTML page to check the people by eye: a section "
+    "per person with the crops of their faces, the unclustered faces, a filter by person.",
+)
 @image_command(default_upsample=1)
 def run(
     paths: tuple[str, ...],
@@ -82,6 +89,7 @@ def run(
     min_faces: int,
     out_dir: Path | None,
     fmt: str,
+    pictures: PictureOptions,
     shared: RunOptions,
 ) -> None:
     """Group every face under PATHS into people (person_1 is the largest group).
@@ -93,13 +101,14 @@ def run(
     """
     from facematch.cli.common import find_inputs
     from facematch.cluster import FaceClusterer
-    from facematch.library import Library
+    from facematch.library import Library, resolve_library_path
     from facematch.people import People
     from facematch.writers import make_face_row_writer
 
-    find_inputs(paths, recursive=True)
+    found = find_inputs(paths, recursive=True)
+    pictures.check([f.path for f in found], protected=[str(resolve_library_path(library_path))])
     roots = [os.path.abspath(p) for p in paths]
-    unreadable = 0
+    unreadable: list[tuple[str, str]] = []
     with (
         Library.open(library_path) as library,
         shared.pipeline() as pipeline,
@@ -108,7 +117,7 @@ def run(
         for row in library.index(paths, pipeline, prune=False):
             bar.update(1)
             if row.status == "error":
-                unreadable += 1
+                unreadable.append((row.path, row.error or ""))
                 log.error("%s: %s", row.path, row.error)
         everything = library.faces()
         people = People(library)
@@ -126,6 +135,10 @@ def run(
         from facematch.people import write_crops
 
         write_crops(selected, out_dir)
+    if pictures.report is not None:
+        from facematch.report import write_cluster_report
+
+        write_cluster_report(pictures.report, selected, unreadable, pictures.report_assets)
     named = len({r.person for r in selected if r.name is not None})
     click.echo(
         f"facematch: {summary.people} people ({summary.new_people} new, {named} named) in "

@@ -544,28 +544,37 @@ ANNOTATE_OPTIONS = (
     ),
 )
 
-REPORT_OPTIONS = (
-    click.option(
-        "--report",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        metavar="FILE.html",
-        help="Write a self-contained HTML page to check the answers by eye: each face "
-        "beside the known photo it matched, a summary, a filter by person.",
-    ),
-    click.option(
-        "--report-assets",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        metavar="DIR",
-        help="Write the report's crops as files in DIR instead of inside the page "
-        "(done anyway, beside the page, past 20 MB of crops).",
-    ),
+MATCH_REPORT_HELP = (
+    "Write a self-contained HTML page to check the answers by eye: each face "
+    "beside the known photo it matched, a summary, a filter by person."
 )
 
 
-def picture_options(report: bool = True) -> Callable[[F], F]:
-    """``--annotate``, ``--font`` (and ``--report``, ``--report-assets``) as ``pictures``."""
+def report_options(help_text: str = MATCH_REPORT_HELP) -> tuple[Callable[[F], F], ...]:
+    """``--report FILE.html`` (what the page shows: ``help_text``) and ``--report-assets``."""
+    return (
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            metavar="FILE.html",
+            help=help_text,
+        ),
+        click.option(
+            "--report-assets",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            metavar="DIR",
+            help="Write the report's crops as files in DIR instead of inside the page "
+            "(done anyway, beside the page, past 20 MB of crops).",
+        ),
+    )
+
+
+def picture_options(
+    report: bool = True, annotate: bool = True, report_help: str = MATCH_REPORT_HELP
+) -> Callable[[F], F]:
+    """``--annotate``, ``--font`` and/or ``--report``, ``--report-assets`` as ``pictures``."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -574,7 +583,8 @@ def picture_options(report: bool = True) -> Callable[[F], F]:
             pictures = PictureOptions(**{k: options.pop(k) for k in keys if k in options})
             return fn(pictures=pictures, **options)
 
-        chosen = (*ANNOTATE_OPTIONS, *REPORT_OPTIONS) if report else ANNOTATE_OPTIONS
+        chosen = [*(ANNOTATE_OPTIONS if annotate else ())]
+        chosen += report_options(report_help) if report else ()
         return option_group(*chosen)(command)  # type: ignore[no-any-return]
 
     return decorate

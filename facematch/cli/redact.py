@@ -90,9 +90,10 @@ def redact(
     facematch redact --everyone PATH... --out DIR
 
     KNOWN is a folder of known people, as for matching. Redaction looks harder
-    for faces than matching does (upsample 2, mirrored borders for faces cut by
-    the frame, and the CNN detector on every image; --no-fallback leaves the
-    CNN out) and covers ambiguous faces too.
+    for faces than matching does (CenterFace at a sensitive threshold with
+    facematch[detector], HOG at upsample 2 and on mirrored borders for faces cut
+    by the frame; without the extra the CNN detector instead of CenterFace,
+    which --no-fallback leaves out) and covers ambiguous faces too.
     The copies are upright and keep no EXIF (no GPS position, no thumbnail).
     """
     from facematch import redact as rd

@@ -1,8 +1,9 @@
 """Pictures of result rows: boxes and labels, face crops, masks, and upright copies on disk.
 
-Everything here reads rows (``ImageResult``) and pixels; nothing detects or
-matches again. ``Pictures`` fans each row out to picture writers (annotated
-copies, the HTML report) and decodes each image once for all of them.
+Everything here reads rows (``ImageResult``, ``VideoResult``) and pixels;
+nothing detects or matches again. ``Pictures`` fans each row out to picture
+writers (annotated copies, the HTML report) and decodes each image once for all
+of them; for a video, the frames of its best samples, once each, in time order.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import functools
 import io
 import logging
 import os
+import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
+from facematch.appearances import Appearance, clock
 from facematch.errors import FacematchError, ImageError, UsageError
 from facematch.faces import FaceBox
 from facematch.images import open_upright
-from facematch.pipeline import FaceMatch, ImageResult
+from facematch.pipeline import FaceMatch, ImageResult, VideoResult
 from facematch.text import printable
 from facematch.writers import Writer
 
@@ -62,6 +65,12 @@ class OutputError(FacematchError):
 
 class Drawable(Protocol):
     def add(self, result: ImageResult, image: Image.Image | None) -> None: ...
+
+    def add_frame(self, result: VideoResult, time: float, image: Image.Image) -> None:
+        """One decoded frame of a video row: the sample at ``time`` seconds."""
+
+    def add_video(self, result: VideoResult) -> None:
+        """A video row, after its frames (none when it could not be decoded)."""
 
     def close(self) -> None: ...
 
@@ -161,17 +170,25 @@ class Annotations:
 
     def draw(self, image: Image.Image, faces: Sequence[FaceMatch]) -> Image.Image:
         """``image`` (upright RGB, changed in place) with every face's box and label."""
+        labels = []
+        for face in faces:
+            kind = classify(face, self.tolerance)
+            labels.append((face.box, kind, label(face, kind)))
+        return self.draw_labels(image, labels)
+
+    def draw_labels(
+        self, image: Image.Image, labels: Sequence[tuple[FaceBox, Kind, str]]
+    ) -> Image.Image:
+        """``image`` (changed in place) with each box in its kind's colour, labelled."""
         width, height = image.size
         size = font_size(width, height)
         font = load_font(size, self.font_path)
         line = max(2, round(max(width, height) / LINE_DIVISOR))
         draw = ImageDraw.Draw(image)
-        for face in faces:
-            kind = classify(face, self.tolerance)
+        for box, kind, caption in labels:
             colour, ink = COLOURS[kind]
-            box = face.box
             draw.rectangle((box.left, box.top, box.right, box.bottom), outline=colour, width=line)
-            text = self._drawable(printable(label(face, kind)))
+            text = self._drawable(printable(caption))
             if not text:
                 continue
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -307,13 +324,60 @@ def _umask() -> int:
     return mask
 
 
+def appearance_label(appearance: Appearance) -> tuple[FaceBox, Kind, str]:
+    """A range's best face: named (name, distance) or unknown, and the range's times."""
+    span = f"{clock(appearance.start)}-{clock(appearance.end)}"
+    if appearance.name is None:
+        return appearance.box, "unknown", f"unknown {span}"
+    distance = "" if appearance.distance is None else f" {appearance.distance:.2f}"
+    return appearance.box, "named", f"{appearance.name}{distance} {span}"
+
+
+def file_safe(name: str, limit: int = 80) -> str:
+    """A person's name as part of a file name: letters, digits, ``_.-``; runs of others ``-``."""
+    return re.sub(r"[^\w.-]+", "-", name).strip("-.")[:limit] or "person"
+
+
+def still_path(copy: Path, time: float, name: str | None = None, per_frame: bool = False) -> Path:
+    """Where a video frame's picture goes: beside the video's copy path, its name plus
+    ``@HH-MM-SS.mmm`` (the frame's time) and, for a range, ``_`` and the person
+    (``unknown_person`` for unknown faces): ``clip.mp4@00-00-03.000_Ada-Lovelace.jpg``.
+    Sorted by name, a video's pictures are in time order."""
+    stamp = clock(time).replace(":", "-")
+    who = "" if per_frame else "_" + file_safe(name if name is not None else "unknown_person")
+    return copy.with_name(f"{copy.name}@{stamp}{who}.jpg")
+
+
+def sample_times(result: VideoResult) -> list[float]:
+    """The sample times a video row has pictures for: each range's best sample, or
+    (``--per-frame``) each sampled frame with faces."""
+    if result.frames is not None:
+        return sorted({f.time for f in result.frames if f.faces})
+    return sorted({a.time for a in result.appearances})
+
+
+def video_stills(result: VideoResult) -> Iterator[tuple[float, Image.Image]]:
+    """The upright frames of a video row's pictures (``sample_times``), decoded once, in
+    time order, as the row's sampling picked them. Raises ImageError."""
+    from facematch.video import frames_at
+
+    for frame in frames_at(result.path, sample_times(result), result.fps):
+        yield frame.time, Image.fromarray(frame.image())
+
+
 @dataclass
 class AnnotatedCopies:
-    """Writes an annotated, upright copy of every readable image into a folder."""
+    """Writes an annotated, upright copy of every readable image into a folder, and a
+    picture of each video range's best sample (or each sampled frame with faces)."""
 
     targets: dict[str, Path]
     annotations: Annotations
     written: int = 0
+    _inputs: frozenset[str] = frozenset()
+    _frames: tuple[str, dict[float, tuple[FaceMatch, ...]]] | None = None
+
+    def __post_init__(self) -> None:
+        self._inputs = frozenset(os.path.realpath(p) for p in self.targets)
 
     def add(self, result: ImageResult, image: Image.Image | None) -> None:
         if image is None or result.status == "error":
@@ -321,6 +385,33 @@ class AnnotatedCopies:
         drawn = self.annotations.draw(image.copy(), result.faces)
         save_copy(drawn, self.targets[result.path])
         self.written += 1
+
+    def add_frame(self, result: VideoResult, time: float, image: Image.Image) -> None:
+        copy = self.targets[result.path]
+        if result.frames is not None:
+            faces = self._faces_at(result).get(time, ())
+            drawn = self.annotations.draw(image.copy(), faces)
+            self._save(drawn, still_path(copy, time, per_frame=True))
+            return
+        for appearance in result.appearances:
+            if appearance.time == time:
+                drawn = self.annotations.draw_labels(image.copy(), [appearance_label(appearance)])
+                self._save(drawn, still_path(copy, time, appearance.name))
+
+    def _faces_at(self, result: VideoResult) -> dict[float, tuple[FaceMatch, ...]]:
+        if self._frames is None or self._frames[0] != result.path:
+            self._frames = (result.path, {f.time: f.faces for f in result.frames or ()})
+        return self._frames[1]
+
+    def _save(self, image: Image.Image, path: Path) -> None:
+        if os.path.realpath(path) in self._inputs:  # an input named like a picture of ours
+            log.error("%s: not written: it is an input", printable(str(path)))
+            return
+        save_copy(image, path)
+        self.written += 1
+
+    def add_video(self, result: VideoResult) -> None:
+        self._frames = None
 
     def close(self) -> None:
         return None
@@ -332,7 +423,10 @@ class Pictures:
     def __init__(self, drawables: Sequence[Drawable]) -> None:
         self.drawables = list(drawables)
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: ImageResult | VideoResult) -> None:
+        if isinstance(result, VideoResult):
+            self._video(result)
+            return
         image = None
         if result.status != "error":
             try:
@@ -341,6 +435,17 @@ class Pictures:
                 log.error("%s: no picture: %s", printable(result.path), exc)
         for drawable in self.drawables:
             drawable.add(result, image)
+
+    def _video(self, result: VideoResult) -> None:
+        if result.status != "error":
+            try:
+                for time, image in video_stills(result):
+                    for drawable in self.drawables:
+                        drawable.add_frame(result, time, image)
+            except ImageError as exc:  # changed or removed since it was matched
+                log.error("%s: no picture: %s", printable(result.path), exc)
+        for drawable in self.drawables:
+            drawable.add_video(result)
 
     def close(self) -> None:
         for drawable in self.drawables:
@@ -353,7 +458,7 @@ class Tee:
     def __init__(self, *writers: Writer) -> None:
         self.writers = writers
 
-    def write(self, result: ImageResult) -> None:
+    def write(self, result: ImageResult | VideoResult) -> None:
         for writer in self.writers:
             writer.write(result)
 

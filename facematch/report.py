@@ -3,13 +3,15 @@
 For matching (``Report``): a summary on top, then per image each face's crop
 beside a crop of the known photo it is nearest to, with the distance, the
 tolerance and the runner-up; unknown faces, images without faces and
-unreadable files are listed too. For clustering (``write_cluster_report``): a
-summary, then one section per person with the crops of their faces, and the
-unclustered faces and unreadable files in sections of their own. Both read
-rows only, never match or cluster again, and share the crops, the page and
-its filter. The page needs no network: crops are small JPEG ``data:`` URIs (or
-files in an assets folder for big runs), styles and the person filter are
-inline. Every name and path is escaped.
+unreadable files are listed too; per video, its time ranges, each with a crop
+of its best sample (``--per-frame`` rows: a count of frames and faces only).
+For clustering (``write_cluster_report``): a summary, then one section per
+person with the crops of their faces, and the unclustered faces and
+unreadable files in sections of their own. Both read rows only, never match
+or cluster again, and share the crops, the page and its filter. The page
+needs no network: crops are small JPEG ``data:`` URIs (or files in an assets
+folder for big runs), styles and the person filter are inline. Every name and
+path is escaped.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from facematch.appearances import Appearance, clock
 from facematch.errors import ImageError
 from facematch.faces import FaceBox
 from facematch.gallery import KnownFace
 from facematch.images import open_upright
-from facematch.pipeline import FaceMatch, ImageResult
+from facematch.pipeline import FaceMatch, ImageResult, VideoResult
 from facematch.render import (
     COLOURS,
     Kind,
@@ -108,6 +111,12 @@ class ImageRow:
     faces: tuple[FaceRow, ...]
 
 
+@dataclass(frozen=True)
+class VideoRow:
+    result: VideoResult
+    crops: tuple[int | None, ...]  # per range, a key of Report.crops
+
+
 @dataclass
 class Report:
     """Collects match rows and crops, then writes the page on ``close()``."""
@@ -117,8 +126,10 @@ class Report:
     assets: Path | None = None
     title: str = "facematch report"
     images: list[ImageRow] = field(default_factory=list)
+    videos: list[VideoRow] = field(default_factory=list)
     crops: Crops = field(default_factory=Crops)
     _known: dict[tuple[str, FaceBox], int | None] = field(default_factory=dict)
+    _video_crops: dict[int, int] = field(default_factory=dict)
 
     def add(self, result: ImageResult, image: Image.Image | None) -> None:
         faces = []
@@ -127,6 +138,17 @@ class Report:
             known = self._known_crop(face.known_face) if face.known_face else None
             faces.append(FaceRow(index, face, classify(face, self.tolerance), piece, known))
         self.images.append(ImageRow(result, tuple(faces)))
+
+    def add_frame(self, result: VideoResult, time: float, image: Image.Image) -> None:
+        for index, appearance in enumerate(result.appearances):
+            if appearance.time == time:
+                piece = crop(image, appearance.box, CROP_SIDE)
+                self._video_crops[index] = self.crops.keep(piece)
+
+    def add_video(self, result: VideoResult) -> None:
+        crops = tuple(self._video_crops.get(i) for i in range(len(result.appearances)))
+        self.videos.append(VideoRow(result, crops))
+        self._video_crops = {}
 
     def _known_crop(self, known: KnownFace) -> int | None:
         key = (known.path, known.box)
@@ -142,7 +164,7 @@ class Report:
 
     def close(self) -> None:
         sources = self.crops.sources(self.destination, self.assets)
-        page = render_page(self.title, self.images, sources, self.tolerance)
+        page = render_page(self.title, self.images, sources, self.tolerance, self.videos)
         write_atomically(self.destination, page.encode("utf-8"))
 
 
@@ -205,6 +227,51 @@ def _image_section(row: ImageRow, sources: list[str], tolerance: float | None) -
     return "".join(parts)
 
 
+def _range_row(appearance: Appearance, crop_key: int | None, path: str, sources: list[str]) -> str:
+    kind = "unknown" if appearance.name is None else "named"
+    name = appearance.name if appearance.name is not None else "unknown_person"
+    cells = [
+        _img(sources, crop_key, f"best sample of {name} in {path}"),
+        f'<span class="tag {kind}">{kind}</span> {_text(name)}',
+        clock(appearance.start),
+        clock(appearance.end),
+        str(appearance.samples),
+        _distance(appearance.distance),
+        clock(appearance.time),
+    ]
+    tds = "".join(f"<td>{cell}</td>" for cell in cells)
+    key = _text(f"={name}" if appearance.name is not None else UNKNOWN_FILTER)
+    return f'<tr class="face {kind}" data-filter="{key}">{tds}</tr>'
+
+
+def _video_section(row: VideoRow, sources: list[str]) -> str:
+    result = row.result
+    path = _text(result.path)
+    parts = [f'<section class="image video {result.status}">', f"<h2>{path} (video)</h2>"]
+    if result.status == "error":
+        parts.append(f'<p class="error">unreadable: {_text(result.error or "")}</p>')
+    elif result.frames is not None:
+        faces = sum(len(f.faces) for f in result.frames)
+        parts.append(
+            f'<p class="note">{len(result.frames)} sampled frames, {faces} faces '
+            "(per-frame rows are not shown here; --annotate draws them)</p>"
+        )
+    elif not result.appearances:
+        parts.append('<p class="note">no face found</p>')
+    else:
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("best sample", "person", "from", "to", "samples", "distance", "best at")
+        )
+        body = "".join(
+            _range_row(a, key, result.path, sources)
+            for a, key in zip(result.appearances, row.crops, strict=True)
+        )
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 STYLE = """
 body{font:15px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.5em}h2{font-size:1em;font-family:monospace;word-break:break-all}
@@ -243,11 +310,17 @@ def _tag_style() -> str:
 
 
 def render_page(
-    title: str, images: list[ImageRow], sources: list[str], tolerance: float | None
+    title: str,
+    images: list[ImageRow],
+    sources: list[str],
+    tolerance: float | None,
+    videos: Sequence[VideoRow] = (),
 ) -> str:
-    """The whole page as text."""
+    """The whole page as text. A video's ranges count as its faces; people are found in either."""
     faces = [f for image in images for f in image.faces]
+    ranges = [a for video in videos for a in video.result.appearances]
     people = Counter(f.face.name for f in faces if f.face.name is not None)
+    people.update(a.name for a in ranges if a.name is not None)
     kinds = Counter(f.kind for f in faces)
     statuses = Counter(image.result.status for image in images)
     unknown = sum(1 for f in faces if f.face.name is None)
@@ -261,12 +334,19 @@ def render_page(
         ("images without faces", str(statuses["no_faces"])),
         ("unreadable files", str(statuses["error"])),
     ]
+    if videos:
+        unknown += sum(1 for a in ranges if a.name is None)
+        unreadable = sum(1 for video in videos if video.result.status == "error")
+        summary[2:2] = [("videos", str(len(videos))), ("video ranges", str(len(ranges)))]
+        summary.append(("unreadable videos", str(unreadable)))
     if tolerance is not None:
         summary.append(("tolerance", f"{tolerance:g}"))
     options = [("=" + name, f"{name} ({people[name]})") for name in sorted(people)]
     if unknown:
         options.append((UNKNOWN_FILTER, f"unknown faces ({unknown})"))
     sections = "\n".join(_image_section(image, sources, tolerance) for image in images)
+    if videos:
+        sections += "\n" + "\n".join(_video_section(video, sources) for video in videos)
     return _page(title, summary, options, sections)
 
 

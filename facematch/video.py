@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -350,19 +350,51 @@ def frames(
     seen = progress if progress is not None else Decoded()
     try:
         with _Opened(path, threads) as opened:
-            info = opened.info()
-            if strategy == "auto":
-                strategy = info.strategy()
-            if info.frame_rate is not None and fps * 2 > info.frame_rate:
-                # Samples closer than two frames: every frame may be one.
-                opened.stream.codec_context.skip_frame = "DEFAULT"
+            info, chosen = _prepare(opened, fps, strategy)
             seen.duration = info.duration
             # The last frame starts one frame before the end: no sample after it.
             last = None if info.duration is None else info.duration - _half_frame(info)
             stop = last if end is None else min(end, last if last is not None else end)
-            yield from _sample(opened, info, sample_times(stop, fps, start), strategy, seen)
+            yield from _sample(opened, info, sample_times(stop, fps, start), chosen, seen)
     except av.FFmpegError as exc:
         raise _fail(exc) from None
+
+
+def frames_at(
+    path: str,
+    times: Iterable[float],
+    fps: float = 1.0,
+    *,
+    strategy: Strategy = "auto",
+    threads: int = 1,
+) -> Iterator[Frame]:
+    """The frames ``frames(path, fps)`` samples at ``times`` (sample times), in time order.
+
+    Each time once, decoded the same way (so the same picture, turned upright
+    the same way), without the samples in between where keyframes allow. For
+    the pictures of a row's best samples. Raises ImageError as ``frames`` does.
+    """
+    av = require_av()
+    wanted = sorted(set(times))
+    if not wanted:
+        return
+    try:
+        with _Opened(path, threads) as opened:
+            info, chosen = _prepare(opened, fps, strategy)
+            yield from _sample(opened, info, iter(wanted), chosen, Decoded())
+    except av.FFmpegError as exc:
+        raise _fail(exc) from None
+
+
+def _prepare(
+    opened: _Opened, fps: float, strategy: Strategy
+) -> tuple[VideoInfo, Literal["seek", "through"]]:
+    """The video's headers and the way to its samples; which frames the decoder skips."""
+    info = opened.info()
+    if info.frame_rate is not None and fps * 2 > info.frame_rate:
+        # Samples closer than two frames: every frame may be one.
+        opened.stream.codec_context.skip_frame = "DEFAULT"
+    return info, info.strategy() if strategy == "auto" else strategy
 
 
 def _sample(

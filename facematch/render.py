@@ -437,7 +437,7 @@ class Pictures:
             drawable.add(result, image)
 
     def _video(self, result: VideoResult) -> None:
-        if result.status != "error":
+        if sample_times(result):  # also what was decoded of a video cut short (an error row)
             try:
                 for time, image in video_stills(result):
                     for drawable in self.drawables:

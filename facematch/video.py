@@ -374,10 +374,10 @@ def frames_at(
     the same way), without the samples in between where keyframes allow. For
     the pictures of a row's best samples. Raises ImageError as ``frames`` does.
     """
-    av = require_av()
     wanted = sorted(set(times))
     if not wanted:
         return
+    av = require_av()
     try:
         with _Opened(path, threads) as opened:
             info, chosen = _prepare(opened, fps, strategy)

@@ -533,7 +533,8 @@ ANNOTATE_OPTIONS = (
         default=None,
         metavar="DIR",
         help="Write an upright copy of every readable image into DIR (same relative "
-        "path) with each face boxed and labelled; never over an input.",
+        "path) with each face boxed and labelled (match, for a video: the frame of "
+        "each range's best sample, VIDEO@HH-MM-SS.mmm_PERSON.jpg); never over an input.",
     ),
     click.option(
         "--font",

@@ -348,7 +348,7 @@ def still_path(copy: Path, time: float, name: str | None = None, per_frame: bool
     return copy.with_name(f"{copy.name}@{stamp}{who}.jpg")
 
 
-def sample_times(result: VideoResult) -> list[float]:
+def picture_times(result: VideoResult) -> list[float]:
     """The sample times a video row has pictures for: each range's best sample, or
     (``--per-frame``) each sampled frame with faces."""
     if result.frames is not None:
@@ -357,11 +357,11 @@ def sample_times(result: VideoResult) -> list[float]:
 
 
 def video_stills(result: VideoResult) -> Iterator[tuple[float, Image.Image]]:
-    """The upright frames of a video row's pictures (``sample_times``), decoded once, in
+    """The upright frames of a video row's pictures (``picture_times``), decoded once, in
     time order, as the row's sampling picked them. Raises ImageError."""
     from facematch.video import frames_at
 
-    for frame in frames_at(result.path, sample_times(result), result.fps):
+    for frame in frames_at(result.path, picture_times(result), result.fps):
         yield frame.time, Image.fromarray(frame.image())
 
 
@@ -437,7 +437,7 @@ class Pictures:
             drawable.add(result, image)
 
     def _video(self, result: VideoResult) -> None:
-        if sample_times(result):  # also what was decoded of a video cut short (an error row)
+        if picture_times(result):  # also what was decoded of a video cut short (an error row)
             try:
                 for time, image in video_stills(result):
                     for drawable in self.drawables:

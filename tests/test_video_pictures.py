@@ -143,19 +143,44 @@ def test_per_frame_writes_each_sampled_frame_with_faces(
         assert any(near(pixels[middle, box["left"]], c) for c in kinds)
 
 
-def test_a_bad_video_gets_no_picture_and_the_run_goes_on(
+def cut_short(clip: Path, target: Path) -> None:
+    """``clip`` with its index first (faststart, no re-encoding), then cut at 70%."""
+    import av
+
+    with (
+        av.open(str(clip)) as source,
+        av.open(str(target), "w", options={"movflags": "faststart"}) as out,
+    ):
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    whole = target.read_bytes()
+    target.write_bytes(whole[: len(whole) * 7 // 10])
+
+
+def test_bad_videos_get_no_picture_or_those_decoded_and_the_run_goes_on(
     setup: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    known = setup[0]
+    known, clip = setup[0], setup[1]
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "empty.mp4").write_bytes(b"")
-    out = tmp_path / "out"
-    result = run(known, folder, "-j", "1", "--no-cache", "--annotate", out, "--report",
-                 tmp_path / "r.html")  # fmt: skip
+    cut_short(clip, folder / "cut.mp4")
+    out, page = tmp_path / "out", tmp_path / "r.html"
+    result = run(known, folder, "-j", "1", "--no-cache", "--no-fallback", "--format", "json",
+                 "--annotate", out, "--report", page)  # fmt: skip
     assert result.exit_code == EXIT_PARTIAL
-    assert not out.exists()
-    assert "empty.mp4 (video)" in (tmp_path / "r.html").read_text()
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["empty.mp4"]["status"] == rows["cut.mp4"]["status"] == "error"
+    # The samples decoded before the cut have their ranges, and so their pictures.
+    decoded = rows["cut.mp4"]["appearances"]
+    assert decoded and all(a["end"] < 4 for a in decoded)
+    expected = {still_path(out / "cut.mp4", a["time"], a["name"]).name for a in decoded}
+    assert {p.name for p in out.iterdir()} == expected
+    html = page.read_text()
+    assert "empty.mp4 (video)" in html and "cut.mp4 (video)" in html
 
 
 def test_frames_at_gives_the_samples_of_a_full_pass(setup: tuple[Path, Path, Path]) -> None:

@@ -17,7 +17,7 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -373,8 +373,10 @@ class AnnotatedCopies:
     targets: dict[str, Path]
     annotations: Annotations
     written: int = 0
-    _inputs: frozenset[str] = frozenset()
-    _frames: tuple[str, dict[float, tuple[FaceMatch, ...]]] | None = None
+    _inputs: frozenset[str] = field(init=False, default=frozenset())
+    _frames: tuple[str, dict[float, tuple[FaceMatch, ...]]] | None = field(
+        init=False, default=None
+    )
 
     def __post_init__(self) -> None:
         self._inputs = frozenset(os.path.realpath(p) for p in self.targets)

@@ -374,9 +374,7 @@ class AnnotatedCopies:
     annotations: Annotations
     written: int = 0
     _inputs: frozenset[str] = field(init=False, default=frozenset())
-    _frames: tuple[str, dict[float, tuple[FaceMatch, ...]]] | None = field(
-        init=False, default=None
-    )
+    _frames: tuple[str, dict[float, tuple[FaceMatch, ...]]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._inputs = frozenset(os.path.realpath(p) for p in self.targets)

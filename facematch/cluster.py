@@ -102,33 +102,36 @@ def neighbour_graph(
     if data.ndim != 2:
         raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
     index = ExactIndex(data.shape[1] if n else 128)
-    candidates = 2 * max_neighbours if max_neighbours > 0 else n
+    # Each search keeps the nearest ``candidates`` besides the face itself: twice the
+    # final number bounds memory on dense collections (millions of pairs within the
+    # radius) without changing the choice below except where a face has that many.
+    candidates = 2 * max_neighbours if max_neighbours > 0 else None
+    limit = None if candidates is None else candidates + 1
     firsts: list[Ints] = []
     seconds: list[Ints] = []
     distances: list[Floats] = []
 
-    def keep(rows: Ints, found: list[tuple[Floats, Ints]]) -> None:
-        for row, (dist, ids) in zip(rows, found, strict=True):
-            others = ids != row
-            # Found nearest first; keeping twice the final number bounds memory on dense
-            # collections (millions of pairs within the radius) without changing the choice
-            # below except where a face has that many neighbours.
-            near_ids, near_dist = ids[others][:candidates], dist[others][:candidates]
-            firsts.append(np.full(len(near_ids), row, dtype=np.intp))
-            seconds.append(near_ids)
-            distances.append(near_dist)
+    def search(rows: Ints) -> None:
+        found, ids, dist = index.range_pairs(data[rows], radius, limit=limit)
+        face = rows[found]
+        others = ids != face
+        face, ids, dist, found = face[others], ids[others], dist[others], found[others]
+        if candidates is not None:  # sorted by query then distance: rank within the query
+            near = np.arange(len(found)) - np.searchsorted(found, found) < candidates
+            face, ids, dist = face[near], ids[near], dist[near]
+        firsts.append(face)
+        seconds.append(ids)
+        distances.append(dist)
 
     if queries is None:
         for start in range(0, n, _BLOCK):
             index.add(data[start : start + _BLOCK])
-            rows = np.arange(start, min(start + _BLOCK, n), dtype=np.intp)
-            keep(rows, index.range_search(data[rows], radius))
+            search(np.arange(start, min(start + _BLOCK, n), dtype=np.intp))
     else:
-        index.add(data)
+        index.add(data, copy=False)
         rows = np.unique(np.asarray(queries, dtype=np.intp))
         for start in range(0, len(rows), _BLOCK):
-            part = rows[start : start + _BLOCK]
-            keep(part, index.range_search(data[part], radius))
+            search(rows[start : start + _BLOCK])
     if not firsts:
         empty = np.empty(0, dtype=np.intp)
         return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
@@ -208,14 +211,18 @@ class FaceClusterer:
         photos: Sequence[Hashable] | None = None,
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
+        searched: ArrayLike | None = None,
     ) -> FaceClusterer:
         """Cluster ``embeddings`` (n, dim).
 
         ``photos``: the photo of each face; faces of one photo never share a group.
         ``keys``: a sortable key per face fixing the order (and so every tie-break).
         ``seeds``: an earlier group per face (any int; -1 for none); faces with a seed
-        stay together, and two seeded groups never merge. Only faces without a seed, and
-        their neighbours, are searched, so an update costs in proportion to what is new.
+        stay together, and two seeded groups never merge.
+        ``searched``: True for each face whose neighbours an earlier run already searched
+        (by default, the seeded ones). Only pairs with at least one face not searched are
+        looked for, so an update costs in proportion to what is new: faces an earlier
+        run left in no group join a group only through a new face.
         """
         if self.radius < self.threshold:
             raise ValueError("radius must be at least threshold")
@@ -229,6 +236,8 @@ class FaceClusterer:
             raise ValueError("keys must give one key per face")
         if seeds is not None and len(np.asarray(seeds)) != n:
             raise ValueError("seeds must give one group per face")
+        if searched is not None and len(np.asarray(searched)) != n:
+            raise ValueError("searched must give one flag per face")
         order = (
             np.array(sorted(range(n), key=keys.__getitem__), dtype=np.intp)
             if keys is not None
@@ -240,12 +249,15 @@ class FaceClusterer:
             if seeds is not None
             else np.full(n, UNCLUSTERED, dtype=np.int64)
         )
-        free = np.flatnonzero(seed == UNCLUSTERED)
+        if searched is not None:
+            old = np.asarray(searched, dtype=bool)[order] | (seed != UNCLUSTERED)
+        else:
+            old = seed != UNCLUSTERED
         graph = neighbour_graph(
             data[order],
             self.radius,
             self.max_neighbours,
-            queries=free if seeds is not None else None,
+            queries=np.flatnonzero(~old) if old.any() else None,
         )
         if self.hub_neighbours > 0:
             first = _agglomerate(graph, n, self.first_threshold, self.radius, sorted_photos, seed)
@@ -265,9 +277,10 @@ class FaceClusterer:
         photos: Sequence[Hashable] | None = None,
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
+        searched: ArrayLike | None = None,
     ) -> Ints:
         """:meth:`fit`, then the labels."""
-        return self.fit(embeddings, photos, keys, seeds).labels_
+        return self.fit(embeddings, photos, keys, seeds, searched).labels_
 
 
 def _hold_back_hubs(

@@ -4,18 +4,20 @@ Three tables live beside the library's own, created on its connection::
 
     people       number (person_N), name, named_by ('user', 'known' or 'none'),
                  merged_into (the person a user merged this one into, else NULL)
-    assignments  face (the library's faces.id) -> person (NULL: moved out by the user),
-                 fixed (1 when the user put it there)
+    assignments  face (the library's faces.id) -> person (NULL: in no group; moved out
+                 by the user if fixed), fixed (1 when the user put it there)
     corrections  every user correction as it was made: kind ('name', 'merge', 'move'),
                  person, other, face, name, when
 
 An update (:func:`update`) keeps every assigned face where it is: its person is a seed
 of the clustering, so old people only gain faces, keep their number and their name, and
-two old people never merge on their own. New faces, and old ones in no group yet, are
-clustered around them; new groups get the next numbers, largest first (on the first run
-that makes ``person_1`` the largest group). A face the user moved out of a group is not
-clustered again. Corrections rewrite the assignments at once, so they hold in every
-later run.
+two old people never merge on their own. Only the new faces look for neighbours (among
+all faces), so an update costs in proportion to what is new: they join old people or
+each other, and can bring in faces an earlier run left in no group (those have an
+``assignments`` row with no person, so they are not searched again). New groups get the
+next numbers, largest first (on the first run that makes ``person_1`` the largest
+group). A face the user moved out of a group is not clustered again. Corrections
+rewrite the assignments at once, so they hold in every later run.
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ class People:
             photos=[keys[ids[i]][0] for i in clustered],
             keys=[keys[ids[i]] for i in clustered],
             seeds=seeds,
+            searched=[ids[i] in assigned for i in clustered],
         )
         gone = [f for f in assigned if f not in present]
         db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])
@@ -212,12 +215,12 @@ class People:
                 new_people += 1
                 person_of_label[label] = number
                 db.execute("INSERT INTO people (number) VALUES (?)", (number,))
-        db.executemany(
+        db.executemany(  # a face in no group gets a row too: it has been searched
             "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
             [
-                (ids[i], person_of_label[int(label)])
+                (ids[i], None if label == UNCLUSTERED else person_of_label[int(label)])
                 for i, label, seed in zip(clustered, labels, seeds, strict=True)
-                if label != UNCLUSTERED and seed == UNCLUSTERED
+                if seed == UNCLUSTERED
             ],
         )
         persons = db.execute(

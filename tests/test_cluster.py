@@ -264,6 +264,60 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     assert any(r["name"] == "Penny" and r["named_by"] == "user" for r in rows)
 
 
+def test_renaming_a_folder_of_the_out_tree_names_that_person(tmp_path: Path) -> None:
+    photos, out, library = tmp_path / "photos", tmp_path / "out", tmp_path / "lib.sqlite3"
+    for who in ("amy", "penny", "raj"):
+        shutil.copytree(DATA / "people" / "tbbt" / who, photos / who)
+
+    def cluster() -> Result:
+        result = run(
+            "cluster", photos, "--library", library, "--out", out, "--format", "csv", "-q", "-j1"
+        )
+        assert result.exit_code == 0, result.output
+        return result
+
+    def folders() -> dict[str, set[str]]:
+        return {
+            d.name: {c.name.split("__")[0] for c in d.iterdir()}
+            for d in out.iterdir()
+            if d.is_dir()
+        }
+
+    rows = rows_of(cluster())
+    penny = next(r["person"] for r in rows if "/penny/" in r["path"])
+    assert folders()[penny] == {"penny"}
+    (out / penny).rename(out / "Penny Hofstadter")
+    (out / "notes").mkdir()  # a folder of the user's own is left alone
+    (out / "notes" / "todo.txt").write_text("mine")
+    result = cluster()
+    assert f"{penny} is now Penny Hofstadter (its folder was renamed)" in result.stderr
+    rows = rows_of(result)
+    assert {(r["name"], r["named_by"]) for r in rows if "/penny/" in r["path"]} == {
+        ("Penny Hofstadter", "user")
+    }
+    assert {r["named_by"] for r in rows if "/penny/" not in r["path"]} == {"none"}
+    assert folders()["Penny Hofstadter"] == {"penny"} and penny not in folders()
+    assert len(list((out / "Penny Hofstadter").iterdir())) == 5
+    assert (out / "notes" / "todo.txt").read_text() == "mine"
+    # The name survives new photos; a renamed folder's name need not be a safe file name.
+    shutil.copytree(DATA / "people" / "tbbt" / "bernadette", photos / "bernadette")
+    raj = next(r["person"] for r in rows if "/raj/" in r["path"])
+    (out / raj).rename(out / "Raj & friends")
+    rows = rows_of(cluster())
+    names = {Path(r["path"]).parent.name: r["name"] for r in rows}
+    assert names["penny"] == "Penny Hofstadter" and names["raj"] == "Raj & friends"
+    assert names["bernadette"] == ""
+    assert set(folders()) == {
+        "Penny Hofstadter",
+        "Raj _ friends",
+        "notes",
+        next(r["person"] for r in rows if "/amy/" in r["path"]),
+        next(r["person"] for r in rows if "/bernadette/" in r["path"]),
+    }
+    # A plain re-run changes nothing.
+    assert rows_of(cluster()) == rows
+
+
 @pytest.mark.slow
 def test_output_is_identical_for_shuffled_input_and_jobs(tmp_path: Path) -> None:
     people = sorted((DATA / "people" / "tbbt").iterdir())

@@ -438,9 +438,9 @@ def write_crops(
         written_before = {crop for _, crops in recorded.values() for crop in crops}
         for folder in adopted:
             if _is_ours(out_dir, folder):
-                for crop in (out_dir / folder).iterdir():
-                    if crop.name in written_before and crop.is_file():
-                        crop.unlink()
+                for old_crop in (out_dir / folder).iterdir():
+                    if old_crop.name in written_before and old_crop.is_file():
+                        old_crop.unlink()
                 if not any((out_dir / folder).iterdir()):
                     (out_dir / folder).rmdir()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -403,17 +403,21 @@ def _empty_keys() -> NDArray[np.int64]:
 def _photo_conflicts(photos: Ints, group: Ints) -> NDArray[np.int64]:
     """Keys ``low * n + high`` of pairs of groups holding faces of one photo."""
     n = len(photos)
-    order = np.lexsort((np.arange(n), photos))
-    sorted_photos = photos[order]
-    starts = np.flatnonzero(np.r_[True, sorted_photos[1:] != sorted_photos[:-1]])
-    ends = np.r_[starts[1:], n]
-    keys: list[NDArray[np.int64]] = []
-    for start, end in zip(starts, ends, strict=True):
-        if end - start < 2:
-            continue
-        members = np.unique(group[order[start:end]])
-        i, j = np.triu_indices(len(members), k=1)
-        keys.append(members[i].astype(np.int64) * n + members[j])
+    if not n:
+        return _empty_keys()
+    # The distinct groups of each photo, sorted by photo then group; photos of one group
+    # left out.
+    members = np.unique(photos.astype(np.int64) * n + group)
+    photo, member = members // n, members % n
+    shared = np.r_[photo[1:] == photo[:-1], False] | np.r_[False, photo[1:] == photo[:-1]]
+    photo, member = photo[shared], member[shared]
+    stop = np.searchsorted(photo, photo, side="right")  # where each row's photo ends
+    position = np.arange(len(photo))
+    keys = [
+        member[rows] * n + member[rows + step]
+        for step in range(1, int((stop - position).max(initial=0)))
+        for rows in [np.flatnonzero(position + step < stop)]
+    ]
     return np.unique(np.concatenate(keys)) if keys else _empty_keys()
 
 

@@ -124,7 +124,9 @@ def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None
     before = FaceClusterer().fit_predict(x[old])
     both = np.concatenate([old, new])
     seeds = np.concatenate([before, np.full(len(new), -1)])
-    after = FaceClusterer().fit_predict(x[both], seeds=seeds)
+    # As the command does it: only the new faces look for neighbours.
+    searched = np.arange(len(both)) < len(old)
+    after = FaceClusterer().fit_predict(x[both], seeds=seeds, searched=searched)
     scratch = FaceClusterer().fit_predict(x[both])
     grouped = before >= 0
     pairs = set(zip(before[grouped].tolist(), after[: len(old)][grouped].tolist(), strict=True))
@@ -137,12 +139,30 @@ def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None
     assert update_f >= scratch_f - 0.01
 
 
+def test_an_update_searches_only_new_faces_and_they_bring_in_lone_old_ones() -> None:
+    x, _ = blobs([3, 3, 1, 1])  # faces 6 and 7: one photo each of two more people
+    before = np.array([0, 0, 0, 1, 1, 1, -1, -1])  # an earlier run: 6 and 7 in no group
+    both = np.concatenate([x, x[[6, 7]] + 0.01])  # new photos of 6's and 7's people
+    seeds = np.concatenate([before, [-1, -1]])
+    searched = np.arange(10) < 8
+    labels = FaceClusterer().fit_predict(both, seeds=seeds, searched=searched)
+    assert labels[0] == labels[1] == labels[2] != labels[3] == labels[4] == labels[5]
+    assert labels[6] == labels[8] >= 0 and labels[7] == labels[9] >= 0
+    assert labels[6] != labels[7] and labels[6] not in labels[:6]
+    # Only pairs with a new face were searched: two old lone faces of one person stay
+    # apart without a new face between them (an earlier run found no group there).
+    twins = np.concatenate([x[:6], x[[6, 6]] + [[0.0], [0.005]]])
+    old_only = FaceClusterer().fit_predict(twins, seeds=before, searched=np.ones(8, dtype=bool))
+    assert (old_only[6:] == -1).all()
+    assert FaceClusterer().fit_predict(twins, seeds=before)[6] >= 0  # searched when not told
+
+
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError, match="radius"):
         FaceClusterer(threshold=0.7, radius=0.6).fit(np.zeros((2, 128)))
     with pytest.raises(ValueError, match="min_faces"):
         FaceClusterer(min_faces=0).fit(np.zeros((2, 128)))
-    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}):
+    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}, {"searched": [True]}):
         with pytest.raises(ValueError, match="one"):
             FaceClusterer().fit(np.zeros((2, 128)), **wrong)  # type: ignore[arg-type]
 
@@ -262,6 +282,29 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     assert {who for who, _ in by_known if who != "scenes"} == {"sheldon"}
     assert {name for _, name in by_known} == {"Sheldon"}
     assert any(r["name"] == "Penny" and r["named_by"] == "user" for r in rows)
+
+
+def test_a_face_left_alone_joins_a_person_when_a_new_photo_of_them_comes(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    photos, library = tmp_path / "photos", tmp_path / "lib.sqlite3"
+    shutil.copytree(DATA / "people" / "tbbt" / "penny", photos / "penny")
+    (photos / "amy").mkdir()
+    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy1.png", photos / "amy")
+    command = ("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1")
+    rows = rows_of(run(*command))
+    assert next(r["person"] for r in rows if "/amy/" in r["path"]) == ""
+    with sqlite3.connect(library) as db:  # searched once, kept as in no group
+        assert db.execute("SELECT COUNT(*) FROM assignments WHERE person IS NULL").fetchone() == (
+            1,
+        )
+    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy2.png", photos / "amy")
+    rows = rows_of(run(*command))
+    amy = {r["person"] for r in rows if "/amy/" in r["path"]}
+    assert len(amy) == 1 and "" not in amy
+    assert amy != {r["person"] for r in rows if "/penny/" in r["path"]}
 
 
 def test_renaming_a_folder_of_the_out_tree_names_that_person(tmp_path: Path) -> None:

@@ -205,6 +205,18 @@ class FaceClusterer:
         self.hub_neighbours = hub_neighbours
         self.hub_distance = hub_distance
 
+    def get_params(self) -> dict[str, float]:
+        """The parameters, as scikit-learn's estimators give them."""
+        return {
+            "threshold": self.threshold,
+            "min_faces": self.min_faces,
+            "radius": self.radius,
+            "max_neighbours": self.max_neighbours,
+            "first_threshold": self.first_threshold,
+            "hub_neighbours": self.hub_neighbours,
+            "hub_distance": self.hub_distance,
+        }
+
     def fit(
         self,
         embeddings: ArrayLike,

@@ -17,7 +17,9 @@ each other, and can bring in faces an earlier run left in no group (those have a
 ``assignments`` row with no person, so they are not searched again). New groups get the
 next numbers, largest first (on the first run that makes ``person_1`` the largest
 group). A face the user moved out of a group is not clustered again. Corrections
-rewrite the assignments at once, so they hold in every later run.
+rewrite the assignments at once, so they hold in every later run. The library's ``meta``
+table keeps the clustering settings of the last run (``cluster_settings``): when they
+change, the faces in no group are searched again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ log = logging.getLogger("facematch")
 
 NamedBy = Literal["user", "known", "none"]
 PREFIX = "person_"
+SETTINGS_KEY = "cluster_settings"  # in the library's meta table: the last run's FaceClusterer
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS people ("
@@ -195,12 +198,20 @@ class People:
             dtype=np.int64,
         )
         embeddings = faces.embeddings[first_row[clustered]]
+        # Faces an earlier run left in no group are searched again only when the
+        # clustering settings changed since (--min-faces, say).
+        settings = json.dumps(clusterer.get_params(), sort_keys=True)
+        stored = db.execute("SELECT value FROM meta WHERE key = ?", (SETTINGS_KEY,)).fetchone()
+        same_settings = stored is not None and stored[0] == settings
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SETTINGS_KEY, settings)
+        )
         labels = clusterer.fit_predict(
             embeddings,
             photos=[keys[ids[i]][0] for i in clustered],
             keys=[keys[ids[i]] for i in clustered],
             seeds=seeds,
-            searched=[ids[i] in assigned for i in clustered],
+            searched=[same_settings and ids[i] in assigned for i in clustered],
         )
         gone = [f for f in assigned if f not in present]
         db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])

@@ -291,20 +291,34 @@ def test_a_face_left_alone_joins_a_person_when_a_new_photo_of_them_comes(
 
     photos, library = tmp_path / "photos", tmp_path / "lib.sqlite3"
     shutil.copytree(DATA / "people" / "tbbt" / "penny", photos / "penny")
-    (photos / "amy").mkdir()
-    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy1.png", photos / "amy")
-    command = ("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1")
-    rows = rows_of(run(*command))
-    assert next(r["person"] for r in rows if "/amy/" in r["path"]) == ""
+    for who, number in (("amy", 1), ("raj", 1), ("raj", 2)):
+        (photos / who).mkdir(exist_ok=True)
+        shutil.copy(DATA / "people" / "tbbt" / who / f"{who}{number}.png", photos / who)
+
+    def people(min_faces: int) -> dict[str, set[str]]:
+        rows = rows_of(
+            run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1",
+                "--min-faces", min_faces)
+        )  # fmt: skip
+        return {who: {r["person"] for r in rows if f"/{who}/" in r["path"]} for who in photos_of}
+
+    photos_of = ("penny", "amy", "raj")
+    first = people(3)
+    assert first["amy"] == first["raj"] == {""} and "" not in first["penny"]
     with sqlite3.connect(library) as db:  # searched once, kept as in no group
-        assert db.execute("SELECT COUNT(*) FROM assignments WHERE person IS NULL").fetchone() == (
-            1,
-        )
+        unclustered = db.execute("SELECT COUNT(*) FROM assignments WHERE person IS NULL")
+        assert unclustered.fetchone() == (3,)
+    # A new photo of Amy brings her lone face into a person; Raj's pair stays apart (it
+    # was searched with these settings already).
     shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy2.png", photos / "amy")
-    rows = rows_of(run(*command))
-    amy = {r["person"] for r in rows if "/amy/" in r["path"]}
-    assert len(amy) == 1 and "" not in amy
-    assert amy != {r["person"] for r in rows if "/penny/" in r["path"]}
+    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy3.png", photos / "amy")
+    second = people(3)
+    assert len(second["amy"]) == 1 and "" not in second["amy"]
+    assert second["raj"] == {""} and second["penny"] == first["penny"]
+    # New settings: the faces in no group are searched again, people keep their number.
+    third = people(2)
+    assert len(third["raj"]) == 1 and "" not in third["raj"]
+    assert third["amy"] == second["amy"] and third["penny"] == first["penny"]
 
 
 def test_renaming_a_folder_of_the_out_tree_names_that_person(tmp_path: Path) -> None:

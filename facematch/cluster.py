@@ -240,7 +240,7 @@ class FaceClusterer:
             raise ValueError("radius must be at least threshold")
         if self.min_faces < 1:
             raise ValueError("min_faces must be at least 1")
-        data = np.asarray(embeddings, dtype=np.float64)
+        data = np.asarray(embeddings, dtype=np.float32)  # what the graph is built from
         n = len(data)
         if data.ndim != 2:
             raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")

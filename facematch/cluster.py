@@ -102,33 +102,36 @@ def neighbour_graph(
     if data.ndim != 2:
         raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
     index = ExactIndex(data.shape[1] if n else 128)
-    candidates = 2 * max_neighbours if max_neighbours > 0 else n
+    # Each search keeps the nearest ``candidates`` besides the face itself: twice the
+    # final number bounds memory on dense collections (millions of pairs within the
+    # radius) without changing the choice below except where a face has that many.
+    candidates = 2 * max_neighbours if max_neighbours > 0 else None
+    limit = None if candidates is None else candidates + 1
     firsts: list[Ints] = []
     seconds: list[Ints] = []
     distances: list[Floats] = []
 
-    def keep(rows: Ints, found: list[tuple[Floats, Ints]]) -> None:
-        for row, (dist, ids) in zip(rows, found, strict=True):
-            others = ids != row
-            # Found nearest first; keeping twice the final number bounds memory on dense
-            # collections (millions of pairs within the radius) without changing the choice
-            # below except where a face has that many neighbours.
-            near_ids, near_dist = ids[others][:candidates], dist[others][:candidates]
-            firsts.append(np.full(len(near_ids), row, dtype=np.intp))
-            seconds.append(near_ids)
-            distances.append(near_dist)
+    def search(rows: Ints) -> None:
+        found, ids, dist = index.range_pairs(data[rows], radius, limit=limit)
+        face = rows[found]
+        others = ids != face
+        face, ids, dist, found = face[others], ids[others], dist[others], found[others]
+        if candidates is not None:  # sorted by query then distance: rank within the query
+            near = np.arange(len(found)) - np.searchsorted(found, found) < candidates
+            face, ids, dist = face[near], ids[near], dist[near]
+        firsts.append(face)
+        seconds.append(ids)
+        distances.append(dist)
 
     if queries is None:
         for start in range(0, n, _BLOCK):
             index.add(data[start : start + _BLOCK])
-            rows = np.arange(start, min(start + _BLOCK, n), dtype=np.intp)
-            keep(rows, index.range_search(data[rows], radius))
+            search(np.arange(start, min(start + _BLOCK, n), dtype=np.intp))
     else:
-        index.add(data)
+        index.add(data, copy=False)
         rows = np.unique(np.asarray(queries, dtype=np.intp))
         for start in range(0, len(rows), _BLOCK):
-            part = rows[start : start + _BLOCK]
-            keep(part, index.range_search(data[part], radius))
+            search(rows[start : start + _BLOCK])
     if not firsts:
         empty = np.empty(0, dtype=np.intp)
         return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
@@ -202,26 +205,42 @@ class FaceClusterer:
         self.hub_neighbours = hub_neighbours
         self.hub_distance = hub_distance
 
+    def get_params(self) -> dict[str, float]:
+        """The parameters, as scikit-learn's estimators give them."""
+        return {
+            "threshold": self.threshold,
+            "min_faces": self.min_faces,
+            "radius": self.radius,
+            "max_neighbours": self.max_neighbours,
+            "first_threshold": self.first_threshold,
+            "hub_neighbours": self.hub_neighbours,
+            "hub_distance": self.hub_distance,
+        }
+
     def fit(
         self,
         embeddings: ArrayLike,
         photos: Sequence[Hashable] | None = None,
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
+        searched: ArrayLike | None = None,
     ) -> FaceClusterer:
         """Cluster ``embeddings`` (n, dim).
 
         ``photos``: the photo of each face; faces of one photo never share a group.
         ``keys``: a sortable key per face fixing the order (and so every tie-break).
         ``seeds``: an earlier group per face (any int; -1 for none); faces with a seed
-        stay together, and two seeded groups never merge. Only faces without a seed, and
-        their neighbours, are searched, so an update costs in proportion to what is new.
+        stay together, and two seeded groups never merge.
+        ``searched``: True for each face whose neighbours an earlier run already searched
+        (by default, the seeded ones). Only pairs with at least one face not searched are
+        looked for, so an update costs in proportion to what is new: faces an earlier
+        run left in no group join a group only through a new face.
         """
         if self.radius < self.threshold:
             raise ValueError("radius must be at least threshold")
         if self.min_faces < 1:
             raise ValueError("min_faces must be at least 1")
-        data = np.asarray(embeddings, dtype=np.float64)
+        data = np.asarray(embeddings, dtype=np.float32)  # what the graph is built from
         n = len(data)
         if data.ndim != 2:
             raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
@@ -229,6 +248,8 @@ class FaceClusterer:
             raise ValueError("keys must give one key per face")
         if seeds is not None and len(np.asarray(seeds)) != n:
             raise ValueError("seeds must give one group per face")
+        if searched is not None and len(np.asarray(searched)) != n:
+            raise ValueError("searched must give one flag per face")
         order = (
             np.array(sorted(range(n), key=keys.__getitem__), dtype=np.intp)
             if keys is not None
@@ -240,12 +261,15 @@ class FaceClusterer:
             if seeds is not None
             else np.full(n, UNCLUSTERED, dtype=np.int64)
         )
-        free = np.flatnonzero(seed == UNCLUSTERED)
+        if searched is not None:
+            old = np.asarray(searched, dtype=bool)[order] | (seed != UNCLUSTERED)
+        else:
+            old = seed != UNCLUSTERED
         graph = neighbour_graph(
             data[order],
             self.radius,
             self.max_neighbours,
-            queries=free if seeds is not None else None,
+            queries=np.flatnonzero(~old) if old.any() else None,
         )
         if self.hub_neighbours > 0:
             first = _agglomerate(graph, n, self.first_threshold, self.radius, sorted_photos, seed)
@@ -265,9 +289,10 @@ class FaceClusterer:
         photos: Sequence[Hashable] | None = None,
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
+        searched: ArrayLike | None = None,
     ) -> Ints:
         """:meth:`fit`, then the labels."""
-        return self.fit(embeddings, photos, keys, seeds).labels_
+        return self.fit(embeddings, photos, keys, seeds, searched).labels_
 
 
 def _hold_back_hubs(
@@ -390,17 +415,21 @@ def _empty_keys() -> NDArray[np.int64]:
 def _photo_conflicts(photos: Ints, group: Ints) -> NDArray[np.int64]:
     """Keys ``low * n + high`` of pairs of groups holding faces of one photo."""
     n = len(photos)
-    order = np.lexsort((np.arange(n), photos))
-    sorted_photos = photos[order]
-    starts = np.flatnonzero(np.r_[True, sorted_photos[1:] != sorted_photos[:-1]])
-    ends = np.r_[starts[1:], n]
-    keys: list[NDArray[np.int64]] = []
-    for start, end in zip(starts, ends, strict=True):
-        if end - start < 2:
-            continue
-        members = np.unique(group[order[start:end]])
-        i, j = np.triu_indices(len(members), k=1)
-        keys.append(members[i].astype(np.int64) * n + members[j])
+    if not n:
+        return _empty_keys()
+    # The distinct groups of each photo, sorted by photo then group; photos of one group
+    # left out.
+    members = np.unique(photos.astype(np.int64) * n + group)
+    photo, member = members // n, members % n
+    shared = np.r_[photo[1:] == photo[:-1], False] | np.r_[False, photo[1:] == photo[:-1]]
+    photo, member = photo[shared], member[shared]
+    stop = np.searchsorted(photo, photo, side="right")  # where each row's photo ends
+    position = np.arange(len(photo))
+    keys = [
+        member[rows] * n + member[rows + step]
+        for step in range(1, int((stop - position).max(initial=0)))
+        for rows in [np.flatnonzero(position + step < stop)]
+    ]
     return np.unique(np.concatenate(keys)) if keys else _empty_keys()
 
 

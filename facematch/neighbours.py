@@ -136,6 +136,11 @@ class ExactIndex:
         self.dim = dim
         self.block_rows = block_rows
         self.query_batch = query_batch
+        # Radius searches return few hits per distance computed, so they take wider query
+        # batches against narrower blocks (same memory per step): a better-shaped matrix
+        # product (measured 4.4 -> 2.9 ns per pair on one thread).
+        self.range_batch = 4 * query_batch
+        self.range_block_rows = max(1, block_rows // 4)
         self._data = np.empty((0, dim), dtype=np.float32)
         self._sqnorms = np.empty(0, dtype=np.float32)
         self._size = 0
@@ -212,13 +217,38 @@ class ExactIndex:
 
         One (distances, ids) pair per query; a single 1-d query counts as one row.
         """
+        rows, ids, distances = self.range_pairs(queries, radius)
+        bounds = np.searchsorted(rows, np.arange(len(self._rows(queries, "queries")) + 1))
+        return [
+            (distances[bounds[i] : bounds[i + 1]], ids[bounds[i] : bounds[i + 1]])
+            for i in range(len(bounds) - 1)
+        ]
+
+    def range_pairs(
+        self, queries: ArrayLike, radius: float, *, limit: int | None = None
+    ) -> tuple[Ids, Ids, Float64s]:
+        """Every (query, row) pair within ``radius`` (inclusive), as three flat arrays.
+
+        Returns the query's position, the row's id and their distance, sorted by query,
+        then distance, then id: ``range_search`` without an array pair per query, for
+        callers that want millions of pairs (a clustering neighbour graph). ``limit``
+        keeps only each query's ``limit`` nearest (ties by lower id), and checks in float64
+        only the candidates that can be among them, so a dense collection costs no more
+        than a sparse one.
+        """
         if math.isnan(radius):
             raise ValueError("radius must be a number")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be at least 0, not {limit}")
         wide = self._rows(queries, "queries")
-        found: list[tuple[Float64s, Ids]] = []
-        for start in range(0, len(wide), self.query_batch):
-            found.extend(self._range_batch(wide[start : start + self.query_batch], radius))
-        return found
+        parts = [
+            self._range_batch(wide[start : start + self.range_batch], radius, limit, start)
+            for start in range(0, len(wide), self.range_batch)
+        ]
+        if not parts:
+            return _no_pairs()
+        rows, ids, distances = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return rows, ids, distances
 
     def as_queries(self, queries: ArrayLike) -> Float64s:
         """Queries as a contiguous (m, dim) float64 array (a 1-d vector is one row)."""
@@ -262,6 +292,37 @@ class ExactIndex:
             block: NDArray[np.float32] = scaled @ self._data[start:stop].T
             block += q_sq
             block += self._sqnorms[start:stop]
+            yield start, block
+
+    def _folded_blocks(
+        self, narrow: NDArray[np.float32]
+    ) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        """What ``_blocks`` yields, with both squared norms inside the matrix product.
+
+        Rows ``[g, |g|^2, 1]`` times queries ``[-2q, 1, |q|^2]`` give the squared distance
+        in one product (the two additions over each block cost a fifth of the time
+        otherwise). Each block of rows is widened into one reused buffer (a copy that
+        costs a few hundredths of the product), so the index keeps no second matrix.
+        """
+        width = self.dim + 2
+        scaled = np.empty((len(narrow), width), dtype=np.float32)
+        np.multiply(narrow, np.float32(-2.0), out=scaled[:, : self.dim])
+        scaled[:, self.dim] = 1.0
+        scaled[:, self.dim + 1] = np.einsum("ij,ij->i", narrow, narrow)
+        step = min(self.range_block_rows, self._size)
+        folded = np.empty((step, width), dtype=np.float32)
+        folded[:, self.dim + 1] = 1.0
+        # One result buffer for every full block: a fresh 16 MB array per block costs
+        # page faults (measured: about a tenth of the search).
+        buffer = np.empty((len(narrow), step), dtype=np.float32)
+        for start in range(0, self._size, step):
+            stop = min(start + step, self._size)
+            rows, block = folded[: stop - start], buffer[:, : stop - start]
+            if stop - start < step:
+                block = np.empty((len(narrow), stop - start), dtype=np.float32)
+            rows[:, : self.dim] = self._data[start:stop]
+            rows[:, self.dim] = self._sqnorms[start:stop]
+            np.matmul(scaled, rows.T, out=block)
             yield start, block
 
     def _exact_sq(self, wide: Float64s, rows: Ids, cols: Ids) -> Float64s:
@@ -341,30 +402,56 @@ class ExactIndex:
                 limit = best_sq.max(axis=1, keepdims=True)
         return np.maximum(best_sq, 0.0).astype(np.float64), best_ids
 
-    def _range_batch(self, wide: Float64s, radius: float) -> list[tuple[Float64s, Ids]]:
+    def _range_batch(
+        self, wide: Float64s, radius: float, limit: int | None, offset: int
+    ) -> tuple[Ids, Ids, Float64s]:
         count = len(wide)
-        if radius < 0 or self._size == 0:
-            empty = (np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp))
-            return [empty] * count
-        threshold = radius * radius + self._margin(wide) + 4 * _UNIT * radius * radius
+        if radius < 0 or self._size == 0 or count == 0 or limit == 0:
+            return _no_pairs()
+        margin = self._margin(wide)
+        threshold = radius * radius + margin + 4 * _UNIT * radius * radius
         threshold32 = threshold.astype(np.float32)[:, None]
         row_parts: list[Ids] = []
         col_parts: list[Ids] = []
-        for start, block in self._blocks(wide.astype(np.float32)):
-            rows, cols = _hits(block <= threshold32)
-            row_parts.append(rows.astype(np.intp))
-            col_parts.append((cols + start).astype(np.intp))
+        value_parts: list[NDArray[np.float32]] = []
+        within: NDArray[np.bool_] | None = None
+        for start, block in self._folded_blocks(wide.astype(np.float32)):
+            if within is None or within.shape != block.shape:
+                within = np.empty(block.shape, dtype=bool)
+            np.less_equal(block, threshold32, out=within)
+            rows, cols = _hits(within)
+            row_parts.append(rows)
+            col_parts.append(cols + start)
+            value_parts.append(block[rows, cols])
         rows = np.concatenate(row_parts)
         cols = np.concatenate(col_parts)
+        if limit is not None:
+            # The float32 values err by at most the margin: a candidate more than twice
+            # the margin beyond a query's limit-th float32 value cannot be among its exact
+            # ``limit`` nearest.
+            values = np.concatenate(value_parts)
+            order = np.lexsort((values, rows))
+            rows, cols, values = rows[order], cols[order], values[order]
+            starts = np.searchsorted(rows, np.arange(count))
+            over = np.bincount(rows, minlength=count) > limit
+            cut = np.full(count, np.inf)
+            cut[over] = values[starts[over] + limit - 1] + 2 * margin[over]
+            near = values <= cut[rows]
+            rows, cols = rows[near], cols[near]
         dist = np.sqrt(self._exact_sq(wide, rows, cols))
         inside = dist <= radius
         rows, cols, dist = rows[inside], cols[inside], dist[inside]
         order = np.lexsort((cols, dist, rows))
         rows, cols, dist = rows[order], cols[order], dist[order]
-        bounds = np.searchsorted(rows, np.arange(count + 1))
-        return [
-            (dist[bounds[i] : bounds[i + 1]], cols[bounds[i] : bounds[i + 1]]) for i in range(count)
-        ]
+        if limit is not None:
+            rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            kept = rank < limit
+            rows, cols, dist = rows[kept], cols[kept], dist[kept]
+        return rows + offset, cols, dist
+
+
+def _no_pairs() -> tuple[Ids, Ids, Float64s]:
+    return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
 
 
 def _hits(mask: NDArray[np.bool_]) -> tuple[Ids, Ids]:

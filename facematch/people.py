@@ -4,22 +4,27 @@ Three tables live beside the library's own, created on its connection::
 
     people       number (person_N), name, named_by ('user', 'known' or 'none'),
                  merged_into (the person a user merged this one into, else NULL)
-    assignments  face (the library's faces.id) -> person (NULL: moved out by the user),
-                 fixed (1 when the user put it there)
+    assignments  face (the library's faces.id) -> person (NULL: in no group; moved out
+                 by the user if fixed), fixed (1 when the user put it there)
     corrections  every user correction as it was made: kind ('name', 'merge', 'move'),
                  person, other, face, name, when
 
 An update (:func:`update`) keeps every assigned face where it is: its person is a seed
 of the clustering, so old people only gain faces, keep their number and their name, and
-two old people never merge on their own. New faces, and old ones in no group yet, are
-clustered around them; new groups get the next numbers, largest first (on the first run
-that makes ``person_1`` the largest group). A face the user moved out of a group is not
-clustered again. Corrections rewrite the assignments at once, so they hold in every
-later run.
+two old people never merge on their own. Only the new faces look for neighbours (among
+all faces), so an update costs in proportion to what is new: they join old people or
+each other, and can bring in faces an earlier run left in no group (those have an
+``assignments`` row with no person, so they are not searched again). New groups get the
+next numbers, largest first (on the first run that makes ``person_1`` the largest
+group). A face the user moved out of a group is not clustered again. Corrections
+rewrite the assignments at once, so they hold in every later run. The library's ``meta``
+table keeps the clustering settings of the last run (``cluster_settings``): when they
+change, the faces in no group are searched again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -44,6 +49,7 @@ log = logging.getLogger("facematch")
 
 NamedBy = Literal["user", "known", "none"]
 PREFIX = "person_"
+SETTINGS_KEY = "cluster_settings"  # in the library's meta table: the last run's FaceClusterer
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS people ("
@@ -192,11 +198,20 @@ class People:
             dtype=np.int64,
         )
         embeddings = faces.embeddings[first_row[clustered]]
+        # Faces an earlier run left in no group are searched again only when the
+        # clustering settings changed since (--min-faces, say).
+        settings = json.dumps(clusterer.get_params(), sort_keys=True)
+        stored = db.execute("SELECT value FROM meta WHERE key = ?", (SETTINGS_KEY,)).fetchone()
+        same_settings = stored is not None and stored[0] == settings
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SETTINGS_KEY, settings)
+        )
         labels = clusterer.fit_predict(
             embeddings,
             photos=[keys[ids[i]][0] for i in clustered],
             keys=[keys[ids[i]] for i in clustered],
             seeds=seeds,
+            searched=[same_settings and ids[i] in assigned for i in clustered],
         )
         gone = [f for f in assigned if f not in present]
         db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])
@@ -212,12 +227,12 @@ class People:
                 new_people += 1
                 person_of_label[label] = number
                 db.execute("INSERT INTO people (number) VALUES (?)", (number,))
-        db.executemany(
+        db.executemany(  # a face in no group gets a row too: it has been searched
             "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
             [
-                (ids[i], person_of_label[int(label)])
+                (ids[i], None if label == UNCLUSTERED else person_of_label[int(label)])
                 for i, label, seed in zip(clustered, labels, seeds, strict=True)
-                if label != UNCLUSTERED and seed == UNCLUSTERED
+                if seed == UNCLUSTERED
             ],
         )
         persons = db.execute(
@@ -329,6 +344,7 @@ class People:
 
 
 MARKER = ".facematch-people"
+UNCLUSTERED_FOLDER = "unclustered"
 
 
 def folder_name(row: FaceRow, taken: dict[str, int]) -> str:
@@ -342,27 +358,106 @@ def folder_name(row: FaceRow, taken: dict[str, int]) -> str:
     return safe
 
 
-def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) -> int:
+def _recorded(out_dir: Path) -> dict[str, tuple[int | None, list[str]]]:
+    """The marker of an earlier ``--out``: folder -> (person number, crop file names).
+
+    Markers of older versions list folder names only (no person, no crops).
+    """
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        return {}
+    text = marker.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        folders = data["folders"]
+        return {
+            str(folder): (
+                None if entry["person"] is None else int(entry["person"]),
+                [str(c) for c in entry["crops"]],
+            )
+            for folder, entry in folders.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {line: (None, []) for line in text.splitlines()}
+
+
+def _is_ours(out_dir: Path, folder: str) -> bool:
+    """A plain folder name directly inside ``out_dir`` (a tampered marker removes nothing else)."""
+    target = out_dir / folder
+    plain = folder not in ("", ".", "..") and "/" not in folder and os.sep not in folder
+    return plain and target.is_dir() and not target.is_symlink()
+
+
+def renamed_folders(out_dir: Path) -> dict[int, str]:
+    """People whose ``--out`` folder the user renamed: person number -> the new name.
+
+    A folder the last ``--out`` wrote for a person is gone, and exactly one folder that
+    it did not write holds crops of that person (by file name) and of nobody else:
+    that folder's name is the user's name for the person. Folders named ``person_N``
+    or ``unclustered``, hidden ones, and two folders claiming one person are ignored.
+    """
+    recorded = _recorded(out_dir)
+    owner = {
+        crop: person
+        for folder, (person, crops) in recorded.items()
+        if person is not None and not (out_dir / folder).exists()
+        for crop in crops
+    }
+    if not owner:
+        return {}
+    claims: dict[int, list[str]] = {}
+    for entry in sorted(out_dir.iterdir()):
+        name = entry.name
+        if (
+            name in recorded
+            or name.startswith(".")
+            or name == UNCLUSTERED_FOLDER
+            or (name.startswith(PREFIX) and name[len(PREFIX) :].isdigit())
+            or not entry.is_dir()
+            or entry.is_symlink()
+        ):
+            continue
+        people = {owner[f.name] for f in entry.iterdir() if f.name in owner}
+        if len(people) == 1:
+            claims.setdefault(people.pop(), []).append(name)
+    return {person: names[0] for person, names in claims.items() if len(names) == 1}
+
+
+def write_crops(
+    rows: Sequence[FaceRow],
+    out_dir: Path,
+    margin: float = 0.25,
+    adopted: Sequence[str] = (),
+) -> int:
     """A folder per person of face crops named ``<photo path>__face<N>.jpg``; returns count.
 
     The photo path is relative to the folder all rows share, with ``/`` as ``__``, so a
     crop's name leads back to its photo. Faces in no group go in ``unclustered/``. A
-    folder written before (it has the marker file) is replaced; any other non-empty
-    folder is refused.
+    folder written before (the marker file lists it) is replaced; any other non-empty
+    folder is refused. ``adopted``: folders the user renamed (:func:`renamed_folders`);
+    the crops written before are removed from them (and they, once empty), since the
+    person's crops are written afresh under their name.
     """
     marker = out_dir / MARKER
     if out_dir.exists() and any(out_dir.iterdir()):
         if not marker.exists():
             raise UsageError(f"{out_dir} is not empty and was not written by facematch cluster")
-        for old in marker.read_text(encoding="utf-8").splitlines():
-            target = out_dir / old
-            plain = old not in ("", ".", "..") and "/" not in old and os.sep not in old
-            if plain and target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
+        recorded = _recorded(out_dir)
+        for old in recorded:
+            if _is_ours(out_dir, old):
+                shutil.rmtree(out_dir / old)
+        written_before = {crop for _, crops in recorded.values() for crop in crops}
+        for folder in adopted:
+            if _is_ours(out_dir, folder):
+                for old_crop in (out_dir / folder).iterdir():
+                    if old_crop.name in written_before and old_crop.is_file():
+                        old_crop.unlink()
+                if not any((out_dir / folder).iterdir()):
+                    (out_dir / folder).rmdir()
     out_dir.mkdir(parents=True, exist_ok=True)
     common = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
     taken: dict[str, int] = {}
-    folders: set[str] = set()
+    folders: dict[str, tuple[int | None, list[str]]] = {}
     written = 0
     by_path: dict[str, list[FaceRow]] = {}
     for row in rows:
@@ -376,8 +471,8 @@ def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) ->
         height, width = image.shape[:2]
         stem = os.path.relpath(path, common).replace(os.sep, "__")
         for row in faces:
-            folder = folder_name(row, taken) if row.person is not None else "unclustered"
-            folders.add(folder)
+            folder = folder_name(row, taken) if row.person is not None else UNCLUSTERED_FOLDER
+            crops = folders.setdefault(folder, (row.person, []))[1]
             top, right, bottom, left = row.box.css()
             pad_y, pad_x = int((bottom - top) * margin), int((right - left) * margin)
             crop = image[
@@ -387,7 +482,15 @@ def write_crops(rows: Sequence[FaceRow], out_dir: Path, margin: float = 0.25) ->
             if crop.size == 0:
                 continue
             (out_dir / folder).mkdir(exist_ok=True)
-            Image.fromarray(crop).save(out_dir / folder / f"{stem}__face{row.face}.jpg", quality=90)
+            crop_name = f"{stem}__face{row.face}.jpg"
+            Image.fromarray(crop).save(out_dir / folder / crop_name, quality=90)
+            crops.append(crop_name)
             written += 1
-    marker.write_text("".join(f"{f}\n" for f in sorted(folders)), encoding="utf-8")
+    record = {
+        "folders": {
+            folder: {"person": person, "crops": crops}
+            for folder, (person, crops) in sorted(folders.items())
+        }
+    }
+    marker.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return written

@@ -124,7 +124,9 @@ def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None
     before = FaceClusterer().fit_predict(x[old])
     both = np.concatenate([old, new])
     seeds = np.concatenate([before, np.full(len(new), -1)])
-    after = FaceClusterer().fit_predict(x[both], seeds=seeds)
+    # As the command does it: only the new faces look for neighbours.
+    searched = np.arange(len(both)) < len(old)
+    after = FaceClusterer().fit_predict(x[both], seeds=seeds, searched=searched)
     scratch = FaceClusterer().fit_predict(x[both])
     grouped = before >= 0
     pairs = set(zip(before[grouped].tolist(), after[: len(old)][grouped].tolist(), strict=True))
@@ -137,12 +139,30 @@ def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None
     assert update_f >= scratch_f - 0.01
 
 
+def test_an_update_searches_only_new_faces_and_they_bring_in_lone_old_ones() -> None:
+    x, _ = blobs([3, 3, 1, 1])  # faces 6 and 7: one photo each of two more people
+    before = np.array([0, 0, 0, 1, 1, 1, -1, -1])  # an earlier run: 6 and 7 in no group
+    both = np.concatenate([x, x[[6, 7]] + 0.01])  # new photos of 6's and 7's people
+    seeds = np.concatenate([before, [-1, -1]])
+    searched = np.arange(10) < 8
+    labels = FaceClusterer().fit_predict(both, seeds=seeds, searched=searched)
+    assert labels[0] == labels[1] == labels[2] != labels[3] == labels[4] == labels[5]
+    assert labels[6] == labels[8] >= 0 and labels[7] == labels[9] >= 0
+    assert labels[6] != labels[7] and labels[6] not in labels[:6]
+    # Only pairs with a new face were searched: two old lone faces of one person stay
+    # apart without a new face between them (an earlier run found no group there).
+    twins = np.concatenate([x[:6], x[[6, 6]] + [[0.0], [0.005]]])
+    old_only = FaceClusterer().fit_predict(twins, seeds=before, searched=np.ones(8, dtype=bool))
+    assert (old_only[6:] == -1).all()
+    assert FaceClusterer().fit_predict(twins, seeds=before)[6] >= 0  # searched when not told
+
+
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError, match="radius"):
         FaceClusterer(threshold=0.7, radius=0.6).fit(np.zeros((2, 128)))
     with pytest.raises(ValueError, match="min_faces"):
         FaceClusterer(min_faces=0).fit(np.zeros((2, 128)))
-    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}):
+    for wrong in ({"keys": ["a"]}, {"seeds": [-1]}, {"photos": ["a"]}, {"searched": [True]}):
         with pytest.raises(ValueError, match="one"):
             FaceClusterer().fit(np.zeros((2, 128)), **wrong)  # type: ignore[arg-type]
 
@@ -262,6 +282,97 @@ def test_naming_merge_and_move_survive_new_photos(tbbt_library: tuple[Path, Path
     assert {who for who, _ in by_known if who != "scenes"} == {"sheldon"}
     assert {name for _, name in by_known} == {"Sheldon"}
     assert any(r["name"] == "Penny" and r["named_by"] == "user" for r in rows)
+
+
+def test_a_face_left_alone_joins_a_person_when_a_new_photo_of_them_comes(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    photos, library = tmp_path / "photos", tmp_path / "lib.sqlite3"
+    shutil.copytree(DATA / "people" / "tbbt" / "penny", photos / "penny")
+    for who, number in (("amy", 1), ("raj", 1), ("raj", 2)):
+        (photos / who).mkdir(exist_ok=True)
+        shutil.copy(DATA / "people" / "tbbt" / who / f"{who}{number}.png", photos / who)
+
+    def people(min_faces: int) -> dict[str, set[str]]:
+        rows = rows_of(
+            run("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1",
+                "--min-faces", min_faces)
+        )  # fmt: skip
+        return {who: {r["person"] for r in rows if f"/{who}/" in r["path"]} for who in photos_of}
+
+    photos_of = ("penny", "amy", "raj")
+    first = people(3)
+    assert first["amy"] == first["raj"] == {""} and "" not in first["penny"]
+    with sqlite3.connect(library) as db:  # searched once, kept as in no group
+        unclustered = db.execute("SELECT COUNT(*) FROM assignments WHERE person IS NULL")
+        assert unclustered.fetchone() == (3,)
+    # A new photo of Amy brings her lone face into a person; Raj's pair stays apart (it
+    # was searched with these settings already).
+    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy2.png", photos / "amy")
+    shutil.copy(DATA / "people" / "tbbt" / "amy" / "amy3.png", photos / "amy")
+    second = people(3)
+    assert len(second["amy"]) == 1 and "" not in second["amy"]
+    assert second["raj"] == {""} and second["penny"] == first["penny"]
+    # New settings: the faces in no group are searched again, people keep their number.
+    third = people(2)
+    assert len(third["raj"]) == 1 and "" not in third["raj"]
+    assert third["amy"] == second["amy"] and third["penny"] == first["penny"]
+
+
+def test_renaming_a_folder_of_the_out_tree_names_that_person(tmp_path: Path) -> None:
+    photos, out, library = tmp_path / "photos", tmp_path / "out", tmp_path / "lib.sqlite3"
+    for who in ("amy", "penny", "raj"):
+        shutil.copytree(DATA / "people" / "tbbt" / who, photos / who)
+
+    def cluster() -> Result:
+        result = run(
+            "cluster", photos, "--library", library, "--out", out, "--format", "csv", "-q", "-j1"
+        )
+        assert result.exit_code == 0, result.output
+        return result
+
+    def folders() -> dict[str, set[str]]:
+        return {
+            d.name: {c.name.split("__")[0] for c in d.iterdir()}
+            for d in out.iterdir()
+            if d.is_dir()
+        }
+
+    rows = rows_of(cluster())
+    penny = next(r["person"] for r in rows if "/penny/" in r["path"])
+    assert folders()[penny] == {"penny"}
+    (out / penny).rename(out / "Penny Hofstadter")
+    (out / "notes").mkdir()  # a folder of the user's own is left alone
+    (out / "notes" / "todo.txt").write_text("mine")
+    result = cluster()
+    assert f"{penny} is now Penny Hofstadter (its folder was renamed)" in result.stderr
+    rows = rows_of(result)
+    assert {(r["name"], r["named_by"]) for r in rows if "/penny/" in r["path"]} == {
+        ("Penny Hofstadter", "user")
+    }
+    assert {r["named_by"] for r in rows if "/penny/" not in r["path"]} == {"none"}
+    assert folders()["Penny Hofstadter"] == {"penny"} and penny not in folders()
+    assert len(list((out / "Penny Hofstadter").iterdir())) == 5
+    assert (out / "notes" / "todo.txt").read_text() == "mine"
+    # The name survives new photos; a renamed folder's name need not be a safe file name.
+    shutil.copytree(DATA / "people" / "tbbt" / "bernadette", photos / "bernadette")
+    raj = next(r["person"] for r in rows if "/raj/" in r["path"])
+    (out / raj).rename(out / "Raj & friends")
+    rows = rows_of(cluster())
+    names = {Path(r["path"]).parent.name: r["name"] for r in rows}
+    assert names["penny"] == "Penny Hofstadter" and names["raj"] == "Raj & friends"
+    assert names["bernadette"] == ""
+    assert set(folders()) == {
+        "Penny Hofstadter",
+        "Raj _ friends",
+        "notes",
+        next(r["person"] for r in rows if "/amy/" in r["path"]),
+        next(r["person"] for r in rows if "/bernadette/" in r["path"]),
+    }
+    # A plain re-run changes nothing.
+    assert rows_of(cluster()) == rows
 
 
 @pytest.mark.slow

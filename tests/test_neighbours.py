@@ -59,6 +59,27 @@ def test_range_search_equals_brute_force(block_rows: int) -> None:
             np.testing.assert_allclose(distances, want_d[inside], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("block_rows", [4, 64, 65_536])
+def test_range_pairs_with_a_limit_are_the_nearest_within_the_radius(block_rows: int) -> None:
+    base = _data(400, seed=6)
+    # exact ties: copies of rows, some far more than the limit
+    gallery = np.concatenate([base, base[:30], np.repeat(base[:1], 12, axis=0), base[:5]])
+    queries = np.concatenate([_data(9, seed=7), base[:3].astype(np.float64)])
+    index = _index(gallery, block_rows)
+    for radius, limit in ((0.9, 5), (1.2, 1), (0.0, 3), (0.9, None), (1.0, 0)):
+        rows, ids, distances = index.range_pairs(queries, radius, limit=limit)
+        assert rows.shape == ids.shape == distances.shape
+        for q, query in enumerate(queries):
+            want_d, want_i = _brute(gallery, query)
+            inside = want_d <= radius
+            want_d, want_i = want_d[inside][:limit], want_i[inside][:limit]
+            np.testing.assert_array_equal(ids[rows == q], want_i)
+            np.testing.assert_allclose(distances[rows == q], want_d, rtol=0, atol=1e-6)
+        assert (np.diff(rows) >= 0).all()  # grouped by query, in order
+    with pytest.raises(ValueError, match="limit"):
+        index.range_pairs(queries, 1.0, limit=-1)
+
+
 def test_duplicates_are_ordered_by_index() -> None:
     base = _data(50, seed=4)
     gallery = np.concatenate([base, base, base[:10], base])  # many exact ties

@@ -73,7 +73,8 @@ def cluster() -> None:
     default=None,
     metavar="DIR",
     help="Write a folder per person (person_N or its name) of face crops, each named "
-    "after its photo and face number; unclustered faces go in unclustered/.",
+    "after its photo and face number; unclustered faces go in unclustered/. Rename a "
+    "person's folder and re-run with the same --out to give them that name.",
 )
 @format_option("Output: path,person lines, CSV, JSON or JSON lines; one row per face.")
 @picture_options(
@@ -125,6 +126,9 @@ def run(
         if known_dir is not None:
             _name_by_known(people, everything, rows, known_dir, pipeline)
             rows = people.rows(everything)
+        renamed = _names_from_folders(people, out_dir) if out_dir is not None else []
+        if renamed:
+            rows = people.rows(everything)
         selected = [r for r in rows if _under(r.path, roots)]
     writer = make_face_row_writer(fmt, sys.stdout)
     with writing():
@@ -134,7 +138,7 @@ def run(
     if out_dir is not None:
         from facematch.people import write_crops
 
-        write_crops(selected, out_dir)
+        write_crops(selected, out_dir, adopted=renamed)
     if pictures.report is not None:
         from facematch.report import write_cluster_report
 
@@ -151,6 +155,27 @@ def run(
 
 def _under(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
+    """Name the people whose ``--out`` folder the user renamed; returns those folders."""
+    from facematch.errors import UsageError
+    from facematch.people import PREFIX, renamed_folders
+
+    if not out_dir.is_dir():
+        return []
+    adopted = []
+    for number, folder in sorted(renamed_folders(out_dir).items()):
+        try:
+            people.name(f"{PREFIX}{number}", folder)
+        except UsageError as exc:  # merged away or gone since: the folder is left alone
+            log.warning("%s: not taken as a name (%s)", out_dir / folder, exc)
+            continue
+        click.echo(
+            f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True
+        )
+        adopted.append(folder)
+    return adopted
 
 
 def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline: Any) -> None:

@@ -808,32 +808,41 @@ class Library:
 
         Raises LibraryError if a face fails its checksum (a damaged file).
         """
-        matrix = self._matrix()
-        with self._guard():
-            paths_by_id = dict(self._db.execute("SELECT id, path FROM files WHERE status = 'ok'"))
+        matrix, paths_by_id = self._matrix(paths=True)
         try:
             paths = [paths_by_id[i] for i in matrix.files.tolist()]
-        except KeyError:  # a file row gone since the matrix was read: read it all again
-            return self.faces()
+        except KeyError:  # a snapshot that does not fit its library: never an answer
+            log.warning("the library's snapshot names files it does not have; reading the library")
+            matrix, paths_by_id = self._matrix(paths=True, snapshot=False)
+            paths = [paths_by_id[i] for i in matrix.files.tolist()]
         return LibraryFaces(matrix.ids, paths, matrix.boxes, matrix.embeddings)
 
-    def _matrix(self) -> FaceMatrix:
+    def _matrix(
+        self, *, paths: bool = False, snapshot: bool = True
+    ) -> tuple[FaceMatrix, dict[int, str]]:
         """The faces as matrices: from the snapshot if it is of the library as it is
-        now, else from SQLite (then written as the snapshot, when there are enough)."""
+        now, else from SQLite (then written as the snapshot, when there are enough);
+        with ``paths``, each file id's path too (else an empty dict), read in the same
+        transaction."""
         where = snapshot_path(self.path)
+        paths_by_id: dict[int, str] = {}
         with self._guard():
             self._db.execute("BEGIN")  # one read snapshot for the generation and the rows
             try:
                 generation = self._generation()
-                matrix = read_snapshot(where, generation)
+                matrix = read_snapshot(where, generation) if snapshot else None
                 loaded = matrix is None
                 if matrix is None:
                     matrix = self._read_faces()
+                if paths:
+                    paths_by_id = dict(
+                        self._db.execute("SELECT id, path FROM files WHERE status = 'ok'")
+                    )
             finally:
                 self._db.execute("COMMIT")
         if loaded and len(matrix.ids) >= SNAPSHOT_MIN_FACES:
             self._write_snapshot(matrix, generation)
-        return matrix
+        return matrix, paths_by_id
 
     def _generation(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
@@ -896,7 +905,7 @@ class Library:
         index are loaded on the first search and kept for the next ones.
         """
         if self._searchable is None:
-            matrix = self._matrix()
+            matrix, _ = self._matrix()
             # The index keeps the float32 matrix itself (no second copy).
             self._searchable = matrix, make_index(matrix.embeddings)
         matrix, index = self._searchable

@@ -175,3 +175,25 @@ def test_a_small_library_keeps_no_snapshot(tmp_path: Path, monkeypatch: pytest.M
     with Library.open(path) as library:
         library.refresh_snapshot()
     assert not snapshot_path(path).exists()
+
+
+def test_a_snapshot_that_does_not_fit_its_library_is_not_used(
+    built: tuple[Path, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whole and of the right generation, but naming files the library lacks (made
+    by hand, say): the faces come from SQLite."""
+    from facematch.snapshot import FaceMatrix, read_snapshot, write_snapshot
+
+    path, rows = built
+    snapshot = snapshot_path(path)
+    generation = snapshot_generation(snapshot)
+    assert generation is not None
+    good = read_snapshot(snapshot, generation)
+    assert good is not None
+    forged = FaceMatrix(good.ids, good.files + 10_000, good.boxes, good.embeddings + 1)
+    write_snapshot(snapshot, forged, generation)
+    with caplog.at_level(logging.WARNING, logger="facematch"), Library.open(path) as library:
+        faces = library.faces()
+    assert "does not have" in caplog.text
+    assert faces.paths == [f"/photos/{i:05d}.jpg" for i in range(COUNT)]
+    assert np.array_equal(faces.embeddings, rows)

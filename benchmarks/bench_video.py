@@ -282,7 +282,7 @@ def speed(files: dict[str, Path], known: Path, args: argparse.Namespace, tag: st
                 cpu = segment_cpu(files[label], args.seconds, 1.0, None, model)
                 row = f"facematch, frames: {model}, {label}"
                 cpu_rows.setdefault(row, []).append(cpu / minutes)
-        cpu = segment_cpu(reference_clip, reference_seconds, 25.0, 48)
+        cpu = segment_cpu(reference_clip, reference_seconds, 25.0, 48, "hog")
         label = "every frame, photo defaults (face_recognition's approach), H.264"
         cpu_rows.setdefault(label, []).append(cpu * 60 / reference_seconds)
         for jobs in ("1", "2"):

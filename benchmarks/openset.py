@@ -1,6 +1,7 @@
 """Open-set naming on lfw-dev: how often is an unknown photo named right?
 
     python benchmarks/openset.py --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
+        [--model hog|cnn|centerface] [--jobs N] [--draws N]
 
 The split the README and the decision rule are measured on. For each scenario
 (30, 300 or 1,000 known people; 1 or 2-3 known photos each) and each of
@@ -14,8 +15,8 @@ The split the README and the decision rule are measured on. For each scenario
 A photo is right when a known person's photo is named as that person, and when
 a stranger's photo is named as nobody. Every decision rule is applied to the
 same distances, so the rules are compared on identical draws. Encoding uses
-facematch's default settings and its cache (``--cache-dir``), so a second run
-encodes nothing.
+facematch's default settings (the detector chosen by ``--model``) and its cache
+(``--cache-dir``), so a second run encodes nothing.
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ class Scores:
 Rule = Callable[[Scores], NDArray[np.bool_]]
 
 
-def load(lfw: Path, cache_dir: Path | None) -> tuple[dict[str, list[Array]], list[Array]]:
+def load(
+    lfw: Path, cache_dir: Path | None, settings: FaceSettings | None = None, jobs: int | None = None
+) -> tuple[dict[str, list[Array]], list[Array]]:
     """Largest-face embeddings: per person (in file order), and the strangers."""
     people_dirs = sorted(p for p in (lfw / "people").iterdir() if p.is_dir())
     people_files = [sorted(str(f) for f in d.iterdir()) for d in people_dirs]
     stranger_files = sorted(str(f) for f in (lfw / "strangers").rglob("*.jpg"))
     flat = [f for files in people_files for f in files] + stranger_files
-    with Pipeline(FaceSettings(), cache_dir=cache_dir) as run:
+    with Pipeline(settings or FaceSettings(), jobs=jobs, cache_dir=cache_dir) as run:
         embeddings, _ = embed(run, flat)
     by_path = dict(zip(flat, embeddings, strict=True))
     people = {
@@ -159,8 +162,11 @@ def main() -> None:
     parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--model", choices=("hog", "cnn", "centerface"), default="hog")
+    parser.add_argument("--jobs", type=int, default=None, help="encoding processes")
     args = parser.parse_args()
-    people, strangers = load(args.lfw, args.cache_dir)
+    settings = FaceSettings(model=args.model)
+    people, strangers = load(args.lfw, args.cache_dir, settings, args.jobs)
     scenarios = [(30, 1), (300, 1), (1000, 1), (30, 3), (300, 3), (1000, 3)]
     table = rules()
     results: dict[str, list[float]] = {name: [] for name in table}

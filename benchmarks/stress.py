@@ -15,7 +15,8 @@ box's side is within 0.5-2x the true side; a box matching no face is false.
     python benchmarks/stress.py --faces PATH/TO/shared/faces
 
 prints a markdown table (recall and false boxes per set and detector setting);
-``--detectors cnn --sets tilt,edge`` adds dlib's CNN (ONNX) where it is affordable.
+``--detectors cnn --sets tilt,edge`` adds dlib's CNN (ONNX) where it is affordable;
+``--sets`` takes kinds (tilt, small, edge) or single sets ("tilt 50", "small 20 px").
 The detectors run through facematch.faces.detect, so working copies and
 tiling are those of the real pipeline.
 """
@@ -168,6 +169,7 @@ SETTINGS = {
     "hog": FaceSettings(model="hog", upsample=1),
     "hog up2": FaceSettings(model="hog", upsample=2),
     "cnn": FaceSettings(model="cnn", upsample=1),
+    "cnn up2": FaceSettings(model="cnn", upsample=2),
     "centerface": FaceSettings(model="centerface"),
     "centerface 0.2": FaceSettings(model="centerface", threshold=0.2),
 }
@@ -189,7 +191,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
     parser.add_argument("--detectors", default="hog,hog up2,centerface,centerface 0.2")
-    parser.add_argument("--sets", default="tilt,small,edge", help="which kinds of set to run")
+    parser.add_argument(
+        "--sets", default="tilt,small,edge", help="kinds of set (tilt,small,edge) or set names"
+    )
     args = parser.parse_args()
     paths = sorted((args.faces / "portraits").glob("*.[jp][pn]g"))
     paths += sorted((args.faces / "people" / "knn" / "train").glob("*/*.[jp][pn]g"))
@@ -207,7 +211,7 @@ def main() -> None:
     print("| --- |" + " --- |" * len(names))
     kinds = args.sets.split(",")
     for set_name, (samples, min_face) in sets.items():
-        if set_name.split()[0] not in kinds:
+        if set_name.split()[0] not in kinds and set_name not in kinds:
             continue
         cells = []
         for name in names:

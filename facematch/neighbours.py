@@ -42,6 +42,7 @@ QUERY_BATCH = 256
 
 _UNIT = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 21  # float64 elements gathered at once when recomputing distances
+_FOLD_MIN_QUERIES = 16  # top-k batches at least this large fold the norms into the product
 _EXTRA = 8  # float32 candidates kept beyond k, before checking that they are enough
 
 
@@ -372,7 +373,10 @@ class ExactIndex:
         best_sq = np.empty((count, 0), dtype=np.float32)
         best_ids = np.empty((count, 0), dtype=np.intp)
         limit: NDArray[np.float32] | None = None
-        for start, block in self._blocks(narrow):
+        # Folding the norms into the product pays for batches; for a few queries
+        # the product is a pass over the matrix, and widening each block a second one.
+        blocks = self._folded_blocks(narrow) if count >= _FOLD_MIN_QUERIES else self._blocks(narrow)
+        for start, block in blocks:
             if limit is None:
                 block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
                 if block.shape[1] > keep:

@@ -29,11 +29,12 @@ def _index(gallery: np.ndarray, block_rows: int, query_batch: int = 7) -> ExactI
     return index
 
 
+@pytest.mark.parametrize("query_batch", [7, 256])  # 256: batches that fold the norms in
 @pytest.mark.parametrize("block_rows", [1, 37, 500, 65_536])
-def test_search_equals_brute_force(block_rows: int) -> None:
+def test_search_equals_brute_force(block_rows: int, query_batch: int) -> None:
     gallery = _data(3000 if block_rows > 1 else 300)
     queries = np.concatenate([_data(20, seed=1), gallery[:3].astype(np.float64) + 1e-3])
-    index = _index(gallery, block_rows)
+    index = _index(gallery, block_rows, query_batch)
     assert len(index) == len(gallery)
     for k in (1, 5, 40):
         distances, ids = index.search(queries, k)
@@ -95,6 +96,11 @@ def test_duplicates_are_ordered_by_index() -> None:
     np.testing.assert_array_equal(distances[0, :20], 0.0)
     _want_d, want_i = _brute(many, base[0])
     np.testing.assert_array_equal(ids[0], want_i[:25])
+    # the same in a batch large enough to fold the norms into the product
+    distances, ids = _index(many, block_rows=8, query_batch=64).search(
+        np.repeat(base[:1], 20, axis=0), 25
+    )
+    assert (ids == want_i[:25]).all() and (distances[:, :20] == 0.0).all()
     _found_d, found_i = _index(many, block_rows=8).range_search(base[0], 0.0)[0]
     np.testing.assert_array_equal(found_i, np.arange(30, 50))
 

@@ -5,7 +5,7 @@ difference is the pictures alone (decoding each range's best sample again,
 drawing, writing JPEGs). Runs alternate, one process at a time; medians of
 CPU seconds (user + system of the child) and wall seconds.
 
-    python benchmarks/bench_video_pictures.py --faces ../shared/faces --rounds 5
+    python benchmarks/bench_video_pictures.py --faces PATH/TO/shared/faces --rounds 5
 """
 
 from __future__ import annotations

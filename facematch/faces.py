@@ -252,6 +252,15 @@ the faces' contrast runs from 5.4 (the darkest) with 0.5% under 13.5 and a
 median of 35; in-focus faces in the clip 27-50, Alex Lacamoire at the piano 30."""
 
 
+def describe_to_match(
+    image: RGBImage, boxes: Sequence[FaceBox], settings: FaceSettings, encoder: Encoder
+) -> list[Face]:
+    """``describe`` for faces that will be matched: CenterFace's faces too dark to
+    describe are left out (HOG never finds them; redaction describes every face)."""
+    flat = FLAT_CHIP_CONTRAST if settings.model == "centerface" else None
+    return describe(image, boxes, settings, encoder, flat_below=flat)
+
+
 def chip_contrast(chips: NDArray[np.uint8]) -> NDArray[np.float64]:
     """Per aligned 150x150 chip: the standard deviation of its grey levels in the
     central 100x100 (eyes, nose and mouth; little background)."""
@@ -296,5 +305,4 @@ def detect_with_fallback(
 def find_faces(image: RGBImage, settings: FaceSettings, encoder: Encoder) -> list[Face]:
     """Every face in an image that can be described, in the detector's order."""
     boxes = detect_with_fallback(image, settings, turned=False)
-    flat = FLAT_CHIP_CONTRAST if settings.model == "centerface" else None
-    return describe(image, boxes, settings, encoder, flat_below=flat)
+    return describe_to_match(image, boxes, settings, encoder)

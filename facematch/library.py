@@ -910,7 +910,8 @@ class Library:
             self._searchable = matrix, make_index(matrix.embeddings)
         matrix, index = self._searchable
         distances, rows = nearest_to_any(index, queries, tolerance, top)
-        wanted = sorted({int(matrix.files[r]) for r in rows})
+        owners = matrix.files[rows].tolist()  # each hit's file id
+        wanted = sorted(set(owners))
         with self._guard():
             paths: dict[int, str] = {}
             for start in range(0, len(wanted), 500):
@@ -921,13 +922,13 @@ class Library:
                 )
         return [
             SearchHit(
-                paths[int(matrix.files[r])],
+                paths[owner],
                 FaceBox(*map(int, matrix.boxes[r])),
                 float(d),
                 int(matrix.ids[r]),
             )
-            for d, r in zip(distances, rows, strict=True)
-            if int(matrix.files[r]) in paths  # not removed since the faces were read
+            for d, r, owner in zip(distances, rows, owners, strict=True)
+            if owner in paths  # not removed since the faces were read
         ]
 
     def encoded(self, paths: Iterable[str]) -> Iterator[tuple[str, Encoded | None]]:

@@ -27,11 +27,10 @@ from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
-    FLAT_CHIP_CONTRAST,
     EngineName,
     Face,
     FaceSettings,
-    describe,
+    describe_to_match,
     detect,
     detect_with_fallback,
     trim_box,
@@ -115,9 +114,7 @@ def encode_pixels(
         return []
     full = small if small.shape[:2] == full_size else load_full()
     encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-    # CenterFace finds faces too dark to describe (HOG never does): leave them out.
-    flat = FLAT_CHIP_CONTRAST if settings.model == "centerface" else None
-    return describe(full, boxes, settings, encoder, flat_below=flat)
+    return describe_to_match(full, boxes, settings, encoder)
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:

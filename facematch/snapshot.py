@@ -25,7 +25,7 @@ import logging
 import os
 import zlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,6 +85,19 @@ def write_snapshot(path: Path, faces: FaceMatrix, generation: int) -> None:
     write_private(path, [head, *(p.data.cast("B") for p in parts)])
 
 
+def _header(file: BinaryIO) -> dict[str, Any]:
+    """A snapshot's JSON header, the file left at its body; ValueError if not a snapshot."""
+    if file.read(len(MAGIC)) != MAGIC:
+        raise ValueError("not a facematch snapshot")
+    length = int.from_bytes(file.read(8), "little")
+    if length > 1 << 16:
+        raise ValueError("header too long")
+    header = json.loads(file.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("not a facematch snapshot")
+    return header
+
+
 def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
     """The snapshot at ``path`` if it is of ``generation`` and whole; else None.
 
@@ -93,12 +106,7 @@ def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
     """
     try:
         with open(path, "rb") as file:
-            if file.read(len(MAGIC)) != MAGIC:
-                raise ValueError("not a facematch snapshot")
-            length = int.from_bytes(file.read(8), "little")
-            if length > 1 << 16:
-                raise ValueError("header too long")
-            header = json.loads(file.read(length))
+            header = _header(file)
             if header.get("generation") != generation:
                 return None
             count = int(header["count"])
@@ -110,7 +118,7 @@ def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
                 raise ValueError("wrong length")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("the library's snapshot %s is unusable (%s); reading the library", path, exc)
         return None
     if count == 0:
@@ -139,11 +147,8 @@ def snapshot_generation(path: Path) -> int | None:
     """The generation a snapshot says it is of (its header only); None if none is readable."""
     try:
         with open(path, "rb") as file:
-            if file.read(len(MAGIC)) != MAGIC:
-                return None
-            length = int.from_bytes(file.read(8), "little")
-            generation = json.loads(file.read(min(length, 1 << 16))).get("generation")
-    except (OSError, ValueError, AttributeError):
+            generation = _header(file).get("generation")
+    except (OSError, ValueError):
         return None
     return generation if isinstance(generation, int) else None
 

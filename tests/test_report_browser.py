@@ -39,6 +39,25 @@ def browser() -> Any:
         launched.close()
 
 
+def open_report(page: Any, report: Path) -> tuple[list[str], list[int]]:
+    """Load the report with every image scrolled into view; returns what went wrong on
+    the page (console errors, page errors, requests beyond the file itself, filled in
+    as long as the page stays open) and each image's natural width."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(r.url),
+    )
+    page.goto(report.as_uri())
+    for image in page.locator("img").all():  # lazy images load once scrolled to
+        image.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    widths: list[int] = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+    return problems, widths
+
+
 def test_report_in_a_browser(
     browser: Any, known_files: Path, unknown: Path, data: Path, tmp_path: Path
 ) -> None:
@@ -56,18 +75,7 @@ def test_report_in_a_browser(
     named = sum(1 for row in rows for face in row["faces"] if face["name"] == "Barack Obama")
 
     page = browser.new_page(viewport={"width": 1000, "height": 700})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(r.url),
-    )
-    page.goto(report.as_uri())
-    for image in page.locator("img").all():  # lazy images load once scrolled to
-        image.scroll_into_view_if_needed()
-    page.wait_for_function("[...document.images].every(i => i.complete)")
-    widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+    problems, widths = open_report(page, report)
     assert widths and all(w > 0 for w in widths)
     assert page.locator("tr.face").count() == faces
     assert page.locator("section.image").count() == len(rows)
@@ -119,18 +127,7 @@ def test_cluster_report_in_a_browser(browser: Any, data: Path, tmp_path: Path) -
     }
 
     page = browser.new_page(viewport={"width": 1000, "height": 800})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(r.url),
-    )
-    page.goto(report.as_uri())
-    for image in page.locator("img").all():  # lazy images load once scrolled to
-        image.scroll_into_view_if_needed()
-    page.wait_for_function("[...document.images].every(i => i.complete)")
-    widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+    problems, widths = open_report(page, report)
     assert len(widths) == len(rows) and all(w > 0 for w in widths)
     # One section per person (and the unclustered), holding exactly that person's faces.
     sections = page.locator("section.person").all()

@@ -51,17 +51,7 @@ def measure_spread(npz: str) -> tuple[float, float, float, float]:
     rows = np.flatnonzero(first & (people[image] != ""))
     emb = data["embeddings"][rows].astype(np.float64)
     who = people[image[rows]]
-    sq = (emb * emb).sum(1)
-    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * emb @ emb.T, 0))
-    i, j = np.triu_indices(len(emb), 1)
-    same = who[i] == who[j]
-    d = dist[i, j]
-    return (
-        float(d[same].mean()),
-        float(d[same].std()),
-        float(d[~same].mean()),
-        float(d[~same].std()),
-    )
+    return distance_spread(emb, who)
 
 
 # Log-normal spread of each face's noise scale and each person's centre scale, and the
@@ -89,9 +79,8 @@ def synthetic(
     return (centres[truth] + noise).astype(np.float32), truth
 
 
-def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
-    emb = faces[:3000].astype(np.float64)
-    who = truth[:3000]
+def distance_spread(emb: np.ndarray, who: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean and sd of the distances within a person and between people (all pairs)."""
     sq = (emb * emb).sum(1)
     dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * emb @ emb.T, 0))
     i, j = np.triu_indices(len(emb), 1)
@@ -103,6 +92,12 @@ def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
         float(d[~same].mean()),
         float(d[~same].std()),
     )
+
+
+def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    emb = faces[:3000].astype(np.float64)
+    who = truth[:3000]
+    return distance_spread(emb, who)
 
 
 def one_size(n: int, same_mean: float, diff_mean: float) -> dict[str, float]:

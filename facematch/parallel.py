@@ -199,6 +199,9 @@ class ProcessPool:
         try:
             return future.result()
         except BrokenProcessPool:
+            # The pool's own thread reaps the dead worker; reading its exit status
+            # while it does races it (the loser reads 255), so wait for it first.
+            pool.shutdown(wait=True)
             return failed(item, _death(processes.values()))
         finally:
             pool.shutdown(wait=True)

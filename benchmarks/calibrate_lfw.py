@@ -8,6 +8,12 @@ measured false-accept rate next to two normal fits: one to all the distances
 (what ``facematch.calibration`` stores, fitted on the shared sets), and one to
 the lower tail only (quantiles 1e-2 to 1e-4), which is the part that decides
 how often a stranger is named.
+
+Then the model ``facematch.calibration`` uses for a stranger's chance of being
+named in a gallery: galleries of 10 to 1,000 people (one photo each: a
+person's first), every other person's first photo and the strangers as
+probes, the measured share of probes within ``t`` of somebody, and the fit of
+``1 - (1 - F(t)) ** (n ** a)`` (normal ``F``) to those shares.
 """
 
 from __future__ import annotations
@@ -24,6 +30,50 @@ from facematch.faces import FaceSettings
 from facematch.pipeline import Pipeline
 
 TAIL = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+SIZES = (10, 30, 100, 300, 1000)
+THRESHOLDS = np.round(np.arange(0.40, 0.62, 0.01), 2)
+
+
+def stranger_shares(firsts: np.ndarray, strangers: np.ndarray, seed: int = 7) -> np.ndarray:
+    """(sizes, thresholds): share of probes within each threshold of a random gallery."""
+    rng = np.random.default_rng(seed)
+    shares = []
+    for n in SIZES:
+        rounds = []
+        for _ in range(30 if n < 300 else 10):
+            order = rng.permutation(len(firsts))
+            gallery, probes = firsts[order[:n]], np.concatenate([firsts[order[n:]], strangers])
+            d2 = (probes**2).sum(1)[:, None] - 2 * probes @ gallery.T + (gallery**2).sum(1)
+            nearest = np.sqrt(np.maximum(d2, 0)).min(1)
+            rounds.append([(nearest <= t).mean() for t in THRESHOLDS])
+        shares.append(np.mean(rounds, axis=0))
+    return np.array(shares)
+
+
+def predicted(mean: float, sd: float, exponent: float) -> np.ndarray:
+    per_face = np.array([NormalDist(mean, sd).cdf(t) for t in THRESHOLDS])
+    return np.array([1 - (1 - per_face) ** (n**exponent) for n in SIZES])
+
+
+def fit_gallery_model(shares: np.ndarray) -> tuple[float, float, float]:
+    """Least squares on log shares (those between 0.3% and 50%), by a shrinking grid."""
+    used = (shares > 0.003) & (shares < 0.5)
+
+    def loss(params: tuple[float, float, float]) -> float:
+        return float(((np.log(predicted(*params)[used]) - np.log(shares[used])) ** 2).sum())
+
+    best, step = (0.85, 0.10, 0.8), np.array([0.02, 0.02, 0.1])
+    for _ in range(12):
+        grid = [
+            (best[0] + i * step[0], best[1] + j * step[1], best[2] + k * step[2])
+            for i in (-2, -1, 0, 1, 2)
+            for j in (-2, -1, 0, 1, 2)
+            for k in (-2, -1, 0, 1, 2)
+            if best[1] + j * step[1] > 0.01
+        ]
+        best = min(grid, key=loss)
+        step = step / 2
+    return best
 
 
 def main() -> None:
@@ -54,7 +104,7 @@ def main() -> None:
     quantiles = np.quantile(imp, TAIL)
     slope, intercept = np.polyfit([NormalDist().inv_cdf(q) for q in TAIL], quantiles, 1)
     tail = NormalDist(float(intercept), float(slope))
-    stored = NormalDist(calibration.DIFFERENT_MEAN, calibration.DIFFERENT_SD)
+    stored = NormalDist(calibration.CURVE_MEAN, calibration.CURVE_SD)
     print(f"photos {len(vectors)}, same-person pairs {len(gen)}, different-person {len(imp)}")
     print(f"different-person distances: mean {whole.mean:.4f} sd {whole.stdev:.4f}")
     print(f"normal fitted to the tail: mean {tail.mean:.4f} sd {tail.stdev:.4f}")
@@ -69,6 +119,22 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for q, t in zip(TAIL, quantiles, strict=True):
         print(f"| {q:g} | {t:.4f} | {whole.inv_cdf(q):.4f} | {tail.inv_cdf(q):.4f} |")
+    people = sorted({w for w in who if "/" not in w})
+    first = {w: i for i, w in reversed(list(enumerate(who)))}
+    firsts = vectors[[first[w] for w in people]]
+    strangers = vectors[[i for i, w in enumerate(who) if "/" in w]]
+    shares = stranger_shares(firsts, strangers)
+    mean, sd, exponent = fit_gallery_model(shares)
+    model = predicted(mean, sd, exponent)
+    print(f"\na stranger within t of one of n people: 1 - (1 - F(t)) ** (n ** {exponent:.3f}),")
+    print(f"F normal with mean {mean:.4f} sd {sd:.4f} (calibration.py stores the fit)")
+    shown = [i for i, t in enumerate(THRESHOLDS) if round(t * 100) % 3 == 1]
+    print("| people | " + " | ".join(f"{THRESHOLDS[i]:.2f}" for i in shown) + " |")
+    print("|" + " --- |" * (len(shown) + 1))
+    for row, n in enumerate(SIZES):
+        cells = " | ".join(f"{shares[row, i]:.3f} / {model[row, i]:.3f}" for i in shown)
+        print(f"| {n} | {cells} |")
+    print("(measured / model)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from facematch import calibration
 from facematch.detectors import FaceBox
 from facematch.errors import UsageError
 from facematch.images import file_problem, is_image_name, iter_folder, visible_entries
@@ -76,6 +77,7 @@ class Nearest:
     within: tuple[Match, ...]
     best: Match | None
     runner_up: Match | None
+    tolerance: float = calibration.MAX_TOLERANCE  # the one this face was judged with
 
 
 @dataclass(frozen=True)
@@ -146,29 +148,67 @@ class Gallery:
         index.add(self.embeddings)
         return index
 
+    @cached_property
+    def _spread(self) -> tuple[NDArray[np.float64], float]:
+        """How crowded each person's part of face space is, and the gallery's median.
+
+        A photo's spread is its mean distance to its ``LOCAL_PEOPLE`` nearest
+        other people; a person's is the mean over their photos.
+        """
+        wanted = calibration.LOCAL_PEOPLE
+        distances, people = nearest_people(self.index, self.owners, self.embeddings, k=wanted + 1)
+        others = people != self.owners[:, None]
+        keep = others & (np.cumsum(others, axis=1) <= wanted)
+        photo = (distances * keep).sum(1) / np.maximum(keep.sum(1), 1)
+        per_person = np.bincount(self.owners, photo, len(self.names))
+        per_person /= np.maximum(np.bincount(self.owners, minlength=len(self.names)), 1)
+        return per_person, float(np.median(photo))
+
     def nearest(
-        self, embeddings: NDArray[np.float64], tolerance: float, all_matches: bool = False
+        self,
+        embeddings: NDArray[np.float64],
+        tolerance: float,
+        all_matches: bool = False,
+        local: bool = False,
     ) -> list[Nearest]:
         """For each face (row), the nearest person and runner-up, and who is within tolerance.
 
         ``within`` holds every person within tolerance, nearest first, with
         ``all_matches``; otherwise at most the best one. Ties go to the name first
-        in sorted order, as in ``ranked``.
+        in sorted order, as in ``ranked``. With ``local`` (``--tolerance auto``),
+        each face's tolerance is adapted to its neighbourhood
+        (``calibration.local_tolerances``) in galleries of at least
+        ``calibration.LOCAL_MIN_PEOPLE`` people.
         """
         queries = np.asarray(embeddings, dtype=np.float64).reshape(-1, self.embeddings.shape[1])
-        distances, people = nearest_people(self.index, self.owners, queries, k=2)
-        ranges = self.index.range_search(queries, tolerance) if all_matches else None
+        local = local and len(self.names) >= calibration.LOCAL_MIN_PEOPLE
+        k = calibration.LOCAL_PEOPLE + 1 if local else 2
+        distances, people = nearest_people(self.index, self.owners, queries, k=k)
+        tolerances = np.full(len(queries), tolerance)
+        if local and len(queries):
+            named_spread, usual = self._spread
+            face_spread = distances[:, 1:].mean(axis=1)
+            tolerances = calibration.local_tolerances(
+                tolerance, named_spread[people[:, 0]], face_spread, usual
+            )
+        ranges = None
+        if all_matches and len(queries):
+            ranges = self.index.range_search(queries, float(tolerances.max()))
         found = []
         for i in range(len(queries)):
             top = [
-                Match(self.names[p], float(d)) for p, d in zip(people[i], distances[i], strict=True)
+                Match(self.names[p], float(d))
+                for p, d in zip(people[i, :2], distances[i, :2], strict=True)
             ]
             best = top[0] if top else None
+            limit = float(tolerances[i])
             if ranges is not None:
-                within = self._people_within(*ranges[i])
+                reach, rows = ranges[i]
+                close = reach <= limit
+                within = self._people_within(reach[close], rows[close])
             else:
-                within = (best,) if best is not None and best.distance <= tolerance else ()
-            found.append(Nearest(within, best, top[1] if len(top) > 1 else None))
+                within = (best,) if best is not None and best.distance <= limit else ()
+            found.append(Nearest(within, best, top[1] if len(top) > 1 else None, limit))
         return found
 
     def _people_within(

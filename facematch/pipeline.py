@@ -583,15 +583,24 @@ class ImageResult:
     faces: tuple[FaceMatch, ...] = field(default=())
 
 
-def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
+def match_face(
+    gallery: Gallery, face: Face, tolerance: float, all_matches: bool, local: bool = False
+) -> FaceMatch:
     """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
-    return match_faces(gallery, [face], tolerance, all_matches)[0]
+    return match_faces(gallery, [face], tolerance, all_matches, local)[0]
 
 
 def match_faces(
-    gallery: Gallery, faces: Sequence[Face], tolerance: float, all_matches: bool
+    gallery: Gallery,
+    faces: Sequence[Face],
+    tolerance: float,
+    all_matches: bool,
+    local: bool = False,
 ) -> list[FaceMatch]:
-    """``match_face`` for several faces at once (one batch through the gallery's index)."""
+    """``match_face`` for several faces at once (one batch through the gallery's index).
+
+    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    """
     if not faces:
         return []
     embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
@@ -607,7 +616,7 @@ def match_faces(
             ),
         )
         for face, near in zip(
-            faces, gallery.nearest(embeddings, tolerance, all_matches), strict=True
+            faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
         )
     ]
 
@@ -662,10 +671,11 @@ def match_video(
     all_matches: bool,
     fps: float,
     per_frame: bool = False,
+    local: bool = False,
 ) -> VideoResult:
     """Match every face of every sampled frame as a photo's, then join them into ranges."""
     named = [
-        FrameFaces(s.time, tuple(match_face(gallery, f, tolerance, all_matches) for f in s.faces))
+        FrameFaces(s.time, tuple(match_faces(gallery, s.faces, tolerance, all_matches, local)))
         for s in video.samples
     ]
     if per_frame:
@@ -684,8 +694,12 @@ def match(
     all_matches: bool = False,
     encoded: Iterator[Encoded | EncodedVideo] | None = None,
     per_frame: bool = False,
+    local: bool = False,
 ) -> Iterator[ImageResult | VideoResult]:
-    """Match every face of every unknown image and video against the known people, in order."""
+    """Match every face of every unknown image and video against the known people, in order.
+
+    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    """
     found = list(unknown)
     if encoded is None:
         encoded = pipeline.encode_inputs([f.path for f in found if f.problem is None])
@@ -695,13 +709,15 @@ def match(
             continue
         if isinstance(image, EncodedVideo):
             fps = pipeline.video.fps
-            yield match_video(image, known.gallery, tolerance, all_matches, fps, per_frame)
+            yield match_video(
+                image, known.gallery, tolerance, all_matches, fps, per_frame, local
+            )
             continue
         yield ImageResult(
             image.path,
             image.status,
             image.error,
-            tuple(match_faces(known.gallery, image.faces, tolerance, all_matches)),
+            tuple(match_faces(known.gallery, image.faces, tolerance, all_matches, local)),
         )
 
 

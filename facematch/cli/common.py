@@ -166,14 +166,16 @@ def choose_tolerance(requested: float | str, known_faces: int) -> float:
     assert isinstance(requested, float)
     rate = calibration.stranger_match_rate(requested, known_faces)
     if rate > calibration.WARN_RATE:
+        auto = calibration.auto_tolerance(known_faces)
         log.warning(
             "with %d known faces, a stranger has about a %.0f%% chance of being within "
-            "%g of someone; --tolerance auto (%g here) keeps that near %.0f%%",
+            "%g of someone; --tolerance auto (%g here, tighter where faces crowd) "
+            "makes that about %.0f%% or less",
             known_faces,
             100 * rate,
             requested,
-            calibration.auto_tolerance(known_faces),
-            100 * calibration.STRANGER_RATE,
+            auto,
+            100 * calibration.stranger_match_rate(auto, known_faces),
         )
     return requested
 

@@ -138,7 +138,14 @@ def match(
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(
-            pipeline, known_people, found, chosen, all_matches, encoded, per_frame=per_frame
+            pipeline,
+            known_people,
+            found,
+            chosen,
+            all_matches,
+            encoded,
+            per_frame=per_frame,
+            local=tolerance == "auto",
         )
         writer = make_writer(fmt, sys.stdout, show_distance, videos=videos > 0)
         drawn = pictures.writer(paths, chosen)
@@ -177,7 +184,15 @@ def match_library(
         pictures.check(paths, protected=[p.path for p in photos])
         known_people = pl.build_gallery(pipeline, known, photos)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
-        results = pl.match(pipeline, known_people, inputs, chosen, all_matches, iter(encoded))
+        results = pl.match(
+            pipeline,
+            known_people,
+            inputs,
+            chosen,
+            all_matches,
+            iter(encoded),
+            local=tolerance == "auto",
+        )
         writer = make_writer(fmt, sys.stdout, show_distance)
         drawn = pictures.writer(paths, chosen)
         unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))

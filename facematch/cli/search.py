@@ -29,7 +29,7 @@ from facematch.cli.common import (
 @tolerance_option(
     "Largest distance that still counts as the same person. In a large library "
     "strangers come near 0.6 too: hits are nearest first, so lower it or use --top. "
-    "auto: the tolerance that keeps a stranger out of the hits about 98% of the time.",
+    "auto: the tolerance for this library's size, step 1 of matching's auto (see the README).",
     default=0.6,
 )
 @format_option("Output: path,top,right,bottom,left,distance lines, CSV, JSON, or JSON lines.")

@@ -160,9 +160,9 @@ class Gallery:
         others = people != self.owners[:, None]
         keep = others & (np.cumsum(others, axis=1) <= wanted)
         photo = (distances * keep).sum(1) / np.maximum(keep.sum(1), 1)
-        per_person = np.bincount(self.owners, photo, len(self.names))
-        per_person /= np.maximum(np.bincount(self.owners, minlength=len(self.names)), 1)
-        return per_person, float(np.median(photo))
+        total = np.bincount(self.owners, photo, len(self.names)).astype(np.float64)
+        count = np.maximum(np.bincount(self.owners, minlength=len(self.names)), 1)
+        return total / count, float(np.median(photo))
 
     def nearest(
         self,

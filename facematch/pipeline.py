@@ -571,6 +571,8 @@ class FaceMatch:
     runner_up: Match | None = None
     # The known photo of the nearest person that was nearest to this face.
     known_face: KnownFace | None = None
+    # The tolerance this face was judged with (``--tolerance auto`` adapts it per face).
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -614,6 +616,7 @@ def match_faces(
             known_face=(
                 gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
             ),
+            tolerance=near.tolerance,
         )
         for face, near in zip(
             faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
@@ -709,9 +712,7 @@ def match(
             continue
         if isinstance(image, EncodedVideo):
             fps = pipeline.video.fps
-            yield match_video(
-                image, known.gallery, tolerance, all_matches, fps, per_frame, local
-            )
+            yield match_video(image, known.gallery, tolerance, all_matches, fps, per_frame, local)
             continue
         yield ImageResult(
             image.path,

@@ -86,6 +86,8 @@ def classify(face: FaceMatch, tolerance: float | None, margin: float = AMBIGUITY
         runner_up = face.runner_up
         close_second = runner_up is not None and runner_up.distance <= face.distance + margin
         return "ambiguous" if close_second else "named"
+    if face.tolerance is not None:
+        tolerance = face.tolerance
     if tolerance is not None and face.distance <= tolerance + margin:
         return "ambiguous"
     return "unknown"

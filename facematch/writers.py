@@ -191,6 +191,7 @@ def face_json(face: FaceMatch) -> dict[str, Any]:
         "distance": _round(face.distance),
         "matches": [_match(m) for m in face.matches],
         "runner_up": _match(face.runner_up),
+        "tolerance": _round(face.tolerance),
     }
 
 

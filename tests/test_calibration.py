@@ -48,9 +48,7 @@ def test_small_galleries_keep_the_plain_tolerance() -> None:
 
 
 def test_the_tolerance_never_exceeds_0_6() -> None:
-    tolerances = calibration.local_tolerances(
-        0.58, np.array([1.5, 0.2]), np.array([1.5, 0.2]), 0.8
-    )
+    tolerances = calibration.local_tolerances(0.58, np.array([1.5, 0.2]), np.array([1.5, 0.2]), 0.8)
     assert tolerances[0] == calibration.MAX_TOLERANCE and tolerances[1] < 0.58
 
 

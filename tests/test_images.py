@@ -12,7 +12,7 @@ from PIL import Image
 
 from facematch.errors import ImageError
 from facematch.faces import FaceSettings, detect
-from facematch.images import discover, load_rgb
+from facematch.images import discover, load_rgb, load_scaled, luminance
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,39 @@ def test_tiny_image_has_no_face(tmp_path: Path) -> None:
     path = tmp_path / "tiny.png"
     Image.new("RGB", (1, 1)).save(path)
     assert faces_in(path) == 0
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_shrunk_working_copy_for_hog_is_its_luminance(
+    data: Path, tmp_path: Path, orientation: int
+) -> None:
+    """A photo over 1600 px is detected on a copy decoded as luminance only (JPEG draft
+    mode "L"): upright, the luma of the RGB copy within JPEG's rounding, same face found."""
+    path = data / "obama3.jpg"  # 1434 x 2333: shrunk to 1600 px for detection
+    if orientation != 1:  # stored turned, with the EXIF flag that puts it upright
+        path = tmp_path / "turned.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        turned = Image.open(data / "obama3.jpg").transpose(Image.Transpose.ROTATE_90)
+        turned.save(path, exif=exif, quality=95)
+    settings = FaceSettings()
+    grey, size = load_scaled(path, settings.working_scale, shrunk_luminance=True)
+    rgb, rgb_size = load_scaled(path, settings.working_scale)
+    assert size == rgb_size == (2333, 1434)
+    assert grey.shape == rgb.shape[:2] and 1590 < max(grey.shape) <= 1600
+    difference = np.abs(grey.astype(int) - luminance(rgb).astype(int))
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 3
+    (from_grey,) = detect(grey, settings, size)
+    (from_rgb,) = detect(rgb, settings, size)
+    side = from_rgb.right - from_rgb.left
+    assert (
+        max(abs(a - b) for a, b in zip(from_grey.css(), from_rgb.css(), strict=True)) <= side / 20
+    )
+
+
+def test_a_copy_that_is_not_shrunk_stays_rgb(data: Path) -> None:
+    """Faces are described from an unshrunk copy, so it keeps its colour."""
+    settings = FaceSettings()
+    image, size = load_scaled(data / "obama.jpg", settings.working_scale, shrunk_luminance=True)
+    assert image.shape == (*size, 3)
+    assert np.array_equal(image, load_rgb(data / "obama.jpg"))

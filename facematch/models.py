@@ -82,7 +82,6 @@ def saved_hog_detector(folder: Path) -> Any:
     the SHA-256 of the bytes written after they loaded back as the very same
     detector, and a file that does not match its marker is saved again.
     """
-    from facematch import private
 
     dlib = _dlib()
     path = folder / f"frontal_face_detector-dlib{dlib.__version__}.svm"
@@ -92,8 +91,20 @@ def saved_hog_detector(folder: Path) -> Any:
         if hashlib.sha256(payload).hexdigest() == marker.read_text(encoding="ascii").strip():
             return dlib.fhog_object_detector(str(path))
     built = dlib.get_frontal_face_detector()
-    private.make_private_folder(folder)
-    temp = Path(tempfile.mkdtemp(prefix=".hog-", dir=folder))
+    try:
+        _save_hog_detector(built, path, marker)
+    except (OSError, RuntimeError) as exc:  # a read-only temp folder: build it every time
+        log.debug("cannot save the HOG detector to %s (%s)", folder, exc)
+    return built
+
+
+def _save_hog_detector(built: Any, path: Path, marker: Path) -> None:
+    """Save ``built`` to ``path`` with its SHA-256 in ``marker``, if it loads back as itself."""
+    from facematch import private
+
+    dlib = _dlib()
+    private.make_private_folder(path.parent)
+    temp = Path(tempfile.mkdtemp(prefix=".hog-", dir=path.parent))
     try:
         built.save(str(temp / path.name))
         payload = (temp / path.name).read_bytes()
@@ -104,7 +115,6 @@ def saved_hog_detector(folder: Path) -> Any:
         shutil.rmtree(temp, ignore_errors=True)
     private.write_private(path, payload)
     private.write_private(marker, hashlib.sha256(payload).hexdigest().encode("ascii"))
-    return built
 
 
 @functools.cache

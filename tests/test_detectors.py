@@ -293,3 +293,10 @@ def test_the_hog_detector_is_saved_once_and_loads_as_dlib_builds_it(
     path.write_bytes(bytes(damaged))
     models.saved_hog_detector(folder)
     assert path.read_bytes() == genuine
+
+    blocked = tmp_path / "a file"  # nowhere to save: dlib's own detector, built
+    blocked.write_bytes(b"")
+    unsaved = models.saved_hog_detector(blocked / "models")
+    assert [(r.left(), r.top()) for r in unsaved.run(image, 1, 0.0)[0]] == [
+        (r.left(), r.top()) for r in reference[0]
+    ]

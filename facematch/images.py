@@ -254,14 +254,15 @@ def open_upright(
     scale_for: Callable[[int, int], float] | None = None,
     max_pixels: int = MAX_PIXELS,
     *,
-    shrunk_luminance: bool = False,
+    luminance_over: int | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an image upright by its EXIF orientation, as 8-bit RGB.
 
     With ``scale_for(height, width) -> scale``, return a copy shrunk by that
     scale (a JPEG is decoded at reduced size by the decoder itself, which is
-    much faster than decoding it whole). With ``shrunk_luminance`` too, a copy
-    that is shrunk is 8-bit luminance ("L"; a JPEG decodes only its luma then).
+    much faster than decoding it whole). With ``luminance_over`` too, a shrunk
+    copy of more pixels than that is 8-bit luminance ("L"; a JPEG decodes only
+    its luma then).
     Also returns the full upright (height, width). Raises ImageError with a
     one-line reason for anything that is not a readable image of a sane size.
     """
@@ -271,14 +272,14 @@ def open_upright(
                 "HEIC/HEIF/AVIF needs the optional extra: pip install 'facematch[heic]'"
             )
         with open_regular(file) as stream:
-            return open_upright(stream, scale_for, max_pixels, shrunk_luminance=shrunk_luminance)
+            return open_upright(stream, scale_for, max_pixels, luminance_over=luminance_over)
     try:
         # Pillow's warnings (corrupt EXIF, truncated data) concern metadata we
         # cope with; they must not reach the user's terminal, -q or not.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(file) as image:
-                return _decode(image, scale_for, max_pixels, shrunk_luminance)
+                return _decode(image, scale_for, max_pixels, luminance_over)
     except ImageError:
         raise
     except PermissionError:
@@ -300,7 +301,7 @@ def _decode(
     image: Image.Image,
     scale_for: Callable[[int, int], float] | None,
     max_pixels: int,
-    shrunk_luminance: bool = False,
+    luminance_over: int | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     width, height = image.size
     if width * height > max_pixels:
@@ -312,7 +313,11 @@ def _decode(
     up_height, up_width = (width, height) if turned else (height, width)
     scale = 1.0 if scale_for is None else scale_for(up_height, up_width)
     target = scaled_size(up_width, up_height, scale)
-    grey = shrunk_luminance and scale < 1.0 and target != (up_width, up_height)
+    grey = (
+        luminance_over is not None
+        and target != (up_width, up_height)
+        and target[0] * target[1] > luminance_over
+    )
     if scale < 1.0:
         image.draft("L" if grey else None, target[::-1] if turned else target)
     image.load()
@@ -364,15 +369,15 @@ def load_scaled(
     file: str | Path | IO[bytes],
     scale_for: Callable[[int, int], float],
     *,
-    shrunk_luminance: bool = False,
+    luminance_over: int | None = None,
 ) -> tuple[RGBImage, tuple[int, int]]:
     """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full (height, width).
 
-    With ``shrunk_luminance``, a copy that is shrunk (scale < 1) is an (H, W)
-    luminance array instead: enough for HOG, cheaper to decode; an unshrunk
+    With ``luminance_over``, a shrunk copy of more pixels than that is an (H, W)
+    luminance array instead: enough for HOG, cheaper to decode. An unshrunk
     copy stays RGB, since its faces are described from it.
     """
-    image, size = open_upright(file, scale_for, shrunk_luminance=shrunk_luminance)
+    image, size = open_upright(file, scale_for, luminance_over=luminance_over)
     return np.asarray(image, dtype=np.uint8), size
 
 

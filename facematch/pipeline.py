@@ -27,6 +27,7 @@ from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
+    FALLBACK_CNN_MAX_PIXELS,
     EngineName,
     Face,
     FaceSettings,
@@ -101,9 +102,13 @@ def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int
     For HOG, which sees only luminance, a shrunk copy is decoded as luminance
     (a JPEG then decodes no colour at all); the faces are described from the
     full-resolution pixels anyway. A copy that is not shrunk stays RGB: it is
-    the image the faces are described from.
+    the image the faces are described from; so does one small enough for the
+    CNN fallback (detect_with_fallback), which sees colour.
     """
-    return load_scaled(path, settings.working_scale, shrunk_luminance=settings.model == "hog")
+    if settings.model != "hog":
+        return load_scaled(path, settings.working_scale)
+    smallest = FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
+    return load_scaled(path, settings.working_scale, luminance_over=smallest)
 
 
 def encode_pixels(

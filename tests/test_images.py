@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from facematch.errors import ImageError
-from facematch.faces import FaceSettings, detect
+from facematch.faces import FALLBACK_CNN_MAX_PIXELS, FaceSettings, detect
 from facematch.images import discover, load_rgb, load_scaled, luminance
+from facematch.pipeline import load_working
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +190,7 @@ def test_a_shrunk_working_copy_for_hog_is_its_luminance(
         turned = Image.open(data / "obama3.jpg").transpose(Image.Transpose.ROTATE_90)
         turned.save(path, exif=exif, quality=95)
     settings = FaceSettings()
-    grey, size = load_scaled(path, settings.working_scale, shrunk_luminance=True)
+    grey, size = load_scaled(path, settings.working_scale, luminance_over=0)
     rgb, rgb_size = load_scaled(path, settings.working_scale)
     assert size == rgb_size == (2333, 1434)
     assert grey.shape == rgb.shape[:2] and 1590 < max(grey.shape) <= 1600
@@ -206,6 +207,19 @@ def test_a_shrunk_working_copy_for_hog_is_its_luminance(
 def test_a_copy_that_is_not_shrunk_stays_rgb(data: Path) -> None:
     """Faces are described from an unshrunk copy, so it keeps its colour."""
     settings = FaceSettings()
-    image, size = load_scaled(data / "obama.jpg", settings.working_scale, shrunk_luminance=True)
+    image, size = load_scaled(data / "obama.jpg", settings.working_scale, luminance_over=0)
     assert image.shape == (*size, 3)
     assert np.array_equal(image, load_rgb(data / "obama.jpg"))
+
+
+def test_a_copy_small_enough_for_the_cnn_fallback_stays_rgb(data: Path) -> None:
+    """HOG's fallback runs dlib's CNN on small working copies, and the CNN sees colour."""
+    path = str(data / "obama3.jpg")
+    large, _ = load_working(path, FaceSettings())
+    small, size = load_working(path, FaceSettings(min_face_size=200))
+    assert large.ndim == 2 and max(large.shape) > 1590
+    assert small.ndim == 3 and small.shape[0] * small.shape[1] <= FALLBACK_CNN_MAX_PIXELS
+    assert size == (2333, 1434)
+    without_fallback, _ = load_working(path, FaceSettings(min_face_size=200, fallback=False))
+    assert without_fallback.shape == small.shape[:2]
+    assert load_working(path, FaceSettings(model="cnn"))[0].ndim == 3

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from facematch.detectors import TURNED_EYE_RATIO, FaceBox
+from facematch.detectors import HOG_ON_LUMINANCE, TURNED_EYE_RATIO, FaceBox
 from facematch.faces import FLAT_CHIP_CONTRAST, Face, FaceSettings
 from facematch.images import open_regular
 from facematch.private import create_private_file, make_private_folder
@@ -75,6 +75,8 @@ def settings_key(settings: FaceSettings) -> str:
     fields["min_face_size"] = fields["min_face_size"] or "auto"
     if fields["threshold"] is None:  # the detector's own: keys made before the field stay valid
         del fields["threshold"]
+    if fields["model"] == "hog":  # HOG sees the luminance only (detectors.HOG_ON_LUMINANCE)
+        fields["hog"] = HOG_ON_LUMINANCE
     if fields["model"] == "centerface":
         # "turned": faces seen in profile are left out (detectors.TURNED_EYE_RATIO).
         # and so are faces too flat to describe (faces.FLAT_CHIP_CONTRAST).

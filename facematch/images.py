@@ -253,14 +253,18 @@ def open_upright(
     file: str | Path | IO[bytes],
     scale_for: Callable[[int, int], float] | None = None,
     max_pixels: int = MAX_PIXELS,
+    *,
+    luminance_over: int | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an image upright by its EXIF orientation, as 8-bit RGB.
 
     With ``scale_for(height, width) -> scale``, return a copy shrunk by that
     scale (a JPEG is decoded at reduced size by the decoder itself, which is
-    much faster than decoding it whole). Also returns the full upright
-    (height, width). Raises ImageError with a one-line reason for anything that
-    is not a readable image of a sane size.
+    much faster than decoding it whole). With ``luminance_over`` too, a shrunk
+    copy of more pixels than that is 8-bit luminance ("L"; a JPEG decodes only
+    its luma then).
+    Also returns the full upright (height, width). Raises ImageError with a
+    one-line reason for anything that is not a readable image of a sane size.
     """
     if isinstance(file, str | Path):
         if suffix_needs_heif(Path(file)) and not heif_available():
@@ -268,14 +272,14 @@ def open_upright(
                 "HEIC/HEIF/AVIF needs the optional extra: pip install 'facematch[heic]'"
             )
         with open_regular(file) as stream:
-            return open_upright(stream, scale_for, max_pixels)
+            return open_upright(stream, scale_for, max_pixels, luminance_over=luminance_over)
     try:
         # Pillow's warnings (corrupt EXIF, truncated data) concern metadata we
         # cope with; they must not reach the user's terminal, -q or not.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(file) as image:
-                return _decode(image, scale_for, max_pixels)
+                return _decode(image, scale_for, max_pixels, luminance_over)
     except ImageError:
         raise
     except PermissionError:
@@ -294,7 +298,10 @@ def _bomb(exc: Exception, max_pixels: int) -> str:
 
 
 def _decode(
-    image: Image.Image, scale_for: Callable[[int, int], float] | None, max_pixels: int
+    image: Image.Image,
+    scale_for: Callable[[int, int], float] | None,
+    max_pixels: int,
+    luminance_over: int | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     width, height = image.size
     if width * height > max_pixels:
@@ -305,14 +312,23 @@ def _decode(
     turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
     up_height, up_width = (width, height) if turned else (height, width)
     scale = 1.0 if scale_for is None else scale_for(up_height, up_width)
+    target = scaled_size(up_width, up_height, scale)
+    grey = (
+        luminance_over is not None
+        and target != (up_width, up_height)
+        and target[0] * target[1] > luminance_over
+    )
     if scale < 1.0:
-        target = scaled_size(up_width, up_height, scale)
-        image.draft(None, target[::-1] if turned else target)
+        image.draft("L" if grey else None, target[::-1] if turned else target)
     image.load()
     upright = ImageOps.exif_transpose(image)
     if upright.mode in WIDE_MODES:  # shrink the 8-bit gray copy, then widen it to RGB
         gray = Image.fromarray(_to_8bit(upright), mode="L")
-        return to_rgb(shrink(gray, up_width, up_height, scale)), (up_height, up_width)
+        shrunk = shrink(gray, up_width, up_height, scale)
+        return shrunk if grey else to_rgb(shrunk), (up_height, up_width)
+    if grey:
+        lum = upright if upright.mode == "L" else to_rgb(upright).convert("L")
+        return shrink(lum, up_width, up_height, scale), (up_height, up_width)
     return shrink(to_rgb(upright), up_width, up_height, scale), (up_height, up_width)
 
 
@@ -350,8 +366,27 @@ def load_rgb(file: str | Path | IO[bytes]) -> RGBImage:
 
 
 def load_scaled(
-    file: str | Path | IO[bytes], scale_for: Callable[[int, int], float]
+    file: str | Path | IO[bytes],
+    scale_for: Callable[[int, int], float],
+    *,
+    luminance_over: int | None = None,
 ) -> tuple[RGBImage, tuple[int, int]]:
-    """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full (height, width)."""
-    image, size = open_upright(file, scale_for)
+    """An upright RGB copy shrunk by ``scale_for(height, width)``, and the full (height, width).
+
+    With ``luminance_over``, a shrunk copy of more pixels than that is an (H, W)
+    luminance array instead: enough for HOG, cheaper to decode. An unshrunk
+    copy stays RGB, since its faces are described from it.
+    """
+    image, size = open_upright(file, scale_for, luminance_over=luminance_over)
     return np.asarray(image, dtype=np.uint8), size
+
+
+def luminance(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """An (H, W) uint8 luminance array (ITU-R 601 luma, as Pillow's "L" and JPEG have it).
+
+    An (H, W) array is returned as it is; RGBA's alpha is ignored.
+    """
+    if image.ndim == 2:
+        return image
+    rgb = np.ascontiguousarray(image[..., :3])
+    return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint8)

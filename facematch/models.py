@@ -8,12 +8,20 @@ that ``__init__``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.util
+import logging
+import pickle
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from facematch.errors import ModelError
+
+log = logging.getLogger("facematch")
 
 MODEL_FILES = {
     "recognition": "dlib_face_recognition_resnet_model_v1.dat",
@@ -51,8 +59,62 @@ def _dlib() -> Any:
 
 @functools.cache
 def hog_detector() -> Any:
-    """dlib's HOG frontal face detector."""
-    return _dlib().get_frontal_face_detector()
+    """dlib's HOG frontal face detector, from this user's saved copy when there is one.
+
+    dlib builds it by decoding a compressed copy compiled into the library:
+    0.8 s in every process that detects (each worker, each run). Loading the
+    same detector saved to a file takes 2 ms, so the first process saves it
+    (see ``saved_hog_detector``); the weights are dlib's own, so are the boxes.
+    """
+    from facematch import private
+
+    try:
+        return saved_hog_detector(private.private_temp_folder() / "models")
+    except (OSError, RuntimeError) as exc:  # no writable temp folder, or dlib refused the file
+        log.debug("saved HOG detector unusable (%s); building dlib's", exc)
+        return _dlib().get_frontal_face_detector()
+
+
+def saved_hog_detector(folder: Path) -> Any:
+    """dlib's frontal face detector, loaded from ``folder``, saved there first if needed.
+
+    The file is named by dlib's version; a ``.sha256`` marker beside it records
+    the SHA-256 of the bytes written after they loaded back as the very same
+    detector, and a file that does not match its marker is saved again.
+    """
+
+    dlib = _dlib()
+    path = folder / f"frontal_face_detector-dlib{dlib.__version__}.svm"
+    marker = path.with_name(path.name + ".sha256")
+    with contextlib.suppress(OSError):
+        payload = path.read_bytes()
+        if hashlib.sha256(payload).hexdigest() == marker.read_text(encoding="ascii").strip():
+            return dlib.fhog_object_detector(str(path))
+    built = dlib.get_frontal_face_detector()
+    try:
+        _save_hog_detector(built, path, marker)
+    except (OSError, RuntimeError) as exc:  # a read-only temp folder: build it every time
+        log.debug("cannot save the HOG detector to %s (%s)", folder, exc)
+    return built
+
+
+def _save_hog_detector(built: Any, path: Path, marker: Path) -> None:
+    """Save ``built`` to ``path`` with its SHA-256 in ``marker``, if it loads back as itself."""
+    from facematch import private
+
+    dlib = _dlib()
+    private.make_private_folder(path.parent)
+    temp = Path(tempfile.mkdtemp(prefix=".hog-", dir=path.parent))
+    try:
+        built.save(str(temp / path.name))
+        payload = (temp / path.name).read_bytes()
+        loaded = dlib.fhog_object_detector(str(temp / path.name))
+        if pickle.dumps(loaded) != pickle.dumps(built):
+            raise RuntimeError("the saved HOG detector does not load back as dlib's")
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    private.write_private(path, payload)
+    private.write_private(marker, hashlib.sha256(payload).hexdigest().encode("ascii"))
 
 
 @functools.cache

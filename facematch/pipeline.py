@@ -27,6 +27,7 @@ from facematch.detectors import FaceBox
 from facematch.engines import EngineChoice
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.faces import (
+    FALLBACK_CNN_MAX_PIXELS,
     EngineName,
     Face,
     FaceSettings,
@@ -88,11 +89,26 @@ def encode_image(task: EncodeTask) -> Encoded:
     """Load and encode one image; any failure becomes an error result."""
     settings = task.settings
     try:
-        small, full_size = load_scaled(task.path, settings.working_scale)
+        small, full_size = load_working(task.path, settings)
         faces = encode_pixels(small, full_size, lambda: load_rgb(task.path), settings, task)
         return Encoded(task.path, tuple(faces))
     except Exception as exc:  # a per-image failure must never stop the run
         return Encoded(task.path, error=on_worker(failure_message(exc)))
+
+
+def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int, int]]:
+    """The working copy detection runs on, and the full (height, width).
+
+    For HOG, which sees only luminance, a shrunk copy is decoded as luminance
+    (a JPEG then decodes no colour at all); the faces are described from the
+    full-resolution pixels anyway. A copy that is not shrunk stays RGB: it is
+    the image the faces are described from; so does one small enough for the
+    CNN fallback (detect_with_fallback), which sees colour.
+    """
+    if settings.model != "hog":
+        return load_scaled(path, settings.working_scale)
+    smallest = FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
+    return load_scaled(path, settings.working_scale, luminance_over=smallest)
 
 
 def encode_pixels(
@@ -112,7 +128,7 @@ def encode_pixels(
     boxes = detect_with_fallback(small, settings, full_size, turned=False)
     if not boxes:
         return []
-    full = small if small.shape[:2] == full_size else load_full()
+    full = small if small.shape[:2] == full_size and small.ndim == 3 else load_full()
     encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
     return describe_to_match(full, boxes, settings, encoder)
 
@@ -733,7 +749,7 @@ class DetectTask:
 def detect_image(task: DetectTask) -> ImageResult:
     """Face boxes of one image as a result row; any failure becomes an error row."""
     try:
-        small, (height, width) = load_scaled(task.path, task.settings.working_scale)
+        small, (height, width) = load_working(task.path, task.settings)
         boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
     except Exception as exc:  # a per-image failure must never stop the run
         return ImageResult(task.path, "error", on_worker(failure_message(exc)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import stat
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from facematch import detectors
+from facematch import detectors, models
 from facematch.cli import main
 from facematch.detectors import FaceBox
 from facematch.faces import FaceSettings, detect, sensitive_settings
-from facematch.images import load_rgb
+from facematch.images import load_rgb, luminance
 from facematch.pipeline import Pipeline
 
 DATA = Path(__file__).parent / "data"
@@ -255,3 +256,47 @@ def test_a_face_too_dark_to_describe_is_left_out() -> None:
     assert len(detect(dark, settings)) == 1
     assert find_faces(dark, settings, DlibEncoder()) == []
     assert len(find_faces(image // 2, settings, DlibEncoder())) == 1  # dim is fine
+
+
+def test_the_hog_detector_is_saved_once_and_loads_as_dlib_builds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building dlib's HOG detector costs 0.8 s per process; the saved copy is the same
+    detector, private, and a damaged copy is saved again rather than used."""
+    import dlib
+
+    folder = tmp_path / "models"
+    built = models.saved_hog_detector(folder)
+    path = folder / f"frontal_face_detector-dlib{dlib.__version__}.svm"
+    marker = path.with_name(path.name + ".sha256")
+    assert sorted(folder.iterdir()) == [path, marker]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
+    genuine = path.read_bytes()
+
+    def no_building() -> None:
+        raise AssertionError("built again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dlib, "get_frontal_face_detector", no_building)
+        loaded = models.saved_hog_detector(folder)
+    image = luminance(load_rgb(DATA / "two_people.jpg"))
+    rects, scores, kinds = loaded.run(image, 1, 0.0)
+    reference = built.run(image, 1, 0.0)
+    assert len(rects) == 2
+    assert [(r.left(), r.top(), r.right(), r.bottom()) for r in rects] == [
+        (r.left(), r.top(), r.right(), r.bottom()) for r in reference[0]
+    ]
+    assert list(scores) == list(reference[1]) and list(kinds) == list(reference[2])
+
+    damaged = bytearray(genuine)
+    damaged[len(damaged) // 2] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    models.saved_hog_detector(folder)
+    assert path.read_bytes() == genuine
+
+    blocked = tmp_path / "a file"  # nowhere to save: dlib's own detector, built
+    blocked.write_bytes(b"")
+    unsaved = models.saved_hog_detector(blocked / "models")
+    assert [(r.left(), r.top()) for r in unsaved.run(image, 1, 0.0)[0]] == [
+        (r.left(), r.top()) for r in reference[0]
+    ]

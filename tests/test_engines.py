@@ -51,6 +51,25 @@ def test_both_engines_give_the_same_embeddings_in_the_pipeline(data: Path, tmp_p
             assert np.linalg.norm(a.embedding - b.embedding) < 1e-5
 
 
+def test_a_model_that_no_longer_loads_falls_back_to_dlib(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run checks only the model's bytes; a worker that cannot build the session
+    (a broken onnxruntime, say) describes faces with dlib: the same embeddings."""
+    broken = tmp_path / "models" / "broken.onnx"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not an onnx model")
+    sha256 = hashlib.sha256(broken.read_bytes()).hexdigest()
+    choice = engines.EngineChoice("onnx", str(broken), sha256)
+    image = load_rgb(data / "obama.jpg")
+    settings = FaceSettings()
+    found = find_faces(image, settings, engines.encoder(choice, 1, 1, settings.mirror))
+    ref = find_faces(image, settings, engines.encoder(engines.EngineChoice("dlib"), 1, 1, True))
+    assert "using dlib's descriptor engine" in caplog.text
+    assert len(found) == len(ref) == 1
+    assert np.array_equal(found[0].embedding, ref[0].embedding)
+
+
 def test_cached_entries_are_shared_across_engines(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:

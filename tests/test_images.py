@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from facematch.errors import ImageError
-from facematch.faces import FaceSettings, detect
-from facematch.images import discover, load_rgb
+from facematch.faces import FALLBACK_CNN_MAX_PIXELS, FaceSettings, detect
+from facematch.images import discover, load_rgb, load_scaled, luminance
+from facematch.pipeline import load_working
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,52 @@ def test_tiny_image_has_no_face(tmp_path: Path) -> None:
     path = tmp_path / "tiny.png"
     Image.new("RGB", (1, 1)).save(path)
     assert faces_in(path) == 0
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_shrunk_working_copy_for_hog_is_its_luminance(
+    data: Path, tmp_path: Path, orientation: int
+) -> None:
+    """A photo over 1600 px is detected on a copy decoded as luminance only (JPEG draft
+    mode "L"): upright, the luma of the RGB copy within JPEG's rounding, same face found."""
+    path = data / "obama3.jpg"  # 1434 x 2333: shrunk to 1600 px for detection
+    if orientation != 1:  # stored turned, with the EXIF flag that puts it upright
+        path = tmp_path / "turned.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        turned = Image.open(data / "obama3.jpg").transpose(Image.Transpose.ROTATE_90)
+        turned.save(path, exif=exif, quality=95)
+    settings = FaceSettings()
+    grey, size = load_scaled(path, settings.working_scale, luminance_over=0)
+    rgb, rgb_size = load_scaled(path, settings.working_scale)
+    assert size == rgb_size == (2333, 1434)
+    assert grey.shape == rgb.shape[:2] and 1590 < max(grey.shape) <= 1600
+    difference = np.abs(grey.astype(int) - luminance(rgb).astype(int))
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 3
+    (from_grey,) = detect(grey, settings, size)
+    (from_rgb,) = detect(rgb, settings, size)
+    side = from_rgb.right - from_rgb.left
+    assert (
+        max(abs(a - b) for a, b in zip(from_grey.css(), from_rgb.css(), strict=True)) <= side / 20
+    )
+
+
+def test_a_copy_that_is_not_shrunk_stays_rgb(data: Path) -> None:
+    """Faces are described from an unshrunk copy, so it keeps its colour."""
+    settings = FaceSettings()
+    image, size = load_scaled(data / "obama.jpg", settings.working_scale, luminance_over=0)
+    assert image.shape == (*size, 3)
+    assert np.array_equal(image, load_rgb(data / "obama.jpg"))
+
+
+def test_a_copy_small_enough_for_the_cnn_fallback_stays_rgb(data: Path) -> None:
+    """HOG's fallback runs dlib's CNN on small working copies, and the CNN sees colour."""
+    path = str(data / "obama3.jpg")
+    large, _ = load_working(path, FaceSettings())
+    small, size = load_working(path, FaceSettings(min_face_size=200))
+    assert large.ndim == 2 and max(large.shape) > 1590
+    assert small.ndim == 3 and small.shape[0] * small.shape[1] <= FALLBACK_CNN_MAX_PIXELS
+    assert size == (2333, 1434)
+    without_fallback, _ = load_working(path, FaceSettings(min_face_size=200, fallback=False))
+    assert without_fallback.shape == small.shape[:2]
+    assert load_working(path, FaceSettings(model="cnn"))[0].ndim == 3

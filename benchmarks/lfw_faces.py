@@ -1,0 +1,89 @@
+"""Faces found in all of lfw-dev with the default settings, and what changed since a reference.
+
+    python benchmarks/lfw_faces.py --lfw PATH/TO/shared/faces/lfw-dev --cache-dir DIR
+        [--save NOW.npz] [--reference BEFORE.npz] [--jobs 1]
+
+Encodes every photo of lfw-dev (people/, strangers/, more/: 5,729) through the
+pipeline into ``--cache-dir`` (use a fresh one per code version: the cache key
+changes only with the settings and the detector's input), and prints the photos
+with no face, the faces found and the time taken. ``--save`` keeps each photo's
+boxes and largest-face embedding; ``--reference`` compares them with a file saved
+by an earlier version: photos whose boxes or face count differ, and how far the
+largest face's embedding moved. With the same cache folder, ``facematch evaluate
+LFW/pairs.csv`` and ``benchmarks/openset.py`` then encode nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facematch.faces import FaceSettings
+from facematch.pipeline import Pipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
+    parser.add_argument("--cache-dir", required=True, type=Path)
+    parser.add_argument("--save", type=Path, default=None, help="write boxes and embeddings here")
+    parser.add_argument("--reference", type=Path, default=None, help="compare with this file")
+    parser.add_argument("--jobs", type=int, default=1, help="encoding processes (default 1)")
+    args = parser.parse_args()
+
+    paths = sorted(str(p.relative_to(args.lfw)) for p in args.lfw.rglob("*.jpg"))
+    started = time.perf_counter()
+    with Pipeline(FaceSettings(), jobs=args.jobs, cache_dir=args.cache_dir) as pipeline:
+        rows = list(pipeline.encode([str(args.lfw / p) for p in paths]))
+    seconds = time.perf_counter() - started
+    no_face = sum(r.status == "no_faces" for r in rows)
+    errors = sum(r.status == "error" for r in rows)
+    faces = sum(len(r.faces) for r in rows)
+    print(f"photos {len(rows)}, no face found {no_face}, errors {errors}, faces {faces}")
+    print(f"encoded in {seconds:.0f} s ({args.jobs} process(es); cached photos cost nothing)")
+
+    boxes = [str(sorted(face.box.css() for face in r.faces)) for r in rows]
+    largest = np.array(
+        [
+            r.largest_face.embedding if r.largest_face is not None else np.full(128, np.nan)
+            for r in rows
+        ]
+    )
+    if args.save is not None:
+        np.savez(args.save, paths=np.array(paths), boxes=np.array(boxes), embeddings=largest)
+    if args.reference is not None:
+        compare(paths, boxes, largest, np.load(args.reference))
+
+
+def compare(
+    paths: list[str], boxes: list[str], largest: np.ndarray, reference: np.lib.npyio.NpzFile
+) -> None:
+    """Print how the boxes and largest-face embeddings differ from a saved reference."""
+    index = {str(p): i for i, p in enumerate(reference["paths"])}
+    rows = [index[p] for p in paths]
+    before = [str(reference["boxes"][i]) for i in rows]
+    counts = [
+        (len(ast.literal_eval(a)), len(ast.literal_eval(b)))
+        for a, b in zip(before, boxes, strict=True)
+    ]
+    changed = sum(a != b for a, b in zip(before, boxes, strict=True))
+    print(f"photos whose boxes differ from the reference: {changed} of {len(paths)}")
+    print(
+        f"photos with more faces: {sum(b > a for a, b in counts)}, "
+        f"with fewer: {sum(b < a for a, b in counts)}"
+    )
+    moved = np.linalg.norm(largest - reference["embeddings"][rows], axis=1)
+    moved = moved[~np.isnan(moved)]
+    print(
+        f"largest face's embedding moved: median {np.median(moved):.4f}, "
+        f"99th percentile {np.percentile(moved, 99):.4f}, max {moved.max():.4f}, "
+        f"by more than 0.01 in {(moved > 0.01).sum()} photos"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -314,7 +314,7 @@ def summarize(
                 print(f"| {level} | {matcher} | " + " | ".join(cells) + " |")
         print(
             "\n| level | photos | verified protected | PSNR dB (median, min) | face SSIM median"
-            " | DSSIM median | CPU s/photo (median) |"
+            " | DSSIM median | CPU s/face (median, mean) |"
         )
         print("|---|---|---|---|---|---|---|")
         for level in levels:
@@ -323,12 +323,12 @@ def summarize(
                 continue
             psnrs = [float(r["psnr"]) for r in sel if r.get("psnr") is not None]  # type: ignore[arg-type]
             ssims = [float(r["ssim"]) for r in sel if r.get("ssim") is not None]  # type: ignore[arg-type]
-            cpus = [float(r["cpu"]) for r in sel]  # type: ignore[arg-type]
+            cpus = [float(r["cpu"]) / max(1, int(r["faces"])) for r in sel]  # type: ignore[call-overload,arg-type]
             verified = sum(1 for r in sel if r.get("status") == "protected")
             print(
                 f"| {level} | {len(sel)} | {verified}/{len(sel)} | "
                 f"{np.median(psnrs):.1f}, {min(psnrs):.1f} | {np.median(ssims):.3f} | "
-                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f} |"
+                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f}, {np.mean(cpus):.1f} |"
             )
         print(
             "\nNamed as somebody else (cloaked; original; original as a stranger, i.e. with"

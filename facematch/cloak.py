@@ -82,6 +82,8 @@ class Level:
     """A cloak's strength: budget (grey levels of 255), steps and the transformations it survives.
 
     ``checks`` are the variants :func:`verify` requires to be unmatched.
+    ``stop``: the steps end early once the step's views are, on average, at least
+    this far from the original face in two steps in a row (at most ``steps``).
     ``harder`` multiplies the budget for a face's later attempts.
     """
 
@@ -91,13 +93,14 @@ class Level:
     samples: int
     robust: bool
     checks: tuple[str, ...]
+    stop: float = math.inf
     harder: tuple[float, ...] = (1.0, 1.5)
 
 
 LEVELS: dict[str, Level] = {
-    "subtle": Level("subtle", 4.0, 20, 6, robust=False, checks=("written", "jpeg90")),
+    "subtle": Level("subtle", 4.0, 20, 4, robust=False, checks=("written", "jpeg90"), stop=0.8),
     "strong": Level(
-        "strong", 8.0, 20, 6, robust=True, checks=("written", "jpeg75", "half", "blur")
+        "strong", 8.0, 20, 6, robust=True, checks=("written", "jpeg75", "half", "blur"), stop=0.9
     ),
 }
 
@@ -150,10 +153,11 @@ def _load_jax(compile_cache: str | None = None) -> Any:
 
 
 @functools.cache
-def _graph_function(compile_cache: str | None = None) -> Callable[..., Any]:
+def _graph_function(compile_cache: str | None = None, smooth: bool = True) -> Callable[..., Any]:
     """The jitted loss-and-gradient of the canvas -> descriptors -> distances computation.
 
-    Built once per process from the ONNX graph of dlib's ResNet.
+    Built once per process from the ONNX graph of dlib's ResNet. Without ``smooth``
+    the chips are not blurred (every kernel is the identity): a cheaper graph.
     """
     jax = _load_jax(compile_cache)
     import jax.numpy as jnp
@@ -182,8 +186,9 @@ def _graph_function(compile_cache: str | None = None) -> Callable[..., Any]:
         targets: Any,
     ) -> Any:
         x = jnp.clip(base + delta * valid, 0.0, 255.0)
-        smooth = blur(bilinear_chips(jnp, x, transforms), kernels)
-        seen = smooth + jax.lax.stop_gradient(real - smooth)
+        chips = bilinear_chips(jnp, x, transforms)
+        differentiable = blur(chips, kernels) if smooth else chips
+        seen = differentiable + jax.lax.stop_gradient(real - differentiable)
         descriptors = run_network(seen)
         distances = jnp.sqrt(jnp.sum((descriptors - targets) ** 2, axis=1) + 1e-12)
         return -jnp.mean(distances), distances
@@ -203,7 +208,8 @@ def _descriptor_gradient(
 ) -> tuple[NDArray[np.float32], FloatImage]:
     """Distances of each sample's descriptor to its target, and the gradient of their
     mean with respect to ``delta`` (the direction that brings them closer)."""
-    (_, distances), gradient = _graph_function(compile_cache)(
+    smooth = not np.array_equal(kernels, np.broadcast_to(gaussian_kernel(0.0), kernels.shape))
+    (_, distances), gradient = _graph_function(compile_cache, smooth)(
         delta, base, valid, real, kernels, transforms, targets
     )
     return np.asarray(distances), np.asarray(gradient)
@@ -561,6 +567,7 @@ def cloak_canvas(
     """Projected sign-gradient steps on the canvas: the perturbation (canvas, float)."""
     delta = np.zeros_like(base)
     step = 2.5 * epsilon / level.steps
+    far_enough = 0  # steps in a row whose views were at least level.stop away
     for _ in range(level.steps):
         samples = draw_samples(rng, level, matrices, scale)
         current = np.clip(base + delta * valid, 0, 255).round().astype(np.uint8)
@@ -572,12 +579,15 @@ def cloak_canvas(
             [gaussian_kernel(s.sigma / math.hypot(*s.matrix[:, 0])) for s in samples]
         )
         wanted = np.stack([targets[s.points] for s in samples]).astype(np.float32)
-        _, gradient = _descriptor_gradient(
+        distances, gradient = _descriptor_gradient(
             delta, base, valid, real, kernels, transforms, wanted, compile_cache
         )
         # The loss is minus the mean distance: step against its gradient.
         moved = np.clip(delta - step * np.sign(gradient), -epsilon, epsilon) * valid
         delta = moved.astype(np.float32)
+        far_enough = far_enough + 1 if float(distances.mean()) >= level.stop else 0
+        if far_enough == 2:  # protected with a margin: more steps only add visible noise
+            break
     return delta
 
 

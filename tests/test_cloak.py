@@ -219,3 +219,26 @@ def test_same_seed_same_perturbation() -> None:
     assert np.array_equal(first, once(1))
     assert np.abs(first).max() == 8.0  # two steps of 2.5 * 8 / 2, clipped to the budget
     assert not np.array_equal(first, once(2))
+
+
+def test_steps_stop_once_the_views_are_far_enough_two_steps_in_a_row() -> None:
+    from dataclasses import replace
+
+    from facematch import cloak
+    from facematch.images import load_rgb
+
+    image = load_rgb(DATA / "obama_small.jpg")
+    base, valid = cloak.cut_canvas(image, cloak.Canvas(0.0, 0.0, 1.0))
+    matrix = np.array([[0.6, 0.0, 100.0], [0.0, 0.6, 60.0]])
+    targets = {5: np.zeros(128), 68: np.zeros(128)}  # every descriptor is farther than 0
+
+    def largest_change(stop: float) -> float:
+        level = replace(cloak.LEVELS["strong"], steps=10, stop=stop)
+        rng = np.random.default_rng(0)
+        delta = cloak.cloak_canvas(
+            base, valid, {5: matrix, 68: matrix}, targets, level, 8.0, 1.0, rng
+        )
+        return float(np.abs(delta).max())
+
+    assert largest_change(0.0) == 4.0  # stopped after two steps of 2.5 * 8 / 10
+    assert largest_change(99.0) == 8.0  # never far enough: all ten steps, up to the budget

@@ -1,0 +1,114 @@
+"""CPU seconds per face of ``facematch cloak`` as a user runs it, side by side for code versions.
+
+    nice -n 10 python benchmarks/bench_cloak_cli.py --faces PATH/TO/shared/faces \\
+        [--people 6] [--rounds 2] [--code OLD_CHECKOUT --code NEW_CHECKOUT]
+
+Cloaks photo 1 of ``--people`` lfw-dev people with 3+ photos (evenly spaced,
+from ``--offset``) with ``facematch cloak FOLDER --out DIR --jobs 1 --quiet``
+at each level, and counts every CPU second of that command (user + system,
+the process and the children it waits for): start-up and imports, the face
+count for the progress bar, loading the models and the compiled JAX graph,
+cloaking, writing, and the verification of each copy. Each code version
+(``--code``: a checkout put first on PYTHONPATH; default the installed
+facematch) gets its own cache folder, warmed by one run first, so the compiled
+graph is read from the cache as on any run after a user's first. Versions and
+levels are interleaved round by round; the table gives the median over rounds
+of CPU seconds per face. One process at a time; use ``nice``; CPU time on a
+shared machine is still noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def photos(faces: Path, count: int, offset: int) -> list[Path]:
+    people = sorted(
+        d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
+    )
+    step = max(1, len(people) // count)
+    return [sorted(d.glob("*.jpg"))[0] for d in people[offset % step :: step][:count]]
+
+
+def run(code: str | None, cache: Path, inputs: Path, out: Path, level: str) -> tuple[float, int]:
+    """CPU seconds of one ``facematch cloak`` run and the number of faces it reported."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    if code:
+        env["PYTHONPATH"] = code
+    shutil.rmtree(out, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    command = [sys.executable, "-m", "facematch", "cloak", str(inputs), "--out", str(out)]
+    command += ["--level", level, "--jobs", "1", "--quiet", "--format", "json"]
+    done = subprocess.run(
+        command,
+        env=env,
+        cwd=cache,  # not the checkout: python -m puts the working folder first on sys.path
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"facematch cloak failed ({done.returncode}): {done.stderr}")
+    faces = sum(len(row["faces"]) for row in json.loads(done.stdout))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, faces
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
+    parser.add_argument("--people", type=int, default=6)
+    parser.add_argument("--offset", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
+    parser.add_argument("--code", action="append", default=None, help="a checkout to time")
+    args = parser.parse_args()
+    codes: list[str | None] = list(args.code) if args.code else [None]
+    chosen = photos(args.faces, args.people, args.offset)
+    results: dict[tuple[str | None, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        inputs = work / "in"
+        inputs.mkdir()
+        for photo in chosen:
+            shutil.copy(photo, inputs / photo.name)
+        warm = work / "warm"
+        warm.mkdir()
+        shutil.copy(chosen[0], warm / chosen[0].name)
+        caches = {code: work / f"cache{i}" for i, code in enumerate(codes)}
+        for cache in caches.values():
+            cache.mkdir()
+        for code in codes:
+            for level in args.levels:  # compile each graph once into this version's cache
+                run(code, caches[code], warm, work / "out", level)
+        for round_ in range(args.rounds):
+            for level in args.levels:
+                for code in codes:
+                    cpu, faces = run(code, caches[code], inputs, work / "out", level)
+                    results.setdefault((code, level), []).append(cpu / max(1, faces))
+                    print(
+                        f"round {round_ + 1} {level} {code or 'installed'}: "
+                        f"{cpu:.1f} CPU s, {faces} faces",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    print(f"\n{len(chosen)} photos, --jobs 1, median of {args.rounds} rounds\n")
+    print("| code | level | CPU s per face |")
+    print("|---|---|---|")
+    for (code, level), values in results.items():
+        print(f"| {code or 'installed'} | {level} | {np.median(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

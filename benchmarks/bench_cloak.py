@@ -54,6 +54,7 @@ import facematch
 from facematch import cloak, engines
 from facematch.calibration import auto_tolerance
 from facematch.faces import FaceSettings, find_faces
+from facematch.gallery import Gallery
 from facematch.images import load_rgb
 
 VARIANTS = ("written", "jpeg90", "jpeg75", "half", "blur")
@@ -138,6 +139,23 @@ def nearest_other(
     vectors, names = gallery
     keep = names != person
     return float(np.linalg.norm(vectors[keep] - embedding, axis=1).min())
+
+
+def adapted_name(
+    embedding: np.ndarray,
+    person: str,
+    own: list[np.ndarray],
+    gallery: tuple[np.ndarray, np.ndarray],
+) -> str | None:
+    """Who facematch's default rule names: ``--tolerance auto``, adapted to the face's
+    neighbourhood, among the known faces plus the person's own other photos."""
+    vectors, names = gallery
+    keep = names != person
+    labelled = [(str(n), v) for n, v in zip(names[keep], vectors[keep], strict=True)]
+    labelled += [(person, v) for v in own]
+    known = Gallery.from_faces(labelled)
+    near = known.nearest(embedding[None, :], auto_tolerance(len(labelled)), local=True)[0]
+    return near.within[0].name if near.within else None
 
 
 def cases(
@@ -229,10 +247,15 @@ def main() -> None:
                             and gallery is not None
                             and seen["facematch"] is not None
                         ):
+                            own = [r["facematch"] for r in refs if r.get("facematch") is not None]
                             for key, known in gallery.items():
                                 row[f"other_{key}"] = nearest_other(
                                     seen["facematch"], person, known
                                 )
+                                if key != "all":  # one gallery per face: the small one only
+                                    row[f"adapted_{key}"] = adapted_name(
+                                        seen["facematch"], person, own, known
+                                    )
                 for matcher, vec in before.items():
                     refs_m = [r[matcher] for r in refs if r.get(matcher) is not None]
                     if vec is not None and refs_m:
@@ -352,6 +375,17 @@ def summarize(
                     print(
                         f"| {level} | {key} ({faces}) | {label} ({tol:.2f}) | "
                         f"{naming(sel, key, tol)} |"
+                    )
+                adapted = [r for r in sel if f"adapted_{key}" in r]
+                if adapted:
+                    wrong = sum(
+                        1
+                        for r in adapted
+                        if r[f"adapted_{key}"] not in (None, r["person"])
+                    )
+                    print(
+                        f"| {level} | {key} ({faces}) | auto, adapted (the default) | "
+                        f"{wrong}/{len(adapted)} cloaked |"
                     )
     print(f"\npeak memory (this process): {peak_mb:.0f} MB")
 

@@ -379,9 +379,7 @@ def summarize(
                 adapted = [r for r in sel if f"adapted_{key}" in r]
                 if adapted:
                     wrong = sum(
-                        1
-                        for r in adapted
-                        if r[f"adapted_{key}"] not in (None, r["person"])
+                        1 for r in adapted if r[f"adapted_{key}"] not in (None, r["person"])
                     )
                     print(
                         f"| {level} | {key} ({faces}) | auto, adapted (the default) | "

@@ -199,7 +199,7 @@ def _face_row(row: FaceRow, path: str, sources: list[str], tolerance: float | No
         _img(sources, row.known_crop, f"known photo {known.path}" if known else ""),
         f'<span class="tag {row.kind}">{row.kind}</span> {_text(name)}',
         _distance(face.distance) if face.name is not None else "",
-        _distance(tolerance),
+        _distance(face.tolerance if face.tolerance is not None else tolerance),
         "" if runner_up is None else f"{_text(runner_up.name)} {_distance(runner_up.distance)}",
         "" if known is None else _text(known.path),
     ]

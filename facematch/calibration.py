@@ -11,8 +11,8 @@ people, ``benchmarks/calibrate_lfw.py``), the chance that a stranger is within
 where ``F`` is a normal distribution (``STRANGER_MEAN``, ``STRANGER_SD``):
 the ``n`` decisions are not independent (a stranger near one face tends to be
 near its look-alikes too), so they count as ``n ** 0.772`` independent ones.
-Fitted on galleries of 10 to 1,000 people; it is within about 10% of the
-measured chance wherever that is between 0.3% and 50%.
+Fitted on galleries of 10 to 1,000 people; it is within 25% of the measured
+chance wherever that is between 0.3% and 50% (within 15% in most places).
 
 ``auto_tolerance`` is a curve: 0.6 for galleries of up to about a dozen faces
 (face_recognition's answers), lower as the gallery grows (the README's table).

@@ -84,5 +84,4 @@ def local_tolerances(
     known people after the best; ``usual``: the gallery's median photo spread.
     """
     shift = 0.5 * (named_spread - usual) + 0.5 * (face_spread - usual)
-    adapted = np.minimum(base + LOCAL_WEIGHT * shift, MAX_TOLERANCE)
-    return np.where(np.isfinite(adapted), adapted, base)
+    return np.minimum(base + LOCAL_WEIGHT * shift, MAX_TOLERANCE)

@@ -77,7 +77,7 @@ class Nearest:
     within: tuple[Match, ...]
     best: Match | None
     runner_up: Match | None
-    tolerance: float = calibration.MAX_TOLERANCE  # the one this face was judged with
+    tolerance: float  # the one this face was judged with
 
 
 @dataclass(frozen=True)

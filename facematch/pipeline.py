@@ -601,11 +601,9 @@ class ImageResult:
     faces: tuple[FaceMatch, ...] = field(default=())
 
 
-def match_face(
-    gallery: Gallery, face: Face, tolerance: float, all_matches: bool, local: bool = False
-) -> FaceMatch:
+def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
     """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
-    return match_faces(gallery, [face], tolerance, all_matches, local)[0]
+    return match_faces(gallery, [face], tolerance, all_matches)[0]
 
 
 def match_faces(

@@ -1,7 +1,7 @@
 """Faces found in all of lfw-dev with the default settings, and what changed since a reference.
 
     python benchmarks/lfw_faces.py --lfw PATH/TO/shared/faces/lfw-dev --cache-dir DIR
-        [--save NOW.npz] [--reference BEFORE.npz] [--jobs 1]
+        [--save NOW.npz] [--save-faces FACES.npz] [--reference BEFORE.npz] [--jobs 1]
 
 Encodes every photo of lfw-dev (people/, strangers/, more/: 5,729) through the
 pipeline into ``--cache-dir`` (use a fresh one per code version: the cache key
@@ -9,7 +9,9 @@ changes only with the settings and the detector's input), and prints the photos
 with no face, the faces found and the time taken. ``--save`` keeps each photo's
 boxes and largest-face embedding; ``--reference`` compares them with a file saved
 by an earlier version: photos whose boxes or face count differ, and how far the
-largest face's embedding moved. With the same cache folder, ``facematch evaluate
+largest face's embedding moved. ``--save-faces`` keeps every face (``paths`` per photo;
+``image``, ``face``, ``boxes`` as top, right, bottom, left and ``embeddings`` per face):
+the ``lfw-dev-default.npz`` that the library, cluster and cloak benchmarks read. With the same cache folder, ``facematch evaluate
 LFW/pairs.csv`` and ``benchmarks/openset.py`` then encode nothing.
 """
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
     parser.add_argument("--cache-dir", required=True, type=Path)
     parser.add_argument("--save", type=Path, default=None, help="write boxes and embeddings here")
+    parser.add_argument("--save-faces", type=Path, default=None, help="write every face here")
     parser.add_argument("--reference", type=Path, default=None, help="compare with this file")
     parser.add_argument("--jobs", type=int, default=1, help="encoding processes (default 1)")
     args = parser.parse_args()
@@ -55,6 +58,16 @@ def main() -> None:
     )
     if args.save is not None:
         np.savez(args.save, paths=np.array(paths), boxes=np.array(boxes), embeddings=largest)
+    if args.save_faces is not None:
+        found = [(i, f, face) for i, r in enumerate(rows) for f, face in enumerate(r.faces)]
+        np.savez(
+            args.save_faces,
+            paths=np.array(paths),
+            image=np.array([i for i, _, _ in found], dtype=np.int64),
+            face=np.array([f for _, f, _ in found], dtype=np.int64),
+            boxes=np.array([face.box.css() for _, _, face in found], dtype=np.int32),
+            embeddings=np.array([face.embedding for _, _, face in found], dtype=np.float32),
+        )
     if args.reference is not None:
         compare(paths, boxes, largest, np.load(args.reference))
 

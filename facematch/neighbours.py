@@ -15,6 +15,16 @@ rows and the float64 query) and ranked again, so the ids, their order (ties by l
 and the distances are those of a float64 brute force over the stored rows, and a point
 exactly at the radius is included.
 
+Large indexes screen first. Face embeddings fill only part of their space (dlib's
+128-d descriptors lie within about 78 dimensions: the remaining directions hold less
+than a millionth of the variance), so from ``SCREEN_MIN_ROWS`` rows on the index fits
+that subspace (``Subspace.fit``) and keeps each row's projection on it plus the length
+of what is left. From those, one narrower matrix product gives every row a lower bound
+of its distance (``Subspace``'s docstring says why it is one), which is all the
+search needs to set rows aside; only the few rows it keeps are measured in full. The
+answers are the same as without the screen (a bound can only keep too many rows,
+never too few); on data with no such subspace the index does not screen.
+
 ``nearest_people`` turns photo-level answers into person-level ones for a gallery with
 several photos per person (a person's distance is that of their nearest photo).
 
@@ -40,10 +50,109 @@ BLOCK_ROWS = 16_384
 QUERY_BATCH = 256
 """Queries per matrix product."""
 
+SCREEN_MIN_ROWS = 50_000
+"""Indexes of at least this many rows fit a subspace and screen with it (when one fits)."""
+
+SCREEN_AFTER_QUERIES = 2_048
+"""Queries an index answers before it screens: fitting and screening a million rows
+costs about a second, what screening saves about 2,000 queries (measured)."""
+
+SCREEN_LEFT_OUT = 1e-5
+"""The share of the variance a screening subspace may leave out."""
+
+_SCREEN_SAMPLE = 65_536  # rows the subspace is fitted on (evenly spaced through the index)
+_SCREEN_STEP = 8  # subspace dimensions come in multiples of this (matrix-product friendly)
+_SCREEN_MAX_SHARE = 0.75  # a subspace wider than this share of the dimensions does not pay
+
 _UNIT = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 21  # float64 elements gathered at once when recomputing distances
 _FOLD_MIN_QUERIES = 16  # top-k batches at least this large fold the norms into the product
 _EXTRA = 8  # float32 candidates kept beyond k, before checking that they are enough
+
+
+class Subspace:
+    """Where a set of vectors lies: a centre and an orthonormal basis (dim, r).
+
+    A vector x becomes ``[P(x - c), e, |x - c|^2, 1]`` (its screen row: projection,
+    the length e of the residual left outside the subspace, squared length) and a
+    query q becomes ``[-2 P(q - c), -2 e_q, 1, |q - c|^2]``; their product is
+    ``|x - q|^2 - 2 (r_x . r_q - e_x e_q)`` with r the residuals, and since
+    ``r_x . r_q <= e_x e_q`` (Cauchy-Schwarz) it is a lower bound of the squared
+    distance, equal to it when either residual is zero or they point the same way.
+    Any centre and basis give a bound; one that fits the data gives a tight one.
+    """
+
+    def __init__(self, centre: ArrayLike, basis: ArrayLike) -> None:
+        self.centre = np.ascontiguousarray(centre, dtype=np.float64)
+        self.basis = np.ascontiguousarray(basis, dtype=np.float64)
+        if self.centre.ndim != 1 or self.basis.shape[:1] != self.centre.shape:
+            raise ValueError("a subspace needs a (dim,) centre and a (dim, r) basis")
+        if not (np.isfinite(self.centre).all() and np.isfinite(self.basis).all()):
+            raise ValueError("a subspace must be finite")
+        gram = self.basis.T @ self.basis
+        if not np.allclose(gram, np.eye(len(gram)), atol=1e-9):
+            raise ValueError("a subspace's basis must be orthonormal")
+
+    @property
+    def width(self) -> int:
+        """Columns of a screen row: the dimensions plus 3."""
+        return int(self.basis.shape[1]) + 3
+
+    @classmethod
+    def fit(cls, vectors: ArrayLike) -> Subspace | None:
+        """The subspace holding all but ``SCREEN_LEFT_OUT`` of the vectors' variance.
+
+        Fitted on at most ``_SCREEN_SAMPLE`` evenly spaced rows (deterministic); None
+        when the data fills too much of its space for a screen to pay.
+        """
+        rows = np.asarray(vectors)
+        if rows.ndim != 2 or len(rows) < 2:
+            return None
+        dim = rows.shape[1]
+        sample = rows[:: max(1, len(rows) // _SCREEN_SAMPLE)].astype(np.float64)
+        centre = sample.mean(axis=0)
+        values, vectors_ = np.linalg.eigh(np.cov(sample - centre, rowvar=False))
+        values, vectors_ = values[::-1].clip(0.0), vectors_[:, ::-1]
+        total = float(values.sum())
+        if not math.isfinite(total) or total <= 0.0:
+            return None
+        left = total - np.cumsum(values)
+        needed = int(np.argmax(left <= SCREEN_LEFT_OUT * total)) + 1
+        wanted = min(dim, -(-needed // _SCREEN_STEP) * _SCREEN_STEP)
+        if wanted > _SCREEN_MAX_SHARE * dim:
+            return None
+        return cls(centre, vectors_[:, :wanted])
+
+    def screen_rows(self, vectors: ArrayLike) -> NDArray[np.float32]:
+        """The screen rows of stored vectors, (m, width) float32 (computed in float64)."""
+        rows = np.asarray(vectors)
+        out = np.empty((len(rows), self.width), dtype=np.float32)
+        dims = self.basis.shape[1]
+        for start in range(0, len(rows), BLOCK_ROWS):
+            block = rows[start : start + BLOCK_ROWS].astype(np.float64) - self.centre
+            projected = block @ self.basis
+            sq = np.einsum("ij,ij->i", block, block)
+            left = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", projected, projected), 0.0))
+            part = out[start : start + BLOCK_ROWS]
+            part[:, :dims] = projected
+            part[:, dims] = left
+            part[:, dims + 1] = sq
+            part[:, dims + 2] = 1.0
+        return out
+
+    def query_rows(self, wide: Float64s) -> tuple[NDArray[np.float32], Float64s]:
+        """Queries as screen-query rows (m, width) float32, and their centred lengths."""
+        centred = wide - self.centre
+        projected = centred @ self.basis
+        sq = np.einsum("ij,ij->i", centred, centred)
+        left = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", projected, projected), 0.0))
+        dims = self.basis.shape[1]
+        out = np.empty((len(wide), self.width), dtype=np.float32)
+        out[:, :dims] = -2.0 * projected
+        out[:, dims] = -2.0 * left
+        out[:, dims + 1] = 1.0
+        out[:, dims + 2] = sq
+        return out, np.sqrt(sq)
 
 
 class NeighbourIndex(Protocol):
@@ -126,17 +235,27 @@ class ExactIndex:
 
     Ids are the rows in the order they were added, from 0. ``block_rows`` and
     ``query_batch`` bound the memory of one step (``query_batch * block_rows`` float32
-    distances); they change nothing in the answers.
+    distances); they change nothing in the answers, and neither do
+    ``screen_min_rows`` and ``screen_after_queries`` (from how many rows, and after
+    how many queries, the index screens; see the module's docstring).
     """
 
     def __init__(
-        self, dim: int = 128, *, block_rows: int = BLOCK_ROWS, query_batch: int = QUERY_BATCH
+        self,
+        dim: int = 128,
+        *,
+        block_rows: int = BLOCK_ROWS,
+        query_batch: int = QUERY_BATCH,
+        screen_min_rows: int = SCREEN_MIN_ROWS,
+        screen_after_queries: int = SCREEN_AFTER_QUERIES,
     ) -> None:
         if dim < 1 or block_rows < 1 or query_batch < 1:
             raise ValueError("dim, block_rows and query_batch must be positive")
         self.dim = dim
         self.block_rows = block_rows
         self.query_batch = query_batch
+        self.screen_min_rows = screen_min_rows
+        self.screen_after_queries = screen_after_queries
         # Radius searches return few hits per distance computed, so they take wider query
         # batches against narrower blocks (same memory per step): a better-shaped matrix
         # product (measured 4.4 -> 2.9 ns per pair on one thread).
@@ -146,6 +265,13 @@ class ExactIndex:
         self._sqnorms = np.empty(0, dtype=np.float32)
         self._size = 0
         self._max_norm = 0.0
+        # The screen (once there is one): the subspace, each row's screen row, and the
+        # largest centred length. Without one, ``_sqnorms`` and ``_max_norm`` serve.
+        self._subspace: Subspace | None = None
+        self._screen = np.empty((0, 0), dtype=np.float32)
+        self._screen_norm = 0.0
+        self._screen_fitted_at = 0  # rows when a fit last found no subspace
+        self._asked = 0  # queries answered so far
 
     def __len__(self) -> int:
         return self._size
@@ -157,11 +283,33 @@ class ExactIndex:
         view.flags.writeable = False
         return view
 
-    def add(self, vectors: ArrayLike, *, copy: bool = True) -> Ids:
+    @property
+    def subspace(self) -> Subspace | None:
+        """The subspace the index screens with, if it screens."""
+        return self._subspace
+
+    def screen(self) -> tuple[Subspace, NDArray[np.float32]] | None:
+        """The subspace and the rows' screen rows, fitting them now if the index is
+        large enough and has none yet (to be saved and handed to ``add`` later)."""
+        self._prepare(asked=self.screen_after_queries)
+        if self._subspace is None:
+            return None
+        return self._subspace, self._screen[: self._size]
+
+    def add(
+        self,
+        vectors: ArrayLike,
+        *,
+        copy: bool = True,
+        screen: tuple[Subspace, NDArray[np.float32]] | None = None,
+    ) -> Ids:
         """Append rows (one vector or an (m, dim) array); returns their ids.
 
         ``copy=False`` lets a first add of a contiguous float32 matrix keep that very
         array (no second copy of a million faces); the caller must not change it then.
+        ``screen``, with a first add only: a subspace and these rows' screen rows as
+        ``Subspace.screen_rows`` made them (saved from ``screen()``), so that the rows
+        themselves need not be read until the search measures a few of them.
         """
         rows = np.asarray(vectors)
         if rows.ndim == 1:
@@ -171,28 +319,36 @@ class ExactIndex:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         count = len(rows)
         start = self._size
-        sq = np.empty(count, dtype=np.float64)
-        for part in range(0, count, BLOCK_ROWS):  # in float64, a block at a time
-            block = rows[part : part + BLOCK_ROWS]
-            sq[part : part + BLOCK_ROWS] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        if screen is not None:
+            self._take_screen(rows, screen, copy=copy)
+            return np.arange(count, dtype=np.intp)
+        if self._subspace is not None:
+            fresh = self._subspace.screen_rows(rows)
+            sq = fresh[:, -2].astype(np.float64)
+        else:
+            sq = np.empty(count, dtype=np.float64)
+            for part in range(0, count, BLOCK_ROWS):  # in float64, a block at a time
+                block = rows[part : part + BLOCK_ROWS]
+                sq[part : part + BLOCK_ROWS] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
         # A row holds a NaN or an infinity exactly when its float64 sum of squares does
         # (float32 values squared cannot overflow float64).
         if not np.isfinite(sq).all():
             raise ValueError("vectors must be finite (no NaN or infinity)")
         if start == 0 and not copy:
-            self._data, self._sqnorms = rows, sq.astype(np.float32)
+            self._data = rows
         else:
-            if start + count > len(self._data):
-                capacity = max(start + count, 2 * len(self._data), 1024)
-                data = np.empty((capacity, self.dim), dtype=np.float32)
-                data[:start] = self._data[:start]
-                sqnorms = np.empty(capacity, dtype=np.float32)
-                sqnorms[:start] = self._sqnorms[:start]
-                self._data, self._sqnorms = data, sqnorms
+            self._data = _grown(self._data, start, count)
             self._data[start : start + count] = rows
+        if self._subspace is not None:
+            self._screen = _grown(self._screen, start, count)
+            self._screen[start : start + count] = fresh
+            if count:
+                self._screen_norm = max(self._screen_norm, math.sqrt(float(sq.max())))
+        else:
+            self._sqnorms = _grown(self._sqnorms, start, count)
             self._sqnorms[start : start + count] = sq
-        if count:
-            self._max_norm = max(self._max_norm, math.sqrt(float(sq.max())))
+            if count:
+                self._max_norm = max(self._max_norm, math.sqrt(float(sq.max())))
         self._size = start + count
         return np.arange(start, start + count, dtype=np.intp)
 
@@ -208,6 +364,7 @@ class ExactIndex:
         distances = np.empty((len(wide), width), dtype=np.float64)
         ids = np.empty((len(wide), width), dtype=np.intp)
         if width:
+            self._prepare(asked=len(wide))
             for start in range(0, len(wide), self.query_batch):
                 stop = start + self.query_batch
                 distances[start:stop], ids[start:stop] = self._search_batch(wide[start:stop], k)
@@ -242,6 +399,7 @@ class ExactIndex:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be at least 0, not {limit}")
         wide = self._rows(queries, "queries")
+        self._prepare(asked=len(wide))
         parts = [
             self._range_batch(wide[start : start + self.range_batch], radius, limit, start)
             for start in range(0, len(wide), self.range_batch)
@@ -257,6 +415,49 @@ class ExactIndex:
 
     # --- internals -------------------------------------------------------------------
 
+    def _take_screen(
+        self, rows: NDArray[np.float32], screen: tuple[Subspace, NDArray[np.float32]], copy: bool
+    ) -> None:
+        subspace, screen_rows = screen
+        if self._size:
+            raise ValueError("a screen comes with an index's first rows")
+        if subspace.centre.shape != (self.dim,) or screen_rows.shape != (
+            len(rows),
+            subspace.width,
+        ):
+            raise ValueError("the screen does not fit these rows")
+        lengths = screen_rows[:, -2]
+        if not np.isfinite(lengths).all():
+            raise ValueError("vectors must be finite (no NaN or infinity)")
+        self._data = rows.copy() if copy else rows
+        self._screen = np.ascontiguousarray(screen_rows, dtype=np.float32)
+        self._subspace = subspace
+        self._screen_norm = math.sqrt(float(lengths.max())) if len(rows) else 0.0
+        self._size = len(rows)
+
+    def _prepare(self, asked: int) -> None:
+        """Fit a subspace and screen the rows once it pays: for an index of at least
+        ``screen_min_rows`` that has been asked ``screen_after_queries`` queries,
+        counting the ``asked`` about to be answered.
+
+        A fit that finds none is tried again only after the index has doubled.
+        """
+        self._asked += asked
+        if self._subspace is not None or self._size < self.screen_min_rows:
+            return
+        if self._asked < self.screen_after_queries:
+            return
+        if self._screen_fitted_at and self._size < 2 * self._screen_fitted_at:
+            return
+        subspace = Subspace.fit(self._data[: self._size])
+        if subspace is None:
+            self._screen_fitted_at = self._size
+            return
+        screen = subspace.screen_rows(self._data[: self._size])
+        self._subspace, self._screen = subspace, screen
+        self._screen_norm = math.sqrt(float(screen[:, -2].max()))
+        self._sqnorms = np.empty(0, dtype=np.float32)  # the screen serves from now on
+
     def _rows(self, vectors: ArrayLike, what: str) -> Float64s:
         rows = np.asarray(vectors, dtype=np.float64)
         if rows.ndim == 1:
@@ -267,17 +468,36 @@ class ExactIndex:
             raise ValueError(f"{what} must be finite (no NaN or infinity)")
         return np.ascontiguousarray(rows)
 
-    def _margin(self, wide: Float64s) -> Float64s:
+    def _margin(self, norms: Float64s) -> Float64s:
         """Per query, a bound on |float32 squared distance - float64 squared distance|.
 
-        The float32 expansion |q|^2 - 2 q.g + |g|^2 errs by at most about (dim + 4) units
-        of roundoff times (|q| + |g|)^2; the query's own rounding to float32 adds less
-        than 4 units times |q| (|q| + |g|). Doubled for safety; still ~1e-4 for unit norms.
+        ``norms``: the queries' lengths (centred ones when screening). The float32
+        expansion |q|^2 - 2 q.g + |g|^2 errs by at most about (dim + 4) units of
+        roundoff times (|q| + |g|)^2; the query's own rounding to float32 adds less
+        than 4 units times |q| (|q| + |g|). Doubled for safety; still ~1e-4 for unit
+        norms. A screen row is narrower than dim + 4 and rounded once from float64,
+        so the same bound holds for its value (then a lower bound, not an estimate).
         """
-        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
-        spread = (norms + self._max_norm) ** 2
+        largest = self._screen_norm if self._subspace is not None else self._max_norm
+        spread = (norms + largest) ** 2
         margin: Float64s = 2.0 * _UNIT * ((self.dim + 4) * spread + 4 * norms * spread)
         return margin + 1e-30
+
+    def _distances(
+        self, wide: Float64s
+    ) -> tuple[Iterator[tuple[int, NDArray[np.float32]]], Float64s]:
+        """Blocks of float32 squared distances (or their lower bounds, when screening)
+        from the queries to the rows, and the margin that bounds their rounding."""
+        if self._subspace is not None:
+            queries, norms = self._subspace.query_rows(wide)
+            return self._screen_blocks(queries), self._margin(norms)
+        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        narrow = wide.astype(np.float32)
+        # Folding the norms into the product pays for batches; for a few queries
+        # the product is a pass over the matrix, and widening each block a second one.
+        if len(wide) >= _FOLD_MIN_QUERIES:
+            return self._folded_blocks(narrow), self._margin(norms)
+        return self._blocks(narrow), self._margin(norms)
 
     def _blocks(self, narrow: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.float32]]]:
         """Yield (first id, float32 squared distances of the batch to that block).
@@ -313,18 +533,36 @@ class ExactIndex:
         step = min(self.range_block_rows, self._size)
         folded = np.empty((step, width), dtype=np.float32)
         folded[:, self.dim + 1] = 1.0
-        # One result buffer for every full block: a fresh 16 MB array per block costs
-        # page faults (measured: about a tenth of the search).
-        buffer = np.empty((len(narrow), step), dtype=np.float32)
-        for start in range(0, self._size, step):
-            stop = min(start + step, self._size)
-            rows, block = folded[: stop - start], buffer[:, : stop - start]
-            if stop - start < step:
-                block = np.empty((len(narrow), stop - start), dtype=np.float32)
+        for start, block in self._products(len(narrow), step):
+            stop = start + block.shape[1]
+            rows = folded[: stop - start]
             rows[:, : self.dim] = self._data[start:stop]
             rows[:, self.dim] = self._sqnorms[start:stop]
             np.matmul(scaled, rows.T, out=block)
             yield start, block
+
+    def _screen_blocks(
+        self, queries: NDArray[np.float32]
+    ) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        """Lower bounds of the squared distances, a block of screen rows at a time."""
+        step = min(self.range_block_rows, self._size)
+        for start, block in self._products(len(queries), step):
+            np.matmul(queries, self._screen[start : start + block.shape[1]].T, out=block)
+            yield start, block
+
+    def _products(self, count: int, step: int) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        """(first id, an empty count x block buffer) for each block of ``step`` rows.
+
+        One buffer serves every full block: a fresh 16 MB array per block costs page
+        faults (measured: about a tenth of the search).
+        """
+        buffer = np.empty((count, step), dtype=np.float32)
+        for start in range(0, self._size, step):
+            stop = min(start + step, self._size)
+            if stop - start < step:
+                yield start, np.empty((count, stop - start), dtype=np.float32)
+            else:
+                yield start, buffer
 
     def _exact_sq(self, wide: Float64s, rows: Ids, cols: Ids) -> Float64s:
         """Float64 squared distances between queries ``wide[rows]`` and stored ``cols``."""
@@ -340,13 +578,11 @@ class ExactIndex:
     def _search_batch(self, wide: Float64s, k: int) -> tuple[Float64s, Ids]:
         width = min(k, self._size)
         keep = min(self._size, k + max(_EXTRA, k // 4))
-        narrow = wide.astype(np.float32)
-        margin = self._margin(wide)
         distances = np.empty((len(wide), width), dtype=np.float64)
         ids = np.empty((len(wide), width), dtype=np.intp)
         todo = np.arange(len(wide))
         while len(todo):
-            cand_sq, cand_ids = self._float32_top(narrow[todo], keep)
+            cand_sq, cand_ids, margin = self._float32_top(wide[todo], keep)
             rows = np.repeat(np.arange(len(todo)), keep)
             exact = self._exact_sq(wide[todo], rows, cand_ids.ravel()).reshape(cand_ids.shape)
             order = np.lexsort((cand_ids, exact), axis=-1)[:, :width]
@@ -355,27 +591,27 @@ class ExactIndex:
             ids[todo] = np.take_along_axis(cand_ids, order, axis=1)
             if keep == self._size:
                 break
-            # A row left out has float32 value >= the largest kept, so its exact value is
-            # at least that minus the margin; the answer stands if the k-th is below that.
-            sure = best_sq[:, -1] < cand_sq.max(axis=1) - margin[todo]
+            # A row left out has a float32 value (or bound) >= the largest kept, so its
+            # exact value is at least that minus the margin; the answer stands if the
+            # k-th is below that.
+            sure = best_sq[:, -1] < cand_sq.max(axis=1) - margin
             todo = todo[~sure]
             keep = min(self._size, 2 * keep)
         return distances, ids
 
-    def _float32_top(self, narrow: NDArray[np.float32], keep: int) -> tuple[Float64s, Ids]:
-        """The ``keep`` smallest float32 squared distances per query (unordered), and ids.
+    def _float32_top(self, wide: Float64s, keep: int) -> tuple[Float64s, Ids, Float64s]:
+        """The ``keep`` smallest float32 squared distances (or bounds) per query
+        (unordered), their ids, and the queries' margins.
 
         Once every query holds ``keep`` candidates, a block only contributes the
         entries at or below a query's current worst candidate: one comparison pass
         and a scan for the few hits, instead of a partition of the whole block.
         """
-        count = len(narrow)
+        count = len(wide)
         best_sq = np.empty((count, 0), dtype=np.float32)
         best_ids = np.empty((count, 0), dtype=np.intp)
         limit: NDArray[np.float32] | None = None
-        # Folding the norms into the product pays for batches; for a few queries
-        # the product is a pass over the matrix, and widening each block a second one.
-        blocks = self._folded_blocks(narrow) if count >= _FOLD_MIN_QUERIES else self._blocks(narrow)
+        blocks, margin = self._distances(wide)
         for start, block in blocks:
             if limit is None:
                 block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
@@ -404,7 +640,7 @@ class ExactIndex:
                 best_ids = np.take_along_axis(best_ids, part, axis=1)
             if best_sq.shape[1] == keep:
                 limit = best_sq.max(axis=1, keepdims=True)
-        return np.maximum(best_sq, 0.0).astype(np.float64), best_ids
+        return np.maximum(best_sq, 0.0).astype(np.float64), best_ids, margin
 
     def _range_batch(
         self, wide: Float64s, radius: float, limit: int | None, offset: int
@@ -412,14 +648,14 @@ class ExactIndex:
         count = len(wide)
         if radius < 0 or self._size == 0 or count == 0 or limit == 0:
             return _no_pairs()
-        margin = self._margin(wide)
+        blocks, margin = self._distances(wide)
         threshold = radius * radius + margin + 4 * _UNIT * radius * radius
         threshold32 = threshold.astype(np.float32)[:, None]
         row_parts: list[Ids] = []
         col_parts: list[Ids] = []
         value_parts: list[NDArray[np.float32]] = []
         within: NDArray[np.bool_] | None = None
-        for start, block in self._folded_blocks(wide.astype(np.float32)):
+        for start, block in blocks:
             if within is None or within.shape != block.shape:
                 within = np.empty(block.shape, dtype=bool)
             np.less_equal(block, threshold32, out=within)
@@ -430,16 +666,25 @@ class ExactIndex:
         rows = np.concatenate(row_parts)
         cols = np.concatenate(col_parts)
         if limit is not None:
-            # The float32 values err by at most the margin: a candidate more than twice
-            # the margin beyond a query's limit-th float32 value cannot be among its exact
-            # ``limit`` nearest.
             values = np.concatenate(value_parts)
             order = np.lexsort((values, rows))
             rows, cols, values = rows[order], cols[order], values[order]
             starts = np.searchsorted(rows, np.arange(count))
-            over = np.bincount(rows, minlength=count) > limit
+            over = np.flatnonzero(np.bincount(rows, minlength=count) > limit)
             cut = np.full(count, np.inf)
-            cut[over] = values[starts[over] + limit - 1] + 2 * margin[over]
+            if self._subspace is None:
+                # The float32 values err by at most the margin: a candidate more than
+                # twice the margin beyond a query's limit-th float32 value cannot be
+                # among its exact ``limit`` nearest.
+                cut[over] = values[starts[over] + limit - 1] + 2 * margin[over]
+            elif len(over):
+                # Bounds can be far below the distances: measure a query's ``limit``
+                # lowest-bound candidates; its limit-th nearest is no farther than the
+                # farthest of them, and a candidate whose bound (less the margin) is
+                # beyond that cannot be among its nearest.
+                first = (starts[over][:, None] + np.arange(limit)).ravel()
+                measured = self._exact_sq(wide, rows[first], cols[first]).reshape(-1, limit)
+                cut[over] = measured.max(axis=1) + margin[over]
             near = values <= cut[rows]
             rows, cols = rows[near], cols[near]
         dist = np.sqrt(self._exact_sq(wide, rows, cols))
@@ -452,6 +697,16 @@ class ExactIndex:
             kept = rank < limit
             rows, cols, dist = rows[kept], cols[kept], dist[kept]
         return rows + offset, cols, dist
+
+
+def _grown(array: NDArray[Any], used: int, more: int) -> NDArray[Any]:
+    """``array`` (rows in use: ``used``) with room for ``more`` rows: itself or a copy."""
+    if used + more <= len(array):
+        return array
+    capacity = max(used + more, 2 * len(array), 1024)
+    grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown
 
 
 def _no_pairs() -> tuple[Ids, Ids, Float64s]:

@@ -203,3 +203,153 @@ def test_nearest_people_with_few_people() -> None:
     assert people.shape == (1, 0)
     with pytest.raises(ValueError, match="one person per row"):
         nearest_people(index, owners[:3], np.zeros(DIM))
+
+
+# --- the screen: large indexes of vectors that fill only part of their space ----------
+
+
+def _low_rank(n: int, seed: int, dim: int = 64, rank: int = 20) -> np.ndarray:
+    """Vectors near a ``rank``-d subspace, as face embeddings are, plus a few far off it
+    (so that some bounds are loose: the search must still measure what matters)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(np.random.default_rng(99).normal(size=(dim, dim)))[0][:, :rank]
+    rows = rng.normal(size=(n, rank)) @ basis.T / np.sqrt(rank) + 0.3
+    rows += rng.normal(scale=1e-6, size=rows.shape)
+    rows[::97] += rng.normal(scale=0.3, size=rows[::97].shape)  # off the subspace
+    return rows.astype(np.float32)
+
+
+def _screened(gallery: np.ndarray, block_rows: int = 256, query_batch: int = 7) -> ExactIndex:
+    index = ExactIndex(
+        gallery.shape[1],
+        block_rows=block_rows,
+        query_batch=query_batch,
+        screen_min_rows=500,
+        screen_after_queries=0,
+    )
+    for part in np.array_split(gallery, 4):  # screened from the first part; adds extend it
+        index.add(part)
+        index.search(part[:1], 1)
+    return index
+
+
+def _queries(gallery: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    near = gallery[:6].astype(np.float64) + rng.normal(scale=0.02, size=(6, gallery.shape[1]))
+    off = _low_rank(6, seed + 1).astype(np.float64) + rng.normal(scale=0.2, size=(6, 64))
+    return np.concatenate([near, off, gallery[96:99].astype(np.float64)])
+
+
+@pytest.mark.parametrize("query_batch", [7, 256])
+def test_a_screened_index_answers_as_brute_force(query_batch: int) -> None:
+    gallery = _low_rank(3000, seed=1)
+    gallery = np.concatenate([gallery, gallery[:40]])  # exact ties
+    index = _screened(gallery, query_batch=query_batch)
+    assert index.subspace is not None
+    # 20 dimensions, and a little for the rows off the subspace, in multiples of 8
+    assert index.subspace.basis.shape in ((64, 24), (64, 32))
+    queries = _queries(gallery, seed=2)
+    for k in (1, 5, 40):
+        distances, ids = index.search(queries, k)
+        for q, query in enumerate(queries):
+            want_d, want_i = _brute(gallery, query)
+            np.testing.assert_array_equal(ids[q], want_i[:k])
+            np.testing.assert_allclose(distances[q], want_d[:k], rtol=0, atol=1e-6)
+    for radius, limit in ((0.5, None), (0.8, 3), (1.0, 1), (0.0, None)):
+        rows, ids, distances = index.range_pairs(queries, radius, limit=limit)
+        for q, query in enumerate(queries):
+            want_d, want_i = _brute(gallery, query)
+            inside = want_d <= radius
+            np.testing.assert_array_equal(ids[rows == q], want_i[inside][:limit])
+            np.testing.assert_allclose(
+                distances[rows == q], want_d[inside][:limit], rtol=0, atol=1e-6
+            )
+
+
+def test_a_screened_index_includes_points_exactly_at_the_radius() -> None:
+    radius = 0.625
+    gallery = np.round(_low_rank(1000, seed=3) * 1024) / 1024
+    query = gallery[10].astype(np.float64)
+    on_circle = np.repeat(query[None, :], 64, axis=0).astype(np.float32)
+    on_circle[np.arange(64), np.arange(64)] += radius  # off the subspace: loose bounds
+    outside = on_circle.copy()
+    outside[:, 0] += 1 / 1024
+    gallery = np.concatenate([gallery, on_circle, outside]).astype(np.float32)
+    index = _screened(gallery)
+    assert index.subspace is not None
+    _distances, ids = index.range_search(query, radius)[0]
+    assert set(range(1000, 1064)) <= set(ids.tolist())
+    assert not set(range(1064, 1128)) & set(ids.tolist())
+    want_d, want_i = _brute(gallery, query)
+    np.testing.assert_array_equal(ids, want_i[want_d <= radius])
+
+
+def test_a_saved_screen_serves_a_new_index() -> None:
+    gallery = _low_rank(2000, seed=4)
+    first = _screened(gallery)
+    screen = first.screen()
+    assert screen is not None
+    subspace, rows = screen
+    again = ExactIndex(64)  # below SCREEN_MIN_ROWS: screens only with what it is given
+    again.add(gallery, copy=False, screen=(subspace, rows.copy()))
+    assert again.subspace is subspace
+    queries = _queries(gallery, seed=5)
+    for got, want in zip(again.search(queries, 7), first.search(queries, 7), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="does not fit"):
+        ExactIndex(64).add(gallery[:10], screen=(subspace, rows))
+    with pytest.raises(ValueError, match="first rows"):
+        again.add(gallery[:10], screen=(subspace, rows[:10]))
+    broken = rows[:10].copy()
+    broken[3, -2] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        ExactIndex(64).add(gallery[:10], screen=(subspace, broken))
+
+
+def test_data_that_fills_its_space_is_not_screened() -> None:
+    index = ExactIndex(DIM, screen_min_rows=100, screen_after_queries=0)
+    index.add(_data(1000, seed=8))
+    index.search(_data(2, seed=9), 3)
+    assert index.subspace is None and index.screen() is None
+
+
+def test_loose_bounds_never_hide_a_nearer_row() -> None:
+    """Rows whose bounds are lowest but whose distances are not: a search with a limit
+    must measure before it cuts, and top-k must look further than its first candidates."""
+    from facematch.neighbours import Subspace
+
+    rng = np.random.default_rng(10)
+    axes = np.eye(64)
+    subspace = Subspace(np.zeros(64), axes[:, :8])
+    bulk = np.zeros((500, 64))
+    bulk[:, :8] = rng.normal(size=(500, 8)) + 3.0  # far from the query, on the subspace
+    query = np.zeros(64)
+    query[8] = 0.5  # off the subspace
+    loose = np.zeros((6, 64))
+    loose[np.arange(6), 9 + np.arange(6)] = 0.5  # bound 0, distance 0.707
+    tight = np.zeros((10, 64))
+    tight[np.arange(10), np.arange(10) % 8] = 0.3  # bound = distance = 0.583
+    gallery = np.concatenate([bulk, loose, tight]).astype(np.float32)
+    index = ExactIndex(64)
+    index.add(gallery, screen=(subspace, subspace.screen_rows(gallery)))
+    want_d, want_i = _brute(gallery, query)
+    _rows, ids, _distances = index.range_pairs(query, 1.0, limit=3)
+    np.testing.assert_array_equal(ids, want_i[:3])
+    assert set(ids.tolist()) <= set(range(506, 516))
+    distances, ids = index.search(query, 12)
+    np.testing.assert_array_equal(ids[0], want_i[:12])
+    np.testing.assert_allclose(distances[0], want_d[:12], rtol=0, atol=1e-6)
+
+
+def test_an_index_screens_only_once_it_pays() -> None:
+    gallery = _low_rank(1000, seed=11)
+    index = ExactIndex(64, screen_min_rows=500, screen_after_queries=30)
+    index.add(gallery)
+    index.search(gallery[:20], 1)  # 20 queries: not yet
+    assert index.subspace is None
+    index.range_search(gallery[:10], 0.1)  # 30
+    assert index.subspace is not None
+    small = ExactIndex(64, screen_min_rows=5000, screen_after_queries=0)
+    small.add(gallery)
+    small.search(gallery, 1)
+    assert small.subspace is None and small.screen() is None

@@ -1,11 +1,17 @@
 """Clustering at scale: synthetic faces with the spread of real ones, from scratch and updated.
 
     python benchmarks/bench_cluster.py [--npz lfw-dev-default.npz] [--sizes 10000,100000]
+        [--generator isotropic|covariance]
 
 With ``--npz`` (the lfw-dev embeddings, see cluster_compare.py) the within-person and
 between-person distance distributions are measured first and printed; the synthetic
 people are then drawn to match their means: centres ``N(0, sb^2 I)``, faces ``centre +
 N(0, sw^2 I)`` in 128-d, sizes drawn like lfw-dev's (1 to 6 photos, a quarter strangers).
+``--generator covariance`` (needs ``--npz``) draws them as bench_library.py does
+instead: centres and faces with the covariances of real centres and real within-person
+deviations, so they lie, as real embeddings do, in about 78 of the 128 dimensions
+(where exact search screens; isotropic faces fill all 128, and it cannot).
+
 Each size runs in a child process so that its peak memory (max RSS) is its own. For each:
 clustering from scratch (time, RSS, BCubed/pairwise F against the synthetic truth), then
 10% new faces added (new photos of existing people and new people) and clustered as an
@@ -23,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -100,9 +107,24 @@ def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
     return distance_spread(emb, who)
 
 
-def one_size(n: int, same_mean: float, diff_mean: float) -> dict[str, float]:
+def covariance_faces(npz: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` faces from bench_library.py's generator (real covariances), and their people."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_library
+
+    generator = bench_library.Generator(*bench_library.real_faces(Path(npz)))
+    rows, owners = generator.people(np.random.default_rng(seed), n)
+    return rows.astype(np.float32), owners
+
+
+def one_size(
+    n: int, same_mean: float, diff_mean: float, npz: str | None = None
+) -> dict[str, float]:
     new = n // 10
-    faces, truth = synthetic(n + new, same_mean, diff_mean, seed=n)
+    if npz is None:
+        faces, truth = synthetic(n + new, same_mean, diff_mean, seed=n)
+    else:
+        faces, truth = covariance_faces(npz, n + new, seed=n)
     rng = np.random.default_rng(1)
     order = rng.permutation(n + new)
     old, added = order[:n], order[n:]
@@ -170,13 +192,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--npz", default=None)
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--generator", choices=["isotropic", "covariance"], default="isotropic")
+    parser.add_argument(
+        "--no-screen", action="store_true", help="exact search without its screen, to compare"
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--spread", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         same_mean, diff_mean = (float(v) for v in args.spread.split(","))
-        print(json.dumps(one_size(args.child, same_mean, diff_mean)))
+        npz = args.npz if args.generator == "covariance" else None
+        if args.no_screen:
+            from facematch import neighbours
+
+            neighbours.SCREEN_MIN_ROWS = sys.maxsize
+        print(json.dumps(one_size(args.child, same_mean, diff_mean, npz)))
         return
+    if args.generator == "covariance" and not args.npz:
+        parser.error("--generator covariance needs --npz")
     same_mean, diff_mean = 0.42, 0.8566  # lfw-dev defaults if no --npz
     if args.npz:
         same_mean, same_sd, diff_mean, diff_sd = measure_spread(args.npz)
@@ -185,7 +218,10 @@ def main() -> None:
             f"different {diff_mean:.4f} +- {diff_sd:.4f}",
             flush=True,
         )
-    sample = spread_of(*synthetic(3000, same_mean, diff_mean, seed=0))
+    if args.generator == "covariance":
+        sample = spread_of(*covariance_faces(args.npz, 3000, seed=0))
+    else:
+        sample = spread_of(*synthetic(3000, same_mean, diff_mean, seed=0))
     print(
         "synthetic distances: same person {:.4f} +- {:.4f}, different {:.4f} +- {:.4f}".format(
             *sample
@@ -200,7 +236,18 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(v) for v in args.sizes.split(",")):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(n), "--spread", f"{same_mean},{diff_mean}"],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(n),
+                "--spread",
+                f"{same_mean},{diff_mean}",
+                "--generator",
+                args.generator,
+                *(["--npz", args.npz] if args.npz else []),
+                *(["--no-screen"] if args.no_screen else []),
+            ],
             capture_output=True,
             text=True,
             check=True,

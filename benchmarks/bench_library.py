@@ -192,36 +192,49 @@ def rss_mb() -> float:
 
 
 def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dict[str, object]:
-    index = ExactIndex(DIM)
+    """Exact search without and with the screen (``ExactIndex`` screens by itself after
+    ``SCREEN_AFTER_QUERIES`` queries; here it is asked to at once), side by side."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
     start = time.perf_counter()
-    index.add(rows)
+    plain = ExactIndex(DIM, screen_min_rows=len(rows) + 1)
+    plain.add(rows, copy=False)
     built = time.perf_counter() - start
+    screened = ExactIndex(DIM)
+    screened.add(rows, copy=False)
+    with threadpool_limits(1):
+        start = time.process_time()
+        screen = screened.screen()
+        screen_s = time.process_time() - start
     batch = queries[:256]
     timings: dict[str, list[float]] = {}
     for _ in range(rounds):  # interleaved: each round runs every variant once
-        for threads in (1, 2):
-            with threadpool_limits(threads):
-                clock = cpu_ms if threads == 1 else median_ms
-                unit = "cpu" if threads == 1 else "wall"
-                timings.setdefault(f"batch_top{K}_{threads}t_{unit}", []).append(
-                    clock(lambda: index.search(batch, K), len(batch))
-                )
-                timings.setdefault(f"batch_range_{threads}t_{unit}", []).append(
-                    clock(lambda: index.range_search(batch, TOLERANCE), len(batch))
-                )
-        with threadpool_limits(1):
-            singles = [cpu_ms(lambda q=q: index.search(q, K), 1) for q in queries[:10]]
-            walls = [median_ms(lambda q=q: index.search(q, K), 1) for q in queries[:10]]
-        with threadpool_limits(2):
-            walls2 = [median_ms(lambda q=q: index.search(q, K), 1) for q in queries[:10]]
-        timings.setdefault("single_top10_1t_cpu", []).append(statistics.median(singles))
-        timings.setdefault("single_top10_1t_wall", []).append(statistics.median(walls))
-        timings.setdefault("single_top10_2t_wall", []).append(statistics.median(walls2))
+        for name, index in (("plain", plain), ("screened", screened)):
+            for threads in (1, 2):
+                with threadpool_limits(threads):
+                    clock = cpu_ms if threads == 1 else median_ms
+                    unit = "cpu" if threads == 1 else "wall"
+                    timings.setdefault(f"{name}_batch_top{K}_{threads}t_{unit}", []).append(
+                        clock(lambda i=index: i.search(batch, K), len(batch))
+                    )
+                    timings.setdefault(f"{name}_batch_range_{threads}t_{unit}", []).append(
+                        clock(lambda i=index: i.range_search(batch, TOLERANCE), len(batch))
+                    )
+            with threadpool_limits(1):
+                singles = [cpu_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
+                walls = [median_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
+            with threadpool_limits(2):
+                walls2 = [median_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
+            timings.setdefault(f"{name}_single_top10_1t_cpu", []).append(statistics.median(singles))
+            timings.setdefault(f"{name}_single_top10_1t_wall", []).append(statistics.median(walls))
+            timings.setdefault(f"{name}_single_top10_2t_wall", []).append(statistics.median(walls2))
     result: dict[str, object] = {k: round(statistics.median(v), 2) for k, v in timings.items()}
-    got_d, got_i = index.search(queries[:check], K)
     want_d, want_i = brute_top(rows, queries[:check], K)
-    result["same_ids_as_float64"] = bool(np.array_equal(got_i, want_i))
-    result["max_distance_error"] = float(np.abs(got_d - want_d).max())
+    for name, index in (("plain", plain), ("screened", screened)):
+        got_d, got_i = index.search(queries[:check], K)
+        result[f"{name}_same_ids_as_float64"] = bool(np.array_equal(got_i, want_i))
+        result[f"{name}_max_distance_error"] = float(np.abs(got_d - want_d).max())
+    result["screen_dims"] = None if screen is None else int(screen[0].basis.shape[1])
+    result["screen_cpu_s"] = round(screen_s, 2)
     result["add_s"] = round(built, 2)
     result["rss_mb"] = round(rss_mb())
     return result

@@ -11,8 +11,9 @@ boxes and largest-face embedding; ``--reference`` compares them with a file save
 by an earlier version: photos whose boxes or face count differ, and how far the
 largest face's embedding moved. ``--save-faces`` keeps every face (``paths`` per photo;
 ``image``, ``face``, ``boxes`` as top, right, bottom, left and ``embeddings`` per face):
-the ``lfw-dev-default.npz`` that the library, cluster and cloak benchmarks read. With the same cache folder, ``facematch evaluate
-LFW/pairs.csv`` and ``benchmarks/openset.py`` then encode nothing.
+the ``lfw-dev-default.npz`` that the library, cluster and cloak benchmarks read.
+With the same cache folder, ``facematch evaluate LFW/pairs.csv`` and
+``benchmarks/openset.py`` then encode nothing.
 """
 
 from __future__ import annotations

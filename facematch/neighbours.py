@@ -246,16 +246,19 @@ class ExactIndex:
         *,
         block_rows: int = BLOCK_ROWS,
         query_batch: int = QUERY_BATCH,
-        screen_min_rows: int = SCREEN_MIN_ROWS,
-        screen_after_queries: int = SCREEN_AFTER_QUERIES,
+        screen_min_rows: int | None = None,
+        screen_after_queries: int | None = None,
     ) -> None:
         if dim < 1 or block_rows < 1 or query_batch < 1:
             raise ValueError("dim, block_rows and query_batch must be positive")
         self.dim = dim
         self.block_rows = block_rows
         self.query_batch = query_batch
-        self.screen_min_rows = screen_min_rows
-        self.screen_after_queries = screen_after_queries
+        # None: the module's constants as they are now (a benchmark may change them)
+        self.screen_min_rows = SCREEN_MIN_ROWS if screen_min_rows is None else screen_min_rows
+        self.screen_after_queries = (
+            SCREEN_AFTER_QUERIES if screen_after_queries is None else screen_after_queries
+        )
         # Radius searches return few hits per distance computed, so they take wider query
         # batches against narrower blocks (same memory per step): a better-shaped matrix
         # product (measured 4.4 -> 2.9 ns per pair on one thread).

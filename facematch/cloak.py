@@ -34,7 +34,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -832,6 +832,7 @@ class CloakTask:
     engine: Any  # engines.EngineChoice
     check: bool = False
     compile_cache: str | None = None
+    boxes: tuple[FaceBox, ...] | None = None  # the photo's faces, if already found
 
 
 def save_copy(image: RGBImage, out: Path) -> None:
@@ -857,14 +858,41 @@ def find_original_faces(image: RGBImage) -> list[FaceBox]:
     return [trim_box(b, *image.shape[:2]) for b in detect_with_fallback(image, FaceSettings())]
 
 
+def faces_in_file(path: str) -> list[FaceBox]:
+    """The faces of a photo file, found as facematch's matcher finds them: on the working
+    copy it decodes (a large JPEG at reduced size, as luminance), boxes in full pixels."""
+    from facematch.pipeline import load_working
+
+    settings = FaceSettings()
+    small, (height, width) = load_working(path, settings)
+    return [
+        trim_box(b, height, width) for b in detect_with_fallback(small, settings, (height, width))
+    ]
+
+
+def with_faces(task: CloakTask) -> CloakTask:
+    """The task with its photo's faces found (the progress bar counts them, and
+    ``cloak_file`` need not find them again); as it was if the photo cannot be read,
+    for ``cloak_file`` to report."""
+    try:
+        return replace(task, boxes=tuple(faces_in_file(task.path)))
+    except Exception:  # reported by cloak_file, which meets the same problem
+        return task
+
+
+def count_failed(task: CloakTask, reason: str) -> CloakTask:
+    """A task whose worker process died finding its faces: ``cloak_file`` tries again."""
+    return task
+
+
 def cloak_file(task: CloakTask) -> CloakResult:
     """Cloak one photo, write the copy, read it back and verify it; never raises."""
     from facematch.images import load_rgb
     from facematch.pipeline import failure_message
 
     try:
+        boxes = list(task.boxes) if task.boxes is not None else faces_in_file(task.path)
         original = load_rgb(task.path)
-        boxes = find_original_faces(original)
         if task.check:
             return check_copy(task, original, boxes)
         if not boxes:

@@ -46,6 +46,7 @@ from facematch.errors import UsageError
 from facematch.faces import (
     CHIP_PADDING,
     CHIP_SIZE,
+    FALLBACK_CNN_MAX_PIXELS,
     Encoder,
     FaceBox,
     FaceSettings,
@@ -53,7 +54,9 @@ from facematch.faces import (
     detect_with_fallback,
     face_chips,
     trim_box,
+    working_copy,
 )
+from facematch.images import scaled_size, shrink
 
 LevelName = Literal["subtle", "strong"]
 FloatImage = NDArray[np.float32]
@@ -762,11 +765,10 @@ def verify(
     variants: Sequence[str] | None = None,
 ) -> list[dict[str, float]]:
     """For each face, the smallest distance to the original per variant of the copy."""
-    settings = FaceSettings()
     results: list[dict[str, float]] = [{} for _ in boxes]
     for name in variants or level.checks:
         image, factor = variant_image(copy, name)
-        found = [scale_box(b, 1 / factor) for b in detect_with_fallback(image, settings)]
+        found = [scale_box(b, 1 / factor) for b in detect_as_matcher(image)]
         chosen = [scale_box(b, factor) for b in adversary_boxes(found, boxes)]
         described = describe_faces(image, chosen, encoders)
         for i in range(len(boxes)):
@@ -774,6 +776,22 @@ def verify(
                 float(np.linalg.norm(described[k][i] - reference[k][i])) for k in ALIGNMENTS
             )
     return results
+
+
+def detect_as_matcher(image: RGBImage) -> list[FaceBox]:
+    """Face boxes in these pixels as facematch's matcher finds them in a photo: on the
+    working copy, shrunk from the luminance when it is shrunk to more pixels than the
+    CNN fallback takes (as ``pipeline.load_working`` decodes it), the RGB otherwise."""
+    settings = FaceSettings()
+    height, width = image.shape[:2]
+    scale = settings.working_scale(height, width)
+    small_width, small_height = scaled_size(width, height, scale)
+    if scale < 1.0 and small_width * small_height > FALLBACK_CNN_MAX_PIXELS:
+        grey = Image.fromarray(image).convert("L")
+        small = np.asarray(shrink(grey, width, height, scale))
+    else:
+        small = working_copy(image, scale)
+    return detect_with_fallback(small, settings, (height, width))
 
 
 def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:

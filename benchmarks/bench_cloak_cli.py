@@ -1,10 +1,12 @@
 """CPU seconds per face of ``facematch cloak`` as a user runs it, side by side for code versions.
 
     nice -n 10 python benchmarks/bench_cloak_cli.py --faces PATH/TO/shared/faces \\
-        [--people 6] [--rounds 2] [--code OLD_CHECKOUT --code NEW_CHECKOUT]
+        [--people 6 | --phones] [--rounds 2] [--code OLD_CHECKOUT --code NEW_CHECKOUT]
 
 Cloaks photo 1 of ``--people`` lfw-dev people with 3+ photos (evenly spaced,
-from ``--offset``) with ``facematch cloak FOLDER --out DIR --jobs 1 --quiet``
+from ``--offset``) or, with ``--phones``, phone-size photos (the shared
+portraits obama3.jpg, 1434x2333, and biden.jpg, 970x2204, and a 12 MP
+enlargement of each) with ``facematch cloak FOLDER --out DIR --jobs 1 --quiet``
 at each level, and counts every CPU second of that command (user + system,
 the process and the children it waits for): start-up and imports, the face
 count for the progress bar, loading the models and the compiled JAX graph,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -30,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def photos(faces: Path, count: int, offset: int) -> list[Path]:
@@ -38,6 +42,24 @@ def photos(faces: Path, count: int, offset: int) -> list[Path]:
     )
     step = max(1, len(people) // count)
     return [sorted(d.glob("*.jpg"))[0] for d in people[offset % step :: step][:count]]
+
+
+PHONES = ("obama3.jpg", "biden.jpg")
+
+
+def phone_photos(faces: Path, work: Path) -> list[Path]:
+    """The phone-size portraits, and each enlarged to about 12 MP (as a phone's JPEG)."""
+    out = []
+    for name in PHONES:
+        photo = faces / "portraits" / name
+        out.append(photo)
+        with Image.open(photo) as image:
+            factor = math.sqrt(12e6 / (image.width * image.height))
+            size = (round(image.width * factor), round(image.height * factor))
+            big = work / f"{photo.stem}-12mp.jpg"
+            image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(big, quality=92)
+        out.append(big)
+    return out
 
 
 def run(code: str | None, cache: Path, inputs: Path, out: Path, level: str) -> tuple[float, int]:
@@ -70,15 +92,19 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--offset", type=int, default=3)
+    parser.add_argument("--phones", action="store_true", help="phone-size photos instead")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
     parser.add_argument("--code", action="append", default=None, help="a checkout to time")
     args = parser.parse_args()
     codes: list[str | None] = list(args.code) if args.code else [None]
-    chosen = photos(args.faces, args.people, args.offset)
     results: dict[tuple[str | None, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.phones:
+            chosen = phone_photos(args.faces, work)
+        else:
+            chosen = photos(args.faces, args.people, args.offset)
         inputs = work / "in"
         inputs.mkdir()
         for photo in chosen:

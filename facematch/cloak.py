@@ -34,7 +34,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ from facematch.errors import UsageError
 from facematch.faces import (
     CHIP_PADDING,
     CHIP_SIZE,
+    FALLBACK_CNN_MAX_PIXELS,
     Encoder,
     FaceBox,
     FaceSettings,
@@ -53,7 +54,9 @@ from facematch.faces import (
     detect_with_fallback,
     face_chips,
     trim_box,
+    working_copy,
 )
+from facematch.images import scaled_size, shrink
 
 LevelName = Literal["subtle", "strong"]
 FloatImage = NDArray[np.float32]
@@ -675,7 +678,7 @@ def cloak_photo(
 ) -> RGBImage:
     """The photo with face ``i`` cloaked at ``multipliers[i]`` times the level's budget."""
     height, width = photo.shape[:2]
-    total = np.zeros(photo.shape, np.float32)
+    pasted = []
     for index, box in enumerate(boxes):
         epsilon = level.epsilon * multipliers[index]
         shapes = {p: align(photo, [box], p)[0] for p in (5, 68)}
@@ -691,11 +694,21 @@ def cloak_photo(
         delta = cloak_canvas(
             base, valid, matrices, targets, level, epsilon, canvas.scale, rng, compile_cache
         )
-        (y0, y1, x0, x1), values = paste_delta(delta, canvas, height, width)
-        total[y0:y1, x0:x1] += values
+        pasted.append(paste_delta(delta, canvas, height, width))
+    out = photo.copy()
+    if not pasted:
+        return out
+    # Only the region the canvases cover changes: a 12 MP photo is not worked as floats.
+    top, bottom = min(p[0][0] for p in pasted), max(p[0][1] for p in pasted)
+    left, right = min(p[0][2] for p in pasted), max(p[0][3] for p in pasted)
+    total = np.zeros((bottom - top, right - left, 3), np.float32)
+    for (y0, y1, x0, x1), values in pasted:
+        total[y0 - top : y1 - top, x0 - left : x1 - left] += values
     limit = level.epsilon * max(multipliers, default=1.0)
     total = np.clip(total, -limit, limit)
-    return np.clip(photo + total, 0, 255).round().astype(np.uint8)  # type: ignore[no-any-return]
+    region = photo[top:bottom, left:right]
+    out[top:bottom, left:right] = np.clip(region + total, 0, 255).round().astype(np.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -752,11 +765,10 @@ def verify(
     variants: Sequence[str] | None = None,
 ) -> list[dict[str, float]]:
     """For each face, the smallest distance to the original per variant of the copy."""
-    settings = FaceSettings()
     results: list[dict[str, float]] = [{} for _ in boxes]
     for name in variants or level.checks:
         image, factor = variant_image(copy, name)
-        found = [scale_box(b, 1 / factor) for b in detect_with_fallback(image, settings)]
+        found = [scale_box(b, 1 / factor) for b in detect_as_matcher(image)]
         chosen = [scale_box(b, factor) for b in adversary_boxes(found, boxes)]
         described = describe_faces(image, chosen, encoders)
         for i in range(len(boxes)):
@@ -766,9 +778,30 @@ def verify(
     return results
 
 
-def psnr(a: RGBImage, b: RGBImage) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+def detect_as_matcher(image: RGBImage) -> list[FaceBox]:
+    """Face boxes in these pixels as facematch's matcher finds them in a photo: on the
+    working copy, shrunk from the luminance when it is shrunk to more pixels than the
+    CNN fallback takes (as ``pipeline.load_working`` decodes it), the RGB otherwise."""
+    settings = FaceSettings()
+    height, width = image.shape[:2]
+    scale = settings.working_scale(height, width)
+    small_width, small_height = scaled_size(width, height, scale)
+    if scale < 1.0 and small_width * small_height > FALLBACK_CNN_MAX_PIXELS:
+        grey = Image.fromarray(image).convert("L")
+        small = np.asarray(shrink(grey, width, height, scale))
+    else:
+        small = working_copy(image, scale)
+    return detect_with_fallback(small, settings, (height, width))
+
+
+def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:
+    """Peak signal-to-noise ratio in dB; the squared error summed exactly, a band of rows
+    at a time (a 12 MP photo as one float64 array would cost about a CPU-second)."""
+    total = 0
+    for y in range(0, a.shape[0], rows):
+        difference = np.subtract(a[y : y + rows], b[y : y + rows], dtype=np.int64).ravel()
+        total += int(difference @ difference)
+    return math.inf if total == 0 else 10 * math.log10(255.0**2 * a.size / total)
 
 
 def ssim(a: RGBImage, b: RGBImage, window: int = 7) -> float:
@@ -817,6 +850,7 @@ class CloakTask:
     engine: Any  # engines.EngineChoice
     check: bool = False
     compile_cache: str | None = None
+    boxes: tuple[FaceBox, ...] | None = None  # the photo's faces, if already found
 
 
 def save_copy(image: RGBImage, out: Path) -> None:
@@ -842,14 +876,41 @@ def find_original_faces(image: RGBImage) -> list[FaceBox]:
     return [trim_box(b, *image.shape[:2]) for b in detect_with_fallback(image, FaceSettings())]
 
 
+def faces_in_file(path: str) -> list[FaceBox]:
+    """The faces of a photo file, found as facematch's matcher finds them: on the working
+    copy it decodes (a large JPEG at reduced size, as luminance), boxes in full pixels."""
+    from facematch.pipeline import load_working
+
+    settings = FaceSettings()
+    small, (height, width) = load_working(path, settings)
+    return [
+        trim_box(b, height, width) for b in detect_with_fallback(small, settings, (height, width))
+    ]
+
+
+def with_faces(task: CloakTask) -> CloakTask:
+    """The task with its photo's faces found (the progress bar counts them, and
+    ``cloak_file`` need not find them again); as it was if the photo cannot be read,
+    for ``cloak_file`` to report."""
+    try:
+        return replace(task, boxes=tuple(faces_in_file(task.path)))
+    except Exception:  # reported by cloak_file, which meets the same problem
+        return task
+
+
+def count_failed(task: CloakTask, reason: str) -> CloakTask:
+    """A task whose worker process died finding its faces: ``cloak_file`` tries again."""
+    return task
+
+
 def cloak_file(task: CloakTask) -> CloakResult:
     """Cloak one photo, write the copy, read it back and verify it; never raises."""
     from facematch.images import load_rgb
     from facematch.pipeline import failure_message
 
     try:
+        boxes = list(task.boxes) if task.boxes is not None else faces_in_file(task.path)
         original = load_rgb(task.path)
-        boxes = find_original_faces(original)
         if task.check:
             return check_copy(task, original, boxes)
         if not boxes:

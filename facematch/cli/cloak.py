@@ -170,8 +170,7 @@ def _cloak(
     quiet: bool,
 ) -> Any:
     from facematch import cloak as cl
-    from facematch.images import Found
-    from facematch.pipeline import Pipeline, find_boxes
+    from facematch.pipeline import Pipeline
 
     planned = _plan(paths, out_dir, recursive)
     inputs = {os.path.realpath(found.path) for found, _ in planned}
@@ -193,11 +192,12 @@ def _cloak(
             cl.CloakTask(found.path, str(out), level, seed, engine, False, _compile_cache())  # type: ignore[arg-type]
         )
     with Pipeline(jobs=jobs) as pipeline:
-        counted = find_boxes(pipeline, [Found(t.path) for t in tasks])
-        faces = sum(len(r.faces) for r in counted)
+        # The faces are found once: for the progress bar's total, and for cloak_file.
+        counted = list(pipeline.run(cl.with_faces, tasks, cl.count_failed))
+        faces = sum(len(t.boxes or ()) for t in counted)
         with progress_bar(faces, "cloak", quiet) as bar:
             bar.unit = "face"
-            done = pipeline.run(cl.cloak_file, tasks, cl.cloak_failed)
+            done = pipeline.run(cl.cloak_file, counted, cl.cloak_failed)
             for index in range(len(planned)):
                 if index in early:
                     yield early[index]

@@ -149,17 +149,38 @@ def neighbour_graph(
     return NeighbourGraph(low, high, d)
 
 
+_KEY_LIMIT = 2**62  # sort keys stay below this (int64)
+
+
 def _nearest_per_face(low: Ints, high: Ints, d: Floats, n: int, k: int) -> NDArray[np.bool_]:
     """Edges among the ``k`` nearest of either endpoint (ties by the other face's id)."""
+    m = len(low)
     ends = np.concatenate([low, high])
-    others = np.concatenate([high, low])
-    edge = np.concatenate([np.arange(len(low)), np.arange(len(low))])
-    order = np.lexsort((others, np.concatenate([d, d]), ends))
+    edge = np.concatenate([np.arange(m), np.arange(m)])
+    # By face, then distance, then the other face: one sort of one integer key (the
+    # distance as its rank among the distinct distances) where the key fits in int64,
+    # else a three-key lexsort (the same order, about 1.5 times the time). The key is
+    # built in place: a million faces' graph holds tens of millions of edge ends.
+    distinct, rank = np.unique(d, return_inverse=True)
+    width, faces = len(distinct), max(n, 1)
+    if faces * width * faces < _KEY_LIMIT:
+        key = np.empty(2 * m, dtype=np.int64)
+        for half, this, other in ((slice(0, m), low, high), (slice(m, None), high, low)):
+            np.multiply(this, width, out=key[half])
+            key[half] += rank
+            key[half] *= faces
+            key[half] += other
+        del rank
+        order = np.argsort(key, kind="stable")
+        del key
+    else:
+        others = np.concatenate([high, low])
+        order = np.lexsort((others, np.concatenate([d, d]), ends))
     ends, edge = ends[order], edge[order]
     starts = np.searchsorted(ends, np.arange(n))
-    rank = np.arange(len(ends)) - starts[ends]
-    chosen = np.zeros(len(low), dtype=bool)
-    chosen[edge[rank < k]] = True
+    place = np.arange(len(ends)) - starts[ends]
+    chosen = np.zeros(m, dtype=bool)
+    chosen[edge[place < k]] = True
     return chosen
 
 

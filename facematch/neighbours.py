@@ -603,19 +603,25 @@ class ExactIndex:
             keep = min(self._size, 2 * keep)
         return distances, ids
 
-    def _float32_top(self, wide: Float64s, keep: int) -> tuple[Float64s, Ids, Float64s]:
+    def _float32_top(
+        self, wide: Float64s, keep: int, radius: float | None = None
+    ) -> tuple[Float64s, Ids, Float64s]:
         """The ``keep`` smallest float32 squared distances (or bounds) per query
         (unordered), their ids, and the queries' margins.
 
         Once every query holds ``keep`` candidates, a block only contributes the
         entries at or below a query's current worst candidate: one comparison pass
         and a scan for the few hits, instead of a partition of the whole block.
+        With a ``radius``, only rows that can be within it are candidates; a query
+        with fewer than ``keep`` has the rest as inf (id 0).
         """
         count = len(wide)
         best_sq = np.empty((count, 0), dtype=np.float32)
         best_ids = np.empty((count, 0), dtype=np.intp)
         limit: NDArray[np.float32] | None = None
         blocks, margin = self._distances(wide)
+        cap = None if radius is None else self._threshold(radius, margin)[:, None]
+        limit = cap
         for start, block in blocks:
             if limit is None:
                 block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)
@@ -638,13 +644,74 @@ class ExactIndex:
                 block = found
             best_sq = np.concatenate([best_sq, block], axis=1)
             best_ids = np.concatenate([best_ids, block_ids], axis=1)
-            if best_sq.shape[1] > keep:
-                part = np.argpartition(best_sq, keep - 1, axis=1)[:, :keep]
-                best_sq = np.take_along_axis(best_sq, part, axis=1)
-                best_ids = np.take_along_axis(best_ids, part, axis=1)
+            # Cut back to ``keep`` only once twice as many have gathered: a partition per
+            # block cost more than the hits a tighter limit would have saved.
+            if best_sq.shape[1] >= 2 * keep or (limit is None and best_sq.shape[1] > keep):
+                best_sq, best_ids = _smallest(best_sq, best_ids, keep)
             if best_sq.shape[1] == keep:
                 limit = best_sq.max(axis=1, keepdims=True)
+                if cap is not None:
+                    limit = np.minimum(limit, cap)
+        if best_sq.shape[1] > keep:
+            best_sq, best_ids = _smallest(best_sq, best_ids, keep)
         return np.maximum(best_sq, 0.0).astype(np.float64), best_ids, margin
+
+    def _threshold(self, radius: float, margin: Float64s) -> NDArray[np.float32]:
+        """Per query, the float32 value beyond which a row cannot be within ``radius``."""
+        threshold = radius * radius + margin + 4 * _UNIT * radius * radius
+        return threshold.astype(np.float32)
+
+    def _range_nearest(
+        self, wide: Float64s, radius: float, limit: int, offset: int
+    ) -> tuple[Ids, Ids, Float64s]:
+        """``_range_batch`` with a limit: each query's ``limit`` nearest within ``radius``.
+
+        A top-k search whose candidates are capped at the radius: rows beyond a query's
+        current worst candidate are passed over as the blocks go by, so a dense
+        collection (hundreds of rows within the radius) costs little more than a
+        sparse one. A query whose kept candidates were all used and might hide a
+        nearer row is searched again with twice as many, as in ``search``.
+        """
+        count = len(wide)
+        keep = min(self._size, limit + max(_EXTRA, limit // 4))
+        found_rows: list[Ids] = []
+        found_ids: list[Ids] = []
+        found_dist: list[Float64s] = []
+        todo = np.arange(count)
+        while len(todo):
+            cand_sq, cand_ids, margin = self._float32_top(wide[todo], keep, radius)
+            real = np.isfinite(cand_sq)
+            rows, slots = np.nonzero(real)
+            cols = cand_ids[rows, slots]
+            dist = np.sqrt(self._exact_sq(wide[todo], rows, cols))
+            inside = dist <= radius
+            rows, cols, dist = rows[inside], cols[inside], dist[inside]
+            order = np.lexsort((cols, dist, rows))
+            rows, cols, dist = rows[order], cols[order], dist[order]
+            rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            kept = rank < limit
+            rows, cols, dist = rows[kept], cols[kept], dist[kept]
+            # A query is answered when its candidates were not all used (every row that
+            # can be within the radius was kept), or when its limit-th is nearer than
+            # any row left out can be (a left-out row's value is >= the largest kept).
+            full = real.sum(axis=1) == keep
+            within = np.bincount(rows, minlength=len(todo))
+            last = np.full(len(todo), np.inf)
+            has_limit = within >= limit
+            ends = np.searchsorted(rows, np.arange(len(todo)), side="right")
+            last[has_limit] = dist[ends[has_limit] - 1] ** 2
+            sure = ~full | (last < cand_sq.max(axis=1) - margin) | (keep == self._size)
+            done = sure[rows]
+            found_rows.append(todo[rows[done]])
+            found_ids.append(cols[done])
+            found_dist.append(dist[done])
+            todo = todo[~sure]
+            keep = min(self._size, 2 * keep)
+        rows = np.concatenate(found_rows)
+        cols = np.concatenate(found_ids)
+        dist = np.concatenate(found_dist)
+        order = np.lexsort((cols, dist, rows))
+        return rows[order] + offset, cols[order], dist[order]
 
     def _range_batch(
         self, wide: Float64s, radius: float, limit: int | None, offset: int
@@ -652,12 +719,12 @@ class ExactIndex:
         count = len(wide)
         if radius < 0 or self._size == 0 or count == 0 or limit == 0:
             return _no_pairs()
+        if limit is not None:
+            return self._range_nearest(wide, radius, limit, offset)
         blocks, margin = self._distances(wide)
-        threshold = radius * radius + margin + 4 * _UNIT * radius * radius
-        threshold32 = threshold.astype(np.float32)[:, None]
+        threshold32 = self._threshold(radius, margin)[:, None]
         row_parts: list[Ids] = []
         col_parts: list[Ids] = []
-        value_parts: list[NDArray[np.float32]] = []
         within: NDArray[np.bool_] | None = None
         for start, block in blocks:
             if within is None or within.shape != block.shape:
@@ -666,41 +733,19 @@ class ExactIndex:
             rows, cols = _hits(within)
             row_parts.append(rows)
             col_parts.append(cols + start)
-            value_parts.append(block[rows, cols])
         rows = np.concatenate(row_parts)
         cols = np.concatenate(col_parts)
-        if limit is not None:
-            values = np.concatenate(value_parts)
-            order = np.lexsort((values, rows))
-            rows, cols, values = rows[order], cols[order], values[order]
-            starts = np.searchsorted(rows, np.arange(count))
-            over = np.flatnonzero(np.bincount(rows, minlength=count) > limit)
-            cut = np.full(count, np.inf)
-            if self._subspace is None:
-                # The float32 values err by at most the margin: a candidate more than
-                # twice the margin beyond a query's limit-th float32 value cannot be
-                # among its exact ``limit`` nearest.
-                cut[over] = values[starts[over] + limit - 1] + 2 * margin[over]
-            elif len(over):
-                # Bounds can be far below the distances: measure a query's ``limit``
-                # lowest-bound candidates; its limit-th nearest is no farther than the
-                # farthest of them, and a candidate whose bound (less the margin) is
-                # beyond that cannot be among its nearest.
-                first = (starts[over][:, None] + np.arange(limit)).ravel()
-                measured = self._exact_sq(wide, rows[first], cols[first]).reshape(-1, limit)
-                cut[over] = measured.max(axis=1) + margin[over]
-            near = values <= cut[rows]
-            rows, cols = rows[near], cols[near]
         dist = np.sqrt(self._exact_sq(wide, rows, cols))
         inside = dist <= radius
         rows, cols, dist = rows[inside], cols[inside], dist[inside]
         order = np.lexsort((cols, dist, rows))
-        rows, cols, dist = rows[order], cols[order], dist[order]
-        if limit is not None:
-            rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
-            kept = rank < limit
-            rows, cols, dist = rows[kept], cols[kept], dist[kept]
-        return rows + offset, cols, dist
+        return rows[order] + offset, cols[order], dist[order]
+
+
+def _smallest(values: NDArray[np.float32], ids: Ids, keep: int) -> tuple[NDArray[np.float32], Ids]:
+    """Each row's ``keep`` smallest values (unordered) and their ids."""
+    part = np.argpartition(values, keep - 1, axis=1)[:, :keep]
+    return np.take_along_axis(values, part, axis=1), np.take_along_axis(ids, part, axis=1)
 
 
 def _grown(array: NDArray[Any], used: int, more: int) -> NDArray[Any]:

@@ -460,3 +460,26 @@ def test_a_correction_needs_a_library_and_a_person(tmp_path: Path) -> None:
     assert run("cluster", empty, "--library", library, "-q", "-j1").exit_code == 0
     unknown = run("cluster", "merge", "person_1", "person_2", "--library", library)
     assert unknown.exit_code == 2 and "no person 'person_1'" in unknown.output
+
+
+@pytest.mark.parametrize("one_key", [True, False])
+def test_each_face_keeps_its_nearest_edges_ties_by_the_other_face(
+    one_key: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facematch import cluster
+
+    if not one_key:  # the three-key sort that very large graphs fall back on
+        monkeypatch.setattr(cluster, "_KEY_LIMIT", 0)
+    rng = np.random.default_rng(3)
+    n, k = 40, 3
+    pairs = np.array([(a, b) for a in range(n) for b in range(a + 1, n)])
+    pairs = pairs[rng.random(len(pairs)) < 0.3]
+    low, high = pairs[:, 0], pairs[:, 1]
+    d = rng.integers(0, 5, len(low)) / 10  # many ties
+    chosen = cluster._nearest_per_face(low, high, d, n, k)
+    want = np.zeros(len(low), dtype=bool)
+    for face in range(n):
+        mine = np.flatnonzero((low == face) | (high == face))
+        other = np.where(low[mine] == face, high[mine], low[mine])
+        want[mine[np.lexsort((other, d[mine]))[:k]]] = True
+    np.testing.assert_array_equal(chosen, want)

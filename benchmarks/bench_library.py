@@ -203,7 +203,7 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
     screened.add(rows, copy=False)
     with threadpool_limits(1):
         start = time.process_time()
-        screen = screened.screen()
+        subspace = screened.fit_screen()
         screen_s = time.process_time() - start
     batch = queries[:256]
     timings: dict[str, list[float]] = {}
@@ -233,7 +233,7 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
         got_d, got_i = index.search(queries[:check], K)
         result[f"{name}_same_ids_as_float64"] = bool(np.array_equal(got_i, want_i))
         result[f"{name}_max_distance_error"] = float(np.abs(got_d - want_d).max())
-    result["screen_dims"] = None if screen is None else int(screen[0].basis.shape[1])
+    result["screen_dims"] = None if subspace is None else int(subspace.basis.shape[1])
     result["screen_cpu_s"] = round(screen_s, 2)
     result["add_s"] = round(built, 2)
     result["rss_mb"] = round(rss_mb())

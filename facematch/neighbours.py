@@ -292,28 +292,17 @@ class ExactIndex:
         """The subspace the index screens with, if it screens."""
         return self._subspace
 
-    def screen(self) -> tuple[Subspace, NDArray[np.float32]] | None:
-        """The subspace and the rows' screen rows, fitting them now if the index is
-        large enough and has none yet (to be saved and handed to ``add`` later)."""
+    def fit_screen(self) -> Subspace | None:
+        """Screen now, however few queries the index has answered, if it is large
+        enough and its rows lie in a subspace; the subspace, or None."""
         self._prepare(asked=self.screen_after_queries)
-        if self._subspace is None:
-            return None
-        return self._subspace, self._screen[: self._size]
+        return self._subspace
 
-    def add(
-        self,
-        vectors: ArrayLike,
-        *,
-        copy: bool = True,
-        screen: tuple[Subspace, NDArray[np.float32]] | None = None,
-    ) -> Ids:
+    def add(self, vectors: ArrayLike, *, copy: bool = True) -> Ids:
         """Append rows (one vector or an (m, dim) array); returns their ids.
 
         ``copy=False`` lets a first add of a contiguous float32 matrix keep that very
         array (no second copy of a million faces); the caller must not change it then.
-        ``screen``, with a first add only: a subspace and these rows' screen rows as
-        ``Subspace.screen_rows`` made them (saved from ``screen()``), so that the rows
-        themselves need not be read until the search measures a few of them.
         """
         rows = np.asarray(vectors)
         if rows.ndim == 1:
@@ -323,9 +312,6 @@ class ExactIndex:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         count = len(rows)
         start = self._size
-        if screen is not None:
-            self._take_screen(rows, screen, copy=copy)
-            return np.arange(count, dtype=np.intp)
         if self._subspace is not None:
             fresh = self._subspace.screen_rows(rows)
             sq = fresh[:, -2].astype(np.float64)
@@ -418,26 +404,6 @@ class ExactIndex:
         return self._rows(queries, "queries")
 
     # --- internals -------------------------------------------------------------------
-
-    def _take_screen(
-        self, rows: NDArray[np.float32], screen: tuple[Subspace, NDArray[np.float32]], copy: bool
-    ) -> None:
-        subspace, screen_rows = screen
-        if self._size:
-            raise ValueError("a screen comes with an index's first rows")
-        if subspace.centre.shape != (self.dim,) or screen_rows.shape != (
-            len(rows),
-            subspace.width,
-        ):
-            raise ValueError("the screen does not fit these rows")
-        lengths = screen_rows[:, -2]
-        if not np.isfinite(lengths).all():
-            raise ValueError("vectors must be finite (no NaN or infinity)")
-        self._data = rows.copy() if copy else rows
-        self._screen = np.ascontiguousarray(screen_rows, dtype=np.float32)
-        self._subspace = subspace
-        self._screen_norm = math.sqrt(float(lengths.max())) if len(rows) else 0.0
-        self._size = len(rows)
 
     def _prepare(self, asked: int) -> None:
         """Fit a subspace and screen the rows once it pays: for an index of at least
@@ -618,10 +584,9 @@ class ExactIndex:
         count = len(wide)
         best_sq = np.empty((count, 0), dtype=np.float32)
         best_ids = np.empty((count, 0), dtype=np.intp)
-        limit: NDArray[np.float32] | None = None
         blocks, margin = self._distances(wide)
         cap = None if radius is None else self._threshold(radius, margin)[:, None]
-        limit = cap
+        limit: NDArray[np.float32] | None = cap
         for start, block in blocks:
             if limit is None:
                 block_ids = np.arange(start, start + block.shape[1], dtype=np.intp)

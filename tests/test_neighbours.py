@@ -284,58 +284,34 @@ def test_a_screened_index_includes_points_exactly_at_the_radius() -> None:
     np.testing.assert_array_equal(ids, want_i[want_d <= radius])
 
 
-def test_a_saved_screen_serves_a_new_index() -> None:
-    gallery = _low_rank(2000, seed=4)
-    first = _screened(gallery)
-    screen = first.screen()
-    assert screen is not None
-    subspace, rows = screen
-    again = ExactIndex(64)  # below SCREEN_MIN_ROWS: screens only with what it is given
-    again.add(gallery, copy=False, screen=(subspace, rows.copy()))
-    assert again.subspace is subspace
-    queries = _queries(gallery, seed=5)
-    for got, want in zip(again.search(queries, 7), first.search(queries, 7), strict=True):
-        np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="does not fit"):
-        ExactIndex(64).add(gallery[:10], screen=(subspace, rows))
-    with pytest.raises(ValueError, match="first rows"):
-        again.add(gallery[:10], screen=(subspace, rows[:10]))
-    broken = rows[:10].copy()
-    broken[3, -2] = np.nan
-    with pytest.raises(ValueError, match="finite"):
-        ExactIndex(64).add(gallery[:10], screen=(subspace, broken))
-
-
 def test_data_that_fills_its_space_is_not_screened() -> None:
     index = ExactIndex(DIM, screen_min_rows=100, screen_after_queries=0)
     index.add(_data(1000, seed=8))
     index.search(_data(2, seed=9), 3)
-    assert index.subspace is None and index.screen() is None
+    assert index.subspace is None and index.fit_screen() is None
 
 
 def test_loose_bounds_never_hide_a_nearer_row() -> None:
     """Rows whose bounds are lowest but whose distances are not: a search with a limit
     must measure before it cuts, and top-k must look further than its first candidates."""
-    from facematch.neighbours import Subspace
-
     rng = np.random.default_rng(10)
-    axes = np.eye(64)
-    subspace = Subspace(np.zeros(64), axes[:, :8])
-    bulk = np.zeros((500, 64))
-    bulk[:, :8] = rng.normal(size=(500, 8)) + 3.0  # far from the query, on the subspace
+    bulk = np.zeros((40_000, 64))
+    bulk[:, :8] = rng.normal(size=(40_000, 8)) + 3.0  # far from the query, in 8 dimensions
     query = np.zeros(64)
     query[8] = 0.5  # off the subspace
     loose = np.zeros((6, 64))
-    loose[np.arange(6), 9 + np.arange(6)] = 0.5  # bound 0, distance 0.707
+    loose[np.arange(6), 9 + np.arange(6)] = 0.5  # bound about 0, distance 0.707
     tight = np.zeros((10, 64))
     tight[np.arange(10), np.arange(10) % 8] = 0.3  # bound = distance = 0.583
     gallery = np.concatenate([bulk, loose, tight]).astype(np.float32)
-    index = ExactIndex(64)
-    index.add(gallery, screen=(subspace, subspace.screen_rows(gallery)))
+    index = ExactIndex(64, screen_min_rows=1000, screen_after_queries=0)
+    index.add(gallery)
+    subspace = index.fit_screen()
+    assert subspace is not None and subspace.basis.shape == (64, 8)
     want_d, want_i = _brute(gallery, query)
     _rows, ids, _distances = index.range_pairs(query, 1.0, limit=3)
     np.testing.assert_array_equal(ids, want_i[:3])
-    assert set(ids.tolist()) <= set(range(506, 516))
+    assert set(ids.tolist()) <= set(range(40_006, 40_016))
     distances, ids = index.search(query, 12)
     np.testing.assert_array_equal(ids[0], want_i[:12])
     np.testing.assert_allclose(distances[0], want_d[:12], rtol=0, atol=1e-6)
@@ -352,4 +328,4 @@ def test_an_index_screens_only_once_it_pays() -> None:
     small = ExactIndex(64, screen_min_rows=5000, screen_after_queries=0)
     small.add(gallery)
     small.search(gallery, 1)
-    assert small.subspace is None and small.screen() is None
+    assert small.subspace is None and small.fit_screen() is None

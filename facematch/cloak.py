@@ -46,7 +46,6 @@ from facematch.errors import UsageError
 from facematch.faces import (
     CHIP_PADDING,
     CHIP_SIZE,
-    FALLBACK_CNN_MAX_PIXELS,
     Encoder,
     FaceBox,
     FaceSettings,
@@ -54,9 +53,7 @@ from facematch.faces import (
     detect_with_fallback,
     face_chips,
     trim_box,
-    working_copy,
 )
-from facematch.images import scaled_size, shrink
 
 LevelName = Literal["subtle", "strong"]
 FloatImage = NDArray[np.float32]
@@ -779,19 +776,13 @@ def verify(
 
 
 def detect_as_matcher(image: RGBImage) -> list[FaceBox]:
-    """Face boxes in these pixels as facematch's matcher finds them in a photo: on the
-    working copy, shrunk from the luminance when it is shrunk to more pixels than the
-    CNN fallback takes (as ``pipeline.load_working`` decodes it), the RGB otherwise."""
+    """Face boxes in these pixels as facematch's matcher finds them in a photo: on its
+    working copy (``pipeline.working_pixels``), boxes in full pixels."""
+    from facematch.pipeline import working_pixels
+
     settings = FaceSettings()
-    height, width = image.shape[:2]
-    scale = settings.working_scale(height, width)
-    small_width, small_height = scaled_size(width, height, scale)
-    if scale < 1.0 and small_width * small_height > FALLBACK_CNN_MAX_PIXELS:
-        grey = Image.fromarray(image).convert("L")
-        small = np.asarray(shrink(grey, width, height, scale))
-    else:
-        small = working_copy(image, scale)
-    return detect_with_fallback(small, settings, (height, width))
+    small = working_pixels(image, settings)
+    return detect_with_fallback(small, settings, image.shape[:2])
 
 
 def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:
@@ -873,7 +864,8 @@ def output_name(relative: Path) -> Path:
 
 
 def find_original_faces(image: RGBImage) -> list[FaceBox]:
-    return [trim_box(b, *image.shape[:2]) for b in detect_with_fallback(image, FaceSettings())]
+    """The faces of a photo in memory, as ``faces_in_file`` finds them in its file."""
+    return [trim_box(b, *image.shape[:2]) for b in detect_as_matcher(image)]
 
 
 def faces_in_file(path: str) -> list[FaceBox]:

@@ -313,11 +313,7 @@ def _decode(
     up_height, up_width = (width, height) if turned else (height, width)
     scale = 1.0 if scale_for is None else scale_for(up_height, up_width)
     target = scaled_size(up_width, up_height, scale)
-    grey = (
-        luminance_over is not None
-        and target != (up_width, up_height)
-        and target[0] * target[1] > luminance_over
-    )
+    grey = shrinks_to_luminance((up_width, up_height), target, luminance_over)
     if scale < 1.0:
         image.draft("L" if grey else None, target[::-1] if turned else target)
     image.load()
@@ -330,6 +326,14 @@ def _decode(
         lum = upright if upright.mode == "L" else to_rgb(upright).convert("L")
         return shrink(lum, up_width, up_height, scale), (up_height, up_width)
     return shrink(to_rgb(upright), up_width, up_height, scale), (up_height, up_width)
+
+
+def shrinks_to_luminance(
+    size: tuple[int, int], target: tuple[int, int], luminance_over: int | None
+) -> bool:
+    """Whether a copy of a (width, height) ``size`` picture shrunk to ``target`` is made
+    as luminance (``load_scaled``'s ``luminance_over``)."""
+    return luminance_over is not None and target != size and target[0] * target[1] > luminance_over
 
 
 def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:

@@ -356,8 +356,9 @@ class ExactIndex:
         if width:
             self._prepare(asked=len(wide))
             for start in range(0, len(wide), self.query_batch):
-                stop = start + self.query_batch
-                distances[start:stop], ids[start:stop] = self._search_batch(wide[start:stop], k)
+                part = slice(start, start + self.query_batch)
+                _, found, near = self._range_nearest(wide[part], None, width, 0)
+                distances[part], ids[part] = near.reshape(-1, width), found.reshape(-1, width)
         return distances, ids
 
     def range_search(self, queries: ArrayLike, radius: float) -> list[tuple[Float64s, Ids]]:
@@ -545,30 +546,6 @@ class ExactIndex:
             out[part] = np.einsum("ij,ij->i", diff, diff)
         return out
 
-    def _search_batch(self, wide: Float64s, k: int) -> tuple[Float64s, Ids]:
-        width = min(k, self._size)
-        keep = min(self._size, k + max(_EXTRA, k // 4))
-        distances = np.empty((len(wide), width), dtype=np.float64)
-        ids = np.empty((len(wide), width), dtype=np.intp)
-        todo = np.arange(len(wide))
-        while len(todo):
-            cand_sq, cand_ids, margin = self._float32_top(wide[todo], keep)
-            rows = np.repeat(np.arange(len(todo)), keep)
-            exact = self._exact_sq(wide[todo], rows, cand_ids.ravel()).reshape(cand_ids.shape)
-            order = np.lexsort((cand_ids, exact), axis=-1)[:, :width]
-            best_sq = np.take_along_axis(exact, order, axis=1)
-            distances[todo] = np.sqrt(best_sq)
-            ids[todo] = np.take_along_axis(cand_ids, order, axis=1)
-            if keep == self._size:
-                break
-            # A row left out has a float32 value (or bound) >= the largest kept, so its
-            # exact value is at least that minus the margin; the answer stands if the
-            # k-th is below that.
-            sure = best_sq[:, -1] < cand_sq.max(axis=1) - margin
-            todo = todo[~sure]
-            keep = min(self._size, 2 * keep)
-        return distances, ids
-
     def _float32_top(
         self, wide: Float64s, keep: int, radius: float | None = None
     ) -> tuple[Float64s, Ids, Float64s]:
@@ -627,9 +604,10 @@ class ExactIndex:
         return threshold.astype(np.float32)
 
     def _range_nearest(
-        self, wide: Float64s, radius: float, limit: int, offset: int
+        self, wide: Float64s, radius: float | None, limit: int, offset: int
     ) -> tuple[Ids, Ids, Float64s]:
-        """``_range_batch`` with a limit: each query's ``limit`` nearest within ``radius``.
+        """``_range_batch`` with a limit: each query's ``limit`` nearest within ``radius``
+        (``search``'s top k when the radius is None), as ``_range_batch`` returns them.
 
         A top-k search whose candidates are capped at the radius: rows beyond a query's
         current worst candidate are passed over as the blocks go by, so a dense
@@ -649,8 +627,9 @@ class ExactIndex:
             rows, slots = np.nonzero(real)
             cols = cand_ids[rows, slots]
             dist = np.sqrt(self._exact_sq(wide[todo], rows, cols))
-            inside = dist <= radius
-            rows, cols, dist = rows[inside], cols[inside], dist[inside]
+            if radius is not None:
+                inside = dist <= radius
+                rows, cols, dist = rows[inside], cols[inside], dist[inside]
             order = np.lexsort((cols, dist, rows))
             rows, cols, dist = rows[order], cols[order], dist[order]
             rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
@@ -658,7 +637,8 @@ class ExactIndex:
             rows, cols, dist = rows[kept], cols[kept], dist[kept]
             # A query is answered when its candidates were not all used (every row that
             # can be within the radius was kept), or when its limit-th is nearer than
-            # any row left out can be (a left-out row's value is >= the largest kept).
+            # any row left out can be: a left-out row's float32 value (or bound) is >=
+            # the largest kept, so its exact value is at least that minus the margin.
             full = real.sum(axis=1) == keep
             within = np.bincount(rows, minlength=len(todo))
             last = np.full(len(todo), np.inf)

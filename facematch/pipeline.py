@@ -35,9 +35,19 @@ from facematch.faces import (
     detect,
     detect_with_fallback,
     trim_box,
+    working_copy,
 )
 from facematch.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
-from facematch.images import Found, RGBImage, is_video_name, load_rgb, load_scaled
+from facematch.images import (
+    Found,
+    RGBImage,
+    is_video_name,
+    load_rgb,
+    load_scaled,
+    scaled_size,
+    shrink,
+    shrinks_to_luminance,
+)
 from facematch.parallel import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
 from facematch.video import (
     Decoded,
@@ -105,10 +115,27 @@ def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int
     the image the faces are described from; so does one small enough for the
     CNN fallback (detect_with_fallback), which sees colour.
     """
+    return load_scaled(path, settings.working_scale, luminance_over=_luminance_over(settings))
+
+
+def working_pixels(image: RGBImage, settings: FaceSettings) -> RGBImage:
+    """``load_working``'s working copy, made from pixels already in memory."""
+    height, width = image.shape[:2]
+    scale = settings.working_scale(height, width)
+    target = scaled_size(width, height, scale)
+    if shrinks_to_luminance((width, height), target, _luminance_over(settings)):
+        from PIL import Image
+
+        grey = Image.fromarray(image).convert("L")
+        return np.asarray(shrink(grey, width, height, scale))
+    return working_copy(image, scale)
+
+
+def _luminance_over(settings: FaceSettings) -> int | None:
+    """The pixels above which HOG's shrunk working copy is luminance; None: never."""
     if settings.model != "hog":
-        return load_scaled(path, settings.working_scale)
-    smallest = FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
-    return load_scaled(path, settings.working_scale, luminance_over=smallest)
+        return None
+    return FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
 
 
 def encode_pixels(

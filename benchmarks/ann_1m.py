@@ -1,7 +1,7 @@
-"""Approximate search (faiss HNSW and IVF) on a gallery of a million faces, against exact search.
+"""Approximate search (facematch's FaissIndex, faiss HNSW and IVF) on a million faces vs exact.
 
     python benchmarks/ann_1m.py --embeddings lfw-dev-default.npz \
-        [--size 1000000] [--kinds hnsw32,hnsw32s,ivf4096] [--rounds 3]
+        [--size 1000000] [--kinds facematch,hnsw32,hnsw32s,ivf4096] [--rounds 3]
 
 The gallery is bench_library.py's: every real lfw-dev face but the queries, plus
 synthetic people with the real spread. Queries: the 256 real ones (one photo each
@@ -19,12 +19,16 @@ thread (median of ``--rounds``), and against exact search:
   10 nearest) that are returned: what "where else does this person appear?" needs;
 - ``anyone_within_0.6_agrees``: how often "is anyone within 0.6" agrees.
 
+Kind ``facematch`` is ``FaissIndex`` as the package ships it (IVF cells with 4-bit PQ
+fast-scan codes, candidates re-ranked against the float32 rows and then in float64),
+timed through its own ``search`` (float64 queries in, exact distances out), for each
+``--settings`` pair of ``probe_share`` and ``candidates`` (the first pair is the
+default), with the process's RSS after the build and its peak while searching (psutil).
 Kind ``hnsw32s`` builds the graph over the rows' screen rows (``Subspace``: the
 ~80 dimensions dlib's embeddings lie in, plus the residual's length), in which the
 distance is exact search's lower bound, equal to the distance up to rounding for
-these embeddings. faiss is called directly (no float64 re-ranking, unlike
-``FaissIndex``).
-Needs ``pip install 'facematch[ann]' threadpoolctl``.
+these embeddings. For the other kinds faiss is called directly (no re-ranking).
+Needs ``pip install 'facematch[ann]' threadpoolctl psutil``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +79,86 @@ def screen_space(faces: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np
     return rows, np.ascontiguousarray(ask[:, :-2] / -2.0)
 
 
+class Peak:
+    """The process's largest RSS (MB) since ``reset``, sampled every 5 ms by a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.process = psutil.Process()
+        self.peak = 0
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def now(self) -> int:
+        return round(self.process.memory_info().rss / 2**20)
+
+    def reset(self) -> None:
+        self.peak = self.process.memory_info().rss
+
+    def mb(self) -> int:
+        time.sleep(0.02)
+        return round(self.peak / 2**20)
+
+
+def shipped(
+    faces: np.ndarray, queries: np.ndarray, want_d: np.ndarray, want_i: np.ndarray, args: Any
+) -> None:
+    """``FaissIndex`` itself: build, then each setting; prints one line per setting."""
+    from facematch.neighbours import FaissIndex
+
+    peak = Peak()
+    start = time.process_time()
+    index = FaissIndex(128)
+    index.add(faces, copy=False)
+    built = time.process_time() - start
+    after_build = peak.now()
+    wide = queries.astype(np.float64)
+    for setting in args.settings.split(","):
+        share, candidates = setting.split(":")
+        index.probe_share, index.candidates = float(share), int(candidates)
+        peak.reset()
+        times = []
+        for _ in range(args.rounds):
+            start = time.process_time()
+            got_d, got_i = index.search(wide, K)
+            times.append(time.process_time() - start)
+        line = {
+            "kind": "facematch",
+            "setting": setting,
+            "build_cpu_s": round(built, 1),
+            "queries_per_cpu_s": round(len(queries) / float(np.median(times))),
+            **measures(got_d**2, got_i, want_d, want_i),
+            "rss_after_build_mb": after_build,
+            "peak_rss_searching_mb": peak.mb(),
+        }
+        print(json.dumps(line), flush=True)
+
+
+def measures(
+    got_d: np.ndarray, got_i: np.ndarray, want_d: np.ndarray, want_i: np.ndarray
+) -> dict[str, float]:
+    """Recall and agreement against exact search (squared distances throughout)."""
+    hits = [len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)]
+    first = [w[0] in g for g, w in zip(got_i, want_i, strict=True)]
+    near = want_d <= TOLERANCE**2
+    found = sum(len(set(g) & set(w[m])) for g, w, m in zip(got_i, want_i, near, strict=True))
+    anyone = (got_d[:, 0] <= TOLERANCE**2) == (want_d[:, 0] <= TOLERANCE**2)
+    return {
+        "recall_at_10": round(float(np.mean(hits)), 4),
+        "recall_at_10_real": round(float(np.mean(hits[:256])), 4),
+        "r_at_10": round(float(np.mean(first)), 4),
+        "within_0.6_found": round(found / max(1, int(near.sum())), 4),
+        "anyone_within_0.6_agrees": round(float(np.mean(anyone)), 4),
+    }
+
+
 def build(faiss: object, kind: str, faces: np.ndarray) -> object:
     f: object = faiss
     if kind.startswith("hnsw"):
@@ -93,7 +178,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--embeddings", type=Path, required=True)
     parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--kinds", default="hnsw32,ivf4096")
+    parser.add_argument("--kinds", default="facematch,hnsw32")
+    parser.add_argument(
+        "--settings",
+        default="0.1875:24,0.125:24,0.15625:24,0.1875:32,0.25:24",
+        help="FaissIndex probe_share:candidates pairs (kind facematch)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import faiss
@@ -110,6 +200,9 @@ def main() -> None:
         print(json.dumps({"kind": "flat", "queries_per_cpu_s": round(exact_speed)}), flush=True)
         del flat
         for kind in args.kinds.split(","):
+            if kind == "facematch":
+                shipped(faces, queries, want_d, want_i, args)
+                continue
             start = time.process_time()
             rows, asked = screen_space(faces, queries) if kind.endswith("s") else (faces, queries)
             index = build(faiss, kind, rows)
@@ -125,24 +218,12 @@ def main() -> None:
                     start = time.process_time()
                     got_d, got_i = index.search(asked, K)  # type: ignore[attr-defined]
                     times.append(time.process_time() - start)
-                hits = [len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)]
-                first = [w[0] in g for g, w in zip(got_i, want_i, strict=True)]
-                near = want_d <= TOLERANCE**2
-                found = sum(
-                    len(set(g) & set(w[m])) for g, w, m in zip(got_i, want_i, near, strict=True)
-                )
-                # faiss reports squared distances
-                anyone = (got_d[:, 0] <= TOLERANCE**2) == (want_d[:, 0] <= TOLERANCE**2)
                 line = {
                     "kind": kind,
                     "setting": setting,
                     "build_cpu_s": round(built, 1),
                     "queries_per_cpu_s": round(len(queries) / float(np.median(times))),
-                    "recall_at_10": round(float(np.mean(hits)), 4),
-                    "recall_at_10_real": round(float(np.mean(hits[:256])), 4),
-                    "r_at_10": round(float(np.mean(first)), 4),
-                    "within_0.6_found": round(found / max(1, int(near.sum())), 4),
-                    "anyone_within_0.6_agrees": round(float(np.mean(anyone)), 4),
+                    **measures(got_d, got_i, want_d, want_i),  # faiss: squared distances
                 }
                 print(json.dumps(line), flush=True)
             del index

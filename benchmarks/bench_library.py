@@ -18,9 +18,10 @@
    search (``ExactIndex``): a 256-query batch (top 10, and radius 0.6) on one and on two
    BLAS threads, interleaved round by round, and single queries; checks a sample of
    answers against a float64 brute force; reports the RSS;
-4. with ``--ann SIZES`` (needs ``pip install 'facematch[ann]'``), the faiss HNSW index: build
-   time, queries per second on one thread, recall@10 against exact search, and how often
-   "is anyone within 0.6" agrees with exact search;
+4. with ``--ann SIZES`` (needs ``pip install 'facematch[ann]'``), ``FaissIndex`` (faiss IVF
+   with 4-bit PQ codes, re-ranked exactly): build time, queries per second on one thread
+   for each ``--probe-shares`` value, recall@10 against exact search, and how often "is
+   anyone within 0.6" agrees with exact search;
 5. with ``--library-size``, writes a library of that many faces (``Library.add_many``) to a
    temporary folder and times opening it and answering a first query in a new process;
 6. with ``--gallery``, the known-folder gallery (``facematch KNOWN UNKNOWN``): matching time
@@ -241,7 +242,7 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
 
 
 def ann(
-    rows: np.ndarray, queries: np.ndarray, rounds: int, efs: list[int]
+    rows: np.ndarray, queries: np.ndarray, rounds: int, shares: list[float]
 ) -> list[dict[str, object]]:
     from facematch.neighbours import FaissIndex
 
@@ -255,8 +256,8 @@ def ann(
         index = FaissIndex(DIM)
         index.add(rows)
         built = time.perf_counter() - start
-        for ef in efs:
-            index.ef_search = ef
+        for share in shares:
+            index.probe_share = share
             speeds = []
             for _ in range(rounds):
                 start = time.process_time()
@@ -266,7 +267,7 @@ def ann(
             anyone = np.mean((got_d[:, 0] <= TOLERANCE) == (want_d[:, 0] <= TOLERANCE))
             results.append(
                 {
-                    "ef_search": ef,
+                    "probe_share": share,
                     "build_s": round(built, 1),
                     "queries_per_cpu_s_1t": round(statistics.median(speeds)),
                     "recall_at_10": round(float(recall), 4),
@@ -402,9 +403,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--check", type=int, default=16, help="queries checked by brute force")
     parser.add_argument(
-        "--ann", default="", metavar="SIZES", help="gallery sizes to time faiss HNSW at (ann extra)"
+        "--ann", default="", metavar="SIZES", help="gallery sizes to time FaissIndex at (ann extra)"
     )
-    parser.add_argument("--ef-search", default="32,64,128", help="HNSW efSearch values to try")
+    parser.add_argument(
+        "--probe-shares", default="0.125,0.1875,0.25", help="FaissIndex probe_share values"
+    )
     parser.add_argument("--library-size", type=int, default=0)
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-search timings")
     parser.add_argument("--gallery", action="store_true", help="time the known-folder gallery")
@@ -439,8 +442,8 @@ def main() -> None:
         if not args.no_exact:
             print(f"exact: {json.dumps(exact(rows, queries, args.rounds, args.check))}")
         if str(size) in args.ann.split(","):
-            efs = [int(e) for e in args.ef_search.split(",")]
-            for line in ann(rows, queries, args.rounds, efs):
+            shares = [float(e) for e in args.probe_shares.split(",")]
+            for line in ann(rows, queries, args.rounds, shares):
                 print(f"ann: {json.dumps(line)}")
         if args.library_size == size:
             print(f"library: {json.dumps(library_open(rows, queries))}")

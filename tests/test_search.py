@@ -104,27 +104,99 @@ def test_library_search_reports_paths_boxes_and_ids(tmp_path: Path) -> None:
     assert hits[0].box.top in (3, 250, 251, 252, 253, 254)  # row 3 or one of its copies
 
 
+def people_like_faces(people: int, each: int, seed: int) -> np.ndarray:
+    """Rows in clusters spread like face embeddings (a person's rows about 0.4 apart,
+    people about 0.8 apart, in a 40-d subspace of 128), float32 as stored."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(DIM, 40)))[0]
+    centres = rng.normal(scale=0.09, size=(people, 40))
+    faces = centres[:, None, :] + rng.normal(scale=0.045, size=(people, each, 40))
+    return (faces.reshape(-1, 40) @ basis.T).astype(np.float32)
+
+
 def test_the_ann_index_answers_like_the_exact_one() -> None:
     pytest.importorskip("faiss")
     from facematch.neighbours import ExactIndex, FaissIndex
 
-    rows = gallery_with_ties(4000, seed=21)
-    queries = rows[:50].astype(np.float64) + 0.003
+    rows = people_like_faces(1000, 20, seed=21)
+    queries = rows[::400].astype(np.float64) + 0.003
     approximate, exact = FaissIndex(DIM), ExactIndex(DIM)
     approximate.add(rows)
     exact.add(rows)
+    assert approximate.trained_on == len(rows) == len(approximate)
     got_d, got_i = approximate.search(queries, 10)
     _, want_i = exact.search(queries, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got_i, want_i, strict=True)])
     assert recall >= 0.95
+    assert np.array_equal(got_i[:, 0], want_i[:, 0])  # each query's own row, found
     # Whatever it finds, its distances are exact and nearest first.
     for d, i, q in zip(got_d, got_i, queries, strict=True):
         np.testing.assert_allclose(d, np.linalg.norm(rows[i].astype(np.float64) - q, axis=1))
         assert np.all(np.diff(d) >= 0)
+    found = 0
     for (d, i), (_, wi) in zip(
         approximate.range_search(queries, 0.5), exact.range_search(queries, 0.5), strict=True
     ):
         assert set(i.tolist()) <= set(wi.tolist()) and np.all(d <= 0.5)
+        found += len(i)
+    assert found >= 0.95 * sum(len(wi) for _, wi in exact.range_search(queries, 0.5))
+
+
+def test_a_small_ann_index_is_exact_then_trains_as_it_grows() -> None:
+    pytest.importorskip("faiss")
+    from facematch.neighbours import ExactIndex, FaissIndex
+
+    rows = people_like_faces(600, 20, seed=3)
+    queries = rows[::300].astype(np.float64) - 0.002
+    approximate = FaissIndex(DIM, train_min=1_500)
+    assert approximate.add(rows[:1000]).tolist() == list(range(1000))
+    exact = ExactIndex(DIM)
+    exact.add(rows[:1000])
+    assert approximate.trained_on == 0  # too few rows to train on: exact answers
+    for got, want in zip(approximate.search(queries, 5), exact.search(queries, 5), strict=True):
+        assert np.array_equal(got, want)
+    assert approximate.add(rows[1000:1500]).tolist() == list(range(1000, 1500))
+    assert approximate.trained_on == 1500
+    # Asked for every row, it returns those its cells hold, then -1 at infinity.
+    every_d, every_i = approximate.search(queries[:2], 1500)
+    assert every_i.shape == (2, 1500)
+    for d, i, q in zip(every_d, every_i, queries[:2], strict=True):
+        missing = i == -1
+        found = int((~missing).sum())
+        assert 0 < found < 1500 and np.all(np.isinf(d[missing]))
+        assert not missing[:found].any()  # the rows found come first
+        assert len(set(i[:found].tolist())) == found
+        np.testing.assert_allclose(d[:found], np.linalg.norm(rows[i[:found]] - q, axis=1))
+    approximate.add(rows[1500:6000])  # into the cells trained on 1,500 rows
+    assert approximate.trained_on == 1500
+    _, own = approximate.search(rows[1500:6000:500].astype(np.float64) + 1e-3, 1)
+    assert own.ravel().tolist() == list(range(1500, 6000, 500))
+    approximate.add(rows[6000:])  # 12,000 rows: eight times as many, trained again
+    assert approximate.trained_on == 12_000
+    exact.add(rows[1000:])
+    _, got_i = approximate.search(queries, 10)
+    _, want_i = exact.search(queries, 10)
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got_i, want_i, strict=True)])
+    assert recall >= 0.95 and np.array_equal(got_i[:, 0], want_i[:, 0])
+    with pytest.raises(ValueError, match="finite"):
+        approximate.add(np.full((1, DIM), np.nan))
+    assert len(approximate) == len(rows)
+
+
+def test_make_index_takes_faiss_only_for_many_rows_and_many_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("faiss")
+    from facematch import neighbours
+
+    rows = people_like_faces(600, 20, seed=8)
+    monkeypatch.setattr(neighbours, "ANN_MIN_ROWS", len(rows))
+    few_queries = make_index(rows, expected_queries=neighbours.ANN_MIN_QUERIES - 1)
+    assert isinstance(few_queries, neighbours.ExactIndex)
+    few_rows = make_index(rows[:-1], expected_queries=neighbours.ANN_MIN_QUERIES)
+    assert isinstance(few_rows, neighbours.ExactIndex)
+    both = make_index(rows, expected_queries=neighbours.ANN_MIN_QUERIES)
+    assert isinstance(both, neighbours.FaissIndex) and both.trained_on == len(rows)
 
 
 def test_without_the_ann_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

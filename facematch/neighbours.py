@@ -813,7 +813,9 @@ class FaissIndex:
     The defaults (3/16 of the cells, 32 candidates per neighbour asked) give recall@10
     0.994 at about 1,750 queries per CPU second on one thread at a million faces
     (README, "Approximate search at 1M"); ``probe_share`` and ``candidates`` trade
-    speed for recall and may be changed between searches.
+    speed for recall and may be changed between searches. It is meant for embeddings
+    of dozens of dimensions or more: in a handful, 4-bit codes tie too many rows
+    (and exact search is cheap there).
     """
 
     def __init__(
@@ -825,8 +827,11 @@ class FaissIndex:
         train_min: int = 10_000,
         lists: int | None = None,
     ) -> None:
-        if not 0 < probe_share <= 1 or candidates < 1 or train_min < 1:
-            raise ValueError("probe_share must be in (0, 1], candidates and train_min positive")
+        if not 0 < probe_share <= 1 or candidates < 1 or train_min < 1_000:
+            raise ValueError(
+                "probe_share must be in (0, 1], candidates positive and train_min at least "
+                "1,000 (the 4-bit codes' k-means needs 624 rows to train on)"
+            )
         self._faiss = _faiss()
         self.dim = dim
         self.probe_share = probe_share

@@ -180,6 +180,8 @@ def test_a_small_ann_index_is_exact_then_trains_as_it_grows() -> None:
     assert recall >= 0.95 and np.array_equal(got_i[:, 0], want_i[:, 0])
     with pytest.raises(ValueError, match="finite"):
         approximate.add(np.full((1, DIM), np.nan))
+    with pytest.raises(ValueError, match="train_min"):
+        FaissIndex(DIM, train_min=100)
     assert len(approximate) == len(rows)
 
 

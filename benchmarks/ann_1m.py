@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="facematch,hnsw32")
     parser.add_argument(
         "--settings",
-        default="0.1875:24,0.125:24,0.15625:24,0.1875:32,0.25:24",
+        default="0.1875:32,0.1875:24,0.15625:24,0.125:24,0.25:24",
         help="FaissIndex probe_share:candidates pairs (kind facematch)",
     )
     parser.add_argument("--rounds", type=int, default=3)

@@ -1,13 +1,14 @@
-"""Would faiss HNSW build the clustering graph faster than the exact search? Side by side.
+"""Would faiss (HNSW, or facematch's FaissIndex) build the clustering graph faster? Side by side.
 
     pip install 'facematch[ann]'
     python benchmarks/cluster_graph_ann.py [--faces 110000] [--queries 2000]
 
 Synthetic faces as in bench_cluster.py (lfw-dev's spread). For a sample of faces it
 compares what the clustering graph needs, each face's (at most 64) nearest within the
-radius, found by ``ExactIndex.range_pairs`` and by a faiss HNSW graph (k nearest, then
-those within the radius): recall of the exact pairs within 0.5 and within 0.6, and CPU
-seconds (building and searching) scaled to every face searching once, on one thread.
+radius, found by ``ExactIndex.range_pairs``, by a faiss HNSW graph and by ``FaissIndex``
+(IVF-PQ fast scan re-ranked exactly, for each of ``--probe-shares``; both: k nearest,
+then those within the radius): recall of the exact pairs within 0.5 and within 0.6, and
+CPU seconds (building and searching) scaled to every face searching once, on one thread.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from bench_cluster import synthetic
 from threadpoolctl import threadpool_limits
 
-from facematch.neighbours import ExactIndex
+from facematch.neighbours import ExactIndex, FaissIndex
 
 RADIUS = 0.6
 NEIGHBOURS = 64
@@ -32,6 +33,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--links", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=40)
+    parser.add_argument("--ef-search", default="64,128,256", help="HNSW efSearch values ('': none)")
+    parser.add_argument(
+        "--probe-shares", default="0.1875,0.25", help="FaissIndex probe_share values ('': none)"
+    )
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     faces, truth = synthetic(args.faces, 0.419, 0.8125, seed=args.faces)
@@ -45,45 +50,70 @@ def main() -> None:
         exact_cpu = (time.process_time() - cpu) * scale
     print(f"{args.faces:,} faces, {args.queries:,} sampled; CPU s for every face, one thread")
     print(f"exact range_pairs: search {exact_cpu:.1f} s (no build)")
+    exact_pairs = list(zip(rows.tolist(), ids.tolist(), dist.tolist(), strict=True))
+    wanted = (
+        lambda q, i, d: d <= 0.5,
+        lambda q, i, d: d <= RADIUS,
+        lambda q, i, d: q != i and truth[q] == truth[i],
+    )
+    wants = [{(q, i) for q, i, d in exact_pairs if keep(q, i, d)} for keep in wanted]
+
+    def row(
+        setting: str, build_cpu: float, search_cpu: float, found_d: np.ndarray, found: np.ndarray
+    ) -> None:
+        """One table row: the pairs found within the radius against the exact ones."""
+        found_pairs = {
+            (int(q), int(i))
+            for q, i, d in zip(
+                np.repeat(np.arange(len(queries)), found.shape[1]),
+                found.ravel(),
+                found_d.ravel(),
+                strict=True,
+            )
+            if i >= 0 and d <= RADIUS + 1e-4
+        }
+        recall = [len(want & found_pairs) / max(len(want), 1) for want in wants]
+        print(
+            f"| {setting} | {build_cpu:.1f} | {search_cpu:.1f} | "
+            + " | ".join(f"{r:.3f}" for r in recall)
+            + " |",
+            flush=True,
+        )
+
+    print(
+        "| index | build s | search s | recall within 0.5 | recall within 0.6 "
+        "| recall, same person |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    if args.probe_shares:
+        cpu = time.process_time()
+        index = FaissIndex(128)
+        index.add(faces)
+        build_cpu = time.process_time() - cpu
+        for share in (float(s) for s in args.probe_shares.split(",")):
+            index.probe_share = share
+            cpu = time.process_time()
+            found_d, found = index.search(queries, NEIGHBOURS)
+            search_cpu = (time.process_time() - cpu) * scale
+            row(f"FaissIndex, probe_share {share}", build_cpu, search_cpu, found_d, found)
+    if not args.ef_search:
+        return
     cpu = time.process_time()
     hnsw = faiss.IndexHNSWFlat(128, args.links)
     hnsw.hnsw.efConstruction = args.ef_construction
     hnsw.add(np.ascontiguousarray(faces, dtype=np.float32))
     build_cpu = time.process_time() - cpu
-    print(
-        "| HNSW efSearch | build s | search s | recall within 0.5 | recall within 0.6 "
-        "| recall, same person |"
-    )
-    print("| --- | --- | --- | --- | --- | --- |")
-    for ef in (64, 128, 256):
+    for ef in (int(e) for e in args.ef_search.split(",")):
         hnsw.hnsw.efSearch = ef
         cpu = time.process_time()
         found_d, found = hnsw.search(np.ascontiguousarray(queries, dtype=np.float32), NEIGHBOURS)
         search_cpu = (time.process_time() - cpu) * scale
-        found_pairs = {
-            (int(q), int(i))
-            for q, i, d in zip(
-                np.repeat(np.arange(len(queries)), NEIGHBOURS),
-                found.ravel(),
-                np.sqrt(np.maximum(found_d.ravel(), 0)),
-                strict=True,
-            )
-            if i >= 0 and d <= RADIUS + 1e-4
-        }
-        recall = []
-        exact_pairs = list(zip(rows.tolist(), ids.tolist(), dist.tolist(), strict=True))
-        for wanted in (
-            lambda q, i, d: d <= 0.5,
-            lambda q, i, d: d <= RADIUS,
-            lambda q, i, d: q != i and truth[q] == truth[i],
-        ):
-            want = {(q, i) for q, i, d in exact_pairs if wanted(q, i, d)}
-            recall.append(len(want & found_pairs) / max(len(want), 1))
-        print(
-            f"| {ef} | {build_cpu:.1f} | {search_cpu:.1f} | "
-            + " | ".join(f"{r:.3f}" for r in recall)
-            + " |",
-            flush=True,
+        row(
+            f"HNSW{args.links}, efSearch {ef}",
+            build_cpu,
+            search_cpu,
+            np.sqrt(np.maximum(found_d, 0)),
+            found,
         )
 
 

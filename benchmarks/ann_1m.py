@@ -37,6 +37,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,21 +125,29 @@ def shipped(
         share, candidates = setting.split(":")
         index.probe_share, index.candidates = float(share), int(candidates)
         peak.reset()
-        times = []
-        for _ in range(args.rounds):
-            start = time.process_time()
-            got_d, got_i = index.search(wide, K)
-            times.append(time.process_time() - start)
+        speed, (got_d, got_i) = timed(index.search, wide, args.rounds)
         line = {
             "kind": "facematch",
             "setting": setting,
             "build_cpu_s": round(built, 1),
-            "queries_per_cpu_s": round(len(queries) / float(np.median(times))),
+            "queries_per_cpu_s": speed,
             **measures(got_d**2, got_i, want_d, want_i),
             "rss_after_build_mb": after_build,
             "peak_rss_searching_mb": peak.mb(),
         }
         print(json.dumps(line), flush=True)
+
+
+def timed(
+    search: Callable[[np.ndarray, int], Any], queries: np.ndarray, rounds: int
+) -> tuple[int, Any]:
+    """Queries per CPU second of ``search(queries, K)`` (median of ``rounds``), and its answer."""
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        answer = search(queries, K)
+        times.append(time.process_time() - start)
+    return round(len(queries) / float(np.median(times))), answer
 
 
 def measures(
@@ -213,16 +222,12 @@ def main() -> None:
                     index.hnsw.efSearch = setting  # type: ignore[attr-defined]
                 else:
                     index.nprobe = setting  # type: ignore[attr-defined]
-                times = []
-                for _ in range(args.rounds):
-                    start = time.process_time()
-                    got_d, got_i = index.search(asked, K)  # type: ignore[attr-defined]
-                    times.append(time.process_time() - start)
+                speed, (got_d, got_i) = timed(index.search, asked, args.rounds)  # type: ignore[attr-defined]
                 line = {
                     "kind": kind,
                     "setting": setting,
                     "build_cpu_s": round(built, 1),
-                    "queries_per_cpu_s": round(len(queries) / float(np.median(times))),
+                    "queries_per_cpu_s": speed,
                     **measures(got_d, got_i, want_d, want_i),  # faiss: squared distances
                 }
                 print(json.dumps(line), flush=True)

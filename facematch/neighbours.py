@@ -874,7 +874,7 @@ class FaissIndex:
             sample = rows[np.sort(picked)]
         codes = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 2 dims per 4-bit code
         ivf = faiss.index_factory(self.dim, f"IVF{lists},PQ{codes}x4fs")
-        ivf.train(np.ascontiguousarray(sample))
+        ivf.train(sample)
         for part in range(0, size, 1 << 18):  # bounded temporary memory while encoding
             ivf.add(rows[part : part + (1 << 18)])
         self._ivf, self._trained_at = ivf, size

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facematch.evaluate import evaluate, load_folder, load_pairs
-from facematch.faces import FaceSettings
-from facematch.pipeline import Pipeline
+from facematch.encode.faces import FaceSettings
+from facematch.evaluate.evaluation import evaluate, load_folder, load_pairs
+from facematch.run.pipeline import Pipeline
 
 # face_recognition's own configuration, spelled out: the defaults have moved on.
 BASE = FaceSettings(landmarks=5, mirror=False, fallback=False)

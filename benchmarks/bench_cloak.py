@@ -5,7 +5,7 @@
 
 lfw-dev people with 3+ photos (people/NAME/, sorted; an evenly spaced sample of
 ``--people`` of them, 100 by default: 629 have 3+ photos, so every 6th):
-photo 1 is cloaked (``facematch.cloak.cloak_file``, as ``facematch cloak``
+photo 1 is cloaked (``facematch.privacy.cloak.cloak_file``, as ``facematch cloak``
 does), the others stay as they are. Plus the shared
 portraits at phone sizes: obama3.jpg (1434x2333; ``--phones``) and a 12 MP
 enlargement of it, each compared with obama.jpg and obama2.jpg.
@@ -51,11 +51,12 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 import facematch
-from facematch import cloak, engines
-from facematch.calibration import auto_tolerance
-from facematch.faces import FaceSettings, find_faces
-from facematch.gallery import Gallery
-from facematch.images import load_rgb
+from facematch.encode import engines
+from facematch.encode.faces import FaceSettings, find_faces
+from facematch.match.calibration import auto_tolerance
+from facematch.match.gallery import Gallery
+from facematch.privacy import cloak
+from facematch.sources.images import load_rgb
 
 VARIANTS = ("written", "jpeg90", "jpeg75", "half", "blur")
 TOLERANCE = 0.6

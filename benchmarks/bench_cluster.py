@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facematch.cluster import FaceClusterer
-from facematch.metrics import clustering_scores
+from facematch.evaluate.metrics import clustering_scores
+from facematch.match.cluster import FaceClusterer
 
 DIM = 128
 
@@ -211,7 +211,7 @@ def main() -> None:
         same_mean, diff_mean = (float(v) for v in args.spread.split(","))
         npz = args.npz if args.generator == "covariance" else None
         if args.no_screen:
-            from facematch import neighbours
+            from facematch.neighbours import index as neighbours
 
             neighbours.SCREEN_MIN_ROWS = sys.maxsize
         print(json.dumps(one_size(args.child, same_mean, diff_mean, npz, not args.no_compare)))

@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from facematch import dask_runner
-from facematch.parallel import ProcessPool, Runner
-from facematch.pipeline import Encoded, EncodeTask, Pipeline, encode_failed, encode_image
+from facematch.run import dask as dask_runner
+from facematch.run.pipeline import Encoded, EncodeTask, Pipeline, encode_failed, encode_image
+from facematch.run.runners import ProcessPool, Runner
 
 Answers = list[tuple[object, ...]]
 # CPU seconds per run: this process (the client, and the test cluster's scheduler), and

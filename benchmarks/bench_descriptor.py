@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
 
 from facematch import models, runtime  # noqa: E402
-from facematch.onnx_encoder import OnnxEncoder, ensure_onnx_model  # noqa: E402
+from facematch.encode.onnx_encoder import OnnxEncoder, ensure_onnx_model  # noqa: E402
 
 onnxruntime = runtime.onnxruntime()  # telemetry off, as in facematch itself
 

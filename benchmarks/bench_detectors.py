@@ -31,7 +31,8 @@ DETECTORS = {"hog": 1, "centerface": 0, "cnn": 1, "cnn-dlib": 1}  # name -> upsa
 
 def run(name: str, image: np.ndarray) -> int:
     """Faces found by one detector (dlib's own CNN when ``name`` is cnn-dlib)."""
-    from facematch import detectors, models
+    from facematch.detect import detectors
+    from facematch.models import dlib_files as models
 
     if name == "cnn-dlib":
         return len(models.cnn_detector()(image, DETECTORS[name]))

@@ -7,7 +7,7 @@ CPU seconds of:
 
 - ONNX Runtime's forward pass (the engine facematch encodes with; no gradient);
 - JAX: the forward pass, and forward plus backward (the gradient the cloak needs),
-  through facematch.cloak's interpreter of the ONNX graph;
+  through facematch.privacy.cloak's interpreter of the ONNX graph;
 - numpy: a forward pass over the same graph (im2col windows and einsum). A
   backward pass in numpy needs two more products of the same size per
   convolution (input and weight gradients, the latter not needed here: one),
@@ -32,8 +32,9 @@ os.environ.setdefault(
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from facematch import cloak, models
-from facematch.onnx_convert import build_model
+from facematch.models import dlib_files as models
+from facematch.models.resnet_onnx import build_model
+from facematch.privacy import cloak
 
 
 def numpy_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:

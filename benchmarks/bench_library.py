@@ -53,7 +53,7 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
 
-from facematch.neighbours import ExactIndex  # noqa: E402
+from facematch.neighbours.index import ExactIndex  # noqa: E402
 
 DIM = 128
 K = 10
@@ -244,7 +244,7 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
 def ann(
     rows: np.ndarray, queries: np.ndarray, rounds: int, shares: list[float]
 ) -> list[dict[str, object]]:
-    from facematch.neighbours import FaissIndex
+    from facematch.neighbours.index import FaissIndex
 
     results: list[dict[str, object]] = []
     with threadpool_limits(1):
@@ -282,7 +282,7 @@ OPEN_AND_ASK = """
 import sys, time, json
 start = time.perf_counter()
 import numpy as np
-from facematch.library import Library
+from facematch.store.library import Library
 with Library.open(sys.argv[1], read_only=True) as library:
     hits = library.search(np.load(sys.argv[2]), 0.6, 10)
 import psutil
@@ -293,9 +293,9 @@ print(json.dumps({"open_and_first_query_s": round(time.perf_counter() - start, 2
 
 
 def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
-    from facematch.faces import Face, FaceBox
-    from facematch.library import Library
-    from facematch.snapshot import snapshot_path
+    from facematch.encode.faces import Face, FaceBox
+    from facematch.store.library import Library
+    from facematch.store.snapshot import snapshot_path
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "library.sqlite3"
@@ -338,9 +338,9 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
 
 
 def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str, object]:
-    from facematch.faces import Face, FaceBox
-    from facematch.gallery import Gallery
-    from facematch.pipeline import match_faces
+    from facematch.encode.faces import Face, FaceBox
+    from facematch.match.gallery import Gallery
+    from facematch.run.pipeline import match_faces
 
     unknown = [Face(FaceBox(0, 1, 1, 0), (), q) for q in queries]
     result: dict[str, object] = {}

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
 
-from facematch.neighbours import ExactIndex, nearest_people  # noqa: E402
+from facematch.neighbours.index import ExactIndex, nearest_people  # noqa: E402
 
 DIM = 128
 

@@ -248,9 +248,9 @@ def segment_cpu(
 
     ``model`` "default" is what the command picks for frames (CenterFace when installed).
     """
-    from facematch import engines
-    from facematch.faces import FaceSettings
-    from facematch.pipeline import VideoTask, encode_segment
+    from facematch.encode import engines
+    from facematch.encode.faces import FaceSettings
+    from facematch.run.pipeline import VideoTask, encode_segment
 
     engine = engines.prepare(engines.default_engine(), None)
     settings = FaceSettings(min_face_size=min_face)

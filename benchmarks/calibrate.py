@@ -5,7 +5,7 @@
 Pools every photo with a known identity (people/tbbt, people/knn, portraits,
 and the pairs set, whose identities follow from its same-person pairs), encodes
 them with facematch's default settings, and fits a normal distribution to the
-different-person distances. ``facematch.calibration`` stores the mean and
+different-person distances. ``facematch.match.calibration`` stores the mean and
 standard deviation printed here; the empirical false-accept rates printed next
 to the fitted ones show how well the fit holds in the tail we can see.
 """
@@ -20,10 +20,10 @@ from statistics import NormalDist
 
 import numpy as np
 
-from facematch.evaluate import embed
-from facematch.faces import FaceSettings
-from facematch.images import iter_folder
-from facematch.pipeline import Pipeline
+from facematch.encode.faces import FaceSettings
+from facematch.evaluate.evaluation import embed
+from facematch.run.pipeline import Pipeline
+from facematch.sources.images import iter_folder
 
 SINGLE = {
     "portraits/obama2.jpg": "obama",

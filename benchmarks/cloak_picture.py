@@ -2,7 +2,7 @@
 
     python benchmarks/cloak_picture.py tests/data/obama2.jpg docs/cloak-obama2.jpg [--png DIR]
 
-Cloaks the photo at ``subtle`` and ``strong`` (``facematch.cloak.cloak_file``,
+Cloaks the photo at ``subtle`` and ``strong`` (``facematch.privacy.cloak.cloak_file``,
 as ``facematch cloak`` does, seed 0), cuts the largest face's region at full
 resolution from the original and both copies, and writes them side by side.
 Prints each level's budget, PSNR, face SSIM and smallest verified distance
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facematch import cloak, engines
-from facematch.images import load_rgb
+from facematch.encode import engines
+from facematch.privacy import cloak
+from facematch.sources.images import load_rgb
 
 LEVELS = ("subtle", "strong")
 

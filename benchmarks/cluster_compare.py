@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch.cluster import FaceClusterer
-from facematch.metrics import clustering_scores
+from facematch.evaluate.metrics import clustering_scores
+from facematch.match.cluster import FaceClusterer
 
 Labels = NDArray[np.intp]
 

@@ -21,7 +21,7 @@ import numpy as np
 from bench_cluster import synthetic
 from threadpoolctl import threadpool_limits
 
-from facematch.neighbours import ExactIndex, FaissIndex
+from facematch.neighbours.index import ExactIndex, FaissIndex
 
 RADIUS = 0.6
 NEIGHBOURS = 64

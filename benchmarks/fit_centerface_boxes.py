@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facematch import detectors, engines
-from facematch.detectors import BoxMapping, FaceBox
-from facematch.faces import FaceSettings, describe
-from facematch.images import load_rgb
+from facematch.detect import detectors
+from facematch.detect.detectors import BoxMapping, FaceBox
+from facematch.encode import engines
+from facematch.encode.faces import FaceSettings, describe
+from facematch.sources.images import load_rgb
 
 
 def best_match(hog: FaceBox, raw: np.ndarray) -> np.ndarray | None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from facematch.faces import FaceSettings, detect, detect_with_fallback
-from facematch.images import load_rgb
+from facematch.encode.faces import FaceSettings, detect, detect_with_fallback
+from facematch.sources.images import load_rgb
 
 COUNTED = {
     "scenes/bbt1.jpg": 4,

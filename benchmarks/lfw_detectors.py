@@ -3,7 +3,7 @@
     python benchmarks/lfw_detectors.py --faces PATH/TO/shared/faces [--cnn] [--every N]
         [--detectors hog,centerface,centerface 0.2]
 
-Every photo goes through facematch.faces.detect with each detector's default
+Every photo goes through facematch.encode.faces.detect with each detector's default
 settings (HOG without and with the fallback passes of the pipeline;
 CenterFace at its threshold of 0.5 and at 0.2). dlib's CNN costs about a
 second per photo here, so with ``--cnn`` it runs only on the photos HOG misses
@@ -20,8 +20,8 @@ import argparse
 import time
 from pathlib import Path
 
-from facematch.faces import FaceSettings, detect, detect_with_fallback
-from facematch.images import load_rgb
+from facematch.encode.faces import FaceSettings, detect, detect_with_fallback
+from facematch.sources.images import load_rgb
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
     for name in settings:
         print(f"| {name} | {len(missed[name])} | {seconds[name] / len(paths):.4f} |")
     if args.cnn and "hog" in missed:
-        from facematch import models
+        from facematch.models import dlib_files as models
 
         still = [p for p in missed["hog"] if not models.cnn_detector()(load_rgb(p), 1)]
         print(f"| cnn (dlib's own), on HOG's {len(missed['hog'])} misses | {len(still)} | |")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facematch.faces import FaceSettings
-from facematch.pipeline import Pipeline
+from facematch.encode.faces import FaceSettings
+from facematch.run.pipeline import Pipeline
 
 
 def main() -> None:

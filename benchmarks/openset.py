@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch import calibration
-from facematch.evaluate import embed
-from facematch.faces import FaceSettings
-from facematch.gallery import Gallery
-from facematch.pipeline import Pipeline
+from facematch.encode.faces import FaceSettings
+from facematch.evaluate.evaluation import embed
+from facematch.match import calibration
+from facematch.match.gallery import Gallery
+from facematch.run.pipeline import Pipeline
 
 Array = NDArray[np.float64]
 

@@ -17,7 +17,7 @@ box's side is within 0.5-2x the true side; a box matching no face is false.
 prints a markdown table (recall and false boxes per set and detector setting);
 ``--detectors cnn --sets tilt,edge`` adds dlib's CNN (ONNX) where it is affordable;
 ``--sets`` takes kinds (tilt, small, edge) or single sets ("tilt 50", "small 20 px").
-The detectors run through facematch.faces.detect, so working copies and
+The detectors run through facematch.encode.faces.detect, so working copies and
 tiling are those of the real pipeline.
 """
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facematch.detectors import FaceBox
-from facematch.faces import FaceSettings, detect, run_detector
+from facematch.detect.detectors import FaceBox
+from facematch.encode.faces import FaceSettings, detect, run_detector
 
 FRAME = (1600, 1200)
 ANGLES = (20, 35, 50)
@@ -55,7 +55,7 @@ class Sample:
 
 def source_faces(paths: list[Path]) -> list[tuple[str, np.ndarray, FaceBox]]:
     """Photos in which HOG finds exactly one face, with that face's box."""
-    from facematch.images import load_rgb
+    from facematch.sources.images import load_rgb
 
     sources = []
     for path in paths:

@@ -21,21 +21,21 @@ _EXPORTS = {
     "face_encodings": "facematch.api",
     "face_distance": "facematch.api",
     "compare_faces": "facematch.api",
-    "Face": "facematch.faces",
-    "FaceBox": "facematch.detectors",
-    "FaceSettings": "facematch.faces",
-    "Gallery": "facematch.gallery",
-    "Match": "facematch.gallery",
-    "Pipeline": "facematch.pipeline",
-    "Library": "facematch.library",
+    "Face": "facematch.encode.faces",
+    "FaceBox": "facematch.detect.detectors",
+    "FaceSettings": "facematch.encode.faces",
+    "Gallery": "facematch.match.gallery",
+    "Match": "facematch.match.gallery",
+    "Pipeline": "facematch.run.pipeline",
+    "Library": "facematch.store.library",
     "LibraryError": "facematch.errors",
-    "KnownPeople": "facematch.pipeline",
-    "ImageResult": "facematch.pipeline",
-    "VideoResult": "facematch.pipeline",
-    "Appearance": "facematch.appearances",
-    "FaceMatch": "facematch.pipeline",
-    "build_gallery": "facematch.pipeline",
-    "match": "facematch.pipeline",
+    "KnownPeople": "facematch.run.pipeline",
+    "ImageResult": "facematch.run.pipeline",
+    "VideoResult": "facematch.run.pipeline",
+    "Appearance": "facematch.match.appearances",
+    "FaceMatch": "facematch.run.pipeline",
+    "build_gallery": "facematch.run.pipeline",
+    "match": "facematch.run.pipeline",
     "FacematchError": "facematch.errors",
     "UsageError": "facematch.errors",
     "NoKnownFacesError": "facematch.errors",
@@ -84,8 +84,8 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
-    from facematch.appearances import Appearance
-    from facematch.detectors import FaceBox
+    from facematch.detect.detectors import FaceBox
+    from facematch.encode.faces import Face, FaceSettings
     from facematch.errors import (
         FacematchError,
         ImageError,
@@ -94,10 +94,9 @@ if TYPE_CHECKING:
         NoKnownFacesError,
         UsageError,
     )
-    from facematch.faces import Face, FaceSettings
-    from facematch.gallery import Gallery, Match
-    from facematch.library import Library
-    from facematch.pipeline import (
+    from facematch.match.appearances import Appearance
+    from facematch.match.gallery import Gallery, Match
+    from facematch.run.pipeline import (
         FaceMatch,
         ImageResult,
         KnownPeople,
@@ -106,6 +105,7 @@ if TYPE_CHECKING:
         build_gallery,
         match,
     )
+    from facematch.store.library import Library
 
 
 def __getattr__(name: str) -> Any:

@@ -15,10 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from facematch import detectors, models
-from facematch.detectors import fits_detector, rect_to_box
-from facematch.faces import trim_box
-from facematch.images import heif_available, to_rgb
+from facematch.detect import detectors
+from facematch.detect.detectors import fits_detector, rect_to_box
+from facematch.encode.faces import trim_box
+from facematch.models import dlib_files as models
+from facematch.sources.images import heif_available, to_rgb
 
 Css = tuple[int, int, int, int]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from facematch import pipeline
-from facematch.cache import CACHE_FILE, EncodingCache, file_digest
 from facematch.cli import main
+from facematch.run import pipeline
+from facematch.store.cache import CACHE_FILE, EncodingCache, file_digest
 
 
 def run(*args: str | Path) -> Result:

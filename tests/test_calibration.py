@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch import calibration
-from facematch.faces import FaceSettings
-from facematch.gallery import Gallery
-from facematch.pipeline import Pipeline
+from facematch.encode.faces import FaceSettings
+from facematch.match import calibration
+from facematch.match.gallery import Gallery
+from facematch.run.pipeline import Pipeline
 
 
 def _people(rng: np.random.Generator, centres: np.ndarray, spread: float) -> np.ndarray:

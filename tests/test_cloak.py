@@ -151,7 +151,7 @@ def test_never_writes_over_an_input(tmp_path: Path) -> None:
 
 
 def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from facematch import cloak
+    from facematch.privacy import cloak
 
     monkeypatch.setattr(cloak, "jax_available", lambda: False)
     result = run("cloak", DATA / "obama_small.jpg", "--out", tmp_path)
@@ -166,9 +166,9 @@ def test_out_is_required_and_check_takes_two_paths() -> None:
 
 
 def test_differentiable_chips_equal_dlibs_within_one_grey_level() -> None:
-    from facematch import cloak
-    from facematch.faces import align, face_chips
-    from facematch.images import load_rgb
+    from facematch.encode.faces import align, face_chips
+    from facematch.privacy import cloak
+    from facematch.sources.images import load_rgb
 
     image = load_rgb(DATA / "two_people.jpg")
     boxes = cloak.find_original_faces(image)
@@ -185,9 +185,10 @@ def test_differentiable_chips_equal_dlibs_within_one_grey_level() -> None:
 
 
 def test_jax_interpreter_equals_onnx_runtime_on_faces() -> None:
-    from facematch import cloak, engines
-    from facematch.faces import align, face_chips
-    from facematch.images import load_rgb
+    from facematch.encode import engines
+    from facematch.encode.faces import align, face_chips
+    from facematch.privacy import cloak
+    from facematch.sources.images import load_rgb
 
     image = load_rgb(DATA / "two_people.jpg")
     chips = face_chips(image, align(image, cloak.find_original_faces(image), 68))
@@ -199,8 +200,8 @@ def test_jax_interpreter_equals_onnx_runtime_on_faces() -> None:
 def test_same_seed_same_perturbation() -> None:
     from dataclasses import replace
 
-    from facematch import cloak
-    from facematch.images import load_rgb
+    from facematch.privacy import cloak
+    from facematch.sources.images import load_rgb
 
     image = load_rgb(DATA / "obama_small.jpg").astype(np.float32)
     canvas = cloak.Canvas(0.0, 0.0, 1.0)
@@ -224,8 +225,8 @@ def test_same_seed_same_perturbation() -> None:
 def test_steps_stop_once_the_views_are_far_enough_two_steps_in_a_row() -> None:
     from dataclasses import replace
 
-    from facematch import cloak
-    from facematch.images import load_rgb
+    from facematch.privacy import cloak
+    from facematch.sources.images import load_rgb
 
     image = load_rgb(DATA / "obama_small.jpg")
     base, valid = cloak.cut_canvas(image, cloak.Canvas(0.0, 0.0, 1.0))

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from facematch.cli import main
-from facematch.cluster import FaceClusterer, neighbour_graph
-from facematch.metrics import clustering_scores
+from facematch.evaluate.metrics import clustering_scores
+from facematch.match.cluster import FaceClusterer, neighbour_graph
 
 DATA = Path(__file__).parent / "data"
 
@@ -426,9 +426,9 @@ def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> No
 
 
 def test_out_folder_is_replaced_only_when_it_is_ours(tmp_path: Path) -> None:
+    from facematch.encode.faces import FaceBox
     from facematch.errors import UsageError
-    from facematch.faces import FaceBox
-    from facematch.people import MARKER, FaceRow, write_crops
+    from facematch.store.people import MARKER, FaceRow, write_crops
 
     photo = str(DATA / "people" / "tbbt" / "amy" / "amy1.png")
     rows = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, None, "none")]
@@ -466,7 +466,7 @@ def test_a_correction_needs_a_library_and_a_person(tmp_path: Path) -> None:
 def test_each_face_keeps_its_nearest_edges_ties_by_the_other_face(
     one_key: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from facematch import cluster
+    from facematch.match import cluster
 
     if not one_key:  # the three-key sort that very large graphs fall back on
         monkeypatch.setattr(cluster, "_KEY_LIMIT", 0)

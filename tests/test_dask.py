@@ -23,10 +23,10 @@ import dask_work
 import pytest
 from click.testing import CliRunner, Result
 
-from facematch import dask_runner
 from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, main
 from facematch.errors import ClusterError
-from facematch.pipeline import Encoded, EncodeTask, Pipeline
+from facematch.run import dask as dask_runner
+from facematch.run.pipeline import Encoded, EncodeTask, Pipeline
 
 distributed = pytest.importorskip("distributed")
 
@@ -296,7 +296,7 @@ def test_ctrl_c_stops_the_cluster_and_leaves_the_cache_consistent(
 def test_a_worker_that_cannot_see_the_model_converts_the_same_one(tmp_path: Path) -> None:
     import numpy as np
 
-    from facematch import engines
+    from facematch.encode import engines
     from facematch.errors import ModelError
 
     here = engines.prepare("onnx", tmp_path / "client-cache")

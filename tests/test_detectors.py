@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from facematch import detectors, models
 from facematch.cli import main
-from facematch.detectors import FaceBox
-from facematch.faces import FaceSettings, detect, sensitive_settings
-from facematch.images import load_rgb, luminance
-from facematch.pipeline import Pipeline
+from facematch.detect import detectors
+from facematch.detect.detectors import FaceBox
+from facematch.encode.faces import FaceSettings, detect, sensitive_settings
+from facematch.models import dlib_files as models
+from facematch.run.pipeline import Pipeline
+from facematch.sources.images import load_rgb, luminance
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -247,7 +248,7 @@ def test_a_face_in_profile_is_found_but_not_described() -> None:
 def test_a_face_too_dark_to_describe_is_left_out() -> None:
     """CenterFace finds a face in the dark that HOG would not; its descriptor would be
     near anyone, so the matching path leaves it out (faces.FLAT_CHIP_CONTRAST)."""
-    from facematch.faces import DlibEncoder, find_faces
+    from facematch.encode.faces import DlibEncoder, find_faces
 
     image = load_rgb(DATA / "obama.jpg")
     settings = FaceSettings(model="centerface")

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from facematch import engines, models, onnx_encoder
-from facematch.cache import EncodingCache
 from facematch.cli import main
-from facematch.faces import DlibEncoder, FaceSettings, find_faces
-from facematch.images import load_rgb
+from facematch.encode import engines, onnx_encoder
+from facematch.encode.faces import DlibEncoder, FaceSettings, find_faces
+from facematch.models import dlib_files as models
+from facematch.sources.images import load_rgb
+from facematch.store.cache import EncodingCache
 
 DATA = Path(__file__).parent / "data"
 
@@ -234,7 +235,7 @@ TELEMETRY_RUN = """
 import json, multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from facematch.pipeline import EncodeTask, Pipeline, encode_image
+from facematch.run.pipeline import EncodeTask, Pipeline, encode_image
 
 data, cache = Path(sys.argv[1]), Path(sys.argv[2])
 with Pipeline(jobs=2, cache_dir=cache) as pipeline:  # forkserver workers

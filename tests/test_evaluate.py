@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from facematch import calibration, metrics
 from facematch.cli import main
-from facematch.evaluate import load_pairs
-from facematch.faces import FaceSettings, detect, detect_with_fallback
-from facematch.images import load_rgb
+from facematch.encode.faces import FaceSettings, detect, detect_with_fallback
+from facematch.evaluate import metrics
+from facematch.evaluate.evaluation import load_pairs
+from facematch.match import calibration
+from facematch.sources.images import load_rgb
 
 
 def run(*args: str | Path) -> Result:
@@ -69,8 +70,8 @@ def test_recommended_tolerance_honours_the_target_on_its_data(tmp_path: Path, da
     rec = report["recommendation"]
     assert rec["far"] <= 0.01 and 0.3 < rec["tolerance"] < 0.8
     # Recompute from the same photos' distances: the FAR at that tolerance is within target.
-    from facematch.evaluate import embed, load_folder, pair_distances
-    from facematch.pipeline import Pipeline
+    from facematch.evaluate.evaluation import embed, load_folder, pair_distances
+    from facematch.run.pipeline import Pipeline
 
     labelled = load_folder(str(folder))
     with Pipeline(jobs=1, cache_dir=None) as pipe:

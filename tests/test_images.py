@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facematch.encode.faces import FALLBACK_CNN_MAX_PIXELS, FaceSettings, detect
 from facematch.errors import ImageError
-from facematch.faces import FALLBACK_CNN_MAX_PIXELS, FaceSettings, detect
-from facematch.images import discover, load_rgb, load_scaled, luminance
-from facematch.pipeline import load_working
+from facematch.run.pipeline import load_working
+from facematch.sources.images import discover, load_rgb, load_scaled, luminance
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from facematch import pipeline as pipeline_module
 from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE, main
 from facematch.errors import LibraryError
-from facematch.library import ENV_VAR, Library, default_library_path
-from facematch.pipeline import Pipeline
+from facematch.run import pipeline as pipeline_module
+from facematch.run.pipeline import Pipeline
+from facematch.store.library import ENV_VAR, Library, default_library_path
 
 PHOTOS = {
     "obama/a.jpg": "obama.jpg",

@@ -1,4 +1,4 @@
-"""facematch.metrics on hand-made distance sets whose answers are known by construction."""
+"""facematch.evaluate.metrics on hand-made distance sets whose answers are known by construction."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facematch.metrics import (
+from facematch.evaluate.metrics import (
     OpenSet,
     accuracy_at,
     best_threshold,

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch import detectors, mmod, models
+from facematch.detect import detectors
 from facematch.errors import ModelError
-from facematch.images import load_rgb
+from facematch.models import dlib_files as models
+from facematch.models import mmod
+from facematch.sources.images import load_rgb
 
 DATA = Path(__file__).parent / "data"
 

@@ -19,15 +19,15 @@ import onnx
 import pytest
 from PIL import Image
 
-from facematch import models
-from facematch.errors import ModelError
-from facematch.onnx_convert import CONVERTER_VERSION, build_model, convert
-from facematch.onnx_encoder import (
+from facematch.encode.onnx_encoder import (
     OnnxEncoder,
     ensure_onnx_model,
     reference_chips,
     verify_against_dlib,
 )
+from facematch.errors import ModelError
+from facematch.models import dlib_files as models
+from facematch.models.resnet_onnx import CONVERTER_VERSION, build_model, convert
 
 DATA = Path(__file__).parent / "data"
 TBBT = DATA / "people" / "tbbt"

@@ -12,10 +12,9 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from facematch.cli import EXIT_USAGE, main
-from facematch.faces import FaceBox
-from facematch.gallery import KnownFace, Match
-from facematch.pipeline import FaceMatch
-from facematch.render import (
+from facematch.encode.faces import FaceBox
+from facematch.match.gallery import KnownFace, Match
+from facematch.output.pictures import (
     COLOURS,
     MIN_FONT_PX,
     Annotations,
@@ -26,6 +25,7 @@ from facematch.render import (
     label,
     output_paths,
 )
+from facematch.run.pipeline import FaceMatch
 
 
 def run(*args: str | Path) -> Result:
@@ -253,8 +253,8 @@ def test_cluster_report_escapes_names_writes_assets_and_spares_inputs(
 def test_crops_past_the_inline_limit_go_to_files_beside_the_page(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from facematch import report
-    from facematch.render import crop
+    from facematch.output import report
+    from facematch.output.pictures import crop
 
     crops = report.Crops()
     with Image.open(data / "obama.jpg") as image:

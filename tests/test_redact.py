@@ -14,12 +14,11 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image, ImageOps
 
-from facematch import detectors
 from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
-from facematch.detectors import CENTERFACE_SENSITIVE_THRESHOLD
-from facematch.faces import FaceBox, FaceSettings
-from facematch.images import load_rgb
-from facematch.redact import (
+from facematch.detect import detectors
+from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
+from facematch.encode.faces import FaceBox, FaceSettings
+from facematch.privacy.redact import (
     FILL,
     MIRROR_PAD,
     DetectorPass,
@@ -30,6 +29,7 @@ from facematch.redact import (
     redaction_passes,
     unite,
 )
+from facematch.sources.images import load_rgb
 
 
 def run(*args: str | Path) -> Result:
@@ -227,9 +227,9 @@ def test_styles_change_the_face_and_nothing_far_from_it(data: Path, style: str, 
 
 
 def test_only_a_confident_known_face_is_kept() -> None:
-    from facematch.gallery import Match
-    from facematch.pipeline import FaceMatch
-    from facematch.redact import decide
+    from facematch.match.gallery import Match
+    from facematch.privacy.redact import decide
+    from facematch.run.pipeline import FaceMatch
 
     box = FaceBox(0, 10, 10, 0)
     sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80))
@@ -246,7 +246,7 @@ def test_only_a_confident_known_face_is_kept() -> None:
 
 
 def test_a_person_is_kept_once_per_photo() -> None:
-    from facematch.redact import RedactedFace, once_each
+    from facematch.privacy.redact import RedactedFace, once_each
 
     box = FaceBox(0, 10, 10, 0)
     faces = [

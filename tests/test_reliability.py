@@ -28,8 +28,8 @@ from PIL import Image
 
 import facematch
 from facematch.cli import EXIT_OUTPUT_CLOSED, EXIT_PARTIAL, EXIT_TERMINATED, EXIT_USAGE
-from facematch.parallel import ProcessPool, resolve_jobs
-from facematch.pipeline import failure_message
+from facematch.run.pipeline import failure_message
+from facematch.run.runners import ProcessPool, resolve_jobs
 
 LINUX = sys.platform.startswith("linux")
 
@@ -411,7 +411,7 @@ def test_a_large_16_bit_image_needs_no_more_than_its_size(tmp_path: Path) -> Non
     del pixels
     code = (
         "import sys\n"
-        "from facematch.images import load_scaled\n"
+        "from facematch.sources.images import load_scaled\n"
         "small, size = load_scaled(sys.argv[1], lambda h, w: 1600 / max(h, w))\n"
         "assert size == (12000, 12000) and small.shape == (1600, 1600, 3), small.shape\n"
         "assert small.max() == 40000 * 255 // 65535 or small.max() > 0\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch.faces import Face, FaceBox
-from facematch.gallery import Gallery
-from facematch.library import Library
-from facematch.neighbours import make_index, nearest_to_any
+from facematch.encode.faces import Face, FaceBox
+from facematch.match.gallery import Gallery
+from facematch.neighbours.index import make_index, nearest_to_any
+from facematch.store.library import Library
 
 DIM = 128
 
@@ -116,7 +116,7 @@ def people_like_faces(people: int, each: int, seed: int) -> np.ndarray:
 
 def test_the_ann_index_answers_like_the_exact_one() -> None:
     pytest.importorskip("faiss")
-    from facematch.neighbours import ExactIndex, FaissIndex
+    from facematch.neighbours.index import ExactIndex, FaissIndex
 
     rows = people_like_faces(1000, 20, seed=21)
     queries = rows[::400].astype(np.float64) + 0.003
@@ -144,7 +144,7 @@ def test_the_ann_index_answers_like_the_exact_one() -> None:
 
 def test_a_small_ann_index_is_exact_then_trains_as_it_grows() -> None:
     pytest.importorskip("faiss")
-    from facematch.neighbours import ExactIndex, FaissIndex
+    from facematch.neighbours.index import ExactIndex, FaissIndex
 
     rows = people_like_faces(600, 20, seed=3)
     queries = rows[::300].astype(np.float64) - 0.002
@@ -189,7 +189,7 @@ def test_make_index_takes_faiss_only_for_many_rows_and_many_queries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("faiss")
-    from facematch import neighbours
+    from facematch.neighbours import index as neighbours
 
     rows = people_like_faces(600, 20, seed=8)
     monkeypatch.setattr(neighbours, "ANN_MIN_ROWS", len(rows))
@@ -205,7 +205,7 @@ def test_without_the_ann_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatc
     import sys
 
     from facematch.errors import UsageError
-    from facematch.neighbours import ExactIndex, FaissIndex
+    from facematch.neighbours.index import ExactIndex, FaissIndex
 
     assert isinstance(make_index(np.zeros((10, DIM)), expected_queries=10**9), ExactIndex)
     monkeypatch.setitem(sys.modules, "faiss", None)

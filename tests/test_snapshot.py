@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch import library as library_module
-from facematch.detectors import FaceBox
+from facematch.detect.detectors import FaceBox
+from facematch.encode.faces import Face
 from facematch.errors import LibraryError
-from facematch.faces import Face
-from facematch.library import Library
-from facematch.snapshot import snapshot_generation, snapshot_path
+from facematch.store import library as library_module
+from facematch.store.library import Library
+from facematch.store.snapshot import snapshot_generation, snapshot_path
 
 COUNT = 400
 
@@ -182,7 +182,7 @@ def test_a_snapshot_that_does_not_fit_its_library_is_not_used(
 ) -> None:
     """Whole and of the right generation, but naming files the library lacks (made
     by hand, say): the faces come from SQLite."""
-    from facematch.snapshot import FaceMatrix, read_snapshot, write_snapshot
+    from facematch.store.snapshot import FaceMatrix, read_snapshot, write_snapshot
 
     path, rows = built
     snapshot = snapshot_path(path)

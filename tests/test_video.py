@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from facematch import video
-from facematch.appearances import Appearance, appearances, clock
 from facematch.cli import EXIT_PARTIAL, main
-from facematch.faces import FaceBox
-from facematch.images import discover
-from facematch.pipeline import FaceMatch, Pipeline, segments
+from facematch.encode.faces import FaceBox
+from facematch.match.appearances import Appearance, appearances, clock
+from facematch.run.pipeline import FaceMatch, Pipeline, segments
+from facematch.sources import video
+from facematch.sources.images import discover
 
 pytest.importorskip("av")
 
@@ -182,8 +182,8 @@ def test_another_tolerance_decodes_nothing(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded a cached video")
 
-    monkeypatch.setattr("facematch.pipeline.frames", no_decoding)
-    monkeypatch.setattr("facematch.pipeline.probe", no_decoding)
+    monkeypatch.setattr("facematch.run.pipeline.frames", no_decoding)
+    monkeypatch.setattr("facematch.run.pipeline.probe", no_decoding)
     strict = run(known, clip, "-j", "1", "--cache-dir", cache, "-t", "0.3", "--format", "json")
     assert strict.exit_code == 0, strict.stderr
     loose, tight = json.loads(first.stdout)[0], json.loads(strict.stdout)[0]
@@ -202,8 +202,8 @@ def test_segments_give_the_same_samples_as_one_pass(
     clip = str(videos / "truth.webm")
     with Pipeline(jobs=1) as pipeline:
         whole = next(pipeline.encode_inputs([clip]))
-    monkeypatch.setattr("facematch.pipeline.MIN_SEGMENT_SECONDS", 5.0)
-    monkeypatch.setattr("facematch.pipeline.MAX_SEGMENT_SECONDS", 5.0)
+    monkeypatch.setattr("facematch.run.pipeline.MIN_SEGMENT_SECONDS", 5.0)
+    monkeypatch.setattr("facematch.run.pipeline.MAX_SEGMENT_SECONDS", 5.0)
     assert len(segments(12.0, 1.0, 1)) == 3
     with Pipeline(jobs=1) as pipeline:
         parts = next(pipeline.encode_inputs([clip]))
@@ -346,9 +346,9 @@ def test_clock() -> None:
 def test_frames_use_centerface_unless_a_detector_is_chosen(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from facematch import detectors
-    from facematch.faces import FaceSettings
-    from facematch.video import VideoSettings, video_detector
+    from facematch.detect import detectors
+    from facematch.encode.faces import FaceSettings
+    from facematch.sources.video import VideoSettings, video_detector
 
     monkeypatch.setattr(detectors, "centerface_available", lambda: True)
     assert video_detector(model_given=False, model="hog") == "centerface"

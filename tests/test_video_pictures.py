@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from facematch import video
-from facematch.appearances import Appearance, clock
 from facematch.cli import EXIT_PARTIAL, main
-from facematch.faces import FaceBox
-from facematch.pipeline import FaceMatch, FrameFaces, VideoResult
-from facematch.render import COLOURS, AnnotatedCopies, Annotations, file_safe, still_path
+from facematch.encode.faces import FaceBox
+from facematch.match.appearances import Appearance, clock
+from facematch.output.pictures import COLOURS, AnnotatedCopies, Annotations, file_safe, still_path
+from facematch.run.pipeline import FaceMatch, FrameFaces, VideoResult
+from facematch.sources import video
 
 pytest.importorskip("av")
 

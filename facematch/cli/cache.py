@@ -26,7 +26,7 @@ cache_dir_option = click.option(
 @cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how many images it holds, and its size."""
-    from facematch.cache import EncodingCache
+    from facematch.store.cache import EncodingCache
 
     setup_logging(False)
     info = EncodingCache(resolve_cache_dir(cache_dir)).info()
@@ -39,7 +39,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @cache_dir_option
 def cache_clear(cache_dir: Path | None) -> None:
     """Delete every cached encoding."""
-    from facematch.cache import EncodingCache
+    from facematch.store.cache import EncodingCache
 
     setup_logging(False)
     folder = resolve_cache_dir(cache_dir)

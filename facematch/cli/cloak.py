@@ -24,7 +24,7 @@ from facematch.cli.common import (
     write_all,
 )
 from facematch.errors import FacematchError
-from facematch.text import printable
+from facematch.output.text import printable
 
 
 @click.command()
@@ -81,7 +81,7 @@ def cloak(
     (no copy is written), or a face still matched after the harder retry.
     """
     setup_logging(quiet)
-    from facematch import cloak as cl
+    from facematch.privacy import cloak as cl
 
     try:
         cl.require_extra()
@@ -95,7 +95,7 @@ def cloak(
             if out_dir is None:
                 raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
             results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
-        from facematch.writers import make_cloak_writer
+        from facematch.output.writers import make_cloak_writer
 
         problems = write_all(_noted(results, unprotected), make_cloak_writer(fmt, sys.stdout))
     except FacematchError as exc:
@@ -115,14 +115,14 @@ def _noted(results: Iterable[Any], unprotected: list[str]) -> Iterator[Any]:
 
 
 def _engine() -> Any:
-    from facematch import engines
+    from facematch.encode import engines
 
     return engines.prepare("onnx", resolve_cache_dir(None))
 
 
 def _compile_cache() -> str | None:
     """JAX's compiled graphs, in our own (private) cache folder; None if it cannot be made."""
-    from facematch.private import make_private_folder
+    from facematch.files import make_private_folder
 
     folder = resolve_cache_dir(None) / "jax"
     try:
@@ -134,7 +134,7 @@ def _compile_cache() -> str | None:
 
 
 def _check(paths: tuple[str, ...], level: str, seed: int) -> Any:
-    from facematch import cloak as cl
+    from facematch.privacy import cloak as cl
 
     if len(paths) != 2:
         raise CliUsageError("--check takes two paths: ORIGINAL CLOAKED")
@@ -147,7 +147,7 @@ def _plan(paths: tuple[str, ...], out_dir: Path, recursive: bool) -> list[tuple[
     """Each input with the path of its copy: its path relative to the folder given, or
     its name for a file given by itself."""
     from facematch.cli.common import find_inputs
-    from facematch.cloak import output_name
+    from facematch.privacy.cloak import output_name
 
     planned = []
     for item in paths:
@@ -169,8 +169,8 @@ def _cloak(
     jobs: int | None,
     quiet: bool,
 ) -> Any:
-    from facematch import cloak as cl
-    from facematch.pipeline import Pipeline
+    from facematch.privacy import cloak as cl
+    from facematch.run.pipeline import Pipeline
 
     planned = _plan(paths, out_dir, recursive)
     inputs = {os.path.realpath(found.path) for found, _ in planned}

@@ -101,10 +101,10 @@ def run(
     Correct the result with the name, merge and move subcommands.
     """
     from facematch.cli.common import find_inputs
-    from facematch.cluster import FaceClusterer
-    from facematch.library import Library, resolve_library_path
-    from facematch.people import People
-    from facematch.writers import make_face_row_writer
+    from facematch.match.cluster import FaceClusterer
+    from facematch.output.writers import make_face_row_writer
+    from facematch.store.library import Library, resolve_library_path
+    from facematch.store.people import People
 
     found = find_inputs(paths, recursive=True)
     pictures.check([f.path for f in found], protected=[str(resolve_library_path(library_path))])
@@ -136,11 +136,11 @@ def run(
             writer.write(face_row)
         writer.close()
     if out_dir is not None:
-        from facematch.people import write_crops
+        from facematch.store.people import write_crops
 
         write_crops(selected, out_dir, adopted=renamed)
     if pictures.report is not None:
-        from facematch.report import write_cluster_report
+        from facematch.output.report import write_cluster_report
 
         write_cluster_report(pictures.report, selected, unreadable, pictures.report_assets)
     named = len({r.person for r in selected if r.name is not None})
@@ -160,7 +160,7 @@ def _under(path: str, roots: list[str]) -> bool:
 def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
     """Name the people whose ``--out`` folder the user renamed; returns those folders."""
     from facematch.errors import UsageError
-    from facematch.people import PREFIX, renamed_folders
+    from facematch.store.people import PREFIX, renamed_folders
 
     if not out_dir.is_dir():
         return []
@@ -182,9 +182,9 @@ def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline:
     """Give ``known`` names to the groups that confidently match a known person."""
     import numpy as np
 
-    from facematch.calibration import auto_tolerance
-    from facematch.cluster import known_names
-    from facematch.pipeline import build_gallery
+    from facematch.match.calibration import auto_tolerance
+    from facematch.match.cluster import known_names
+    from facematch.run.pipeline import build_gallery
 
     gallery = build_gallery(pipeline, known_dir).gallery
     person_of = {r.face_id: r.person for r in rows}
@@ -200,8 +200,8 @@ def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline:
 def _corrections(library_path: Path | None) -> Any:
     """The library and its people; a correction never creates a library."""
     from facematch.errors import UsageError
-    from facematch.library import Library, resolve_library_path
-    from facematch.people import People
+    from facematch.store.library import Library, resolve_library_path
+    from facematch.store.people import People
 
     where = resolve_library_path(library_path)
     if not where.exists():

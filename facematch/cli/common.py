@@ -20,10 +20,10 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from facematch.errors import FacematchError, UsageError
-from facematch.text import printable
+from facematch.output.text import printable
 
 if TYPE_CHECKING:
-    from facematch.faces import EngineName
+    from facematch.encode.faces import EngineName
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -159,7 +159,7 @@ TOLERANCE = Tolerance()
 
 def choose_tolerance(requested: float | str, known_faces: int) -> float:
     """Resolve ``auto``, and warn once when a fixed tolerance will name many strangers."""
-    from facematch import calibration
+    from facematch.match import calibration
 
     if requested == "auto":
         return calibration.auto_tolerance(known_faces)
@@ -329,7 +329,7 @@ class RunOptions:
     scheduler: str | None = None
 
     def pipeline(self) -> Any:
-        from facematch.pipeline import Pipeline
+        from facematch.run.pipeline import Pipeline
 
         return Pipeline(
             self.settings,
@@ -344,7 +344,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
     """``--scheduler``: refused at once when the extra is missing or ``local:N`` is malformed."""
     if scheduler is None:
         return None
-    from facematch import dask_runner
+    from facematch.run import dask as dask_runner
 
     try:
         dask_runner.require_dask()
@@ -356,7 +356,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
 
 def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
     """Take the shared options out of a command's keyword arguments."""
-    from facematch.faces import FaceSettings
+    from facematch.encode.faces import FaceSettings
 
     jobs, cpus = options.pop("jobs"), options.pop("cpus")
     detection = {key: options.pop(key) for key in ("model", "upsample", "min_face_size")}
@@ -400,7 +400,7 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
             shared = _run_options(options, encoding)
             setup_logging(shared.quiet)
             try:
-                from facematch.detectors import require
+                from facematch.detect.detectors import require
 
                 require(shared.settings.model)
                 return fn(shared=shared, **options)
@@ -423,7 +423,7 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
 def resolve_cache_dir(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return cache_dir
-    from facematch.cache import default_cache_dir
+    from facematch.store.cache import default_cache_dir
 
     return default_cache_dir()
 
@@ -447,7 +447,7 @@ def progress_bar(
 
 def find_inputs(inputs: Sequence[str], recursive: bool, videos: bool = False) -> Any:
     """The images (and videos) named on the command line; none at all is a usage error."""
-    from facematch.images import discover
+    from facematch.sources.images import discover
 
     if not any(os.path.lexists(item) for item in inputs):
         raise UsageError(f"no such file or directory: {', '.join(inputs)}")
@@ -503,7 +503,7 @@ class PictureOptions:
 
     def check(self, inputs: Sequence[str], protected: Sequence[str] = ()) -> None:
         """Refuse, before any work, a copy or page over an input, or a bad font."""
-        from facematch.render import check_font, output_paths, refuse_overwrites
+        from facematch.output.pictures import check_font, output_paths, refuse_overwrites
 
         if self.report_assets is not None and self.report is None:
             raise UsageError("--report-assets needs --report FILE.html")
@@ -516,8 +516,8 @@ class PictureOptions:
 
     def writer(self, inputs: Sequence[str], tolerance: float | None) -> Any:
         """A writer of the pictures asked for (a ``render.Pictures``), or None."""
-        from facematch.render import AnnotatedCopies, Annotations, Pictures, output_paths
-        from facematch.report import Report
+        from facematch.output.pictures import AnnotatedCopies, Annotations, Pictures, output_paths
+        from facematch.output.report import Report
 
         drawables: list[Any] = []
         if self.annotate is not None:

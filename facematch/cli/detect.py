@@ -35,10 +35,10 @@ def detect(
     shared: RunOptions,
 ) -> None:
     """Print the face boxes found in images, like face_recognition's face_detection."""
-    from facematch import pipeline as pl
-    from facematch.detectors import DETECTOR_WINDOW
-    from facematch.render import Tee
-    from facematch.writers import make_detect_writer
+    from facematch.detect.detectors import DETECTOR_WINDOW
+    from facematch.output.pictures import Tee
+    from facematch.output.writers import make_detect_writer
+    from facematch.run import pipeline as pl
 
     # face_detection runs on the full image: dlib's window is the smallest face.
     settings = shared.settings

@@ -71,8 +71,8 @@ def evaluate(
     against their folders), with --strangers photos as people of their own."""
     import json
 
-    from facematch import evaluate as ev
-    from facematch.images import iter_folder
+    from facematch.evaluate import evaluation as ev
+    from facematch.sources.images import iter_folder
 
     labelled_set = ev.load_labelled(labelled)
     strangers: list[str] = []

@@ -43,7 +43,7 @@ def index(
     done: an interrupted run loses nothing, and the next run goes on from there.
     """
     from facematch.errors import UsageError
-    from facematch.library import Library
+    from facematch.store.library import Library
 
     for path in paths:  # a missing folder (an unmounted disk?) must not prune its photos
         if not os.path.lexists(path):

@@ -22,7 +22,7 @@ def library() -> None:
 def library_info(library_path: Path | None, as_json: bool) -> None:
     """Where the library is, its files (by status), faces, size and settings."""
     from facematch.errors import FacematchError
-    from facematch.library import Library
+    from facematch.store.library import Library
 
     setup_logging(False)
     try:
@@ -67,7 +67,7 @@ def library_info(library_path: Path | None, as_json: bool) -> None:
 def library_export(library_path: Path | None, fmt: str, output: Path | None) -> None:
     """Export every face with its embedding, in path order."""
     from facematch.errors import FacematchError
-    from facematch.library import Library
+    from facematch.store.library import Library
 
     setup_logging(False)
     if fmt == "npy" and output is None:

@@ -86,12 +86,12 @@ def match(
     output says who appears from when to when. With --library, the faces
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
-    from facematch import pipeline as pl
-    from facematch.gallery import known_photos
-    from facematch.images import is_video_name
-    from facematch.render import Tee
-    from facematch.video import VideoSettings, video_detector
-    from facematch.writers import make_writer
+    from facematch.match.gallery import known_photos
+    from facematch.output.pictures import Tee
+    from facematch.output.writers import make_writer
+    from facematch.run import pipeline as pl
+    from facematch.sources.images import is_video_name
+    from facematch.sources.video import VideoSettings, video_detector
 
     if library_path is not None:
         match_library(
@@ -166,12 +166,12 @@ def match_library(
     pictures: PictureOptions,
 ) -> None:
     """``match --library``: the known folder is encoded, the unknown faces read from the library."""
-    from facematch import pipeline as pl
-    from facematch.gallery import known_photos
-    from facematch.images import Found
-    from facematch.library import Library
-    from facematch.render import Tee
-    from facematch.writers import make_writer
+    from facematch.match.gallery import known_photos
+    from facematch.output.pictures import Tee
+    from facematch.output.writers import make_writer
+    from facematch.run import pipeline as pl
+    from facematch.sources.images import Found
+    from facematch.store.library import Library
 
     with Library.open(library_path, read_only=True) as library, shared.pipeline() as pipeline:
         if unknown:

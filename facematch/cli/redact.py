@@ -96,11 +96,11 @@ def redact(
     which --no-fallback leaves out) and covers ambiguous faces too.
     The copies are upright and keep no EXIF (no GPS position, no thumbnail).
     """
-    from facematch import redact as rd
-    from facematch.gallery import known_photos
-    from facematch.pipeline import build_gallery
-    from facematch.render import output_paths, refuse_overwrites
-    from facematch.writers import make_redact_writer
+    from facematch.match.gallery import known_photos
+    from facematch.output.pictures import output_paths, refuse_overwrites
+    from facematch.output.writers import make_redact_writer
+    from facematch.privacy import redact as rd
+    from facematch.run.pipeline import build_gallery
 
     known_dir, paths = (None, inputs) if everyone or len(inputs) == 1 else (inputs[0], inputs[1:])
     photos = known_photos(known_dir) if known_dir is not None else []

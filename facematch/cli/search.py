@@ -49,11 +49,11 @@ def search(
     counts as its largest one. Hits come nearest first, with path, box and
     distance.
     """
-    from facematch import calibration
     from facematch.cli.common import find_inputs
     from facematch.errors import NoKnownFacesError
-    from facematch.library import Library
-    from facematch.writers import make_hit_writer
+    from facematch.match import calibration
+    from facematch.output.writers import make_hit_writer
+    from facematch.store.library import Library
 
     found = find_inputs(faces, recursive=False)
     unreadable = 0

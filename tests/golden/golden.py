@@ -32,8 +32,12 @@ EXPECTED = HERE / "expected.json"
 #: Figures that differ from run to run: timings, versions, absolute work folders.
 VOLATILE = [
     (re.compile(r"\d+(\.\d+)? ?(s|ms|CPU-s)\b"), "<time>"),
-    (re.compile(r'"(seconds|elapsed|wall_seconds|cpu_seconds|created|modified|mtime)": [^,}\n]+'),
-     r'"\1": <volatile>'),
+    (
+        re.compile(
+            r'"(seconds|elapsed|wall_seconds|cpu_seconds|created|modified|mtime)": [^,}\n]+'
+        ),
+        r'"\1": <volatile>',
+    ),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<timestamp>"),
 ]
 
@@ -58,24 +62,66 @@ CASES: list[tuple[str, list[str]]] = [
     ("library-info", ["library", "info", "--library", "lib.sqlite3"]),
     ("library-export", ["library", "export", "--library", "lib.sqlite3"]),
     ("search", ["search", "people/obama/obama.jpg", "--library", "lib.sqlite3", *M]),
-    ("search-json", ["search", "people/obama", "--library", "lib.sqlite3", "--format", "json",
-                     "-k", "3", *M]),
+    (
+        "search-json",
+        ["search", "people/obama", "--library", "lib.sqlite3", "--format", "json", "-k", "3", *M],
+    ),
     ("match-library", ["known", "--library", "lib.sqlite3", "--format", "csv", *M]),
-    ("cluster", ["cluster", "people", "unknown", "--library", "lib.sqlite3", "--format", "csv",
-                 *M]),
-    ("cluster-name", ["cluster", "name", "person_1", "Barack Obama", "--library",
-                      "lib.sqlite3"]),
-    ("cluster-again", ["cluster", "people", "unknown", "--library", "lib.sqlite3", "--format",
-                       "json", "--out", "groups", *M]),
+    (
+        "cluster",
+        ["cluster", "people", "unknown", "--library", "lib.sqlite3", "--format", "csv", *M],
+    ),
+    ("cluster-name", ["cluster", "name", "person_1", "Barack Obama", "--library", "lib.sqlite3"]),
+    (
+        "cluster-again",
+        [
+            "cluster",
+            "people",
+            "unknown",
+            "--library",
+            "lib.sqlite3",
+            "--format",
+            "json",
+            "--out",
+            "groups",
+            *M,
+        ],
+    ),
     ("redact", ["redact", "known", "unknown", "--out", "red", *M]),
-    ("redact-everyone", ["redact", "--everyone", "unknown", "--out", "red2", "--format", "csv",
-                         *M]),
-    ("cloak", ["cloak", "people/obama/obama_small.jpg", "--level", "subtle", "--out", "cl",
-               "--format", "csv", *M]),
-    ("cloak-check", ["cloak", "--check", "people/obama/obama_small.jpg", "cl/obama_small.jpg",
-                     "--format", "json", "-q"]),
-    ("cloak-check-other", ["cloak", "--check", "people/obama/obama.jpg",
-                           "people/obama/obama2.jpg", "-q"]),
+    (
+        "redact-everyone",
+        ["redact", "--everyone", "unknown", "--out", "red2", "--format", "csv", *M],
+    ),
+    (
+        "cloak",
+        [
+            "cloak",
+            "people/obama/obama_small.jpg",
+            "--level",
+            "subtle",
+            "--out",
+            "cl",
+            "--format",
+            "csv",
+            *M,
+        ],
+    ),
+    (
+        "cloak-check",
+        [
+            "cloak",
+            "--check",
+            "people/obama/obama_small.jpg",
+            "cl/obama_small.jpg",
+            "--format",
+            "json",
+            "-q",
+        ],
+    ),
+    (
+        "cloak-check-other",
+        ["cloak", "--check", "people/obama/obama.jpg", "people/obama/obama2.jpg", "-q"],
+    ),
     ("evaluate", ["evaluate", "people", "--format", "json", *M[:-1]]),
 ]
 
@@ -118,8 +164,10 @@ def digest_tree(root: Path, before: set[Path]) -> dict[str, str]:
     """sha256 of every file a case wrote (HTML and JSON scrubbed of volatile figures)."""
     out: dict[str, str] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p not in before):
-        if path.suffix in {".sqlite3", ".npy"} or "-journal" in path.name or path.name.endswith(
-            ("-wal", "-shm")
+        if (
+            path.suffix in {".sqlite3", ".npy"}
+            or "-journal" in path.name
+            or path.name.endswith(("-wal", "-shm"))
         ):
             continue
         data = path.read_bytes()
@@ -150,7 +198,11 @@ def run_cases(names: Iterable[str] | None = None) -> dict[str, dict[str, object]
             before = {p for p in root.rglob("*") if p.is_file()}
             done = subprocess.run(
                 [sys.executable, "-m", "facematch", *args],
-                cwd=root, env=env, capture_output=True, text=True, timeout=600,
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             results[name] = {
                 "args": args,
@@ -162,8 +214,9 @@ def run_cases(names: Iterable[str] | None = None) -> dict[str, dict[str, object]
     return results
 
 
-def differences(expected: dict[str, dict[str, object]],
-                actual: dict[str, dict[str, object]]) -> list[str]:
+def differences(
+    expected: dict[str, dict[str, object]], actual: dict[str, dict[str, object]]
+) -> list[str]:
     lines: list[str] = []
     for name, want in expected.items():
         got = actual.get(name)
@@ -172,8 +225,9 @@ def differences(expected: dict[str, dict[str, object]],
             continue
         for key in ("exit", "stdout", "stderr", "files"):
             if want[key] != got[key]:
-                lines.append(f"{name}: {key} differs\n  expected: {want[key]!r}\n  actual:   "
-                             f"{got[key]!r}")
+                lines.append(
+                    f"{name}: {key} differs\n  expected: {want[key]!r}\n  actual:   {got[key]!r}"
+                )
     return lines
 
 
@@ -193,8 +247,10 @@ def main(argv: list[str]) -> int:
     found = differences(expected, actual)
     for line in found:
         print(line)
-    print(f"{len(expected) - len({f.split(':')[0] for f in found})} of {len(expected)} cases "
-          "identical")
+    print(
+        f"{len(expected) - len({f.split(':')[0] for f in found})} of {len(expected)} cases "
+        "identical"
+    )
     return 1 if found else 0
 
 

@@ -1,0 +1,112 @@
+"""Named faces of sampled frames -> who appears in a video, and when (time ranges).
+
+Consecutive samples of the same person join into one range; a person missing
+from up to ``MAX_GAP_SAMPLES`` samples in a row (a turned head, a blink of the
+detector, a cut away and back) does not end it. Faces that match nobody form
+``unknown_person`` ranges (name None) the same way. A range runs from its
+first sample to one sample interval after its last (the last sample stands
+for the time until the next one), never past the end of the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facematch.encode.faces import FaceBox
+
+if TYPE_CHECKING:
+    from facematch.run.pipeline import FaceMatch
+
+# Two missed samples (2 s at the default 1 sample a second) do not end a range:
+# measured on the ground-truth videos (README, "Video"), a detector miss rarely
+# lasts longer, and people shown apart are usually further apart than that.
+MAX_GAP_SAMPLES = 2
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One person (None: unknown faces) seen from ``start`` to ``end`` seconds.
+
+    ``samples`` is how many sampled frames show them; ``distance``, ``time``
+    and ``box`` are those of the best sample (nearest to the known person; for
+    unknown faces, the largest face).
+    """
+
+    name: str | None
+    start: float
+    end: float
+    samples: int
+    distance: float | None
+    time: float
+    box: FaceBox
+
+
+@dataclass
+class _Open:
+    start: float
+    last: float
+    index: int
+    samples: int
+    distance: float | None
+    time: float
+    box: FaceBox
+    area: int
+
+    def closed(self, name: str | None, interval: float, duration: float | None) -> Appearance:
+        end = self.last + interval
+        if duration is not None:
+            end = max(self.last, min(end, duration))
+        return Appearance(name, self.start, end, self.samples, self.distance, self.time, self.box)
+
+
+def _better(candidate: FaceMatch, known: bool, current: _Open) -> bool:
+    if known:
+        assert candidate.distance is not None and current.distance is not None
+        return candidate.distance < current.distance
+    return candidate.box.area > current.area
+
+
+def appearances(
+    frames: Sequence[tuple[float, Sequence[FaceMatch]]],
+    interval: float,
+    duration: float | None = None,
+    max_gap: int = MAX_GAP_SAMPLES,
+) -> list[Appearance]:
+    """Time ranges per person from (time, named faces) of frames sampled every ``interval`` s.
+
+    Ranges are sorted by name (unknown faces last), then start.
+    """
+    open_ranges: dict[str | None, _Open] = {}
+    done: list[Appearance] = []
+    for index, (time, faces) in enumerate(frames):
+        for name in list(open_ranges):
+            if index - open_ranges[name].index > max_gap + 1:
+                done.append(open_ranges.pop(name).closed(name, interval, duration))
+        for face in faces:
+            name = face.name
+            known = name is not None
+            current = open_ranges.get(name)
+            if current is None:
+                distance = face.distance if known else None
+                area = face.box.area
+                open_ranges[name] = _Open(time, time, index, 1, distance, time, face.box, area)
+                continue
+            if current.index != index:
+                current.samples += 1
+                current.index, current.last = index, time
+            if _better(face, known, current):
+                current.distance = face.distance if known else None
+                current.time, current.box, current.area = time, face.box, face.box.area
+    done.extend(r.closed(name, interval, duration) for name, r in open_ranges.items())
+    return sorted(done, key=lambda a: (a.name is None, a.name or "", a.start))
+
+
+def clock(seconds: float) -> str:
+    """Seconds as ``HH:MM:SS.mmm``."""
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"

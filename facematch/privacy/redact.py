@@ -1,0 +1,363 @@
+"""Redaction: copies in which every face not confidently a known person is covered.
+
+A face left clear by mistake is a privacy leak, so redaction looks harder
+than matching (``redaction_passes``: CenterFace at a sensitive threshold, more
+HOG upsampling, mirrored borders for faces cut by the frame; the CNN detector
+on every image without facematch[detector]), covers each face as far as any
+pass's box for it reaches, and covers every face it is not sure about:
+unknown faces, and ambiguous ones (just past the tolerance, or close to two
+people). With no known people, every face is covered. The copies are
+upright and carry no metadata but their colour profile (no EXIF: no GPS
+position, no thumbnail of the original).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from facematch.encode import engines
+from facematch.encode.engines import EngineChoice
+from facematch.encode.faces import (
+    Face,
+    FaceBox,
+    FaceSettings,
+    describe,
+    run_detector,
+    trim_box,
+    working_copy,
+)
+from facematch.errors import ImageError
+from facematch.match.gallery import Gallery
+from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
+from facematch.run.pipeline import (
+    Encoded,
+    FaceMatch,
+    Pipeline,
+    Status,
+    failure_message,
+    match_face,
+    paired,
+)
+from facematch.sources.images import Found, RGBImage, load_rgb, open_upright
+
+log = logging.getLogger("facematch")
+
+Style = Literal["fill", "blur", "pixelate"]
+Shape = Literal["rect", "ellipse"]
+Action = Literal["kept", "covered"]
+Reason = Literal["known", "unknown", "ambiguous", "everyone"]
+
+# The mask reaches this share of the box's size past each side: dlib's boxes
+# stop at the brows and the chin, and an ellipse through the corners of a box
+# grown by 21% still covers the whole box.
+MASK_GROWTH = 0.25
+FILL = (0, 0, 0)
+# Blocks across a pixelated face, and a blur radius as a share of its size:
+# both far coarser than the mosaics and blurs that published attacks undo.
+PIXELATE_BLOCKS = 6
+BLUR_SHARE = 0.2
+# Mirrored border added on every side for the passes that look for cut faces.
+MIRROR_PAD = 0.25
+# Two detector passes finding one face: boxes overlapping this much (IoU).
+SAME_FACE_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class DetectorPass:
+    """One detector run: its settings, and how much mirrored border to add first.
+
+    A face cut by the frame is hard to detect; mirroring the border (``pad``, a
+    share of each side added on every edge) completes it, and the detectors find
+    it (measured: 7 of the 7 faces of a selfie instead of 4). Boxes wholly
+    in the border are dropped.
+    """
+
+    settings: FaceSettings
+    pad: float = 0.0
+
+
+def redaction_passes(settings: FaceSettings) -> tuple[DetectorPass, ...]:
+    """The detector passes whose faces redaction covers: the most sensitive affordable ones.
+
+    The one place that chooses them. With facematch[detector] installed:
+    CenterFace at its sensitive threshold (small, turned and cut faces), plus
+    HOG at the command's upsample (2, one more than matching) and HOG at
+    upsample 1 on a copy with mirrored borders. Without it (a warning names the
+    extra): the two HOG passes and dlib's CNN detector (in ONNX Runtime) at
+    upsample 0 with mirrored borders. ``--no-fallback`` leaves the CNN pass
+    out; ``--model cnn`` runs the CNN alone, with mirrored borders. Measured in
+    the README (Redaction).
+    """
+    from facematch.detect.detectors import most_sensitive
+
+    first = replace(settings, fallback=False)
+    if settings.model == "cnn":
+        return (DetectorPass(first, MIRROR_PAD),)
+    hog = first if first.model == "hog" else replace(first, model="hog", threshold=None)
+    passes = [DetectorPass(hog), DetectorPass(replace(hog, upsample=1), MIRROR_PAD)]
+    sensitive = most_sensitive(warn=settings.model != "centerface")
+    if sensitive.model == "centerface":
+        centerface = replace(
+            first,
+            model="centerface",
+            upsample=sensitive.upsample,
+            threshold=sensitive.threshold,
+            min_face_size=first.min_face_size or sensitive.min_face_size,
+        )
+        return (DetectorPass(centerface), *passes)
+    if settings.fallback:
+        passes.append(DetectorPass(replace(hog, model="cnn", upsample=0), MIRROR_PAD))
+    return tuple(passes)
+
+
+def detect_pass(image: RGBImage, detector: DetectorPass) -> list[FaceBox]:
+    """Face boxes of one pass, in full-image pixels, trimmed to the image."""
+    settings = detector.settings
+    height, width = image.shape[:2]
+    small = working_copy(image, settings.working_scale(height, width))
+    pad_y, pad_x = (round(side * detector.pad) for side in small.shape[:2])
+    if pad_y or pad_x:
+        small = np.pad(small, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
+    inner_h, inner_w = small.shape[0] - 2 * pad_y, small.shape[1] - 2 * pad_x
+    sy, sx = height / inner_h, width / inner_w
+    boxes = []
+    for b in run_detector(small, settings.model, settings.upsample, settings.threshold):
+        box = FaceBox(
+            round((b.top - pad_y) * sy),
+            round((b.right - pad_x) * sx),
+            round((b.bottom - pad_y) * sy),
+            round((b.left - pad_x) * sx),
+        )
+        trimmed = trim_box(box, height, width)
+        if trimmed.right > trimmed.left and trimmed.bottom > trimmed.top:
+            boxes.append(trimmed)
+    return boxes
+
+
+@dataclass(frozen=True)
+class FindTask:
+    """One image in which to find every face, for redaction."""
+
+    path: str
+    passes: tuple[DetectorPass, ...]
+    engine: EngineChoice
+    threads: int = 1
+
+
+def overlap(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    shared = width * height
+    return shared / (a.area + b.area - shared)
+
+
+def unite(found: Sequence[Sequence[FaceBox]]) -> list[FaceBox]:
+    """Boxes of several passes, a face found twice kept once (from the earlier pass)."""
+    united: list[FaceBox] = []
+    for boxes in found:
+        united += [b for b in boxes if all(overlap(b, u) < SAME_FACE_IOU for u in united)]
+    return united
+
+
+def reach(box: FaceBox, found: Sequence[Sequence[FaceBox]]) -> FaceBox:
+    """The box enclosing ``box`` and every box of any pass that is the same face.
+
+    Passes disagree most on faces cut by the frame (one box stops at the edge of
+    what it saw, a mirrored pass sees the whole face): the face is described from
+    its first box, and covered out to the farthest reach of all of them.
+    """
+    same = [b for boxes in found for b in boxes if overlap(b, box) >= SAME_FACE_IOU]
+    return FaceBox(
+        min([box.top, *(b.top for b in same)]),
+        max([box.right, *(b.right for b in same)]),
+        max([box.bottom, *(b.bottom for b in same)]),
+        min([box.left, *(b.left for b in same)]),
+    )
+
+
+def find_faces(task: FindTask) -> Encoded:
+    """Every face the passes find in one image, encoded; a failure is an error result.
+
+    Each face is described from the box of the first pass that found it, and
+    reported (so covered) with the box that reaches as far as every pass's.
+    """
+    try:
+        image = load_rgb(task.path)
+        found = [detect_pass(image, detector) for detector in task.passes]
+        boxes = unite(found)
+        if not boxes:
+            return Encoded(task.path)
+        first = task.passes[0].settings
+        encoder = engines.encoder(task.engine, task.threads, first.jitters, first.mirror)
+        faces = describe(image, boxes, first, encoder)
+        wide = tuple(replace(face, box=reach(face.box, found)) for face in faces)
+        return Encoded(task.path, wide)
+    except Exception as exc:  # a per-image failure must never stop the run
+        return Encoded(task.path, error=failure_message(exc))
+
+
+def find_failed(task: FindTask, reason: str) -> Encoded:
+    return Encoded(task.path, error=reason)
+
+
+@dataclass(frozen=True)
+class RedactedFace:
+    """One face: kept (a known person, named) or covered, and why."""
+
+    box: FaceBox
+    action: Action
+    reason: Reason
+    name: str | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class RedactedImage:
+    """One input's row: what was found, kept and covered, and where the copy is."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    output: str | None = None
+    faces: tuple[RedactedFace, ...] = ()
+
+    @property
+    def kept(self) -> list[str]:
+        return [f.name for f in self.faces if f.action == "kept" and f.name is not None]
+
+    @property
+    def covered(self) -> int:
+        return sum(1 for f in self.faces if f.action == "covered")
+
+
+def decide(face: FaceMatch, tolerance: float | None, margin: float) -> RedactedFace:
+    """Keep a face only when it is confidently one known person; cover it otherwise."""
+    kind = classify(face, tolerance, margin)
+    if kind == "named":
+        return RedactedFace(face.box, "kept", "known", face.name, face.distance)
+    reason: Reason = "everyone" if kind == "face" else kind
+    return RedactedFace(face.box, "covered", reason, None, face.distance)
+
+
+def mask_box(box: FaceBox, width: int, height: int, growth: float = MASK_GROWTH) -> FaceBox:
+    """The box grown by ``growth`` of its size on every side, within the image."""
+    grow_x = round((box.right - box.left) * growth)
+    grow_y = round((box.bottom - box.top) * growth)
+    return FaceBox(
+        max(0, box.top - grow_y),
+        min(width, box.right + grow_x),
+        min(height, box.bottom + grow_y),
+        max(0, box.left - grow_x),
+    )
+
+
+def cover(image: Image.Image, boxes: Iterable[FaceBox], style: Style, shape: Shape) -> Image.Image:
+    """``image`` (RGB, changed in place) with every box's grown mask covered."""
+    width, height = image.size
+    for box in boxes:
+        area = mask_box(box, width, height)
+        region = (area.left, area.top, area.right, area.bottom)
+        if area.right <= area.left or area.bottom <= area.top:
+            continue
+        size = (area.right - area.left, area.bottom - area.top)
+        if style == "fill":
+            covered = Image.new("RGB", size, FILL)
+        elif style == "blur":
+            radius = max(2.0, BLUR_SHARE * max(size))
+            # Blurred twice: one wide Gaussian still leaves the face's layout.
+            blurred = image.crop(region).filter(ImageFilter.GaussianBlur(radius))
+            covered = blurred.filter(ImageFilter.GaussianBlur(radius))
+        else:
+            block = max(1, max(size) // PIXELATE_BLOCKS)
+            small = (max(1, size[0] // block), max(1, size[1] // block))
+            covered = image.crop(region).resize(small, Image.Resampling.BOX)
+            covered = covered.resize(size, Image.Resampling.NEAREST)
+        mask = Image.new("L", size, 0)
+        draw = ImageDraw.Draw(mask)
+        if shape == "ellipse":
+            draw.ellipse((0, 0, size[0] - 1, size[1] - 1), fill=255)
+        else:
+            draw.rectangle((0, 0, size[0], size[1]), fill=255)
+        image.paste(covered, region[:2], mask)
+    return image
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What to cover and how."""
+
+    targets: dict[str, Path]  # input path -> where its copy goes
+    gallery: Gallery | None = None  # None: cover every face
+    tolerance: float | None = None
+    margin: float = AMBIGUITY_MARGIN
+    style: Style = "fill"
+    shape: Shape = "rect"
+
+
+def redact(
+    pipeline: Pipeline, found: Sequence[Found], passes: tuple[DetectorPass, ...], plan: Redaction
+) -> Iterator[RedactedImage]:
+    """Find every face, decide, and write each covered copy; one row per input, in order."""
+    readable = [f.path for f in found if f.problem is None]
+    threads = pipeline.jobs if pipeline.solo(len(readable)) else 1
+    tasks = [FindTask(path, passes, pipeline.engine, threads) for path in readable]
+    encoded = pipeline.run(find_faces, tasks, find_failed)
+    for item, image in paired(found, encoded):
+        if pipeline.progress is not None:
+            pipeline.progress(1)
+        if image is None:
+            yield RedactedImage(item.path, "error", item.problem)
+        elif image.error is not None:
+            yield RedactedImage(item.path, "error", image.error)
+        else:
+            yield write_copy(image, plan)
+
+
+def once_each(faces: Sequence[RedactedFace]) -> tuple[RedactedFace, ...]:
+    """Keep a person's nearest face only: anyone is in a photo once, so the others are doubtful.
+
+    (A face cut by the frame can also be found twice, once mirrored.)
+    """
+    nearest: dict[str, float] = {}
+    for face in faces:
+        if face.action == "kept" and face.name is not None and face.distance is not None:
+            nearest[face.name] = min(nearest.get(face.name, face.distance), face.distance)
+    return tuple(
+        replace(face, action="covered", reason="ambiguous", name=None)
+        if face.action == "kept" and face.name is not None and face.distance != nearest[face.name]
+        else face
+        for face in faces
+    )
+
+
+def write_copy(image: Encoded, plan: Redaction) -> RedactedImage:
+    """Decide for each face of an image, and write its covered copy."""
+    faces = once_each(
+        [decide(face_match(f, plan), plan.tolerance, plan.margin) for f in image.faces]
+    )
+    try:
+        picture = open_upright(image.path)[0]
+    except ImageError as exc:  # changed or removed since its faces were found
+        return RedactedImage(image.path, "error", str(exc))
+    covered = cover(
+        picture, [f.box for f in faces if f.action == "covered"], plan.style, plan.shape
+    )
+    written = save_copy(covered, plan.targets[image.path])
+    return RedactedImage(image.path, image.status, None, str(written), faces)
+
+
+def face_match(face: Face, plan: Redaction) -> FaceMatch:
+    """The face's nearest known people; with no known people, just its box."""
+    if plan.gallery is None or plan.tolerance is None:
+        return FaceMatch(face.box, None, None)
+    return match_face(plan.gallery, face, plan.tolerance, False)

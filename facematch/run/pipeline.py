@@ -1,0 +1,803 @@
+"""paths -> encoded images -> known gallery -> matches, as typed records.
+
+``Pipeline`` owns the cache and the worker pool for one run; the pool starts
+only if some image is not already in the cache, so a warm re-run loads no
+model at all. ``encode_image`` is the unit of work: a picklable function of
+one path that never raises, since a bad file is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from facematch.detect import detectors
+from facematch.detect.detectors import FaceBox
+from facematch.encode import engines
+from facematch.encode.engines import EngineChoice
+from facematch.encode.faces import (
+    FALLBACK_CNN_MAX_PIXELS,
+    EngineName,
+    Face,
+    FaceSettings,
+    describe_to_match,
+    detect,
+    detect_with_fallback,
+    trim_box,
+    working_copy,
+)
+from facematch.errors import ImageError, NoKnownFacesError
+from facematch.match.appearances import Appearance, appearances, clock
+from facematch.match.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
+from facematch.run.runners import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
+from facematch.sources.images import (
+    Found,
+    RGBImage,
+    is_video_name,
+    load_rgb,
+    load_scaled,
+    scaled_size,
+    shrink,
+    shrinks_to_luminance,
+)
+from facematch.sources.video import (
+    Decoded,
+    VideoSettings,
+    decoder_version,
+    frame_face_settings,
+    frames,
+    probe,
+)
+from facematch.store.cache import EncodingCache, FaceStore, StoredVideo, file_digest, settings_key
+
+log = logging.getLogger("facematch")
+
+Status = Literal["ok", "no_faces", "error"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """Everything a worker needs to encode one image."""
+
+    path: str
+    settings: FaceSettings
+    engine: EngineChoice
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One image's faces, or why it could not be read."""
+
+    path: str
+    faces: tuple[Face, ...] = ()
+    error: str | None = None
+
+    @property
+    def largest_face(self) -> Face | None:
+        """The face with the largest box (the subject of a portrait), if any."""
+        return max(self.faces, key=lambda face: face.box.area, default=None)
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if self.faces else "no_faces"
+
+
+def encode_image(task: EncodeTask) -> Encoded:
+    """Load and encode one image; any failure becomes an error result."""
+    settings = task.settings
+    try:
+        small, full_size = load_working(task.path, settings)
+        faces = encode_pixels(small, full_size, lambda: load_rgb(task.path), settings, task)
+        return Encoded(task.path, tuple(faces))
+    except Exception as exc:  # a per-image failure must never stop the run
+        return Encoded(task.path, error=on_worker(failure_message(exc)))
+
+
+def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int, int]]:
+    """The working copy detection runs on, and the full (height, width).
+
+    For HOG, which sees only luminance, a shrunk copy is decoded as luminance
+    (a JPEG then decodes no colour at all); the faces are described from the
+    full-resolution pixels anyway. A copy that is not shrunk stays RGB: it is
+    the image the faces are described from; so does one small enough for the
+    CNN fallback (detect_with_fallback), which sees colour.
+    """
+    return load_scaled(path, settings.working_scale, luminance_over=_luminance_over(settings))
+
+
+def working_pixels(image: RGBImage, settings: FaceSettings) -> RGBImage:
+    """``load_working``'s working copy, made from pixels already in memory."""
+    height, width = image.shape[:2]
+    scale = settings.working_scale(height, width)
+    target = scaled_size(width, height, scale)
+    if shrinks_to_luminance((width, height), target, _luminance_over(settings)):
+        from PIL import Image
+
+        grey = Image.fromarray(image).convert("L")
+        return np.asarray(shrink(grey, width, height, scale))
+    return working_copy(image, scale)
+
+
+def _luminance_over(settings: FaceSettings) -> int | None:
+    """The pixels above which HOG's shrunk working copy is luminance; None: never."""
+    if settings.model != "hog":
+        return None
+    return FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
+
+
+def encode_pixels(
+    small: RGBImage,
+    full_size: tuple[int, int],
+    load_full: Callable[[], RGBImage],
+    settings: FaceSettings,
+    task: EncodeTask | VideoTask,
+) -> list[Face]:
+    """The faces of a photo or a video frame, from its working copy and full pixels.
+
+    Detection runs on ``small``, a copy of the (height, width) ``full_size``
+    picture scaled as ``settings.working_scale`` says; only if it finds a face
+    are the full pixels made (``load_full``) and the descriptor engine loaded.
+    """
+    # Faces to describe: CenterFace's faces seen in profile are left out.
+    boxes = detect_with_fallback(small, settings, full_size, turned=False)
+    if not boxes:
+        return []
+    full = small if small.shape[:2] == full_size and small.ndim == 3 else load_full()
+    encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
+    return describe_to_match(full, boxes, settings, encoder)
+
+
+def encode_failed(task: EncodeTask, reason: str) -> Encoded:
+    """The result of an image whose worker process died reading it."""
+    return Encoded(task.path, error=reason)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled video frame: its time (seconds from the first frame) and its faces."""
+
+    time: float
+    faces: tuple[Face, ...] = ()
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A video's sampled frames with their faces, or why (part of) it could not be read."""
+
+    path: str
+    samples: tuple[Sample, ...] = ()
+    duration: float | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if any(s.faces for s in self.samples) else "no_faces"
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """One time segment of a video to sample and encode: the unit of parallel work."""
+
+    path: str
+    settings: FaceSettings
+    engine: EngineChoice
+    video: VideoSettings
+    start: float
+    end: float | None
+    duration: float | None
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """A segment's samples; ``error`` if it could not be decoded to its end."""
+
+    task: VideoTask
+    samples: tuple[Sample, ...] = ()
+    error: str | None = None
+
+
+def encode_segment(task: VideoTask) -> EncodedSegment:
+    """Sample one segment of a video; each frame is encoded exactly as a photo is.
+
+    Samples decoded before a failure are kept; the failure, or a stream that
+    ends before the segment does (a truncated file), is the segment's error.
+    """
+    samples: list[Sample] = []
+    seen = Decoded()
+    try:
+        for frame in frames(
+            task.path,
+            task.video.fps,
+            task.start,
+            task.end,
+            strategy=task.video.strategy,
+            threads=task.threads,
+            progress=seen,
+        ):
+            settings = frame_face_settings(task.settings, task.video, *frame.size)
+            small, full_size = frame.scaled(settings.working_scale)
+            faces = encode_pixels(small, full_size, frame.image, settings, task)
+            samples.append(Sample(frame.time, tuple(faces)))
+    except Exception as exc:  # a per-video failure must never stop the run
+        return EncodedSegment(task, tuple(samples), failure_message(exc))
+    if not seen.complete:
+        reached = max(seen.last_frame, 0.0)
+        length = f" of {clock(seen.duration)}" if seen.duration is not None else ""
+        return EncodedSegment(
+            task,
+            tuple(samples),
+            f"the video data ends at {clock(reached)}{length} (truncated or damaged); "
+            "faces up to there are reported",
+        )
+    if not samples and task.start == 0:
+        return EncodedSegment(task, (), "no frame could be decoded")
+    return EncodedSegment(task, tuple(samples))
+
+
+def encode_segment_failed(task: VideoTask, reason: str) -> EncodedSegment:
+    """The result of a video segment whose worker process died decoding it."""
+    return EncodedSegment(task, (), reason.replace("this image", "this video"))
+
+
+def encode_task(task: EncodeTask | VideoTask) -> Encoded | EncodedSegment:
+    """The worker's function: a photo or a video segment (one stream, one pool)."""
+    return encode_segment(task) if isinstance(task, VideoTask) else encode_image(task)
+
+
+def encode_task_failed(task: EncodeTask | VideoTask, reason: str) -> Encoded | EncodedSegment:
+    if isinstance(task, VideoTask):
+        return encode_segment_failed(task, reason)
+    return encode_failed(task, reason)
+
+
+# Long videos are cut into segments so that several workers share one; never
+# shorter than this (each segment opens the file and seeks once) ...
+MIN_SEGMENT_SECONDS = 20.0
+# ... nor longer than this, so that results and progress come steadily.
+MAX_SEGMENT_SECONDS = 300.0
+
+
+def segments(duration: float | None, fps: float, jobs: int) -> list[tuple[float, float | None]]:
+    """(start, end) segments of a video, cut on sample times; one piece if its length is unknown."""
+    if duration is None:
+        return [(0.0, None)]
+    length = min(MAX_SEGMENT_SECONDS, max(MIN_SEGMENT_SECONDS, duration / jobs))
+    step = max(1, round(length * fps)) / fps
+    count = max(1, int(-(-duration // step)))
+    cuts = [i * step for i in range(count)]
+    return [(start, cuts[i + 1] if i + 1 < count else None) for i, start in enumerate(cuts)]
+
+
+def failure_message(exc: Exception) -> str:
+    """One line saying why an image failed: ours are already phrased for users."""
+    if isinstance(exc, ImageError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory while processing this image"
+    return f"internal error: {type(exc).__name__}: {first_line(str(exc))}"
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of a (possibly many-line, e.g. dlib's) message."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def anywhere(path: str) -> str:
+    """``path`` as any worker finds it: relative to this process's folder, not the worker's.
+
+    Not normalised: "link/.." must still mean what it means here.
+    """
+    return os.path.join(os.getcwd(), path)
+
+
+def paired(found: Sequence[Found], results: Iterator[R]) -> Iterator[tuple[Found, R | None]]:
+    """Each input with its result, in order; inputs already known to be unreadable get None."""
+    for item in found:
+        yield item, (None if item.problem is not None else next(results))
+
+
+class Pipeline:
+    """One run's settings, cache and workers; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: FaceSettings | None = None,
+        *,
+        jobs: int | None = None,
+        cache_dir: Path | None = None,
+        engine: EngineName | None = None,
+        runner: str = "process",
+        progress: Callable[[int], None] | None = None,
+        store: FaceStore | None = None,
+        video: VideoSettings | None = None,
+    ) -> None:
+        self.settings = settings or FaceSettings()
+        detectors.require(self.settings.model)
+        self.jobs = resolve_jobs(jobs)
+        # ``store`` (a face library, say) replaces the encoding cache; whoever made it closes it.
+        self.cache: FaceStore | None = store
+        self._owns_cache = store is None and cache_dir is not None
+        if self._owns_cache:
+            assert cache_dir is not None
+            self.cache = EncodingCache(cache_dir)
+        self.cache_dir = cache_dir
+        self.requested_engine = engine or engines.default_engine()
+        self.runner_name = runner
+        self.progress = progress
+        self._engine: EngineChoice | None = None
+        self._runner: Runner | None = None
+        self._settings_key = settings_key(self.settings)
+        self.video = video or VideoSettings()
+        # Seconds of video: the total once known (every video probed), then each part done.
+        self.video_total: Callable[[float], None] | None = None
+        self.video_progress: Callable[[float], None] | None = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(abort=kind is not None)
+
+    def close(self, abort: bool = False) -> None:
+        if self._runner is not None:
+            self._runner.close(abort)
+            self._runner = None
+        if self.cache is not None and self._owns_cache:
+            self.cache.close()
+
+    @property
+    def engine(self) -> EngineChoice:
+        """The descriptor engine, prepared on first need (warm runs never need it)."""
+        if self._engine is None:
+            self._engine = engines.prepare(self.requested_engine, self.cache_dir)
+        return self._engine
+
+    def solo(self, count: int) -> bool:
+        """Whether work on ``count`` images stays in this process (no pool to start)."""
+        if is_remote(self.runner_name):
+            return False
+        return count <= 1 or self.jobs == 1
+
+    def run(
+        self, fn: Callable[[T], R], tasks: Sequence[T], failed: Callable[[T, str], R]
+    ) -> Iterator[R]:
+        """Results of ``fn`` over ``tasks`` in order, on the pool when it pays.
+
+        ``failed(task, reason)`` is the result of a task whose worker died.
+        """
+        if self.solo(len(tasks)):
+            return InProcess().map(fn, tasks, failed)
+        if self._runner is None:
+            self._runner = make_runner(self.runner_name, self.jobs)
+        return self._runner.map(fn, tasks, failed)
+
+    @property
+    def settings_key(self) -> str:
+        """The key of this run's settings in the cache (``store.cache.settings_key``)."""
+        return self._settings_key
+
+    def encode(
+        self, paths: Sequence[str], digests: Sequence[str | None] | None = None
+    ) -> Iterator[Encoded]:
+        """Encoded images in the order of ``paths``, from the cache where possible.
+
+        ``digests``, if given, are the paths' content hashes already computed
+        (None where unknown), so that no file is read twice.
+        """
+        for encoded in self._encode(paths, videos=False, digests=digests):
+            assert isinstance(encoded, Encoded)
+            yield encoded
+
+    def encode_inputs(self, paths: Sequence[str]) -> Iterator[Encoded | EncodedVideo]:
+        """Encoded images and videos (by their suffix) in the order of ``paths``."""
+        return self._encode(paths, videos=True)
+
+    def _video_key(self) -> str:
+        frames = settings_key(self.video.base_settings(self.settings))
+        return f"{frames} {self.video.key()} {decoder_version()}"
+
+    def _encode(
+        self,
+        paths: Sequence[str],
+        videos: bool,
+        digests: Sequence[str | None] | None = None,
+    ) -> Iterator[Encoded | EncodedVideo]:
+        is_video = [videos and is_video_name(p) for p in paths]
+        if digests is None:
+            digests = [self._digest(p) for p in paths]
+        cached: dict[int, list[Face] | StoredVideo] = {}
+        probed: dict[int, float | str | None] = {}  # duration, or why it cannot be read
+        for i, digest in enumerate(digests):
+            if digest is None or self.cache is None:
+                continue
+            hit: list[Face] | StoredVideo | None
+            if is_video[i]:
+                hit = self._cached_video(digest)
+            else:
+                hit = self.cache.get(digest, self._settings_key)
+            if hit is not None:
+                cached[i] = hit
+        tasks: list[EncodeTask | VideoTask] = []
+        misses = [i for i in range(len(paths)) if i not in cached]
+        for i in misses:
+            if not is_video[i]:
+                tasks.append(EncodeTask(anywhere(paths[i]), self.settings, self.engine))
+                continue
+            probed[i] = self._probe(paths[i])
+            duration = probed[i]
+            if isinstance(duration, str):
+                continue
+            for start, end in segments(duration, self.video.fps, self.jobs):
+                tasks.append(
+                    VideoTask(
+                        anywhere(paths[i]),
+                        self.settings,
+                        self.engine,
+                        self.video,
+                        start,
+                        end,
+                        duration,
+                    )
+                )
+        if self.solo(len(tasks)):  # no pool: this process may use every core
+            tasks = [replace(t, threads=self.jobs) for t in tasks]
+        if self.video_total is not None and any(is_video):
+            self.video_total(self._video_seconds(cached, probed))
+        results = self.run(encode_task, tasks, encode_task_failed) if tasks else iter(())
+        for i, path in enumerate(paths):
+            hit = cached.get(i)
+            if isinstance(hit, StoredVideo):
+                yield EncodedVideo(path, tuple(Sample(t, f) for t, f in hit.samples), hit.duration)
+                self._seconds(hit.duration)
+                continue
+            if hit is not None:
+                encoded: Encoded | EncodedVideo = Encoded(path, tuple(hit))
+            elif is_video[i]:
+                encoded = self._video_result(path, probed[i], digests[i], results)
+            else:
+                image = next(results)
+                assert isinstance(image, Encoded)
+                encoded = dataclasses.replace(image, path=path)
+                digest = digests[i]
+                if self.cache is not None and digest is not None and encoded.error is None:
+                    self.cache.put(
+                        digest, self._settings_key, list(encoded.faces), self.engine.name
+                    )
+            if self.progress is not None and not is_video[i]:
+                self.progress(1)
+            yield encoded
+
+    def _cached_video(self, digest: str) -> StoredVideo | None:
+        if not isinstance(self.cache, EncodingCache):  # a library keeps photos only
+            return None
+        try:
+            return self.cache.get_video(digest, self._video_key())
+        except ImageError:  # no decoder installed: the video becomes an error row
+            return None
+
+    def _probe(self, path: str) -> float | str | None:
+        try:
+            return probe(path).duration
+        except ImageError as exc:
+            return str(exc)
+        except Exception as exc:
+            return failure_message(exc)
+
+    @staticmethod
+    def _video_seconds(
+        cached: dict[int, list[Face] | StoredVideo], probed: dict[int, float | str | None]
+    ) -> float:
+        known = [hit.duration for hit in cached.values() if isinstance(hit, StoredVideo)]
+        known += [d for d in probed.values() if not isinstance(d, str)]
+        return sum(d or 0.0 for d in known)
+
+    def _seconds(self, duration: float | None) -> None:
+        if self.video_progress is not None and duration:
+            self.video_progress(duration)
+
+    def _video_result(
+        self,
+        path: str,
+        duration: float | str | None,
+        digest: str | None,
+        results: Iterator[Encoded | EncodedSegment],
+    ) -> EncodedVideo:
+        """Join a video's segments (in order) into one result, cached if it is whole."""
+        if isinstance(duration, str):
+            return EncodedVideo(path, error=duration)
+        parts: list[EncodedSegment] = []
+        for _ in segments(duration, self.video.fps, self.jobs):
+            part = next(results)
+            assert isinstance(part, EncodedSegment)
+            parts.append(part)
+            end = part.task.end if part.task.end is not None else (duration or 0.0)
+            self._seconds(end - part.task.start)
+        samples = tuple(s for part in parts for s in part.samples)
+        error = next((part.error for part in parts if part.error is not None), None)
+        video = EncodedVideo(path, samples, duration, error)
+        if isinstance(self.cache, EncodingCache) and digest is not None and error is None:
+            stored = StoredVideo(duration, tuple((s.time, s.faces) for s in samples))
+            self.cache.put_video(digest, self._video_key(), stored, self.engine.name)
+        return video
+
+    def _digest(self, path: str) -> str | None:
+        if self.cache is None:
+            return None
+        try:
+            return file_digest(path)
+        except (OSError, ImageError):
+            return None  # the encoder reports why it cannot be read
+
+
+@dataclass(frozen=True)
+class KnownPeople:
+    """The gallery built from the known folder, and the photos that could not be used."""
+
+    gallery: Gallery
+    unreadable: tuple[str, ...] = ()
+
+
+def build_gallery(
+    pipeline: Pipeline,
+    known_dir: str,
+    photos: Sequence[KnownPhoto] | None = None,
+    encoded_photos: Iterator[Encoded] | None = None,
+) -> KnownPeople:
+    """Encode the known folder: one face per photo, several photos per person allowed.
+
+    ``encoded_photos``, if given, yields the usable photos' encodings in order
+    (see ``start``); otherwise they are encoded here.
+    """
+    if photos is None:
+        photos = known_photos(known_dir)
+    labelled = []
+    sources = []
+    unreadable = []
+    usable = [p for p in photos if p.problem is None]
+    for photo in photos:
+        if photo.problem is not None:
+            log.error("%s: %s", photo.path, photo.problem)
+            unreadable.append(photo.path)
+    if encoded_photos is None:
+        encoded_photos = pipeline.encode([p.path for p in usable])
+    for photo, encoded in zip(usable, itertools.islice(encoded_photos, len(usable)), strict=True):
+        largest = encoded.largest_face
+        if encoded.error is not None:
+            log.error("%s: %s (known photo skipped)", photo.path, encoded.error)
+            unreadable.append(photo.path)
+        elif largest is None:
+            log.warning("no face found in known photo %s; skipping it", photo.path)
+        else:
+            if len(encoded.faces) > 1:
+                log.warning(
+                    "%d faces in known photo %s; using the largest as %s",
+                    len(encoded.faces),
+                    photo.path,
+                    photo.name,
+                )
+            labelled.append((photo.name, largest.embedding))
+            sources.append(KnownFace(photo.name, photo.path, largest.box))
+    if not labelled:
+        raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")
+    return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """One unknown face: its box, the best person (or None) and who else is near."""
+
+    box: FaceBox
+    name: str | None
+    distance: float | None
+    matches: tuple[Match, ...] = ()
+    runner_up: Match | None = None
+    # The known photo of the nearest person that was nearest to this face.
+    known_face: KnownFace | None = None
+    # The tolerance this face was judged with (``--tolerance auto`` adapts it per face).
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One unknown image's row: status, error and matched faces."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    faces: tuple[FaceMatch, ...] = field(default=())
+
+
+def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
+    """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
+    return match_faces(gallery, [face], tolerance, all_matches)[0]
+
+
+def match_faces(
+    gallery: Gallery,
+    faces: Sequence[Face],
+    tolerance: float,
+    all_matches: bool,
+    local: bool = False,
+) -> list[FaceMatch]:
+    """``match_face`` for several faces at once (one batch through the gallery's index).
+
+    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    """
+    if not faces:
+        return []
+    embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
+    return [
+        FaceMatch(
+            box=face.box,
+            name=near.within[0].name if near.within else None,
+            distance=near.best.distance if near.best else None,
+            matches=near.within,
+            runner_up=near.runner_up,
+            known_face=(
+                gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
+            ),
+            tolerance=near.tolerance,
+        )
+        for face, near in zip(
+            faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
+        )
+    ]
+
+
+def start(
+    pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto], unknown: Sequence[Found]
+) -> tuple[KnownPeople, Iterator[Encoded | EncodedVideo]]:
+    """Encode known and unknown inputs as one stream, so workers never wait between the two.
+
+    Returns the known people and the (still running) unknown inputs' encodings,
+    to hand to ``match``.
+    """
+    usable = [p.path for p in photos if p.problem is None]
+    readable = [f.path for f in unknown if f.problem is None]
+    stream = pipeline.encode_inputs(usable + readable)
+    known = build_gallery(pipeline, known_dir, photos, _photos(stream, len(usable)))
+    return known, stream
+
+
+def _photos(stream: Iterator[Encoded | EncodedVideo], count: int) -> Iterator[Encoded]:
+    """The first ``count`` items of a stream, which are photos (the known folder's)."""
+    for encoded in itertools.islice(stream, count):
+        assert isinstance(encoded, Encoded)
+        yield encoded
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """One sampled frame of a video and its matched faces (``--per-frame``)."""
+
+    time: float
+    faces: tuple[FaceMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """One video's row: status, error, and who appears when (or each sampled frame)."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    duration: float | None = None
+    fps: float = 1.0
+    appearances: tuple[Appearance, ...] = ()
+    frames: tuple[FrameFaces, ...] | None = None
+
+
+def match_video(
+    video: EncodedVideo,
+    gallery: Gallery,
+    tolerance: float,
+    all_matches: bool,
+    fps: float,
+    per_frame: bool = False,
+    local: bool = False,
+) -> VideoResult:
+    """Match every face of every sampled frame as a photo's, then join them into ranges."""
+    named = [
+        FrameFaces(s.time, tuple(match_faces(gallery, s.faces, tolerance, all_matches, local)))
+        for s in video.samples
+    ]
+    if per_frame:
+        return VideoResult(
+            video.path, video.status, video.error, video.duration, fps, frames=tuple(named)
+        )
+    ranges = appearances([(f.time, f.faces) for f in named], 1.0 / fps, video.duration)
+    return VideoResult(video.path, video.status, video.error, video.duration, fps, tuple(ranges))
+
+
+def match(
+    pipeline: Pipeline,
+    known: KnownPeople,
+    unknown: Iterable[Found],
+    tolerance: float = 0.6,
+    all_matches: bool = False,
+    encoded: Iterator[Encoded | EncodedVideo] | None = None,
+    per_frame: bool = False,
+    local: bool = False,
+) -> Iterator[ImageResult | VideoResult]:
+    """Match every face of every unknown image and video against the known people, in order.
+
+    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    """
+    found = list(unknown)
+    if encoded is None:
+        encoded = pipeline.encode_inputs([f.path for f in found if f.problem is None])
+    for item, image in paired(found, encoded):
+        if image is None:
+            yield ImageResult(item.path, "error", item.problem)
+            continue
+        if isinstance(image, EncodedVideo):
+            fps = pipeline.video.fps
+            yield match_video(image, known.gallery, tolerance, all_matches, fps, per_frame, local)
+            continue
+        yield ImageResult(
+            image.path,
+            image.status,
+            image.error,
+            tuple(match_faces(known.gallery, image.faces, tolerance, all_matches, local)),
+        )
+
+
+@dataclass(frozen=True)
+class DetectTask:
+    """One image to find face boxes in (no landmarks, no embeddings)."""
+
+    path: str
+    settings: FaceSettings
+
+
+def detect_image(task: DetectTask) -> ImageResult:
+    """Face boxes of one image as a result row; any failure becomes an error row."""
+    try:
+        small, (height, width) = load_working(task.path, task.settings)
+        boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
+    except Exception as exc:  # a per-image failure must never stop the run
+        return ImageResult(task.path, "error", on_worker(failure_message(exc)))
+    faces = tuple(FaceMatch(box, None, None) for box in boxes)
+    return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
+
+
+def detect_failed(task: DetectTask, reason: str) -> ImageResult:
+    """The row of an image whose worker process died reading it."""
+    return ImageResult(task.path, "error", reason)
+
+
+def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResult]:
+    """Face boxes for every input, in input order."""
+    items = list(found)
+    tasks = [DetectTask(anywhere(f.path), pipeline.settings) for f in items if f.problem is None]
+    detected = pipeline.run(detect_image, tasks, detect_failed)
+    for item, boxes in paired(items, detected):
+        if boxes is None:
+            result = ImageResult(item.path, "error", item.problem)
+        else:
+            result = dataclasses.replace(boxes, path=item.path)
+        if pipeline.progress is not None:
+            pipeline.progress(1)
+        yield result

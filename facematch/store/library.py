@@ -1,0 +1,1074 @@
+"""The face library: one SQLite file of photos, their faces and embeddings.
+
+The encoding cache grown up: images are stored by content and settings as the
+cache stores them (table ``entries``: SHA-256 of the bytes, settings, JSON,
+a checksum; same key, same checksum function), so the library is also the store
+``Pipeline.encode`` reads and writes while indexing. Tables (``sqlite3 FILE .schema``):
+
+``files``
+    one row per indexed path: size, mtime (ns), content digest, settings,
+    status (``ok``, ``no_faces``, ``error``), error message, when indexed. A
+    re-run recognises an unchanged file by path, size and mtime without reading
+    it; a changed one by its digest (a moved or renamed photo is not encoded
+    again); a failed one is tried again only when it changes.
+``entries``
+    one row per image content and settings: the engine and each face's
+    landmarks as JSON, with the SHA-256 of key and text.
+``faces``
+    one row per face of an entry: its box and its embedding as 128
+    little-endian float32 (512 bytes), with a 64-bit checksum of both. Binary
+    and apart from the JSON so that a million faces load in seconds into one
+    matrix and take 0.6 KB each (as JSON text in the entry: 5 KB, and slow to parse).
+``settings``
+    each settings key once (rows refer to it by number).
+``meta``
+    ``format`` = ``facematch-library`` and ``schema`` (a version number;
+    migrations run by number on open).
+
+Every file is committed as it is indexed, in WAL mode: ``kill -9`` loses
+nothing already written and the next run resumes; several processes may index
+into one library at once. A file that is not a library, a damaged one or one
+made by a newer facematch is a ``LibraryError`` (one line), never a wrong
+answer: a face or entry whose checksum does not match is refused too. The file
+is created 0600 in a 0700 folder: embeddings are biometric data.
+
+A ``Library`` is a context manager::
+
+    with Library.open(path) as library:
+        for row in library.index(["Photos"], pipeline):
+            ...
+        faces = library.faces()      # ids, paths, boxes, float32 embeddings
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from facematch.detect.detectors import FaceBox
+from facematch.encode.faces import Face
+from facematch.errors import ImageError, LibraryError
+from facematch.files import create_private_file, make_private_folder
+from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
+from facematch.sources.images import Found, discover
+from facematch.store.cache import entry_checksum, file_digest
+from facematch.store.snapshot import (
+    SNAPSHOT_MIN_FACES,
+    SUFFIX,
+    FaceMatrix,
+    read_snapshot,
+    remove_snapshot,
+    snapshot_generation,
+    snapshot_path,
+    write_snapshot,
+)
+
+if TYPE_CHECKING:
+    from facematch.run.pipeline import Encoded, Pipeline
+
+log = logging.getLogger("facematch")
+
+FORMAT = "facematch-library"
+SCHEMA_VERSION = 2
+LIBRARY_FILE = "library.sqlite3"
+ENV_VAR = "FACEMATCH_LIBRARY"
+DIM = 128
+NOT_INDEXED = "not in the library, or changed since it was indexed (run facematch index)"
+
+Status = Literal["ok", "no_faces", "error"]
+Action = Literal["new", "changed", "unchanged", "pruned"]
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS entries ("
+    " id INTEGER PRIMARY KEY, digest TEXT NOT NULL,"
+    " settings INTEGER NOT NULL REFERENCES settings(id),"
+    " faces TEXT NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,"
+    " UNIQUE (digest, settings))",
+    "CREATE TABLE IF NOT EXISTS faces ("
+    " id INTEGER PRIMARY KEY, entry INTEGER NOT NULL REFERENCES entries(id),"
+    " face INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL,"
+    " bottom INTEGER NOT NULL, left INTEGER NOT NULL,"
+    " embedding BLOB NOT NULL, checksum INTEGER NOT NULL, UNIQUE (entry, face))",
+    "CREATE TABLE IF NOT EXISTS files ("
+    " id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER,"
+    " digest TEXT, settings INTEGER NOT NULL REFERENCES settings(id),"
+    " status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
+    " error TEXT, indexed REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",
+)
+
+_COUNT_CHANGES = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()} AFTER {event} ON {table}"
+    " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END"
+    for table in ("files", "entries", "faces")
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
+"""Every write to the tables that make ``faces()`` raises ``meta.generation`` (what a
+snapshot of the faces is checked against; see ``facematch.store.snapshot``)."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("INSERT OR IGNORE INTO meta VALUES ('generation', '0')", *_COUNT_CHANGES),
+}
+"""Statements that take a library from schema N - 1 to N."""
+
+# Odd 64-bit weights for the face checksum: any change to one word of a row changes the sum.
+_WEIGHTS = np.array(
+    [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 for i in range(DIM + 4)], dtype=np.uint64
+)
+_JOINED = (
+    " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+    " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
+)
+"""The faces of the indexed files (what ``faces()`` reads)."""
+
+_CHECK_ROWS = 65_536  # rows checksummed at a time, to bound memory
+
+
+def default_library_path() -> Path:
+    """The library used when none is named: ``$FACEMATCH_LIBRARY``, else the user data folder."""
+    named = os.environ.get(ENV_VAR)
+    if named:
+        return Path(named)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("facematch", appauthor=False)) / LIBRARY_FILE
+
+
+def resolve_library_path(path: str | os.PathLike[str] | None) -> Path:
+    """``path`` if given, else the default library (see ``default_library_path``)."""
+    return Path(path) if path is not None else default_library_path()
+
+
+def face_checksums(boxes: NDArray[np.int64], embeddings: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Per face, a 64-bit checksum of its box and the bits of its float32 embedding."""
+    count = len(embeddings)
+    out = np.empty(count, dtype=np.int64)
+    for start in range(0, count, _CHECK_ROWS):
+        part = slice(start, start + _CHECK_ROWS)
+        words = np.empty((len(embeddings[part]), DIM + 4), dtype=np.uint64)
+        words[:, :DIM] = np.ascontiguousarray(embeddings[part], dtype="<f4").view("<u4")
+        words[:, DIM:] = boxes[part].astype(np.int64).view(np.uint64) & 0xFFFFFFFF
+        with np.errstate(over="ignore"):
+            out[part] = (words * _WEIGHTS).sum(axis=1, dtype=np.uint64).view(np.int64)
+    return out
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """What an index run did with one file: its status now and the action taken."""
+
+    path: str
+    status: Status
+    action: Action
+    faces: int = 0
+    error: str | None = None
+
+
+class LibraryFaces(NamedTuple):
+    """Every face of every indexed file (one row per face and path; a copy of a photo
+    at two paths gives two rows with the same face id)."""
+
+    ids: NDArray[np.int64]
+    """(n,) face ids, stable while the file's content and settings stay the same."""
+    paths: list[str]
+    """(n,) the file each face is in."""
+    boxes: NDArray[np.int32]
+    """(n, 4) top, right, bottom, left in image pixels."""
+    embeddings: NDArray[np.float32]
+    """(n, 128) the embeddings, one contiguous float32 matrix."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One library face near the query person: where it is and how near."""
+
+    path: str
+    box: FaceBox
+    distance: float
+    face_id: int
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One indexed file as stored."""
+
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    digest: str | None
+    status: Status
+    error: str | None
+
+
+class Library:
+    """One library file; open with ``Library.open`` and use as a context manager."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._db = db
+        self._settings_ids: dict[str, int] = {}
+        self._searchable: tuple[FaceMatrix, NeighbourIndex] | None = None
+
+    # --- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        busy_seconds: float = 60.0,
+    ) -> Library:
+        """Open (or, unless ``read_only``, create) a library; ``path`` None is the default.
+
+        Raises LibraryError for a missing library opened read-only, a file that is
+        not a facematch library, a damaged one, or one of a newer schema.
+        """
+        where = resolve_library_path(path)
+        if where.is_dir():
+            raise LibraryError(f"{where} is a folder; a library is a file")
+        if read_only and not where.exists():
+            raise LibraryError(f"no library at {where}; make one with: facematch index PHOTOS")
+        try:
+            if read_only:
+                uri = f"{where.absolute().as_uri()}?mode=ro"
+                db = sqlite3.connect(uri, uri=True, timeout=busy_seconds, isolation_level=None)
+            else:
+                make_private_folder(where.parent.absolute())
+                create_private_file(where)
+                db = sqlite3.connect(where, timeout=busy_seconds, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise LibraryError(f"cannot open the library {where}: {exc}") from None
+        library = cls(where, db, read_only)
+        try:
+            library._set_up(busy_seconds)
+        except BaseException:
+            db.close()
+            raise
+        return library
+
+    def _set_up(self, busy_seconds: float) -> None:
+        db = self._db
+        with self._guard():
+            db.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                if self.read_only:
+                    raise LibraryError(f"{self.path} is an empty file, not a facematch library")
+                self._create()
+                return
+            if "meta" not in tables:
+                raise LibraryError(f"{self.path} is not a facematch library (other tables)")
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != FORMAT:
+                raise LibraryError(f"{self.path} is not a facematch library")
+            schema = int(meta.get("schema", "0"))
+            if schema > SCHEMA_VERSION:
+                raise LibraryError(
+                    f"{self.path} was made by a newer facematch (library schema {schema}; "
+                    f"this one reads up to {SCHEMA_VERSION})"
+                )
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                if schema < SCHEMA_VERSION:
+                    self._migrate(schema)
+            elif schema < SCHEMA_VERSION:
+                raise LibraryError(
+                    f"{self.path} has library schema {schema}; open it once for writing "
+                    f"(facematch index) to upgrade it to {SCHEMA_VERSION}"
+                )
+
+    def _create(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have created it between our look and the lock.
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+                for statement in SCHEMA:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO meta VALUES ('format', ?), ('schema', ?)",
+                    (FORMAT, str(SCHEMA_VERSION)),
+                )
+                for version in range(2, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[version]:
+                        db.execute(statement)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, schema: int) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for version in range(schema + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(version, ()):
+                    db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's errors into one-line LibraryErrors naming the file."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"library {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise LibraryError(
+                f"{self.path} is damaged or not a facematch library ({exc})"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LibraryError(f"{self.path} is damaged ({exc})") from None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open SQLite connection, for tables kept beside the library's (the people)."""
+        return self._db
+
+    # --- the content store (what Pipeline.encode reads and writes) -------------------
+
+    def _settings_id(self, key: str, create: bool) -> int | None:
+        known = self._settings_ids.get(key)
+        if known is not None:
+            return known
+        row = self._db.execute("SELECT id FROM settings WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            self._db.execute("INSERT OR IGNORE INTO settings (key) VALUES (?)", (key,))
+            row = self._db.execute("SELECT id FROM settings WHERE key = ?", (key,)).fetchone()
+        self._settings_ids[key] = int(row[0])
+        return int(row[0])
+
+    def _new_settings_id(self, key: str) -> int:
+        settings_id = self._settings_id(key, create=True)
+        assert settings_id is not None
+        return settings_id
+
+    def get(self, digest: str, settings: str) -> list[Face] | None:
+        """The faces stored for an image content and settings, or None if not stored."""
+        with self._guard():
+            settings_id = self._settings_id(settings, create=False)
+            if settings_id is None:
+                return None
+            row = self._db.execute(
+                "SELECT id, faces, checksum FROM entries WHERE digest = ? AND settings = ?",
+                (digest, settings_id),
+            ).fetchone()
+            if row is None:
+                return None
+            entry, text, checksum = row
+            if checksum != entry_checksum(digest, settings, text):
+                raise LibraryError(f"{self.path} is damaged (an entry fails its checksum)")
+            rows = self._db.execute(
+                "SELECT top, right, bottom, left, embedding, checksum FROM faces"
+                " WHERE entry = ? ORDER BY face",
+                (entry,),
+            ).fetchall()
+            described = json.loads(text)["faces"]
+            if len(rows) != len(described):
+                raise LibraryError(f"{self.path} is damaged (an image's faces are missing)")
+            if not rows:
+                return []
+            boxes = np.array([r[:4] for r in rows], dtype=np.int64)
+            embeddings = _embeddings([r[4] for r in rows])
+            if not np.array_equal(face_checksums(boxes, embeddings), [r[5] for r in rows]):
+                raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
+            return [
+                Face(
+                    FaceBox(*(int(v) for v in box)),
+                    tuple((int(x), int(y)) for x, y in item["landmarks"]),
+                    embedding.astype(np.float64),
+                )
+                for box, item, embedding in zip(boxes, described, embeddings, strict=True)
+            ]
+
+    def has(self, digest: str, settings: str) -> bool:
+        """Whether faces are stored for this content and settings."""
+        with self._guard():
+            settings_id = self._settings_id(settings, create=False)
+            return settings_id is not None and (
+                self._db.execute(
+                    "SELECT 1 FROM entries WHERE digest = ? AND settings = ?",
+                    (digest, settings_id),
+                ).fetchone()
+                is not None
+            )
+
+    def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
+        """Store an image's faces (entry and face rows in one transaction)."""
+        if self.read_only:
+            raise LibraryError(f"library {self.path} is open read-only")
+        with self._guard(), self._transaction():
+            self._insert(digest, settings, faces, engine)
+
+    def _insert(self, digest: str, settings: str, faces: Sequence[Face], engine: str) -> None:
+        """Insert an entry and its face rows (inside the caller's transaction)."""
+        text = json.dumps(
+            {
+                "engine": engine,
+                "faces": [{"landmarks": [list(p) for p in face.landmarks]} for face in faces],
+            }
+        )
+        boxes = np.array([f.box.css() for f in faces], dtype=np.int64).reshape(-1, 4)
+        embeddings = np.array([f.embedding for f in faces], dtype="<f4").reshape(-1, DIM)
+        checksums = face_checksums(boxes, embeddings)
+        settings_id = self._new_settings_id(settings)
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO entries (digest, settings, faces, checksum, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (digest, settings_id, text, entry_checksum(digest, settings, text), time.time()),
+        )
+        if cursor.rowcount == 0:
+            return  # stored already (by another process, say)
+        entry = cursor.lastrowid
+        self._db.executemany(
+            "INSERT INTO faces (entry, face, top, right, bottom, left, embedding, checksum)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (entry, i, *map(int, boxes[i]), embeddings[i].tobytes(), int(checksums[i]))
+                for i in range(len(faces))
+            ],
+        )
+
+    def add_many(
+        self,
+        files: Iterable[tuple[str, Sequence[Face], str]],
+        *,
+        settings: str,
+        engine: str,
+        batch: int = 10_000,
+    ) -> int:
+        """``add`` for many (path, faces, digest) at once, ``batch`` files per transaction.
+
+        For faces encoded elsewhere in bulk (a distributed run, a benchmark);
+        returns how many files were added.
+        """
+        if self.read_only:
+            raise LibraryError(f"library {self.path} is open read-only")
+        self._searchable = None
+        count = 0
+        pending: list[tuple[str, Sequence[Face], str]] = []
+        for item in files:
+            pending.append(item)
+            if len(pending) >= batch:
+                count += self._add_batch(pending, settings, engine)
+                pending = []
+        if pending:
+            count += self._add_batch(pending, settings, engine)
+        self.refresh_snapshot()
+        return count
+
+    class _Transaction:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(
+            self,
+            kind: type[BaseException] | None,
+            value: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None:
+            if kind is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+
+    def _transaction(self) -> Library._Transaction:
+        return Library._Transaction(self._db)
+
+    def add(
+        self,
+        path: str,
+        faces: Sequence[Face],
+        *,
+        digest: str,
+        settings: str,
+        engine: str,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> IndexedFile:
+        """Store one file's faces encoded elsewhere (another machine, a benchmark).
+
+        ``digest`` is the SHA-256 of the file's bytes and ``settings`` the key of
+        the settings that encoded it (``Pipeline.settings_key``). Without size and
+        mtime, the next index run over the file hashes it once to recognise it.
+        """
+        self.put(digest, settings, list(faces), engine)
+        self._searchable = None
+        with self._guard():
+            settings_id = self._new_settings_id(settings)
+        return self._record(
+            os.path.abspath(path),
+            (size, mtime_ns),
+            digest,
+            settings_id,
+            _status(faces),
+            None,
+            "new",
+            len(faces),
+        )
+
+    # --- indexing --------------------------------------------------------------------
+
+    def files(self) -> list[FileRow]:
+        """Every indexed file, sorted by path."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, digest, status, error FROM files ORDER BY path"
+            ).fetchall()
+        return [FileRow(*row) for row in rows]
+
+    def index(
+        self,
+        paths: Sequence[str],
+        pipeline: Pipeline,
+        *,
+        prune: bool = True,
+        recursive: bool = True,
+    ) -> Iterator[IndexedFile]:
+        """Bring the library up to date with the images under ``paths``; one row per file.
+
+        Unchanged files (same path, size, mtime and settings) are not read;
+        changed or new ones are hashed, and encoded (through ``pipeline``, which
+        uses this library as its store meanwhile) only if their content is not
+        stored yet. Each file is committed as it is done. With ``prune``, files
+        under ``paths`` that are gone are removed (rows with action "pruned");
+        faces no file refers to any more are dropped at the end.
+        """
+        if self.read_only:
+            raise LibraryError(f"library {self.path} is open read-only")
+        started = time.time()
+        self._searchable = None
+        settings = pipeline.settings_key
+        found = discover([os.path.abspath(p) for p in paths], recursive)
+        with self._guard():
+            settings_id = self._new_settings_id(settings)
+            stored = {
+                row[0]: row[1:]
+                for row in self._db.execute(
+                    "SELECT path, size, mtime_ns, digest, settings, status, error FROM files"
+                )
+            }
+        todo: list[tuple[str, os.stat_result, str, Action]] = []
+        for item in found:
+            previous = stored.get(item.path)
+            action: Action = "new" if previous is None else "changed"
+            if item.problem is not None:
+                yield self._record(item.path, None, None, settings_id, "error", item.problem)
+                continue
+            try:
+                info = os.stat(item.path)
+            except OSError as exc:
+                yield self._record(item.path, None, None, settings_id, "error", str(exc))
+                continue
+            if previous is not None and previous[:2] + previous[3:4] == (
+                info.st_size,
+                info.st_mtime_ns,
+                settings_id,
+            ):
+                yield IndexedFile(item.path, previous[4], "unchanged", error=previous[5])
+                continue
+            try:
+                digest = file_digest(item.path)
+            except (OSError, ImageError) as exc:
+                yield self._record(item.path, info, None, settings_id, "error", str(exc), action)
+                continue
+            if previous is not None and previous[2] == digest and previous[3] == settings_id:
+                # touched, not changed (a failed file is not tried again for that)
+                yield self._record_again(item.path, info, previous[4])
+                continue
+            known = self._record_known(item.path, info, digest, settings_id, action)
+            if known is not None:
+                yield known
+                continue
+            todo.append((item.path, info, digest, action))
+        # Copies of one photo are encoded once; the others reuse what that stored.
+        first: dict[str, tuple[str, os.stat_result, str, Action]] = {}
+        copies = []
+        for task in todo:
+            if task[2] in first:
+                copies.append(task)
+            else:
+                first[task[2]] = task
+        yield from self._encode(pipeline, list(first.values()), settings_id)
+        for path, info, digest, action in copies:
+            known = self._record_known(path, info, digest, settings_id, action)
+            if known is None:  # the first copy failed: the same error
+                status, error = stored_status(self._db, first[digest][0])
+                known = self._record(path, info, digest, settings_id, status, error, action)
+            yield known
+        if prune:
+            unreadable = [f.path for f in found if (f.problem or "").startswith("cannot read")]
+            yield from self._prune(paths, {f.path for f in found}, unreadable)
+        self._collect(started)
+        self.refresh_snapshot()
+
+    def _encode(
+        self,
+        pipeline: Pipeline,
+        todo: list[tuple[str, os.stat_result, str, Action]],
+        settings_id: int,
+    ) -> Iterator[IndexedFile]:
+        if not todo:
+            return
+        previous_store = pipeline.cache
+        pipeline.cache = self
+        try:
+            encoded: Iterable[Encoded] = pipeline.encode(
+                [path for path, *_ in todo], [digest for _, _, digest, _ in todo]
+            )
+            for (path, info, digest, action), image in zip(todo, encoded, strict=True):
+                yield self._record(
+                    path,
+                    info,
+                    digest,
+                    settings_id,
+                    image.status,
+                    image.error,
+                    action,
+                    len(image.faces),
+                )
+        finally:
+            pipeline.cache = previous_store
+
+    def _record(
+        self,
+        path: str,
+        stat: os.stat_result | tuple[int | None, int | None] | None,
+        digest: str | None,
+        settings_id: int,
+        status: Status,
+        error: str | None,
+        action: Action = "new",
+        faces: int = 0,
+    ) -> IndexedFile:
+        """Write one file's row (its own transaction) and return what was done."""
+        size: int | None
+        mtime: int | None
+        if isinstance(stat, os.stat_result):
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        else:
+            size, mtime = stat if stat is not None else (None, None)
+        with self._guard(), self._transaction():
+            self._upsert_file(path, size, mtime, digest, settings_id, status, error)
+        return IndexedFile(path, status, action, faces, error)
+
+    def _add_batch(
+        self, files: Sequence[tuple[str, Sequence[Face], str]], settings: str, engine: str
+    ) -> int:
+        with self._guard(), self._transaction():
+            settings_id = self._new_settings_id(settings)
+            for path, faces, digest in files:
+                self._insert(digest, settings, faces, engine)
+                self._upsert_file(
+                    os.path.abspath(path), None, None, digest, settings_id, _status(faces)
+                )
+        return len(files)
+
+    def _upsert_file(
+        self,
+        path: str,
+        size: int | None,
+        mtime: int | None,
+        digest: str | None,
+        settings_id: int,
+        status: Status,
+        error: str | None = None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO files (path, size, mtime_ns, digest, settings, status, error, indexed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            " size = excluded.size, mtime_ns = excluded.mtime_ns, digest = excluded.digest,"
+            " settings = excluded.settings, status = excluded.status,"
+            " error = excluded.error, indexed = excluded.indexed",
+            (path, size, mtime, digest, settings_id, status, error, time.time()),
+        )
+
+    def _record_known(
+        self, path: str, info: os.stat_result, digest: str, settings_id: int, action: Action
+    ) -> IndexedFile | None:
+        """Record a file whose content is stored already; None if it is not.
+
+        Looking and writing in one transaction: another process pruning orphaned
+        faces at that moment either sees this file's row or has deleted them first.
+        """
+        with self._guard(), self._transaction():
+            entry = self._db.execute(
+                "SELECT id FROM entries WHERE digest = ? AND settings = ?", (digest, settings_id)
+            ).fetchone()
+            if entry is None:
+                return None
+            faces = self._db.execute(
+                "SELECT COUNT(*) FROM faces WHERE entry = ?", (entry[0],)
+            ).fetchone()[0]
+            status: Status = "ok" if faces else "no_faces"
+            self._upsert_file(path, info.st_size, info.st_mtime_ns, digest, settings_id, status)
+        return IndexedFile(path, status, action, int(faces))
+
+    def _record_again(self, path: str, info: os.stat_result, status: Status) -> IndexedFile:
+        """A file whose size or mtime changed but not its content: new stat, same result."""
+        with self._guard(), self._transaction():
+            self._db.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
+                (info.st_size, info.st_mtime_ns, path),
+            )
+            row = self._db.execute(
+                "SELECT error, (SELECT COUNT(*) FROM faces JOIN entries ON faces.entry = entries.id"
+                " WHERE entries.digest = files.digest AND entries.settings = files.settings)"
+                " FROM files WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return IndexedFile(path, status, "unchanged", int(row[1]), row[0])
+
+    def _prune(
+        self, roots: Sequence[str], seen: set[str], unreadable: Sequence[str] = ()
+    ) -> Iterator[IndexedFile]:
+        """Remove the rows of files under ``roots`` that were not found this time.
+
+        Files under a folder that could not be listed (``unreadable``) are kept:
+        they may well still be there.
+        """
+        prefixes = [os.path.join(os.path.abspath(r), "") for r in roots]
+        exact = {os.path.abspath(r) for r in roots}
+        kept = tuple(os.path.join(folder, "") for folder in unreadable)
+        with self._guard():
+            rows = self._db.execute("SELECT path, status FROM files").fetchall()
+        gone = [
+            (path, status)
+            for path, status in rows
+            if path not in seen
+            and (path in exact or path.startswith(tuple(prefixes)))
+            and not (kept and path.startswith(kept))
+        ]
+        for path, status in gone:
+            with self._guard(), self._transaction():
+                self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+            yield IndexedFile(path, status, "pruned")
+
+    def _collect(self, before: float) -> int:
+        """Drop stored faces that no file refers to, if stored before ``before``.
+
+        Entries written since (by another process indexing now, whose file row
+        may not be written yet) are left for a later run.
+        """
+        orphans = (
+            "SELECT id FROM entries WHERE created < ? AND NOT EXISTS (SELECT 1 FROM files"
+            " WHERE files.digest = entries.digest AND files.settings = entries.settings)"
+        )
+        with self._guard(), self._transaction():
+            self._db.execute(f"DELETE FROM faces WHERE entry IN ({orphans})", (before,))
+            count = self._db.execute(f"DELETE FROM entries WHERE id IN ({orphans})", (before,))
+        return count.rowcount
+
+    # --- reading ---------------------------------------------------------------------
+
+    def faces(self) -> LibraryFaces:
+        """Every face of every indexed file, ordered by path then face number.
+
+        Raises LibraryError if a face fails its checksum (a damaged file).
+        """
+        matrix, paths_by_id = self._matrix(paths=True)
+        try:
+            paths = [paths_by_id[i] for i in matrix.files.tolist()]
+        except KeyError:  # a snapshot that does not fit its library: never an answer
+            log.warning("the library's snapshot names files it does not have; reading the library")
+            matrix, paths_by_id = self._matrix(paths=True, snapshot=False)
+            paths = [paths_by_id[i] for i in matrix.files.tolist()]
+        return LibraryFaces(matrix.ids, paths, matrix.boxes, matrix.embeddings)
+
+    def _matrix(
+        self, *, paths: bool = False, snapshot: bool = True
+    ) -> tuple[FaceMatrix, dict[int, str]]:
+        """The faces as matrices: from the snapshot if it is of the library as it is
+        now, else from SQLite (then written as the snapshot, when there are enough);
+        with ``paths``, each file id's path too (else an empty dict), read in the same
+        transaction."""
+        where = snapshot_path(self.path)
+        paths_by_id: dict[int, str] = {}
+        with self._guard():
+            self._db.execute("BEGIN")  # one read snapshot for the generation and the rows
+            try:
+                generation = self._generation()
+                matrix = read_snapshot(where, generation) if snapshot else None
+                loaded = matrix is None
+                if matrix is None:
+                    matrix = self._read_faces()
+                if paths:
+                    paths_by_id = dict(
+                        self._db.execute("SELECT id, path FROM files WHERE status = 'ok'")
+                    )
+            finally:
+                self._db.execute("COMMIT")
+        if loaded and len(matrix.ids) >= SNAPSHOT_MIN_FACES:
+            self._write_snapshot(matrix, generation)
+        return matrix, paths_by_id
+
+    def _generation(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def _write_snapshot(self, matrix: FaceMatrix, generation: int) -> None:
+        try:
+            write_snapshot(snapshot_path(self.path), matrix, generation)
+        except OSError as exc:  # a read-only folder, a full disk: slower next time, not wrong
+            log.debug("cannot write the library's snapshot: %s", exc)
+
+    def refresh_snapshot(self) -> None:
+        """Write the snapshot now if it is stale and the library is large enough for one
+        (after an index run, so that the next search opens fast)."""
+        with self._guard():
+            count = self._db.execute(f"SELECT COUNT(*){_JOINED}").fetchone()[0]
+            generation = self._generation()
+        where = snapshot_path(self.path)
+        if count < SNAPSHOT_MIN_FACES:
+            remove_snapshot(where)
+        elif snapshot_generation(where) != generation:
+            self._matrix()
+
+    def _read_faces(self) -> FaceMatrix:
+        """The faces from SQLite, checksums checked (inside the caller's read transaction)."""
+        count = self._db.execute(f"SELECT COUNT(*){_JOINED}").fetchone()[0]
+        ids = np.empty(count, dtype=np.int64)
+        file_ids = np.empty(count, dtype=np.int64)
+        boxes = np.empty((count, 4), dtype=np.int64)
+        embeddings = np.empty((count, DIM), dtype=np.float32)
+        checksums = np.empty(count, dtype=np.int64)
+        cursor = self._db.execute(
+            "SELECT fa.id, fi.id, fa.top, fa.right, fa.bottom, fa.left, fa.embedding,"
+            f" fa.checksum{_JOINED} ORDER BY fi.path, fa.face"
+        )
+        done = 0
+        # A chunk at a time into preallocated arrays: a million faces fit in
+        # little more than their float32 matrix.
+        while rows := cursor.fetchmany(_CHECK_ROWS):
+            part = slice(done, done + len(rows))
+            columns = list(zip(*rows, strict=True))
+            ids[part] = columns[0]
+            file_ids[part] = columns[1]
+            boxes[part] = np.array(columns[2:6], dtype=np.int64).T
+            embeddings[part] = _embeddings(columns[6])
+            checksums[part] = columns[7]
+            done += len(rows)
+        if not np.array_equal(face_checksums(boxes, embeddings), checksums):
+            raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
+        return FaceMatrix(ids, file_ids, boxes.astype(np.int32), embeddings)
+
+    def search(
+        self, queries: ArrayLike, tolerance: float, top: int | None = None
+    ) -> list[SearchHit]:
+        """Library faces within ``tolerance`` of the query person, nearest first.
+
+        ``queries`` are one or more embeddings of the same person (rows); a face's
+        distance is that to the nearest of them. ``top`` keeps at most that many.
+        Ties go to the path (then face) first in sorted order. The faces and their
+        index are loaded on the first search and kept for the next ones.
+        """
+        if self._searchable is None:
+            matrix, _ = self._matrix()
+            # The index keeps the float32 matrix itself (no second copy).
+            self._searchable = matrix, make_index(matrix.embeddings)
+        matrix, index = self._searchable
+        distances, rows = nearest_to_any(index, queries, tolerance, top)
+        owners = matrix.files[rows].tolist()  # each hit's file id
+        wanted = sorted(set(owners))
+        with self._guard():
+            paths: dict[int, str] = {}
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                paths.update(
+                    self._db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", part)
+                )
+        return [
+            SearchHit(
+                paths[owner],
+                FaceBox(*map(int, matrix.boxes[r])),
+                float(d),
+                int(matrix.ids[r]),
+            )
+            for d, r, owner in zip(distances, rows, owners, strict=True)
+            if owner in paths  # not removed since the faces were read
+        ]
+
+    def encoded(self, paths: Iterable[str]) -> Iterator[tuple[str, Encoded | None]]:
+        """For each path, its stored faces as an ``Encoded``; None if not indexed or stale.
+
+        Stale: its size or mtime is not what was indexed (it changed since).
+        """
+        from facematch.run.pipeline import Encoded
+
+        with self._guard():
+            stored = {
+                row[0]: row[1:]
+                for row in self._db.execute(
+                    "SELECT fi.path, fi.size, fi.mtime_ns, fi.digest, s.key, fi.status, fi.error"
+                    " FROM files fi JOIN settings s ON s.id = fi.settings"
+                )
+            }
+        for path in paths:
+            row = stored.get(os.path.abspath(path))
+            if row is None:
+                yield path, None
+                continue
+            size, mtime, digest, key, status, error = row
+            try:
+                info = os.stat(path)
+            except OSError:
+                yield path, None
+                continue
+            if (info.st_size, info.st_mtime_ns) != (size, mtime):
+                yield path, None
+            elif status == "error":
+                yield path, Encoded(path, error=error)
+            else:
+                faces = self.get(digest, key)
+                if faces is None:
+                    raise LibraryError(f"{self.path} is damaged (a file's faces are missing)")
+                yield path, Encoded(path, tuple(faces))
+
+    def export(self, fmt: Literal["jsonl", "npy"], destination: TextIO | Path) -> int:
+        """Write every face with its embedding for other tools; returns how many.
+
+        ``jsonl``: one JSON object per face to a text stream. ``npy``: to a path
+        prefix, ``PREFIX.npy`` (float32 matrix) and ``PREFIX.csv`` (each row's face id,
+        path and box). Both in ``faces()`` order.
+        """
+        from facematch.output import writers
+
+        faces = self.faces()
+        if fmt == "jsonl" and not isinstance(destination, Path):
+            return writers.export_jsonl(faces, destination)
+        if fmt == "npy" and isinstance(destination, Path):
+            writers.export_npy(faces, destination)
+            return len(faces.ids)
+        raise ValueError(f"cannot export {fmt!r} to {destination!r}")
+
+    def stored(self, found: Sequence[Found]) -> tuple[list[Found], list[Encoded]]:
+        """Inputs with their stored faces, for matching without encoding anything.
+
+        Returns the inputs again, where one that is not indexed (or changed since
+        it was) now has that as its problem, and the stored ``Encoded`` of the
+        others, in order: what ``pipeline.match`` takes as ``unknown`` and ``encoded``.
+        """
+        readable = [f for f in found if f.problem is None]
+        stored = dict(self.encoded(f.path for f in readable))
+        inputs: list[Found] = []
+        encoded: list[Encoded] = []
+        for item in found:
+            image = stored.get(item.path) if item.problem is None else None
+            if item.problem is None and image is None:
+                item = Found(item.path, NOT_INDEXED)
+            inputs.append(item)
+            if image is not None:
+                encoded.append(image)
+        return inputs, encoded
+
+    def info(self) -> dict[str, Any]:
+        """Where the library is, its size, and how many files (by status) and faces it holds."""
+        with self._guard():
+            statuses = dict(
+                self._db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
+            )
+            faces = self._db.execute(
+                "SELECT COUNT(*) FROM files fi"
+                " JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+                " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
+            ).fetchone()[0]
+            settings = [
+                {"settings": key, "files": count}
+                for key, count in self._db.execute(
+                    "SELECT s.key, COUNT(*) FROM files fi JOIN settings s ON s.id = fi.settings"
+                    " GROUP BY s.key ORDER BY COUNT(*) DESC"
+                )
+            ]
+            schema = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+        size = sum(
+            Path(str(self.path) + suffix).stat().st_size
+            for suffix in ("", "-wal", "-shm", SUFFIX)
+            if Path(str(self.path) + suffix).exists()
+        )
+        return {
+            "path": str(self.path.absolute()),
+            "schema": int(schema),
+            "files": sum(statuses.values()),
+            "ok": statuses.get("ok", 0),
+            "no_faces": statuses.get("no_faces", 0),
+            "error": statuses.get("error", 0),
+            "faces": int(faces),
+            "bytes": size,
+            "settings": settings,
+        }
+
+
+def stored_status(db: sqlite3.Connection, path: str) -> tuple[Status, str | None]:
+    """A recorded file's status and error."""
+    row = db.execute("SELECT status, error FROM files WHERE path = ?", (path,)).fetchone()
+    return (row[0], row[1]) if row is not None else ("error", "not recorded")
+
+
+def _embeddings(blobs: Sequence[bytes]) -> NDArray[np.float32]:
+    """Stored embeddings as one (n, 128) float32 matrix; raises ValueError if malformed."""
+    blob = b"".join(blobs)
+    if len(blob) != len(blobs) * DIM * 4:
+        raise ValueError("an embedding of the wrong size")
+    embeddings = np.frombuffer(blob, dtype="<f4").reshape(len(blobs), DIM).astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        raise ValueError("an embedding that is not a number")
+    return embeddings
+
+
+def _status(faces: Sequence[Face]) -> Status:
+    return "ok" if faces else "no_faces"
+
+
+__all__ = [
+    "ENV_VAR",
+    "FileRow",
+    "IndexedFile",
+    "Library",
+    "LibraryFaces",
+    "SearchHit",
+    "default_library_path",
+    "resolve_library_path",
+]

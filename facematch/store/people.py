@@ -1,0 +1,496 @@
+"""People found by clustering, kept in the library file: numbers, names and corrections.
+
+Three tables live beside the library's own, created on its connection::
+
+    people       number (person_N), name, named_by ('user', 'known' or 'none'),
+                 merged_into (the person a user merged this one into, else NULL)
+    assignments  face (the library's faces.id) -> person (NULL: in no group; moved out
+                 by the user if fixed), fixed (1 when the user put it there)
+    corrections  every user correction as it was made: kind ('name', 'merge', 'move'),
+                 person, other, face, name, when
+
+An update (:func:`update`) keeps every assigned face where it is: its person is a seed
+of the clustering, so old people only gain faces, keep their number and their name, and
+two old people never merge on their own. Only the new faces look for neighbours (among
+all faces), so an update costs in proportion to what is new: they join old people or
+each other, and can bring in faces an earlier run left in no group (those have an
+``assignments`` row with no person, so they are not searched again). New groups get the
+next numbers, largest first (on the first run that makes ``person_1`` the largest
+group). A face the user moved out of a group is not clustered again. Corrections
+rewrite the assignments at once, so they hold in every later run. The library's ``meta``
+table keeps the clustering settings of the last run (``cluster_settings``): when they
+change, the faces in no group are searched again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from facematch.detect.detectors import FaceBox
+from facematch.errors import ImageError, LibraryError, UsageError
+from facematch.match.cluster import UNCLUSTERED, FaceClusterer
+from facematch.sources.images import load_rgb
+from facematch.store.library import Library, LibraryFaces
+
+log = logging.getLogger("facematch")
+
+NamedBy = Literal["user", "known", "none"]
+PREFIX = "person_"
+SETTINGS_KEY = "cluster_settings"  # in the library's meta table: the last run's FaceClusterer
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS people ("
+    " number INTEGER PRIMARY KEY, name TEXT,"
+    " named_by TEXT NOT NULL DEFAULT 'none' CHECK (named_by IN ('user', 'known', 'none')),"
+    " merged_into INTEGER REFERENCES people(number))",
+    "CREATE TABLE IF NOT EXISTS assignments ("
+    " face INTEGER PRIMARY KEY, person INTEGER REFERENCES people(number),"
+    " fixed INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS assignments_person ON assignments (person)",
+    "CREATE TABLE IF NOT EXISTS corrections ("
+    " id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('name', 'merge', 'move')),"
+    " person INTEGER, other INTEGER, face INTEGER, name TEXT, made REAL NOT NULL)",
+)
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """One face of one file and the person it belongs to (None: unclustered)."""
+
+    path: str
+    face: int
+    box: FaceBox
+    face_id: int
+    person: int | None
+    name: str | None
+    named_by: NamedBy
+
+    @property
+    def person_label(self) -> str:
+        return "" if self.person is None else f"{PREFIX}{self.person}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    people: int
+    faces: int
+    unclustered: int
+    new_people: int
+
+
+class People:
+    """The people tables of one open library."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.db = library.connection
+        with self._write():
+            for statement in SCHEMA:
+                self.db.execute(statement)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding the write lock: another run waits, never interleaves."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LibraryError(f"library {self.library.path}: {exc}") from None
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise LibraryError(f"library {self.library.path}: {exc}") from None
+            raise
+
+    # --- reading ---------------------------------------------------------------------
+
+    def face_keys(self, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """Each face id's (content digest, face number): its key for ordering and its photo."""
+        rows = self.db.execute(
+            "SELECT fa.id, e.digest, fa.face FROM faces fa JOIN entries e ON e.id = fa.entry"
+        ).fetchall()
+        wanted = set(ids)
+        return {int(i): (str(d), int(f)) for i, d, f in rows if i in wanted}
+
+    def face_id(self, path: str, face: int) -> int | None:
+        """The library's id of face number ``face`` of the file at ``path``."""
+        row = self.db.execute(
+            "SELECT fa.id FROM files fi JOIN entries e"
+            " ON e.digest = fi.digest AND e.settings = fi.settings"
+            " JOIN faces fa ON fa.entry = e.id WHERE fi.path = ? AND fa.face = ?",
+            (path, face),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def assignments(self) -> dict[int, tuple[int | None, bool]]:
+        rows = self.db.execute("SELECT face, person, fixed FROM assignments").fetchall()
+        return {int(f): (p, bool(x)) for f, p, x in rows}
+
+    def people(self) -> dict[int, tuple[str | None, NamedBy]]:
+        rows = self.db.execute(
+            "SELECT number, name, named_by FROM people WHERE merged_into IS NULL"
+        ).fetchall()
+        return {int(n): (name, by) for n, name, by in rows}
+
+    def resolve(self, person: str) -> int:
+        """A person by ``person_N`` or by name."""
+        current = self.people()
+        if person.startswith(PREFIX) and person[len(PREFIX) :].isdigit():
+            number = int(person[len(PREFIX) :])
+            merged = self.db.execute(
+                "SELECT merged_into FROM people WHERE number = ?", (number,)
+            ).fetchone()
+            while merged is not None and merged[0] is not None:
+                number = int(merged[0])
+                merged = self.db.execute(
+                    "SELECT merged_into FROM people WHERE number = ?", (number,)
+                ).fetchone()
+            if number in current:
+                return number
+        named = [n for n, (name, _) in current.items() if name == person]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise UsageError(f"{len(named)} people are named {person!r}; use their person_N")
+        raise UsageError(f"no person {person!r} (run facematch cluster first?)")
+
+    # --- clustering --------------------------------------------------------------------
+
+    def update(
+        self, faces: LibraryFaces, clusterer: FaceClusterer
+    ) -> tuple[list[FaceRow], Summary]:
+        """Cluster what is new around what is assigned; store and return every face's row.
+
+        The whole update holds the library's write lock, so two runs cannot both number
+        new people.
+        """
+        with self._write():
+            summary = self._update(faces, clusterer)
+        return self.rows(faces), summary
+
+    def _update(self, faces: LibraryFaces, clusterer: FaceClusterer) -> Summary:
+        db = self.db
+        unique_ids, first_row = np.unique(faces.ids, return_index=True)
+        ids = [int(i) for i in unique_ids]
+        keys = self.face_keys(ids)
+        assigned = self.assignments()
+        present = set(ids)
+        clustered = [
+            i for i, face_id in enumerate(ids) if not assigned.get(face_id, (None, False))[1]
+        ]
+        seeds = np.array(
+            [assigned.get(ids[i], (None, False))[0] or UNCLUSTERED for i in clustered],
+            dtype=np.int64,
+        )
+        embeddings = faces.embeddings[first_row[clustered]]
+        # Faces an earlier run left in no group are searched again only when the
+        # clustering settings changed since (--min-faces, say).
+        settings = json.dumps(clusterer.get_params(), sort_keys=True)
+        stored = db.execute("SELECT value FROM meta WHERE key = ?", (SETTINGS_KEY,)).fetchone()
+        same_settings = stored is not None and stored[0] == settings
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SETTINGS_KEY, settings)
+        )
+        labels = clusterer.fit_predict(
+            embeddings,
+            photos=[keys[ids[i]][0] for i in clustered],
+            keys=[keys[ids[i]] for i in clustered],
+            seeds=seeds,
+            searched=[same_settings and ids[i] in assigned for i in clustered],
+        )
+        gone = [f for f in assigned if f not in present]
+        db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])
+        number = int(db.execute("SELECT COALESCE(MAX(number), 0) FROM people").fetchone()[0])
+        person_of_label: dict[int, int] = {}
+        for label, seed in zip(labels, seeds, strict=True):
+            if label != UNCLUSTERED and seed != UNCLUSTERED:
+                person_of_label[int(label)] = int(seed)
+        new_people = 0
+        for label in range(int(labels.max(initial=-1)) + 1):  # largest new group first
+            if label not in person_of_label:
+                number += 1
+                new_people += 1
+                person_of_label[label] = number
+                db.execute("INSERT INTO people (number) VALUES (?)", (number,))
+        db.executemany(  # a face in no group gets a row too: it has been searched
+            "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
+            [
+                (ids[i], None if label == UNCLUSTERED else person_of_label[int(label)])
+                for i, label, seed in zip(clustered, labels, seeds, strict=True)
+                if seed == UNCLUSTERED
+            ],
+        )
+        persons = db.execute(
+            "SELECT person, COUNT(*) FROM assignments WHERE person IS NOT NULL GROUP BY person"
+        ).fetchall()
+        in_people = sum(int(count) for _, count in persons)
+        return Summary(len(persons), len(ids), len(ids) - in_people, new_people)
+
+    def rows(self, faces: LibraryFaces) -> list[FaceRow]:
+        """One row per face and path, sorted by path then face number."""
+        keys = self.face_keys([int(i) for i in faces.ids])
+        assigned = self.assignments()
+        people = self.people()
+        rows = []
+        for i, face_id in enumerate(int(f) for f in faces.ids):
+            person = assigned.get(face_id, (None, False))[0]
+            name, named_by = (
+                people.get(person, (None, "none"))
+                if person is not None
+                else (
+                    None,
+                    "none",
+                )
+            )
+            rows.append(
+                FaceRow(
+                    faces.paths[i],
+                    keys[face_id][1],
+                    FaceBox(*(int(v) for v in faces.boxes[i])),
+                    face_id,
+                    person,
+                    name,
+                    named_by,
+                )
+            )
+        rows.sort(key=lambda r: (r.path, r.face))
+        return rows
+
+    def name_by_known(self, names: dict[int, str]) -> None:
+        """Name people ``known`` (never over a user's name); drop stale ``known`` names."""
+        with self._write() as db:
+            db.execute("UPDATE people SET name = NULL, named_by = 'none' WHERE named_by = 'known'")
+            db.executemany(
+                "UPDATE people SET name = ?, named_by = 'known' "
+                "WHERE number = ? AND named_by = 'none'",
+                [(name, number) for number, name in names.items()],
+            )
+
+    # --- corrections -------------------------------------------------------------------
+
+    def name(self, person: str, name: str) -> int:
+        number = self.resolve(person)
+        with self._write() as db:
+            db.execute(
+                "UPDATE people SET name = ?, named_by = 'user' WHERE number = ?", (name, number)
+            )
+            self._record(db, "name", person=number, name=name)
+        return number
+
+    def merge(self, person: str, into: str) -> int:
+        """Move every face of ``person`` into ``into``; the first keeps only its number."""
+        source, target = self.resolve(person), self.resolve(into)
+        if source == target:
+            raise UsageError(f"{person} and {into} are the same person")
+        with self._write() as db:
+            db.execute("UPDATE assignments SET person = ? WHERE person = ?", (target, source))
+            db.execute("UPDATE people SET merged_into = ? WHERE number = ?", (target, source))
+            src_name = db.execute(
+                "SELECT name, named_by FROM people WHERE number = ?", (source,)
+            ).fetchone()
+            db.execute(
+                "UPDATE people SET name = ?, named_by = ? WHERE number = ? AND named_by != 'user'"
+                " AND ? = 'user'",
+                (src_name[0], src_name[1], target, src_name[1]),
+            )
+            self._record(db, "merge", person=source, other=target)
+        return target
+
+    def move(self, face_id: int, to: str | None) -> int | None:
+        """Put one face in another person (``to``) or in nobody (None), for good."""
+        target = self.resolve(to) if to is not None else None
+        with self._write() as db:
+            before = db.execute("SELECT person FROM assignments WHERE face = ?", (face_id,))
+            row = before.fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 1)",
+                (face_id, target),
+            )
+            self._record(
+                db, "move", person=None if row is None else row[0], other=target, face=face_id
+            )
+        return target
+
+    def _record(
+        self,
+        db: sqlite3.Connection,
+        kind: str,
+        *,
+        person: int | None = None,
+        other: int | None = None,
+        face: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO corrections (kind, person, other, face, name, made)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, person, other, face, name, time.time()),
+        )
+
+
+MARKER = ".facematch-people"
+UNCLUSTERED_FOLDER = "unclustered"
+
+
+def folder_name(row: FaceRow, taken: dict[str, int]) -> str:
+    """A person's folder: their name (made safe for a file name), else person_N."""
+    if row.name is None:
+        return row.person_label
+    safe = "".join(c if c.isalnum() or c in " ._-" else "_" for c in row.name).strip(" .")
+    safe = safe or row.person_label
+    if taken.setdefault(safe, row.person or 0) != (row.person or 0):
+        safe = f"{safe} ({row.person_label})"
+    return safe
+
+
+def _recorded(out_dir: Path) -> dict[str, tuple[int | None, list[str]]]:
+    """The marker of an earlier ``--out``: folder -> (person number, crop file names).
+
+    Markers of older versions list folder names only (no person, no crops).
+    """
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        return {}
+    text = marker.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        folders = data["folders"]
+        return {
+            str(folder): (
+                None if entry["person"] is None else int(entry["person"]),
+                [str(c) for c in entry["crops"]],
+            )
+            for folder, entry in folders.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {line: (None, []) for line in text.splitlines()}
+
+
+def _is_ours(out_dir: Path, folder: str) -> bool:
+    """A plain folder name directly inside ``out_dir`` (a tampered marker removes nothing else)."""
+    target = out_dir / folder
+    plain = folder not in ("", ".", "..") and "/" not in folder and os.sep not in folder
+    return plain and target.is_dir() and not target.is_symlink()
+
+
+def renamed_folders(out_dir: Path) -> dict[int, str]:
+    """People whose ``--out`` folder the user renamed: person number -> the new name.
+
+    A folder the last ``--out`` wrote for a person is gone, and exactly one folder that
+    it did not write holds crops of that person (by file name) and of nobody else:
+    that folder's name is the user's name for the person. Folders named ``person_N``
+    or ``unclustered``, hidden ones, and two folders claiming one person are ignored.
+    """
+    recorded = _recorded(out_dir)
+    owner = {
+        crop: person
+        for folder, (person, crops) in recorded.items()
+        if person is not None and not (out_dir / folder).exists()
+        for crop in crops
+    }
+    if not owner:
+        return {}
+    claims: dict[int, list[str]] = {}
+    for entry in sorted(out_dir.iterdir()):
+        name = entry.name
+        if (
+            name in recorded
+            or name.startswith(".")
+            or name == UNCLUSTERED_FOLDER
+            or (name.startswith(PREFIX) and name[len(PREFIX) :].isdigit())
+            or not entry.is_dir()
+            or entry.is_symlink()
+        ):
+            continue
+        people = {owner[f.name] for f in entry.iterdir() if f.name in owner}
+        if len(people) == 1:
+            claims.setdefault(people.pop(), []).append(name)
+    return {person: names[0] for person, names in claims.items() if len(names) == 1}
+
+
+def write_crops(
+    rows: Sequence[FaceRow],
+    out_dir: Path,
+    margin: float = 0.25,
+    adopted: Sequence[str] = (),
+) -> int:
+    """A folder per person of face crops named ``<photo path>__face<N>.jpg``; returns count.
+
+    The photo path is relative to the folder all rows share, with ``/`` as ``__``, so a
+    crop's name leads back to its photo. Faces in no group go in ``unclustered/``. A
+    folder written before (the marker file lists it) is replaced; any other non-empty
+    folder is refused. ``adopted``: folders the user renamed (:func:`renamed_folders`);
+    the crops written before are removed from them (and they, once empty), since the
+    person's crops are written afresh under their name.
+    """
+    marker = out_dir / MARKER
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not marker.exists():
+            raise UsageError(f"{out_dir} is not empty and was not written by facematch cluster")
+        recorded = _recorded(out_dir)
+        for old in recorded:
+            if _is_ours(out_dir, old):
+                shutil.rmtree(out_dir / old)
+        written_before = {crop for _, crops in recorded.values() for crop in crops}
+        for folder in adopted:
+            if _is_ours(out_dir, folder):
+                for old_crop in (out_dir / folder).iterdir():
+                    if old_crop.name in written_before and old_crop.is_file():
+                        old_crop.unlink()
+                if not any((out_dir / folder).iterdir()):
+                    (out_dir / folder).rmdir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
+    taken: dict[str, int] = {}
+    folders: dict[str, tuple[int | None, list[str]]] = {}
+    written = 0
+    by_path: dict[str, list[FaceRow]] = {}
+    for row in rows:
+        by_path.setdefault(row.path, []).append(row)
+    for path, faces in by_path.items():
+        try:
+            image = load_rgb(path)
+        except (OSError, ImageError) as exc:  # gone or changed since indexing: say so, go on
+            log.error("%s: %s (no crops)", path, exc)
+            continue
+        height, width = image.shape[:2]
+        stem = os.path.relpath(path, common).replace(os.sep, "__")
+        for row in faces:
+            folder = folder_name(row, taken) if row.person is not None else UNCLUSTERED_FOLDER
+            crops = folders.setdefault(folder, (row.person, []))[1]
+            top, right, bottom, left = row.box.css()
+            pad_y, pad_x = int((bottom - top) * margin), int((right - left) * margin)
+            crop = image[
+                max(0, top - pad_y) : min(height, bottom + pad_y),
+                max(0, left - pad_x) : min(width, right + pad_x),
+            ]
+            if crop.size == 0:
+                continue
+            (out_dir / folder).mkdir(exist_ok=True)
+            crop_name = f"{stem}__face{row.face}.jpg"
+            Image.fromarray(crop).save(out_dir / folder / crop_name, quality=90)
+            crops.append(crop_name)
+            written += 1
+    record = {
+        "folders": {
+            folder: {"person": person, "crops": crops}
+            for folder, (person, crops) in sorted(folders.items())
+        }
+    }
+    marker.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return written

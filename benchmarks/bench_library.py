@@ -293,7 +293,7 @@ print(json.dumps({"open_and_first_query_s": round(time.perf_counter() - start, 2
 
 
 def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
-    from facematch.encode.faces import Face, FaceBox
+    from facematch.records import Face, FaceBox
     from facematch.store.library import Library
     from facematch.store.snapshot import snapshot_path
 
@@ -338,8 +338,8 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
 
 
 def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str, object]:
-    from facematch.encode.faces import Face, FaceBox
     from facematch.match.gallery import Gallery
+    from facematch.records import Face, FaceBox
     from facematch.run.pipeline import match_faces
 
     unknown = [Face(FaceBox(0, 1, 1, 0), (), q) for q in queries]

@@ -48,10 +48,11 @@ sys.path.insert(0, str(REPO))  # run from a checkout, without installing the pac
 
 from facematch import pipeline as pl  # noqa: E402
 from facematch import redact as rd  # noqa: E402
-from facematch.encode.faces import FaceBox, FaceSettings  # noqa: E402
+from facematch.encode.faces import FaceSettings
 from facematch.match.gallery import known_photos  # noqa: E402
 from facematch.output.pictures import AnnotatedCopies, Annotations, Pictures, output_paths  # noqa: E402
 from facematch.output.report import Report  # noqa: E402
+from facematch.records import FaceBox
 from facematch.sources.images import Found, load_rgb  # noqa: E402
 
 KNOWN_TBBT = ("sheldon", "leonard", "penny")

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from facematch.detect import detectors
-from facematch.detect.detectors import BoxMapping, FaceBox
+from facematch.detect.detectors import BoxMapping
 from facematch.encode import engines
 from facematch.encode.faces import FaceSettings, describe
+from facematch.records import FaceBox
 from facematch.sources.images import load_rgb
 
 

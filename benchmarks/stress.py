@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facematch.detect.detectors import FaceBox
 from facematch.encode.faces import FaceSettings, detect, run_detector
+from facematch.records import FaceBox
 
 FRAME = (1600, 1200)
 ANGLES = (20, 35, 50)

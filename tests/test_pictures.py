@@ -12,8 +12,6 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from facematch.cli import EXIT_USAGE, main
-from facematch.encode.faces import FaceBox
-from facematch.match.gallery import KnownFace, Match
 from facematch.output.pictures import (
     COLOURS,
     MIN_FONT_PX,
@@ -25,7 +23,7 @@ from facematch.output.pictures import (
     label,
     output_paths,
 )
-from facematch.run.pipeline import FaceMatch
+from facematch.records import FaceBox, FaceMatch, KnownFace, Match
 
 
 def run(*args: str | Path) -> Result:

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from facematch.detect import detectors
 from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
-from facematch.encode.faces import FaceBox, FaceSettings
+from facematch.encode.faces import FaceSettings
 from facematch.privacy.redact import (
     FILL,
     MIRROR_PAD,
@@ -29,6 +29,7 @@ from facematch.privacy.redact import (
     redaction_passes,
     unite,
 )
+from facematch.records import FaceBox
 from facematch.sources.images import load_rgb
 
 
@@ -227,9 +228,8 @@ def test_styles_change_the_face_and_nothing_far_from_it(data: Path, style: str, 
 
 
 def test_only_a_confident_known_face_is_kept() -> None:
-    from facematch.match.gallery import Match
     from facematch.privacy.redact import decide
-    from facematch.run.pipeline import FaceMatch
+    from facematch.records import FaceMatch, Match
 
     box = FaceBox(0, 10, 10, 0)
     sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80))
@@ -246,7 +246,8 @@ def test_only_a_confident_known_face_is_kept() -> None:
 
 
 def test_a_person_is_kept_once_per_photo() -> None:
-    from facematch.privacy.redact import RedactedFace, once_each
+    from facematch.privacy.redact import once_each
+    from facematch.records import RedactedFace
 
     box = FaceBox(0, 10, 10, 0)
     faces = [

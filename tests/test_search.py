@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch.encode.faces import Face, FaceBox
 from facematch.match.gallery import Gallery
 from facematch.neighbours.index import make_index, nearest_to_any
+from facematch.records import Face, FaceBox
 from facematch.store.library import Library
 
 DIM = 128

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch.detect.detectors import FaceBox
-from facematch.encode.faces import Face
 from facematch.errors import LibraryError
+from facematch.records import Face, FaceBox
 from facematch.store import library as library_module
 from facematch.store.library import Library
 from facematch.store.snapshot import snapshot_generation, snapshot_path

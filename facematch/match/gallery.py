@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch.detect.detectors import FaceBox
 from facematch.errors import UsageError
 from facematch.match import calibration
 from facematch.neighbours.index import ExactIndex, nearest_people
+from facematch.records import KnownFace, Match
 from facematch.sources.images import file_problem, is_image_name, iter_folder, visible_entries
 
 
@@ -63,14 +63,6 @@ def known_photos(known_dir: str) -> list[KnownPhoto]:
 
 
 @dataclass(frozen=True)
-class Match:
-    """A known person and the distance from a face to their nearest photo."""
-
-    name: str
-    distance: float
-
-
-@dataclass(frozen=True)
 class Nearest:
     """The people nearest to one face: who is within tolerance, the best and the runner-up."""
 
@@ -78,15 +70,6 @@ class Nearest:
     best: Match | None
     runner_up: Match | None
     tolerance: float  # the one this face was judged with
-
-
-@dataclass(frozen=True)
-class KnownFace:
-    """Whose a known face is, and where it came from: its photo and its box there."""
-
-    name: str
-    path: str
-    box: FaceBox
 
 
 @dataclass(frozen=True, eq=False)

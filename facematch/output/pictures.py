@@ -23,12 +23,11 @@ from typing import Literal, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
-from facematch.encode.faces import FaceBox
 from facematch.errors import FacematchError, ImageError, UsageError
-from facematch.match.appearances import Appearance, clock
+from facematch.match.appearances import clock
 from facematch.output.text import printable
 from facematch.output.writers import Writer
-from facematch.run.pipeline import FaceMatch, ImageResult, VideoResult
+from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, VideoResult
 from facematch.sources.images import open_upright
 
 log = logging.getLogger("facematch")

@@ -29,10 +29,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from facematch.encode.faces import FaceBox
 from facematch.errors import ImageError
-from facematch.match.appearances import Appearance, clock
-from facematch.match.gallery import KnownFace
+from facematch.match.appearances import clock
 from facematch.output.pictures import (
     COLOURS,
     Kind,
@@ -43,11 +41,11 @@ from facematch.output.pictures import (
     write_atomically,
 )
 from facematch.output.text import printable
-from facematch.run.pipeline import FaceMatch, ImageResult, VideoResult
+from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, KnownFace, VideoResult
 from facematch.sources.images import open_upright
 
 if TYPE_CHECKING:
-    from facematch.store.people import FaceRow as ClusterFace
+    from facematch.records import FaceRow as ClusterFace
 
 log = logging.getLogger("facematch")
 

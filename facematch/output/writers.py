@@ -17,16 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from facematch.match.appearances import Appearance, clock
-from facematch.match.gallery import Match
+from facematch.match.appearances import clock
 from facematch.output.text import printable, spreadsheet_safe
-from facematch.run.pipeline import FaceMatch, ImageResult, VideoResult
-from facematch.store.library import LibraryFaces, SearchHit
+from facematch.records import (
+    Appearance,
+    FaceMatch,
+    ImageResult,
+    LibraryFaces,
+    Match,
+    SearchHit,
+    VideoResult,
+)
 
 if TYPE_CHECKING:
-    from facematch.privacy.cloak import CloakResult
-    from facematch.privacy.redact import RedactedImage
-    from facematch.store.people import FaceRow
+    from facematch.records import CloakResult, FaceRow, RedactedImage
 
 CSV_HEADER = (
     "path",

@@ -46,7 +46,6 @@ from facematch.encode.faces import (
     CHIP_PADDING,
     CHIP_SIZE,
     Encoder,
-    FaceBox,
     FaceSettings,
     align,
     detect_with_fallback,
@@ -54,6 +53,7 @@ from facematch.encode.faces import (
     trim_box,
 )
 from facematch.errors import UsageError
+from facematch.records import CloakResult, FaceBox, FaceReport
 
 LevelName = Literal["subtle", "strong"]
 FloatImage = NDArray[np.float32]
@@ -593,41 +593,6 @@ def cloak_canvas(
 
 # --------------------------------------------------------------------------------------
 # Whole photos
-
-
-@dataclass(frozen=True)
-class FaceReport:
-    """One face of a cloaked (or checked) photo.
-
-    ``distance`` is the smallest distance between the original face's descriptor and
-    the copy's over every checked variant and both alignments; ``passed`` when it is
-    above MATCH_THRESHOLD; ``ssim`` the structural similarity inside the face box.
-    ``variants`` gives that smallest distance per variant.
-    """
-
-    box: FaceBox
-    level: str
-    distance: float
-    passed: bool
-    ssim: float
-    epsilon: float
-    variants: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CloakResult:
-    """One input photo: where its copy went, its faces, and whether all are protected.
-
-    status: ``protected`` (every face passed), ``not_protected`` (some face did not),
-    ``no_faces`` (no face found: no copy written) or ``error``.
-    """
-
-    path: str
-    status: str
-    out: str | None = None
-    error: str | None = None
-    psnr: float | None = None
-    faces: tuple[FaceReport, ...] = ()
 
 
 def seed_for(image: RGBImage, seed: int, face: int) -> int:

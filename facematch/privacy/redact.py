@@ -24,35 +24,19 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
-from facematch.encode.faces import (
-    Face,
-    FaceBox,
-    FaceSettings,
-    describe,
-    run_detector,
-    trim_box,
-    working_copy,
-)
+from facematch.encode.faces import FaceSettings, describe, run_detector, trim_box, working_copy
 from facematch.errors import ImageError
 from facematch.match.gallery import Gallery
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
-from facematch.run.pipeline import (
-    Encoded,
-    FaceMatch,
-    Pipeline,
-    Status,
-    failure_message,
-    match_face,
-    paired,
-)
+from facematch.records import Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
+from facematch.records import RedactReason as Reason
+from facematch.run.pipeline import Encoded, Pipeline, failure_message, match_face, paired
 from facematch.sources.images import Found, RGBImage, load_rgb, open_upright
 
 log = logging.getLogger("facematch")
 
 Style = Literal["fill", "blur", "pixelate"]
 Shape = Literal["rect", "ellipse"]
-Action = Literal["kept", "covered"]
-Reason = Literal["known", "unknown", "ambiguous", "everyone"]
 
 # The mask reaches this share of the box's size past each side: dlib's boxes
 # stop at the brows and the chin, and an ellipse through the corners of a box
@@ -208,36 +192,6 @@ def find_faces(task: FindTask) -> Encoded:
 
 def find_failed(task: FindTask, reason: str) -> Encoded:
     return Encoded(task.path, error=reason)
-
-
-@dataclass(frozen=True)
-class RedactedFace:
-    """One face: kept (a known person, named) or covered, and why."""
-
-    box: FaceBox
-    action: Action
-    reason: Reason
-    name: str | None = None
-    distance: float | None = None
-
-
-@dataclass(frozen=True)
-class RedactedImage:
-    """One input's row: what was found, kept and covered, and where the copy is."""
-
-    path: str
-    status: Status
-    error: str | None = None
-    output: str | None = None
-    faces: tuple[RedactedFace, ...] = ()
-
-    @property
-    def kept(self) -> list[str]:
-        return [f.name for f in self.faces if f.action == "kept" and f.name is not None]
-
-    @property
-    def covered(self) -> int:
-        return sum(1 for f in self.faces if f.action == "covered")
 
 
 def decide(face: FaceMatch, tolerance: float | None, margin: float) -> RedactedFace:

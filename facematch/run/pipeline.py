@@ -13,21 +13,19 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from facematch.detect import detectors
-from facematch.detect.detectors import FaceBox
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import (
     FALLBACK_CNN_MAX_PIXELS,
     EngineName,
-    Face,
     FaceSettings,
     describe_to_match,
     detect,
@@ -36,8 +34,17 @@ from facematch.encode.faces import (
     working_copy,
 )
 from facematch.errors import ImageError, NoKnownFacesError
-from facematch.match.appearances import Appearance, appearances, clock
-from facematch.match.gallery import Gallery, KnownFace, KnownPhoto, Match, known_photos
+from facematch.match.appearances import appearances, clock
+from facematch.match.gallery import Gallery, KnownPhoto, known_photos
+from facematch.records import (
+    Face,
+    FaceMatch,
+    FrameFaces,
+    ImageResult,
+    KnownFace,
+    Status,
+    VideoResult,
+)
 from facematch.run.runners import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
 from facematch.sources.images import (
     Found,
@@ -61,7 +68,6 @@ from facematch.store.cache import EncodingCache, FaceStore, StoredVideo, file_di
 
 log = logging.getLogger("facematch")
 
-Status = Literal["ok", "no_faces", "error"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -604,31 +610,6 @@ def build_gallery(
     return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))
 
 
-@dataclass(frozen=True)
-class FaceMatch:
-    """One unknown face: its box, the best person (or None) and who else is near."""
-
-    box: FaceBox
-    name: str | None
-    distance: float | None
-    matches: tuple[Match, ...] = ()
-    runner_up: Match | None = None
-    # The known photo of the nearest person that was nearest to this face.
-    known_face: KnownFace | None = None
-    # The tolerance this face was judged with (``--tolerance auto`` adapts it per face).
-    tolerance: float | None = None
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """One unknown image's row: status, error and matched faces."""
-
-    path: str
-    status: Status
-    error: str | None = None
-    faces: tuple[FaceMatch, ...] = field(default=())
-
-
 def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
     """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
     return match_faces(gallery, [face], tolerance, all_matches)[0]
@@ -686,27 +667,6 @@ def _photos(stream: Iterator[Encoded | EncodedVideo], count: int) -> Iterator[En
     for encoded in itertools.islice(stream, count):
         assert isinstance(encoded, Encoded)
         yield encoded
-
-
-@dataclass(frozen=True)
-class FrameFaces:
-    """One sampled frame of a video and its matched faces (``--per-frame``)."""
-
-    time: float
-    faces: tuple[FaceMatch, ...] = ()
-
-
-@dataclass(frozen=True)
-class VideoResult:
-    """One video's row: status, error, and who appears when (or each sampled frame)."""
-
-    path: str
-    status: Status
-    error: str | None = None
-    duration: float | None = None
-    fps: float = 1.0
-    appearances: tuple[Appearance, ...] = ()
-    frames: tuple[FrameFaces, ...] | None = None
 
 
 def match_video(

@@ -30,9 +30,10 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from facematch.detect.detectors import HOG_ON_LUMINANCE, TURNED_EYE_RATIO, FaceBox
-from facematch.encode.faces import FLAT_CHIP_CONTRAST, Face, FaceSettings
+from facematch.detect.detectors import HOG_ON_LUMINANCE, TURNED_EYE_RATIO
+from facematch.encode.faces import FLAT_CHIP_CONTRAST, FaceSettings
 from facematch.files import create_private_file, make_private_folder
+from facematch.records import Face, FaceBox
 from facematch.sources.images import open_regular
 
 log = logging.getLogger("facematch")

@@ -52,16 +52,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from facematch.detect.detectors import FaceBox
-from facematch.encode.faces import Face
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
 from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
+from facematch.records import Face, FaceBox, LibraryFaces, SearchHit
 from facematch.sources.images import Found, discover
 from facematch.store.cache import entry_checksum, file_digest
 from facematch.store.snapshot import (
@@ -176,30 +175,6 @@ class IndexedFile:
     action: Action
     faces: int = 0
     error: str | None = None
-
-
-class LibraryFaces(NamedTuple):
-    """Every face of every indexed file (one row per face and path; a copy of a photo
-    at two paths gives two rows with the same face id)."""
-
-    ids: NDArray[np.int64]
-    """(n,) face ids, stable while the file's content and settings stay the same."""
-    paths: list[str]
-    """(n,) the file each face is in."""
-    boxes: NDArray[np.int32]
-    """(n, 4) top, right, bottom, left in image pixels."""
-    embeddings: NDArray[np.float32]
-    """(n, 128) the embeddings, one contiguous float32 matrix."""
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One library face near the query person: where it is and how near."""
-
-    path: str
-    box: FaceBox
-    distance: float
-    face_id: int
 
 
 @dataclass(frozen=True)

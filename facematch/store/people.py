@@ -34,21 +34,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from facematch.detect.detectors import FaceBox
 from facematch.errors import ImageError, LibraryError, UsageError
 from facematch.match.cluster import UNCLUSTERED, FaceClusterer
+from facematch.records import PREFIX, FaceBox, FaceRow, LibraryFaces, NamedBy
 from facematch.sources.images import load_rgb
-from facematch.store.library import Library, LibraryFaces
+from facematch.store.library import Library
 
 log = logging.getLogger("facematch")
 
-NamedBy = Literal["user", "known", "none"]
-PREFIX = "person_"
 SETTINGS_KEY = "cluster_settings"  # in the library's meta table: the last run's FaceClusterer
 
 SCHEMA = (
@@ -64,23 +61,6 @@ SCHEMA = (
     " id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('name', 'merge', 'move')),"
     " person INTEGER, other INTEGER, face INTEGER, name TEXT, made REAL NOT NULL)",
 )
-
-
-@dataclass(frozen=True)
-class FaceRow:
-    """One face of one file and the person it belongs to (None: unclustered)."""
-
-    path: str
-    face: int
-    box: FaceBox
-    face_id: int
-    person: int | None
-    name: str | None
-    named_by: NamedBy
-
-    @property
-    def person_label(self) -> str:
-        return "" if self.person is None else f"{PREFIX}{self.person}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,241 @@
+"""The typed records every layer shares: boxes, faces, matches and the rows of each command.
+
+Frozen dataclasses with no behaviour beyond small derived properties; every layer
+imports them from here and nothing here imports the rest of facematch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+Status = Literal["ok", "no_faces", "error"]
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's box in image pixels, in face_recognition's (top, right, bottom, left) order."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    @property
+    def area(self) -> int:
+        return max(0, self.bottom - self.top) * max(0, self.right - self.left)
+
+    def css(self) -> tuple[int, int, int, int]:
+        return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One face found in an image: where it is, its landmarks, and its 128-d embedding."""
+
+    box: FaceBox
+    landmarks: tuple[tuple[int, int], ...]
+    embedding: NDArray[np.float64] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A known person and the distance from a face to their nearest photo."""
+
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class KnownFace:
+    """Whose a known face is, and where it came from: its photo and its box there."""
+
+    name: str
+    path: str
+    box: FaceBox
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """One unknown face: its box, the best person (or None) and who else is near."""
+
+    box: FaceBox
+    name: str | None
+    distance: float | None
+    matches: tuple[Match, ...] = ()
+    runner_up: Match | None = None
+    # The known photo of the nearest person that was nearest to this face.
+    known_face: KnownFace | None = None
+    # The tolerance this face was judged with (``--tolerance auto`` adapts it per face).
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One unknown image's row: status, error and matched faces."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    faces: tuple[FaceMatch, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One person (None: unknown faces) seen from ``start`` to ``end`` seconds.
+
+    ``samples`` is how many sampled frames show them; ``distance``, ``time``
+    and ``box`` are those of the best sample (nearest to the known person; for
+    unknown faces, the largest face).
+    """
+
+    name: str | None
+    start: float
+    end: float
+    samples: int
+    distance: float | None
+    time: float
+    box: FaceBox
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """One sampled frame of a video and its matched faces (``--per-frame``)."""
+
+    time: float
+    faces: tuple[FaceMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """One video's row: status, error, and who appears when (or each sampled frame)."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    duration: float | None = None
+    fps: float = 1.0
+    appearances: tuple[Appearance, ...] = ()
+    frames: tuple[FrameFaces, ...] | None = None
+
+
+class LibraryFaces(NamedTuple):
+    """Every face of every indexed file (one row per face and path; a copy of a photo
+    at two paths gives two rows with the same face id)."""
+
+    ids: NDArray[np.int64]
+    """(n,) face ids, stable while the file's content and settings stay the same."""
+    paths: list[str]
+    """(n,) the file each face is in."""
+    boxes: NDArray[np.int32]
+    """(n, 4) top, right, bottom, left in image pixels."""
+    embeddings: NDArray[np.float32]
+    """(n, 128) the embeddings, one contiguous float32 matrix."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One library face near the query person: where it is and how near."""
+
+    path: str
+    box: FaceBox
+    distance: float
+    face_id: int
+
+
+NamedBy = Literal["user", "known", "none"]
+
+
+PREFIX = "person_"
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """One face of one file and the person it belongs to (None: unclustered)."""
+
+    path: str
+    face: int
+    box: FaceBox
+    face_id: int
+    person: int | None
+    name: str | None
+    named_by: NamedBy
+
+    @property
+    def person_label(self) -> str:
+        return "" if self.person is None else f"{PREFIX}{self.person}"
+
+
+RedactAction = Literal["kept", "covered"]
+
+
+RedactReason = Literal["known", "unknown", "ambiguous", "everyone"]
+
+
+@dataclass(frozen=True)
+class RedactedFace:
+    """One face: kept (a known person, named) or covered, and why."""
+
+    box: FaceBox
+    action: RedactAction
+    reason: RedactReason
+    name: str | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class RedactedImage:
+    """One input's row: what was found, kept and covered, and where the copy is."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    output: str | None = None
+    faces: tuple[RedactedFace, ...] = ()
+
+    @property
+    def kept(self) -> list[str]:
+        return [f.name for f in self.faces if f.action == "kept" and f.name is not None]
+
+    @property
+    def covered(self) -> int:
+        return sum(1 for f in self.faces if f.action == "covered")
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """One face of a cloaked (or checked) photo.
+
+    ``distance`` is the smallest distance between the original face's descriptor and
+    the copy's over every checked variant and both alignments; ``passed`` when it is
+    above MATCH_THRESHOLD; ``ssim`` the structural similarity inside the face box.
+    ``variants`` gives that smallest distance per variant.
+    """
+
+    box: FaceBox
+    level: str
+    distance: float
+    passed: bool
+    ssim: float
+    epsilon: float
+    variants: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloakResult:
+    """One input photo: where its copy went, its faces, and whether all are protected.
+
+    status: ``protected`` (every face passed), ``not_protected`` (some face did not),
+    ``no_faces`` (no face found: no copy written) or ``error``.
+    """
+
+    path: str
+    status: str
+    out: str | None = None
+    error: str | None = None
+    psnr: float | None = None
+    faces: tuple[FaceReport, ...] = ()

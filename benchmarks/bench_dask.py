@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facematch.run import dask as dask_runner
-from facematch.run.pipeline import Encoded, EncodeTask, Pipeline, encode_failed, encode_image
+from facematch.records import Encoded
+from facematch.run.pipeline import EncodeTask, Pipeline, encode_failed, encode_image
 from facematch.run.runners import ProcessPool, Runner
 
 Answers = list[tuple[object, ...]]

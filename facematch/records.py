@@ -43,6 +43,26 @@ class Face:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """One image's faces, or why it could not be read."""
+
+    path: str
+    faces: tuple[Face, ...] = ()
+    error: str | None = None
+
+    @property
+    def largest_face(self) -> Face | None:
+        """The face with the largest box (the subject of a portrait), if any."""
+        return max(self.faces, key=lambda face: face.box.area, default=None)
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if self.faces else "no_faces"
+
+
+@dataclass(frozen=True)
 class Match:
     """A known person and the distance from a face to their nearest photo."""
 
@@ -151,6 +171,8 @@ NamedBy = Literal["user", "known", "none"]
 
 
 PREFIX = "person_"
+# The label of a face in no group (clustering).
+UNCLUSTERED = -1
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import signal
 from pathlib import Path
 
 import facematch
-from facematch.run.pipeline import Encoded, EncodeTask, encode_image
+from facematch.records import Encoded
+from facematch.run.pipeline import EncodeTask, encode_image
 
 
 def encode_or_die_once(task_and_marker: tuple[EncodeTask, str]) -> Encoded:

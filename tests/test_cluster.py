@@ -427,8 +427,8 @@ def test_evaluate_prints_clustering_figures_with_strangers(tmp_path: Path) -> No
 
 def test_out_folder_is_replaced_only_when_it_is_ours(tmp_path: Path) -> None:
     from facematch.errors import UsageError
+    from facematch.output.person_folders import MARKER, write_crops
     from facematch.records import FaceBox, FaceRow
-    from facematch.store.people import MARKER, write_crops
 
     photo = str(DATA / "people" / "tbbt" / "amy" / "amy1.png")
     rows = [FaceRow(photo, 0, FaceBox(10, 139, 139, 10), 1, 3, None, "none")]

@@ -25,8 +25,9 @@ from click.testing import CliRunner, Result
 
 from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, main
 from facematch.errors import ClusterError
+from facematch.records import Encoded
 from facematch.run import dask as dask_runner
-from facematch.run.pipeline import Encoded, EncodeTask, Pipeline
+from facematch.run.pipeline import EncodeTask, Pipeline
 
 distributed = pytest.importorskip("distributed")
 

@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
     {"output"},
     {"privacy", "evaluate"},
     {"api"},
-    {"cli", "__init__", "__main__"},
+    {"cli"},
+    {"__init__", "__main__"},
 ]
 RANK = {room: rank for rank, rooms in enumerate(LAYERS) for room in rooms}
 

@@ -348,7 +348,7 @@ def test_frames_use_centerface_unless_a_detector_is_chosen(
 ) -> None:
     from facematch.detect import detectors
     from facematch.encode.faces import FaceSettings
-    from facematch.sources.video import VideoSettings, video_detector
+    from facematch.encode.frames import VideoSettings, video_detector
 
     monkeypatch.setattr(detectors, "centerface_available", lambda: True)
     assert video_detector(model_given=False, model="hog") == "centerface"

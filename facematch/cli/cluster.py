@@ -136,7 +136,7 @@ def run(
             writer.write(face_row)
         writer.close()
     if out_dir is not None:
-        from facematch.store.people import write_crops
+        from facematch.output.person_folders import write_crops
 
         write_crops(selected, out_dir, adopted=renamed)
     if pictures.report is not None:
@@ -160,8 +160,8 @@ def _under(path: str, roots: list[str]) -> bool:
 def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
     """Name the people whose ``--out`` folder the user renamed; returns those folders."""
     from facematch.errors import UsageError
+    from facematch.output.person_folders import renamed_folders
     from facematch.records import PREFIX
-    from facematch.store.people import renamed_folders
 
     if not out_dir.is_dir():
         return []

@@ -67,6 +67,7 @@ def library_info(library_path: Path | None, as_json: bool) -> None:
 def library_export(library_path: Path | None, fmt: str, output: Path | None) -> None:
     """Export every face with its embedding, in path order."""
     from facematch.errors import FacematchError
+    from facematch.output.writers import export_jsonl, export_npy
     from facematch.store.library import Library
 
     setup_logging(False)
@@ -74,14 +75,16 @@ def library_export(library_path: Path | None, fmt: str, output: Path | None) -> 
         raise CliUsageError("--format npy needs --output PREFIX")
     try:
         with Library.open(library_path, read_only=True) as opened, writing():
+            faces = opened.faces()
+            count = len(faces.ids)
             if fmt == "npy":
                 assert output is not None
-                count = opened.export("npy", output)
+                export_npy(faces, output)
             elif output is None:
-                count = opened.export("jsonl", sys.stdout)
+                export_jsonl(faces, sys.stdout)
             else:
                 with open(output, "w", encoding="utf-8") as out:
-                    count = opened.export("jsonl", out)
+                    export_jsonl(faces, out)
     except FacematchError as exc:
         fail_with(exc)
     click.echo(f"facematch: exported {count} faces", err=True)

@@ -86,12 +86,12 @@ def match(
     output says who appears from when to when. With --library, the faces
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
+    from facematch.encode.frames import VideoSettings, video_detector
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer
     from facematch.run import pipeline as pl
     from facematch.sources.images import is_video_name
-    from facematch.sources.video import VideoSettings, video_detector
 
     if library_path is not None:
         match_library(

@@ -23,6 +23,7 @@ from facematch import files as private
 from facematch.encode.faces import DlibEncoder, Encoder, EngineName
 from facematch.errors import ModelError
 from facematch.models import dlib_files as models
+from facematch.models import provision
 
 log = logging.getLogger("facematch")
 
@@ -68,63 +69,27 @@ def prepare(requested: EngineName, cache_dir: Path | None) -> EngineChoice:
 
 
 def _ready_model(folder: Path) -> tuple[Path, str]:
-    """The converted model and its SHA-256, checked against dlib once per conversion.
-
-    A ``.verified`` marker beside the model records the SHA-256 of the bytes
-    that passed the check. A model that does not match its marker (damaged, or
-    replaced since) or has none is converted again and checked again.
-    """
+    """The converted model and its SHA-256, checked against dlib once per conversion."""
     from facematch.encode import onnx_encoder
 
     dat = models.model_path("recognition")
     path = onnx_encoder.model_file(folder, dat)
-    marker = path.with_name(path.name + ".verified")
-    trusted = _verified_sha256(path, marker)
-    if trusted is not None:
-        return path, trusted
-    onnx_encoder.ensure_onnx_model(folder, dat, rebuild=True)
-    encoder = onnx_encoder.OnnxEncoder(path)
-    difference = onnx_encoder.verify_against_dlib(encoder, models.dlib_face_encoder())
-    if difference > MAX_ENGINE_DIFFERENCE:
-        path.unlink(missing_ok=True)
-        raise ModelError(
-            f"converted model differs from dlib by {difference:.2e} (limit "
-            f"{MAX_ENGINE_DIFFERENCE:.0e})"
-        )
-    private.write_private(marker, f"{encoder.sha256} {difference:.3e}\n".encode())
-    return path, encoder.sha256
 
+    def convert() -> None:
+        onnx_encoder.ensure_onnx_model(folder, dat, rebuild=True)
 
-def _verified_sha256(path: Path, marker: Path) -> str | None:
-    """The SHA-256 the marker records, if the model at ``path`` has exactly it.
+    def verify() -> tuple[str, str]:
+        encoder = onnx_encoder.OnnxEncoder(path)
+        difference = onnx_encoder.verify_against_dlib(encoder, models.dlib_face_encoder())
+        if difference > MAX_ENGINE_DIFFERENCE:
+            path.unlink(missing_ok=True)
+            raise ModelError(
+                f"converted model differs from dlib by {difference:.2e} (limit "
+                f"{MAX_ENGINE_DIFFERENCE:.0e})"
+            )
+        return encoder.sha256, f"{difference:.3e}"
 
-    Only the bytes are checked here: building an ONNX session in this process
-    too (the workers build their own) cost 0.6 s before any work could start.
-    A worker whose session fails to build uses dlib's engine (see ``encoder``).
-    """
-    recorded = _recorded_sha256(marker)
-    if recorded is None or not path.is_file():
-        return None
-    try:
-        with path.open("rb") as model:
-            actual = hashlib.file_digest(model, "sha256").hexdigest()
-    except OSError:
-        return None
-    if actual != recorded:
-        log.warning("the ONNX model %s is not the one that was verified; converting it again", path)
-        return None
-    return recorded
-
-
-def _recorded_sha256(marker: Path) -> str | None:
-    """The SHA-256 in a marker ("<sha256> <difference>"), or None if absent or unreadable."""
-    try:
-        words = marker.read_text(encoding="ascii").split()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not words or len(words[0]) != 64 or any(c not in "0123456789abcdef" for c in words[0]):
-        return None
-    return words[0]
+    return path, provision.ready(path, convert, verify)
 
 
 @functools.cache

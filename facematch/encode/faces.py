@@ -16,7 +16,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from facematch.detect import detectors
 from facematch.detect.detectors import DETECTOR_WINDOW as DETECTOR_WINDOW
@@ -24,7 +23,7 @@ from facematch.detect.detectors import DetectorName
 from facematch.models import dlib_files as models
 from facematch.records import Face
 from facematch.records import FaceBox as FaceBox
-from facematch.sources.images import RGBImage, shrink
+from facematch.sources.images import RGBImage, working_copy
 
 EngineName = Literal["onnx", "dlib"]
 
@@ -103,14 +102,6 @@ class DlibEncoder:
         net = models.dlib_face_encoder()
         vectors = net.compute_face_descriptor(list(chips))
         return np.array([np.array(v) for v in vectors], dtype=np.float64)
-
-
-def working_copy(image: RGBImage, scale: float) -> RGBImage:
-    """The image shrunk by ``scale`` as face_recognition shrinks it (Lanczos thumbnail)."""
-    if scale >= 1.0:
-        return image
-    height, width = image.shape[:2]
-    return np.asarray(shrink(Image.fromarray(image), width, height, scale))
 
 
 def _working(

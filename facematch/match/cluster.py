@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from facematch.neighbours.index import ExactIndex
+from facematch.records import UNCLUSTERED
 
 if TYPE_CHECKING:
     from facematch.match.gallery import Gallery
@@ -59,7 +60,6 @@ __all__ = ["FaceClusterer", "NeighbourGraph", "known_names", "neighbour_graph"]
 Ints = NDArray[np.intp]
 Floats = NDArray[np.float64]
 
-UNCLUSTERED = -1
 """The label of a face that is in no group of at least ``min_faces``."""
 
 _BLOCK = 4096  # faces searched at once while building the graph

@@ -39,23 +39,23 @@ import numpy.typing as npt
 
 from facematch.errors import ModelError
 from facematch.files import make_private_folder, write_private
-from facematch.models.resnet_onnx import (
-    _LONG,
+from facematch.models.dlib_format import (
     IR_VERSION,
+    LONG_BYTES,
     OPSET,
     AffineLayer,
     ConvLayer,
+    FormatError,
     IdentityLayer,
     LayerSpec,
+    Reader,
     ReluLayer,
-    _expect_name,
-    _FormatError,
-    _read_affine,
-    _read_conv,
-    _read_header,
-    _read_layer_state,
-    _read_relu,
-    _Reader,
+    expect_name,
+    read_affine,
+    read_conv,
+    read_header,
+    read_layer_state,
+    read_relu,
 )
 
 CONVERTER_VERSION = "1"
@@ -100,20 +100,20 @@ def expected_layers() -> list[LayerSpec]:
     return [*specs, LayerSpec("con", outputs=1, window=9, stride=1)]
 
 
-def _read_loss(reader: _Reader) -> tuple[tuple[int, int], float, float]:
+def _read_loss(reader: Reader) -> tuple[tuple[int, int], float, float]:
     """loss_mmod_ and its mmod_options: the detection window and the NMS overlap test."""
     reader.version("add_loss_layer", range(1, 2))
-    _expect_name(reader, ("loss_mmod_",), LayerSpec("loss_mmod"))
+    expect_name(reader, ("loss_mmod_",), LayerSpec("loss_mmod"))
     start = reader.offset
     version = reader.version("mmod_options", range(1, 5))
     if version == 1:
-        windows = [(reader.integer(_LONG, False), reader.integer(_LONG, False))]
+        windows = [(reader.integer(LONG_BYTES, False), reader.integer(LONG_BYTES, False))]
     else:
         windows = []
-        for _ in range(reader.integer(_LONG, False)):
+        for _ in range(reader.integer(LONG_BYTES, False)):
             reader.version("detector window", range(1, 3))
-            size = (reader.integer(_LONG, False), reader.integer(_LONG, False))
-            reader.take(reader.integer(_LONG, False))  # label
+            size = (reader.integer(LONG_BYTES, False), reader.integer(LONG_BYTES, False))
+            reader.take(reader.integer(LONG_BYTES, False))  # label
             windows.append(size)
     if len(windows) != 1:
         raise reader.fail(f"{len(windows)} detection windows, expected 1", start)
@@ -130,14 +130,14 @@ def _read_loss(reader: _Reader) -> tuple[tuple[int, int], float, float]:
     return windows[0], nms_iou, nms_covered
 
 
-def _read_affine_or_bn(reader: _Reader, spec: LayerSpec) -> AffineLayer | IdentityLayer:
+def _read_affine_or_bn(reader: Reader, spec: LayerSpec) -> AffineLayer | IdentityLayer:
     """affine_, or a trained bn_con2 that dlib turns into one as it loads it (layers.h):
     gamma / sqrt(running variance + eps) and beta - that gamma * running mean."""
     start = reader.offset
     name = reader.version_string()
     reader.offset = start
     if name != "bn_con2":
-        return _read_affine(reader, spec)
+        return read_affine(reader, spec)
     reader.version_string()
     params = reader.tensor().ravel()
     gamma_dims = reader.alias_tensor()
@@ -146,8 +146,8 @@ def _read_affine_or_bn(reader: _Reader, spec: LayerSpec) -> AffineLayer | Identi
         reader.tensor()
     running_means = reader.tensor().ravel()
     running_variances = reader.tensor().ravel()
-    reader.integer(_LONG, False)  # num_updates
-    reader.integer(_LONG, False)  # running_stats_window_size
+    reader.integer(LONG_BYTES, False)  # num_updates
+    reader.integer(LONG_BYTES, False)  # running_stats_window_size
     for _ in range(4):  # learning-rate and weight-decay multipliers
         reader.real()
     eps = reader.real()
@@ -161,22 +161,25 @@ def _read_affine_or_bn(reader: _Reader, spec: LayerSpec) -> AffineLayer | Identi
 
 def read_network(data: bytes) -> MmodNetwork:
     """Parse the .dat, checking every layer against expected_layers()."""
-    reader = _Reader(data)
+    reader = Reader(data)
     specs = expected_layers()
     window, nms_iou, nms_covered = _read_loss(reader)
-    versions = [_read_header(reader, spec) for spec in reversed(specs[2:])][::-1]
+    versions = [read_header(reader, spec) for spec in reversed(specs[2:])][::-1]
     first_version = reader.version("first con layer", range(2, 4))
-    name = _expect_name(reader, ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"), specs[0])
+    name = expect_name(reader, ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"), specs[0])
     red, green, blue = (reader.real() for _ in range(3))
     padding, outer_padding = 10, 11  # the defaults of files written before version 2
     if name == "input_rgb_image_pyramid2":
-        padding, outer_padding = reader.integer(_LONG, False), reader.integer(_LONG, False)
-    layers: list[Any] = [_read_conv(reader, specs[1])]
-    _read_layer_state(reader, first_version, on_input=True)
-    readers = {"con": _read_conv, "affine": _read_affine_or_bn, "relu": _read_relu}
+        padding, outer_padding = (
+            reader.integer(LONG_BYTES, False),
+            reader.integer(LONG_BYTES, False),
+        )
+    layers: list[Any] = [read_conv(reader, specs[1])]
+    read_layer_state(reader, first_version, on_input=True)
+    readers = {"con": read_conv, "affine": _read_affine_or_bn, "relu": read_relu}
     for spec, version in zip(specs[2:], versions, strict=True):
         layers.append(readers[spec.kind](reader, spec))
-        _read_layer_state(reader, version, on_input=False)
+        read_layer_state(reader, version, on_input=False)
     reader.expect_end()
     convs = []
     index = 0
@@ -476,7 +479,7 @@ def load_network(dat_path: Path) -> MmodNetwork:
         raise ModelError(f"cannot read {dat_path}: {err.strerror or err}") from err
     try:
         return read_network(data)
-    except _FormatError as err:
+    except FormatError as err:
         where = "" if err.offset is None else f" (at byte {err.offset} of {len(data)})"
         raise ModelError(
             f"{dat_path} is not dlib's MMOD face detector: {err.reason}{where}"
@@ -629,37 +632,32 @@ def compare_with_dlib(
 
 
 def ready_detector(folder: Path, threads: int = 1) -> MmodDetector:
-    """The converted detector in ``folder / "models"``, checked against dlib once per conversion.
-
-    As for the descriptor (engines._ready_model): a ``.verified`` marker records the
-    SHA-256 of the model that passed; a model without a matching marker is converted
-    and checked again.
-    """
-    from facematch.encode import engines
+    """The converted detector in ``folder / "models"``, checked against dlib once per conversion
+    (``provision.ready``)."""
     from facematch.models import dlib_files as models
+    from facematch.models import provision
 
     dat = models.model_path("cnn_detector")
     path = model_file(folder, dat)
-    marker = path.with_name(path.name + ".verified")
-    recorded = engines._recorded_sha256(marker)
-    if recorded is not None and path.is_file():
+
+    def build() -> None:
         try:
-            return MmodDetector(dat, path, threads, expected_sha256=recorded)
-        except ModelError:
-            pass
-    try:
-        convert(dat, path)
-    except OSError as err:
-        raise ModelError(
-            f"cannot write the ONNX model to {path.parent}: {err.strerror or err}"
-        ) from err
-    detector = MmodDetector(dat, path, threads)
-    box, score = compare_with_dlib(detector, models.cnn_detector(), reference_images())
-    if box > MAX_BOX_DIFFERENCE or score > MAX_SCORE_DIFFERENCE:
-        path.unlink(missing_ok=True)
-        raise ModelError(
-            f"the converted CNN detector differs from dlib's (boxes by {box} px, "
-            f"scores by {score:.1e})"
-        )
-    write_private(marker, f"{detector.sha256} {box:g} {score:.3e}\n".encode())
-    return detector
+            convert(dat, path)
+        except OSError as err:
+            raise ModelError(
+                f"cannot write the ONNX model to {path.parent}: {err.strerror or err}"
+            ) from err
+
+    def verify() -> tuple[str, str]:
+        detector = MmodDetector(dat, path, threads)
+        box, score = compare_with_dlib(detector, models.cnn_detector(), reference_images())
+        if box > MAX_BOX_DIFFERENCE or score > MAX_SCORE_DIFFERENCE:
+            path.unlink(missing_ok=True)
+            raise ModelError(
+                f"the converted CNN detector differs from dlib's (boxes by {box} px, "
+                f"scores by {score:.1e})"
+            )
+        return detector.sha256, f"{box:g} {score:.3e}"
+
+    sha256 = provision.ready(path, build, verify)
+    return MmodDetector(dat, path, threads, expected_sha256=sha256)

@@ -24,14 +24,14 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
-from facematch.encode.faces import FaceSettings, describe, run_detector, trim_box, working_copy
+from facematch.encode.faces import FaceSettings, describe, run_detector, trim_box
 from facematch.errors import ImageError
 from facematch.match.gallery import Gallery
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
-from facematch.records import Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
+from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
 from facematch.records import RedactReason as Reason
-from facematch.run.pipeline import Encoded, Pipeline, failure_message, match_face, paired
-from facematch.sources.images import Found, RGBImage, load_rgb, open_upright
+from facematch.run.pipeline import Pipeline, failure_message, match_face, paired
+from facematch.sources.images import Found, RGBImage, load_rgb, open_upright, working_copy
 
 log = logging.getLogger("facematch")
 

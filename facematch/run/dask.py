@@ -40,7 +40,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from facematch.errors import ClusterError, ModelError, UsageError
-from facematch.run.runners import set_worker_label
+from facematch.run.worker import set_worker_label
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster

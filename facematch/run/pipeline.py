@@ -31,12 +31,13 @@ from facematch.encode.faces import (
     detect,
     detect_with_fallback,
     trim_box,
-    working_copy,
 )
+from facematch.encode.frames import VideoSettings, frame_face_settings
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.match.appearances import appearances, clock
 from facematch.match.gallery import Gallery, KnownPhoto, known_photos
 from facematch.records import (
+    Encoded,
     Face,
     FaceMatch,
     FrameFaces,
@@ -45,7 +46,8 @@ from facematch.records import (
     Status,
     VideoResult,
 )
-from facematch.run.runners import InProcess, Runner, is_remote, make_runner, on_worker, resolve_jobs
+from facematch.run.runners import InProcess, Runner, is_remote, make_runner, resolve_jobs
+from facematch.run.worker import on_worker
 from facematch.sources.images import (
     Found,
     RGBImage,
@@ -55,15 +57,9 @@ from facematch.sources.images import (
     scaled_size,
     shrink,
     shrinks_to_luminance,
+    working_copy,
 )
-from facematch.sources.video import (
-    Decoded,
-    VideoSettings,
-    decoder_version,
-    frame_face_settings,
-    frames,
-    probe,
-)
+from facematch.sources.video import Decoded, decoder_version, frames, probe
 from facematch.store.cache import EncodingCache, FaceStore, StoredVideo, file_digest, settings_key
 
 log = logging.getLogger("facematch")
@@ -80,26 +76,6 @@ class EncodeTask:
     settings: FaceSettings
     engine: EngineChoice
     threads: int = 1
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """One image's faces, or why it could not be read."""
-
-    path: str
-    faces: tuple[Face, ...] = ()
-    error: str | None = None
-
-    @property
-    def largest_face(self) -> Face | None:
-        """The face with the largest box (the subject of a portrait), if any."""
-        return max(self.faces, key=lambda face: face.box.area, default=None)
-
-    @property
-    def status(self) -> Status:
-        if self.error is not None:
-            return "error"
-        return "ok" if self.faces else "no_faces"
 
 
 def encode_image(task: EncodeTask) -> Encoded:
@@ -405,14 +381,19 @@ class Pipeline:
         return self._settings_key
 
     def encode(
-        self, paths: Sequence[str], digests: Sequence[str | None] | None = None
+        self,
+        paths: Sequence[str],
+        digests: Sequence[str | None] | None = None,
+        store: FaceStore | None = None,
     ) -> Iterator[Encoded]:
         """Encoded images in the order of ``paths``, from the cache where possible.
 
         ``digests``, if given, are the paths' content hashes already computed
-        (None where unknown), so that no file is read twice.
+        (None where unknown), so that no file is read twice. ``store``, if given,
+        is read and written instead of this pipeline's cache (a face library
+        that is indexing).
         """
-        for encoded in self._encode(paths, videos=False, digests=digests):
+        for encoded in self._encode(paths, videos=False, digests=digests, store=store):
             assert isinstance(encoded, Encoded)
             yield encoded
 
@@ -429,20 +410,22 @@ class Pipeline:
         paths: Sequence[str],
         videos: bool,
         digests: Sequence[str | None] | None = None,
+        store: FaceStore | None = None,
     ) -> Iterator[Encoded | EncodedVideo]:
+        cache = store if store is not None else self.cache
         is_video = [videos and is_video_name(p) for p in paths]
         if digests is None:
             digests = [self._digest(p) for p in paths]
         cached: dict[int, list[Face] | StoredVideo] = {}
         probed: dict[int, float | str | None] = {}  # duration, or why it cannot be read
         for i, digest in enumerate(digests):
-            if digest is None or self.cache is None:
+            if digest is None or cache is None:
                 continue
             hit: list[Face] | StoredVideo | None
             if is_video[i]:
                 hit = self._cached_video(digest)
             else:
-                hit = self.cache.get(digest, self._settings_key)
+                hit = cache.get(digest, self._settings_key)
             if hit is not None:
                 cached[i] = hit
         tasks: list[EncodeTask | VideoTask] = []
@@ -487,10 +470,8 @@ class Pipeline:
                 assert isinstance(image, Encoded)
                 encoded = dataclasses.replace(image, path=path)
                 digest = digests[i]
-                if self.cache is not None and digest is not None and encoded.error is None:
-                    self.cache.put(
-                        digest, self._settings_key, list(encoded.faces), self.engine.name
-                    )
+                if cache is not None and digest is not None and encoded.error is None:
+                    cache.put(digest, self._settings_key, list(encoded.faces), self.engine.name)
             if self.progress is not None and not is_video[i]:
                 self.progress(1)
             yield encoded

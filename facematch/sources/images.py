@@ -394,3 +394,11 @@ def luminance(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         return image
     rgb = np.ascontiguousarray(image[..., :3])
     return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint8)
+
+
+def working_copy(image: RGBImage, scale: float) -> RGBImage:
+    """The image shrunk by ``scale`` as face_recognition shrinks it (Lanczos thumbnail)."""
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    return np.asarray(shrink(Image.fromarray(image), width, height, scale))

@@ -52,7 +52,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -60,9 +60,9 @@ from numpy.typing import ArrayLike, NDArray
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
 from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
-from facematch.records import Face, FaceBox, LibraryFaces, SearchHit
+from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit
 from facematch.sources.images import Found, discover
-from facematch.store.cache import entry_checksum, file_digest
+from facematch.store.cache import FaceStore, entry_checksum, file_digest
 from facematch.store.snapshot import (
     SNAPSHOT_MIN_FACES,
     SUFFIX,
@@ -74,8 +74,20 @@ from facematch.store.snapshot import (
     write_snapshot,
 )
 
-if TYPE_CHECKING:
-    from facematch.run.pipeline import Encoded, Pipeline
+
+class Pipeline(Protocol):
+    """What indexing needs of ``facematch.run.pipeline.Pipeline``: its settings and encoder."""
+
+    @property
+    def settings_key(self) -> str: ...
+
+    def encode(
+        self,
+        paths: Sequence[str],
+        digests: Sequence[str | None] | None = None,
+        store: FaceStore | None = None,
+    ) -> Iterator[Encoded]: ...
+
 
 log = logging.getLogger("facematch")
 
@@ -627,25 +639,20 @@ class Library:
     ) -> Iterator[IndexedFile]:
         if not todo:
             return
-        previous_store = pipeline.cache
-        pipeline.cache = self
-        try:
-            encoded: Iterable[Encoded] = pipeline.encode(
-                [path for path, *_ in todo], [digest for _, _, digest, _ in todo]
+        encoded: Iterable[Encoded] = pipeline.encode(
+            [path for path, *_ in todo], [digest for _, _, digest, _ in todo], store=self
+        )
+        for (path, info, digest, action), image in zip(todo, encoded, strict=True):
+            yield self._record(
+                path,
+                info,
+                digest,
+                settings_id,
+                image.status,
+                image.error,
+                action,
+                len(image.faces),
             )
-            for (path, info, digest, action), image in zip(todo, encoded, strict=True):
-                yield self._record(
-                    path,
-                    info,
-                    digest,
-                    settings_id,
-                    image.status,
-                    image.error,
-                    action,
-                    len(image.faces),
-                )
-        finally:
-            pipeline.cache = previous_store
 
     def _record(
         self,
@@ -911,7 +918,7 @@ class Library:
 
         Stale: its size or mtime is not what was indexed (it changed since).
         """
-        from facematch.run.pipeline import Encoded
+        from facematch.records import Encoded
 
         with self._guard():
             stored = {
@@ -941,23 +948,6 @@ class Library:
                 if faces is None:
                     raise LibraryError(f"{self.path} is damaged (a file's faces are missing)")
                 yield path, Encoded(path, tuple(faces))
-
-    def export(self, fmt: Literal["jsonl", "npy"], destination: TextIO | Path) -> int:
-        """Write every face with its embedding for other tools; returns how many.
-
-        ``jsonl``: one JSON object per face to a text stream. ``npy``: to a path
-        prefix, ``PREFIX.npy`` (float32 matrix) and ``PREFIX.csv`` (each row's face id,
-        path and box). Both in ``faces()`` order.
-        """
-        from facematch.output import writers
-
-        faces = self.faces()
-        if fmt == "jsonl" and not isinstance(destination, Path):
-            return writers.export_jsonl(faces, destination)
-        if fmt == "npy" and isinstance(destination, Path):
-            writers.export_npy(faces, destination)
-            return len(faces.ids)
-        raise ValueError(f"cannot export {fmt!r} to {destination!r}")
 
     def stored(self, found: Sequence[Found]) -> tuple[list[Found], list[Encoded]]:
         """Inputs with their stored faces, for matching without encoding anything.

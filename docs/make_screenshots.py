@@ -1,4 +1,4 @@
-"""Make the README's two pictures: an annotated photo and the HTML report in chromium.
+"""Make docs/guide/pictures.md's two pictures: an annotated photo and the report in chromium.
 
     python docs/make_screenshots.py          # needs chromium and playwright (the test extra)
 

@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from facematch.detect import detectors
+from facematch.detect.boxes import trim_box
 from facematch.detect.detectors import fits_detector, rect_to_box
-from facematch.encode.faces import trim_box
 from facematch.models import dlib_files as models
 from facematch.sources.images import heif_available, to_rgb
 

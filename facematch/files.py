@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -108,3 +109,9 @@ def write_private(path: Path, payload: bytes | Sequence[bytes | memoryview]) -> 
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (raises OSError when it cannot be read)."""
+    with Path(path).open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

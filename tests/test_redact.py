@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 
 from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from facematch.detect import detectors
+from facematch.detect.boxes import reach, unite
 from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
 from facematch.encode.faces import FaceSettings
 from facematch.privacy.redact import (
@@ -25,9 +26,7 @@ from facematch.privacy.redact import (
     cover,
     detect_pass,
     mask_box,
-    reach,
     redaction_passes,
-    unite,
 )
 from facematch.records import FaceBox
 from facematch.sources.images import load_rgb

@@ -24,7 +24,7 @@ from facematch.cli.common import (
     writing,
 )
 
-DEFAULT_MIN_FACES = 2  # measured on lfw-dev (README: cluster)
+DEFAULT_MIN_FACES = 2  # measured on lfw-dev (docs/measurements/cluster.md)
 
 
 class ClusterGroup(click.Group):

@@ -29,7 +29,8 @@ from facematch.cli.common import (
 @tolerance_option(
     "Largest distance that still counts as the same person. In a large library "
     "strangers come near 0.6 too: hits are nearest first, so lower it or use --top. "
-    "auto: the tolerance for this library's size, step 1 of matching's auto (see the README).",
+    "auto: the tolerance for this library's size, step 1 of matching's auto (see the docs, "
+    "Choosing a tolerance).",
     default=0.6,
 )
 @format_option("Output: path,top,right,bottom,left,distance lines, CSV, JSON, or JSON lines.")

@@ -59,7 +59,7 @@ CENTERFACE_SMALLEST_FACE = 16
 CENTERFACE_STRIDE = 4
 CENTERFACE_ALIGN = 32
 # Largest side it runs on in one piece; larger working copies are tiled (memory
-# grows with the pixel count: about 0.4 GB at 1600 px, see the README).
+# grows with the pixel count: about 0.4 GB at 1600 px, docs/measurements/detectors.md).
 CENTERFACE_MAX_SIDE = 1600
 # Below this side a working copy gains nothing from shrinking (it costs a few ms)
 # but would lose box precision, so small images are never shrunk for CenterFace.
@@ -85,7 +85,7 @@ it), not on RGB, where it takes the strongest gradient of the three channels at
 every pixel. That is 0.75x the detector's time, and a photo too large to describe
 from its working copy has that copy decoded as luminance only (faster still).
 Boxes move by a few pixels on some photos, and faces very close to the detector's
-threshold may come or go; measured on lfw-dev, the answers hold (README, "What
+threshold may come or go; measured on lfw-dev, the answers hold (docs/measurements/speed.md, "What
 made detection faster"). Part of HOG's cache key (facematch.store.cache.settings_key)."""
 
 CENTERFACE_FILE = "centerface.onnx"
@@ -130,7 +130,7 @@ class BoxMapping:
 
 
 # Medians over the 6,041 lfw-dev faces found by both HOG and CenterFace
-# (benchmarks/fit_centerface_boxes.py; README "Detectors").
+# (benchmarks/fit_centerface_boxes.py; docs/guide/detectors.md).
 CENTERFACE_TO_DLIB = BoxMapping(shift_x=-0.0486, shift_y=0.0325, side=0.9612)
 
 

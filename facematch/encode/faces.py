@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facematch.detect import detectors
+from facematch.detect.boxes import trim_box
 from facematch.detect.detectors import DETECTOR_WINDOW as DETECTOR_WINDOW
 from facematch.detect.detectors import DetectorName
 from facematch.models import dlib_files as models
@@ -43,7 +44,7 @@ class FaceSettings:
     threshold: float | None = None
     min_face_size: int | None = None
     # 68-point alignment and mirror averaging separate people best on the shared
-    # labelled sets at about 1.06x the time (README, "Accuracy"): the defaults.
+    # labelled sets at about 1.06x the time (docs/measurements/accuracy.md): the defaults.
     landmarks: int = 68
     jitters: int = 1
     mirror: bool = True
@@ -112,13 +113,6 @@ def _working(
         return image, full_size
     full_size = (image.shape[0], image.shape[1])
     return working_copy(image, settings.working_scale(*full_size)), full_size
-
-
-def trim_box(box: FaceBox, height: int, width: int) -> FaceBox:
-    """Clip a box to the image, as face_recognition's ``_trim_css_to_bounds`` does."""
-    return FaceBox(
-        max(box.top, 0), min(box.right, width), min(box.bottom, height), max(box.left, 0)
-    )
 
 
 def box_to_rect(box: FaceBox) -> Any:

@@ -22,7 +22,7 @@ class VideoSettings:
     # The photo detection fallback (more upsampling, then the CNN detector, on
     # faceless small images) is off for frames unless asked for: a face it
     # would find in one sample is usually found in the next, and it costs
-    # 1-3 CPU-s on every faceless frame (README, "Video").
+    # 1-3 CPU-s on every faceless frame (docs/guide/video.md).
     fallback: bool = False
     # The detector for frames; None: the photos' own. The command line sets
     # CenterFace when facematch[detector] is installed and --model is not given
@@ -60,7 +60,7 @@ def video_detector(model_given: bool, model: DetectorName) -> DetectorName | Non
 
 # A face smaller than this share of a frame's short side is not looked for,
 # unless --min-face-size says otherwise: at 1080p the photo default (48 px)
-# costs about 0.9 s of detection per frame, 108 px about 0.2 s (README, "Video").
+# costs about 0.9 s of detection per frame, 108 px about 0.2 s (docs/guide/video.md).
 MIN_FACE_FRACTION = 0.1
 # Bump when sampling changes in a way the settings don't capture.
 VIDEO_VERSION = 1

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from facematch.errors import ModelError
 from facematch.files import make_private_folder
 from facematch.models import runtime
+from facematch.models.provision import model_digest
 from facematch.models.resnet_onnx import (
     CHIP_SIZE,
     CONVERTER_VERSION,
@@ -106,25 +107,13 @@ def _read_model(path: Path) -> bytes:
         raise ModelError(f"cannot load the ONNX model {path}: {err.strerror or err}") from err
 
 
-def _file_digest(path: Path) -> str:
-    """sha256 of the .dat, so a changed model file never reuses a stale conversion."""
-    digest = hashlib.sha256()
-    try:
-        with Path(path).open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as err:
-        raise ModelError(f"cannot read {path}: {err.strerror or err}") from err
-    return digest.hexdigest()
-
-
 def model_file(cache_dir: Path, dat_path: Path) -> Path:
     """Where the converted model for ``dat_path`` lives in ``cache_dir / "models"``.
 
     The file name carries the .dat's sha256 and CONVERTER_VERSION, so it changes
     exactly when either does.
     """
-    name = f"{Path(dat_path).stem}-{_file_digest(dat_path)[:16]}-c{CONVERTER_VERSION}.onnx"
+    name = f"{Path(dat_path).stem}-{model_digest(dat_path)[:16]}-c{CONVERTER_VERSION}.onnx"
     return Path(cache_dir) / "models" / name
 
 

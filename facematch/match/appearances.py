@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from facematch.records import FaceMatch
 
 # Two missed samples (2 s at the default 1 sample a second) do not end a range:
-# measured on the ground-truth videos (README, "Video"), a detector miss rarely
+# measured on the ground-truth videos (docs/measurements/video.md), a detector miss rarely
 # lasts longer, and people shown apart are usually further apart than that.
 MAX_GAP_SAMPLES = 2
 

@@ -15,10 +15,10 @@ Fitted on galleries of 10 to 1,000 people; it is within 25% of the measured
 chance wherever that is between 0.3% and 50% (within 15% in most places).
 
 ``auto_tolerance`` is a curve: 0.6 for galleries of up to about a dozen faces
-(face_recognition's answers), lower as the gallery grows (the README's table).
+(face_recognition's answers), lower as the gallery grows (docs/guide/matching.md).
 It was first fitted on the shared photo sets; on lfw-dev's open-set check it
 names more people right than any curve re-fitted from the model above, so it
-is kept (``benchmarks/openset.py``; numbers in the README).
+is kept (``benchmarks/openset.py``; numbers in docs/measurements/accuracy.md).
 
 ``local_tolerances`` then adapts the auto tolerance to each face's neighbourhood,
 as open-set identification systems normalise scores by the gallery: a face whose

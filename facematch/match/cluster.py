@@ -28,7 +28,7 @@ fit a photo collection:
   pair by the mean of its two faces' shortfalls, before the real pass.
   Leaving the face's own group out keeps a person with many photos from looking like a
   hub. On lfw-dev this lifts BCubed F from 0.943 (the best threshold without it) to
-  0.958 (README: cluster).
+  0.958 (docs/measurements/cluster.md).
 * **Constraints.** Two faces of one photo are two people: groups holding faces of the same
   photo never merge (``photos``). Groups given in ``seeds`` (an earlier clustering, or a
   user's corrections) keep their faces and never merge with each other; new faces can

@@ -57,6 +57,7 @@ from facematch.models.dlib_format import (
     read_layer_state,
     read_relu,
 )
+from facematch.models.provision import model_digest
 
 CONVERTER_VERSION = "1"
 """Bump whenever the generated model could compute anything differently."""
@@ -462,13 +463,9 @@ def decode(
 # The model file and the detector
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def model_file(cache_dir: Path, dat_path: Path) -> Path:
     """Where the converted model and its network settings live (name carries the .dat's sha256)."""
-    name = f"{Path(dat_path).stem}-{_file_digest(dat_path)[:16]}-m{CONVERTER_VERSION}.onnx"
+    name = f"{Path(dat_path).stem}-{model_digest(dat_path)[:16]}-m{CONVERTER_VERSION}.onnx"
     return Path(cache_dir) / "models" / name
 
 

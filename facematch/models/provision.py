@@ -8,20 +8,22 @@ detects damage, not tampering: whoever can write the cache can rewrite both.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from facematch.files import write_private
+from facematch.errors import ModelError
+from facematch.files import file_sha256, write_private
 
 log = logging.getLogger("facematch")
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes (raises OSError when it cannot be read)."""
-    with Path(path).open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+def model_digest(path: Path) -> str:
+    """The SHA-256 of a model file, so a changed file never reuses a stale conversion."""
+    try:
+        return file_sha256(path)
+    except OSError as err:
+        raise ModelError(f"cannot read {path}: {err.strerror or err}") from err
 
 
 def marker_path(model: Path) -> Path:

@@ -172,7 +172,7 @@ ANN_MIN_ROWS = 200_000
 """Below this many rows exact search is fast enough that an approximate index never pays."""
 
 ANN_MIN_QUERIES = 20_000
-"""Queries an approximate index must answer to earn back its build time (see the README)."""
+"""Queries an approximate index must answer to earn back its build time (docs/guide/library.md)."""
 
 
 def make_index(vectors: ArrayLike, dim: int = 128, *, expected_queries: int = 1) -> NeighbourIndex:
@@ -812,7 +812,7 @@ class FaissIndex:
 
     The defaults (3/16 of the cells, 32 candidates per neighbour asked) give recall@10
     0.994 at about 1,750 queries per CPU second on one thread at a million faces
-    (README, "Approximate search at 1M"); ``probe_share`` and ``candidates`` trade
+    (docs/measurements/library.md); ``probe_share`` and ``candidates`` trade
     speed for recall and may be changed between searches. It is meant for embeddings
     of dozens of dimensions or more: in a handful, 4-bit codes tie too many rows
     (and exact search is cheap there).

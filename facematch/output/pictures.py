@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
+from facematch.detect.boxes import grow_box
 from facematch.errors import FacematchError, ImageError, UsageError
 from facematch.match.appearances import clock
 from facematch.output.text import printable
@@ -36,7 +37,7 @@ Kind = Literal["named", "ambiguous", "unknown", "face"]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 # A face is ambiguous when a second person is this close to its match, or when
-# it is unknown but this close above the tolerance (README, "Pictures").
+# it is unknown but this close above the tolerance (docs/guide/pictures.md).
 AMBIGUITY_MARGIN = 0.05
 
 # Colour-blind safe pairs (ColorBrewer): box colour and the label text on it.
@@ -220,14 +221,8 @@ class Annotations:
 def crop(image: Image.Image, box: FaceBox, side: int, margin: float = 0.25) -> Image.Image:
     """A face with some room around it, at most ``side`` px on its long side."""
     width, height = image.size
-    grow_x = round((box.right - box.left) * margin)
-    grow_y = round((box.bottom - box.top) * margin)
-    area = (
-        max(0, box.left - grow_x),
-        max(0, box.top - grow_y),
-        min(width, box.right + grow_x),
-        min(height, box.bottom + grow_y),
-    )
+    grown = grow_box(box, margin, width, height)
+    area = (grown.left, grown.top, grown.right, grown.bottom)
     if area[2] <= area[0] or area[3] <= area[1]:
         area = (0, 0, width, height)
     piece = image.crop(area)

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
+from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box, trim_box
 from facematch.encode.faces import (
     CHIP_PADDING,
     CHIP_SIZE,
@@ -50,7 +51,6 @@ from facematch.encode.faces import (
     align,
     detect_with_fallback,
     face_chips,
-    trim_box,
 )
 from facematch.errors import UsageError
 from facematch.records import CloakResult, FaceBox, FaceReport
@@ -693,14 +693,6 @@ def variant_image(image: RGBImage, name: str) -> tuple[RGBImage, float]:
     return image, 1.0
 
 
-def iou(a: FaceBox, b: FaceBox) -> float:
-    inter = trim_box(a, b.bottom, b.right)
-    inter = FaceBox(max(inter.top, b.top), inter.right, inter.bottom, max(inter.left, b.left))
-    shared = inter.area
-    union = a.area + b.area - shared
-    return shared / union if union else 0.0
-
-
 def adversary_boxes(found: Sequence[FaceBox], originals: Sequence[FaceBox]) -> list[FaceBox]:
     """For each original face, the box found again (best overlap), or the original box.
 
@@ -710,12 +702,8 @@ def adversary_boxes(found: Sequence[FaceBox], originals: Sequence[FaceBox]) -> l
     chosen = []
     for box in originals:
         best = max(found, key=lambda f: iou(f, box), default=None)
-        chosen.append(best if best is not None and iou(best, box) >= 0.3 else box)
+        chosen.append(best if best is not None and iou(best, box) >= SAME_FACE_IOU else box)
     return chosen
-
-
-def scale_box(box: FaceBox, factor: float) -> FaceBox:
-    return FaceBox(*(round(v * factor) for v in box.css()))
 
 
 def verify(

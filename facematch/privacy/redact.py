@@ -22,9 +22,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from facematch.detect.boxes import grow_box, reach, trim_box, unite
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
-from facematch.encode.faces import FaceSettings, describe, run_detector, trim_box
+from facematch.encode.faces import FaceSettings, describe, run_detector
 from facematch.errors import ImageError
 from facematch.match.gallery import Gallery
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
@@ -49,8 +50,6 @@ PIXELATE_BLOCKS = 6
 BLUR_SHARE = 0.2
 # Mirrored border added on every side for the passes that look for cut faces.
 MIRROR_PAD = 0.25
-# Two detector passes finding one face: boxes overlapping this much (IoU).
-SAME_FACE_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def redaction_passes(settings: FaceSettings) -> tuple[DetectorPass, ...]:
     extra): the two HOG passes and dlib's CNN detector (in ONNX Runtime) at
     upsample 0 with mirrored borders. ``--no-fallback`` leaves the CNN pass
     out; ``--model cnn`` runs the CNN alone, with mirrored borders. Measured in
-    the README (Redaction).
+    docs/measurements/redaction.md.
     """
     from facematch.detect.detectors import most_sensitive
 
@@ -135,40 +134,6 @@ class FindTask:
     threads: int = 1
 
 
-def overlap(a: FaceBox, b: FaceBox) -> float:
-    """Intersection over union of two boxes."""
-    width = min(a.right, b.right) - max(a.left, b.left)
-    height = min(a.bottom, b.bottom) - max(a.top, b.top)
-    if width <= 0 or height <= 0:
-        return 0.0
-    shared = width * height
-    return shared / (a.area + b.area - shared)
-
-
-def unite(found: Sequence[Sequence[FaceBox]]) -> list[FaceBox]:
-    """Boxes of several passes, a face found twice kept once (from the earlier pass)."""
-    united: list[FaceBox] = []
-    for boxes in found:
-        united += [b for b in boxes if all(overlap(b, u) < SAME_FACE_IOU for u in united)]
-    return united
-
-
-def reach(box: FaceBox, found: Sequence[Sequence[FaceBox]]) -> FaceBox:
-    """The box enclosing ``box`` and every box of any pass that is the same face.
-
-    Passes disagree most on faces cut by the frame (one box stops at the edge of
-    what it saw, a mirrored pass sees the whole face): the face is described from
-    its first box, and covered out to the farthest reach of all of them.
-    """
-    same = [b for boxes in found for b in boxes if overlap(b, box) >= SAME_FACE_IOU]
-    return FaceBox(
-        min([box.top, *(b.top for b in same)]),
-        max([box.right, *(b.right for b in same)]),
-        max([box.bottom, *(b.bottom for b in same)]),
-        min([box.left, *(b.left for b in same)]),
-    )
-
-
 def find_faces(task: FindTask) -> Encoded:
     """Every face the passes find in one image, encoded; a failure is an error result.
 
@@ -205,14 +170,7 @@ def decide(face: FaceMatch, tolerance: float | None, margin: float) -> RedactedF
 
 def mask_box(box: FaceBox, width: int, height: int, growth: float = MASK_GROWTH) -> FaceBox:
     """The box grown by ``growth`` of its size on every side, within the image."""
-    grow_x = round((box.right - box.left) * growth)
-    grow_y = round((box.bottom - box.top) * growth)
-    return FaceBox(
-        max(0, box.top - grow_y),
-        min(width, box.right + grow_x),
-        min(height, box.bottom + grow_y),
-        max(0, box.left - grow_x),
-    )
+    return grow_box(box, growth, width, height)
 
 
 def cover(image: Image.Image, boxes: Iterable[FaceBox], style: Style, shape: Shape) -> Image.Image:

@@ -21,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from facematch.detect import detectors
+from facematch.detect.boxes import trim_box
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import (
@@ -30,7 +31,6 @@ from facematch.encode.faces import (
     describe_to_match,
     detect,
     detect_with_fallback,
-    trim_box,
 )
 from facematch.encode.frames import VideoSettings, frame_face_settings
 from facematch.errors import ImageError, NoKnownFacesError

@@ -56,7 +56,7 @@ def default_cache_dir() -> Path:
 def file_digest(path: str) -> str:
     """SHA-256 of a regular file's bytes (raises ImageError for a FIFO, device, ...)."""
     with open_regular(path) as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()  # not files.file_sha256: no FIFOs
 
 
 def _version(package: str) -> str:

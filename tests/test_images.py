@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from facematch.encode.faces import FALLBACK_CNN_MAX_PIXELS, FaceSettings, detect
+from facematch.encode.photo import load_working
 from facematch.errors import ImageError
-from facematch.run.pipeline import load_working
 from facematch.sources.images import discover, load_rgb, load_scaled, luminance
 
 

@@ -19,15 +19,8 @@ from facematch.detect import detectors
 from facematch.detect.boxes import reach, unite
 from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
 from facematch.encode.faces import FaceSettings
-from facematch.privacy.redact import (
-    FILL,
-    MIRROR_PAD,
-    DetectorPass,
-    cover,
-    detect_pass,
-    mask_box,
-    redaction_passes,
-)
+from facematch.encode.passes import MIRROR_PAD, DetectorPass, detect_pass, redaction_passes
+from facematch.privacy.redact import FILL, cover, mask_box
 from facematch.records import FaceBox
 from facematch.sources.images import load_rgb
 

@@ -96,6 +96,7 @@ def redact(
     which --no-fallback leaves out) and covers ambiguous faces too.
     The copies are upright and keep no EXIF (no GPS position, no thumbnail).
     """
+    from facematch.encode.passes import redaction_passes
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import output_paths, refuse_overwrites
     from facematch.output.writers import make_redact_writer
@@ -107,7 +108,7 @@ def redact(
     found = find_inputs(paths, recursive)
     targets = output_paths([f.path for f in found], out_dir)
     refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])
-    passes = rd.redaction_passes(shared.settings)
+    passes = redaction_passes(shared.settings)
     known_settings = replace(shared.settings, upsample=KNOWN_UPSAMPLE)
     with (
         replace(shared, settings=known_settings).pipeline() as pipeline,

@@ -49,7 +49,6 @@ from facematch.encode.faces import (
     Encoder,
     FaceSettings,
     align,
-    detect_with_fallback,
     face_chips,
 )
 from facematch.errors import UsageError
@@ -730,12 +729,10 @@ def verify(
 
 def detect_as_matcher(image: RGBImage) -> list[FaceBox]:
     """Face boxes in these pixels as facematch's matcher finds them in a photo: on its
-    working copy (``pipeline.working_pixels``), boxes in full pixels."""
-    from facematch.run.pipeline import working_pixels
+    working copy (``encode.photo.working_pixels``), boxes in full pixels."""
+    from facematch.encode.photo import boxes_in_pixels
 
-    settings = FaceSettings()
-    small = working_pixels(image, settings)
-    return detect_with_fallback(small, settings, image.shape[:2])
+    return boxes_in_pixels(image, FaceSettings())
 
 
 def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:
@@ -824,13 +821,9 @@ def find_original_faces(image: RGBImage) -> list[FaceBox]:
 def faces_in_file(path: str) -> list[FaceBox]:
     """The faces of a photo file, found as facematch's matcher finds them: on the working
     copy it decodes (a large JPEG at reduced size, as luminance), boxes in full pixels."""
-    from facematch.run.pipeline import load_working
+    from facematch.encode.photo import boxes_in_file
 
-    settings = FaceSettings()
-    small, (height, width) = load_working(path, settings)
-    return [
-        trim_box(b, height, width) for b in detect_with_fallback(small, settings, (height, width))
-    ]
+    return boxes_in_file(path, FaceSettings())
 
 
 def with_faces(task: CloakTask) -> CloakTask:

@@ -21,18 +21,15 @@ from typing import TypeVar
 import numpy as np
 
 from facematch.detect import detectors
-from facematch.detect.boxes import trim_box
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import (
-    FALLBACK_CNN_MAX_PIXELS,
+    Encoder,
     EngineName,
     FaceSettings,
-    describe_to_match,
-    detect,
-    detect_with_fallback,
 )
 from facematch.encode.frames import VideoSettings, frame_face_settings
+from facematch.encode.photo import boxes_in_file, faces_in_file, faces_in_working_copy
 from facematch.errors import ImageError, NoKnownFacesError
 from facematch.match.appearances import appearances, clock
 from facematch.match.gallery import Gallery, KnownPhoto, known_photos
@@ -50,14 +47,7 @@ from facematch.run.runners import InProcess, Runner, is_remote, make_runner, res
 from facematch.run.worker import on_worker
 from facematch.sources.images import (
     Found,
-    RGBImage,
     is_video_name,
-    load_rgb,
-    load_scaled,
-    scaled_size,
-    shrink,
-    shrinks_to_luminance,
-    working_copy,
 )
 from facematch.sources.video import Decoded, decoder_version, frames, probe
 from facematch.store.cache import EncodingCache, FaceStore, StoredVideo, file_digest, settings_key
@@ -82,65 +72,15 @@ def encode_image(task: EncodeTask) -> Encoded:
     """Load and encode one image; any failure becomes an error result."""
     settings = task.settings
     try:
-        small, full_size = load_working(task.path, settings)
-        faces = encode_pixels(small, full_size, lambda: load_rgb(task.path), settings, task)
+        faces = faces_in_file(task.path, settings, task_encoder(task, settings))
         return Encoded(task.path, tuple(faces))
     except Exception as exc:  # a per-image failure must never stop the run
         return Encoded(task.path, error=on_worker(failure_message(exc)))
 
 
-def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int, int]]:
-    """The working copy detection runs on, and the full (height, width).
-
-    For HOG, which sees only luminance, a shrunk copy is decoded as luminance
-    (a JPEG then decodes no colour at all); the faces are described from the
-    full-resolution pixels anyway. A copy that is not shrunk stays RGB: it is
-    the image the faces are described from; so does one small enough for the
-    CNN fallback (detect_with_fallback), which sees colour.
-    """
-    return load_scaled(path, settings.working_scale, luminance_over=_luminance_over(settings))
-
-
-def working_pixels(image: RGBImage, settings: FaceSettings) -> RGBImage:
-    """``load_working``'s working copy, made from pixels already in memory."""
-    height, width = image.shape[:2]
-    scale = settings.working_scale(height, width)
-    target = scaled_size(width, height, scale)
-    if shrinks_to_luminance((width, height), target, _luminance_over(settings)):
-        from PIL import Image
-
-        grey = Image.fromarray(image).convert("L")
-        return np.asarray(shrink(grey, width, height, scale))
-    return working_copy(image, scale)
-
-
-def _luminance_over(settings: FaceSettings) -> int | None:
-    """The pixels above which HOG's shrunk working copy is luminance; None: never."""
-    if settings.model != "hog":
-        return None
-    return FALLBACK_CNN_MAX_PIXELS if settings.fallback else 0
-
-
-def encode_pixels(
-    small: RGBImage,
-    full_size: tuple[int, int],
-    load_full: Callable[[], RGBImage],
-    settings: FaceSettings,
-    task: EncodeTask | VideoTask,
-) -> list[Face]:
-    """The faces of a photo or a video frame, from its working copy and full pixels.
-
-    Detection runs on ``small``, a copy of the (height, width) ``full_size``
-    picture scaled as ``settings.working_scale`` says; only if it finds a face
-    are the full pixels made (``load_full``) and the descriptor engine loaded.
-    """
-    # Faces to describe: CenterFace's faces seen in profile are left out.
-    boxes = detect_with_fallback(small, settings, full_size, turned=False)
-    if not boxes:
-        return []
-    full = small if small.shape[:2] == full_size and small.ndim == 3 else load_full()
-    encoder = engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-    return describe_to_match(full, boxes, settings, encoder)
+def task_encoder(task: EncodeTask | VideoTask, settings: FaceSettings) -> Callable[[], Encoder]:
+    """This worker's descriptor engine for a task, built when first asked for."""
+    return lambda: engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
 
 
 def encode_failed(task: EncodeTask, reason: str) -> Encoded:
@@ -215,7 +155,8 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
         ):
             settings = frame_face_settings(task.settings, task.video, *frame.size)
             small, full_size = frame.scaled(settings.working_scale)
-            faces = encode_pixels(small, full_size, frame.image, settings, task)
+            encoder = task_encoder(task, settings)
+            faces = faces_in_working_copy(small, full_size, frame.image, settings, encoder)
             samples.append(Sample(frame.time, tuple(faces)))
     except Exception as exc:  # a per-video failure must never stop the run
         return EncodedSegment(task, tuple(samples), failure_message(exc))
@@ -716,8 +657,7 @@ class DetectTask:
 def detect_image(task: DetectTask) -> ImageResult:
     """Face boxes of one image as a result row; any failure becomes an error row."""
     try:
-        small, (height, width) = load_working(task.path, task.settings)
-        boxes = [trim_box(b, height, width) for b in detect(small, task.settings, (height, width))]
+        boxes = boxes_in_file(task.path, task.settings, fallback=False)
     except Exception as exc:  # a per-image failure must never stop the run
         return ImageResult(task.path, "error", on_worker(failure_message(exc)))
     faces = tuple(FaceMatch(box, None, None) for box in boxes)

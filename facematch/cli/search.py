@@ -14,7 +14,6 @@ from facematch.cli.common import (
     format_option,
     image_command,
     library_option,
-    log,
     tolerance_option,
     writing,
 )
@@ -54,33 +53,14 @@ def search(
     from facematch.errors import NoKnownFacesError
     from facematch.match import calibration
     from facematch.output.writers import make_hit_writer
+    from facematch.run.pipeline import query_faces
     from facematch.store.library import Library
 
     found = find_inputs(faces, recursive=False)
-    unreadable = 0
-    queries = []
     with Library.open(library_path, read_only=True) as library:
         with shared.pipeline() as pipeline:
-            readable = [f for f in found if f.problem is None]
-            for item in found:
-                if item.problem is not None:
-                    log.error("%s: %s", item.path, item.problem)
-                    unreadable += 1
-            for encoded in pipeline.encode([f.path for f in readable]):
-                largest = encoded.largest_face
-                if encoded.error is not None:
-                    log.error("%s: %s", encoded.path, encoded.error)
-                    unreadable += 1
-                elif largest is None:
-                    log.warning("no face found in %s; skipping it", encoded.path)
-                else:
-                    if len(encoded.faces) > 1:
-                        log.warning(
-                            "%d faces in %s; searching for the largest",
-                            len(encoded.faces),
-                            encoded.path,
-                        )
-                    queries.append(largest.embedding)
+            faces_found, unreadable = query_faces(pipeline, found)
+        queries = [face.embedding for face in faces_found]
         if not queries:
             raise NoKnownFacesError("no face found in any of the FACE photos")
         if tolerance == "auto":

@@ -487,6 +487,47 @@ class KnownPeople:
     unreadable: tuple[str, ...] = ()
 
 
+def subject_face(
+    encoded: Encoded,
+    path: str,
+    *,
+    noun: str = "",
+    error_note: str = "",
+    several: str = "using the largest",
+) -> Face | None:
+    """The face a photo of one person is of: its largest, None if it has none.
+
+    Says on stderr why there is none (unreadable, no face), and when the photo
+    holds several faces (``several`` says what is done about it).
+    """
+    if encoded.error is not None:
+        log.error("%s: %s%s", path, encoded.error, error_note)
+        return None
+    largest = encoded.largest_face
+    if largest is None:
+        log.warning("no face found in %s%s; skipping it", noun, path)
+    elif len(encoded.faces) > 1:
+        log.warning("%d faces in %s%s; %s", len(encoded.faces), noun, path, several)
+    return largest
+
+
+def query_faces(pipeline: Pipeline, found: Sequence[Found]) -> tuple[list[Face], int]:
+    """The subject face of each photo of one person (``search``), and how many were unreadable."""
+    unreadable = 0
+    for item in found:
+        if item.problem is not None:
+            log.error("%s: %s", item.path, item.problem)
+            unreadable += 1
+    faces = []
+    readable = [f.path for f in found if f.problem is None]
+    for encoded in pipeline.encode(readable):
+        face = subject_face(encoded, encoded.path, several="searching for the largest")
+        unreadable += encoded.error is not None
+        if face is not None:
+            faces.append(face)
+    return faces, unreadable
+
+
 def build_gallery(
     pipeline: Pipeline,
     known_dir: str,
@@ -511,22 +552,18 @@ def build_gallery(
     if encoded_photos is None:
         encoded_photos = pipeline.encode([p.path for p in usable])
     for photo, encoded in zip(usable, itertools.islice(encoded_photos, len(usable)), strict=True):
-        largest = encoded.largest_face
+        face = subject_face(
+            encoded,
+            photo.path,
+            noun="known photo ",
+            error_note=" (known photo skipped)",
+            several=f"using the largest as {photo.name}",
+        )
         if encoded.error is not None:
-            log.error("%s: %s (known photo skipped)", photo.path, encoded.error)
             unreadable.append(photo.path)
-        elif largest is None:
-            log.warning("no face found in known photo %s; skipping it", photo.path)
-        else:
-            if len(encoded.faces) > 1:
-                log.warning(
-                    "%d faces in known photo %s; using the largest as %s",
-                    len(encoded.faces),
-                    photo.path,
-                    photo.name,
-                )
-            labelled.append((photo.name, largest.embedding))
-            sources.append(KnownFace(photo.name, photo.path, largest.box))
+        if face is not None:
+            labelled.append((photo.name, face.embedding))
+            sources.append(KnownFace(photo.name, photo.path, face.box))
     if not labelled:
         raise NoKnownFacesError(f"no face found in any photo in the known folder {known_dir}")
     return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))

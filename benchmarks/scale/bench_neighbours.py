@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
-
-from facematch.neighbours import ExactIndex, nearest_people  # noqa: E402
+from facematch.neighbours import ExactIndex, nearest_people
 
 DIM = 128
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks.harness import REPO
 
 PHONE_LONG_SIDE = 4032
 PORTRAIT_MAX_SIDE = 600

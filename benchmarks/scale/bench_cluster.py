@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import child_env
 from facematch.cluster import FaceClusterer
 from facematch.metrics import clustering_scores
 
@@ -110,8 +111,7 @@ def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
 
 def covariance_faces(npz: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` faces from bench_library.py's generator (real covariances), and their people."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_library
+    from benchmarks.scale import bench_library
 
     generator = bench_library.Generator(*bench_library.real_faces(Path(npz)))
     rows, owners = generator.people(np.random.default_rng(seed), n)
@@ -246,7 +246,8 @@ def main() -> None:
         out = subprocess.run(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                __spec__.name,
                 "--child",
                 str(n),
                 "--spread",
@@ -260,6 +261,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             check=True,
+            env=child_env(),
         )
         r = json.loads(out.stdout)
         print(

@@ -41,13 +41,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # the ground-truth video writer the tests use
-
-from videos import Shot, write_video  # noqa: E402
-
-from facematch import video  # noqa: E402
+from benchmarks.harness import REPO
+from facematch import video
+from tests.videos import Shot, write_video  # the ground-truth video writer the tests use
 
 OUT = REPO / "benchmarks" / "data" / "video"
 # (name, known photo, photo shown in the video), under people/knn of the shared faces.

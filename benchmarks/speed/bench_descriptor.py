@@ -25,11 +25,9 @@ import dlib
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
-
-from facematch import models, runtime  # noqa: E402
-from facematch.onnx_encoder import OnnxEncoder, ensure_onnx_model  # noqa: E402
+from benchmarks.harness import REPO
+from facematch import models, runtime
+from facematch.onnx_encoder import OnnxEncoder, ensure_onnx_model
 
 onnxruntime = runtime.onnxruntime()  # telemetry off, as in facematch itself
 

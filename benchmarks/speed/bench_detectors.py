@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.harness import child_env
+
 SIDES = (800, 1200, 1600)
 DETECTORS = {"hog": 1, "centerface": 0, "cnn": 1, "cnn-dlib": 1}  # name -> upsample
 
@@ -57,12 +59,14 @@ def high_water_kb() -> int:
 def peak_memory(photo: Path, name: str, side: int) -> float:
     """Peak resident MB of a fresh process that detects once at ``side`` px."""
     code = (
-        "import sys; from pathlib import Path; "
-        "sys.path.insert(0, 'benchmarks'); import bench_detectors as b; "
+        "from pathlib import Path; "
+        f"import {__spec__.name} as b; "
         f"b.run({name!r}, b.resized(Path({str(photo)!r}), {side})); "
         "print(b.high_water_kb())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env()
+    )
     return int(out.stdout.split()[-1]) / 1024
 
 

@@ -62,7 +62,8 @@ try:
 except ImportError:  # pragma: no cover - a message rather than a traceback
     sys.exit("run_benchmarks: needs psutil (pip install psutil)")
 
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks.harness import REPO
+
 DEFAULT_FR_VENV = REPO / "benchmarks" / ".venv-fr"
 FR_PACKAGES = ["dlib-bin", "face-recognition-models", "click", "numpy", "pillow", "setuptools<81"]
 FR_PACKAGE = "face-recognition==1.3.0"
@@ -308,8 +309,14 @@ def script_python(script: Path) -> str | None:
     return words[0] if words else None
 
 
-def capture(command: Sequence[str]) -> str:
-    """A short command's stdout, or a note that it failed."""
+def capture(command: Sequence[str], first_on_path: Path | None = None) -> str:
+    """A short command's stdout, or a note that it failed; ``first_on_path`` goes first
+    on the command's PYTHONPATH."""
+    env = dict(os.environ, **SAFE_PATH)
+    if first_on_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(first_on_path), env.get("PYTHONPATH")])
+        )
     try:
         done = subprocess.run(
             list(command),
@@ -317,7 +324,7 @@ def capture(command: Sequence[str]) -> str:
             text=True,
             timeout=120,
             check=False,
-            env=dict(os.environ, **SAFE_PATH),
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"({err})"
@@ -333,11 +340,8 @@ def facematch_source(facematch: Path) -> Path | None:
     python = script_python(facematch)
     if python is None:
         return None
-    code = (
-        f"import os, sys; sys.path.insert(0, {str(facematch.parent)!r}); import facematch; "
-        "print(os.path.dirname(os.path.abspath(facematch.__file__)))"
-    )
-    found = capture([python, "-c", code])
+    code = "import os, facematch; print(os.path.dirname(os.path.abspath(facematch.__file__)))"
+    found = capture([python, "-c", code], first_on_path=facematch.parent)
     return Path(found) if found and not found.startswith("(") else None
 
 

@@ -18,9 +18,9 @@ import time
 
 import faiss
 import numpy as np
-from bench_cluster import synthetic
 from threadpoolctl import threadpool_limits
 
+from benchmarks.scale.bench_cluster import synthetic
 from facematch.neighbours import ExactIndex, FaissIndex
 
 RADIUS = 0.6

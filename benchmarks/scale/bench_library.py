@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -50,10 +49,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
-
-from facematch.neighbours import ExactIndex  # noqa: E402
+from benchmarks.harness import child_env
+from facematch.neighbours import ExactIndex
 
 DIM = 128
 K = 10
@@ -312,7 +309,7 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
             )
         written = time.perf_counter() - start
         np.save(Path(folder) / "q.npy", queries[:1])
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        env = child_env(OMP_NUM_THREADS="1")
 
         def open_and_ask() -> dict[str, object]:
             done = subprocess.run(
@@ -387,7 +384,7 @@ def reindex(count: int) -> dict[str, object]:
             "--library",
             str(Path(folder) / "library.sqlite3"),
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = child_env()
         times = []
         for _ in range(2):
             start = time.perf_counter()

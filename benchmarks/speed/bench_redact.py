@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -43,16 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout, without installing the package
-
-from facematch import pipeline as pl  # noqa: E402
-from facematch import redact as rd  # noqa: E402
-from facematch.faces import FaceBox, FaceSettings  # noqa: E402
-from facematch.gallery import known_photos  # noqa: E402
-from facematch.images import Found, load_rgb  # noqa: E402
-from facematch.render import AnnotatedCopies, Annotations, Pictures, output_paths  # noqa: E402
-from facematch.report import Report  # noqa: E402
+from facematch import pipeline as pl
+from facematch import redact as rd
+from facematch.faces import FaceBox, FaceSettings
+from facematch.gallery import known_photos
+from facematch.images import Found, load_rgb
+from facematch.render import AnnotatedCopies, Annotations, Pictures, output_paths
+from facematch.report import Report
 
 KNOWN_TBBT = ("sheldon", "leonard", "penny")
 # Faces counted by eye (the shared folder's README, "Faces in the group photos").

@@ -18,8 +18,8 @@ import argparse
 from collections import Counter
 
 import numpy as np
-from cluster_compare import load
 
+from benchmarks.accuracy.cluster_compare import load
 from facematch.calibration import auto_tolerance
 from facematch.cluster import FaceClusterer, known_names
 from facematch.gallery import Gallery

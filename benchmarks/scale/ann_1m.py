@@ -1,9 +1,9 @@
 """Approximate search (facematch's FaissIndex, faiss HNSW and IVF) on a million faces vs exact.
 
-    python benchmarks/ann_1m.py --embeddings lfw-dev-default.npz \
+    python -m benchmarks.scale.ann_1m --embeddings lfw-dev-default.npz \
         [--size 1000000] [--kinds facematch,hnsw32,hnsw32s,ivf4096] [--rounds 3]
 
-The gallery is bench_library.py's: every real lfw-dev face but the queries, plus
+The gallery is bench_library's: every real lfw-dev face but the queries, plus
 synthetic people with the real spread. Queries: the 256 real ones (one photo each
 of 256 people whose other photos stay in the gallery) plus 1,744 gallery faces
 with a little noise (N(0, 0.03) per coordinate). Ground truth: faiss's exact flat
@@ -33,16 +33,16 @@ Needs ``pip install 'facematch[ann]' threadpoolctl psutil``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.scale import bench_library
+from benchmarks import harness
+from benchmarks.synthetic import Generator
 
 K = 10
 TOLERANCE = 0.6
@@ -51,8 +51,8 @@ SETTINGS = {"hnsw": [16, 32, 64, 128, 256], "ivf": [4, 8, 16, 32, 48]}
 
 def gallery(npz: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    embeddings, owners = bench_library.real_faces(npz)
-    generator = bench_library.Generator(embeddings, owners)
+    embeddings, owners = harness.real_faces(npz)
+    generator = Generator(embeddings, owners)
     counts = np.bincount(owners)
     rows = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)[:256]]
     real = embeddings[rows].astype(np.float32)
@@ -110,10 +110,8 @@ def shipped(
     from facematch.neighbours import FaissIndex
 
     peak = Peak()
-    start = time.process_time()
     index = FaissIndex(128)
-    index.add(faces, copy=False)
-    built = time.process_time() - start
+    built, _ = harness.measure(lambda: index.add(faces, copy=False))
     after_build = peak.now()
     wide = queries.astype(np.float64)
     for setting in args.settings.split(","):
@@ -137,11 +135,7 @@ def timed(
     search: Callable[[np.ndarray, int], Any], queries: np.ndarray, rounds: int
 ) -> tuple[int, Any]:
     """Queries per CPU second of ``search(queries, K)`` (median of ``rounds``), and its answer."""
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        answer = search(queries, K)
-        times.append(time.process_time() - start)
+    times, answer = harness.rounds(lambda: search(queries, K), rounds)
     return round(len(queries) / float(np.median(times))), answer
 
 
@@ -178,9 +172,9 @@ def build(faiss: object, kind: str, faces: np.ndarray) -> object:
     return index
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--embeddings", type=Path, required=True)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_embeddings(parser, required=True)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--kinds", default="facematch,hnsw32")
     parser.add_argument(
@@ -188,8 +182,8 @@ def main() -> None:
         default="0.1875:32,0.1875:24,0.15625:24,0.125:24,0.25:24",
         help="FaissIndex probe_share:candidates pairs (kind facematch)",
     )
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    harness.add_rounds(parser, 3)
+    args = parser.parse_args(argv)
     import faiss
     from threadpoolctl import threadpool_limits
 
@@ -198,19 +192,21 @@ def main() -> None:
     with threadpool_limits(1):
         flat = faiss.IndexFlatL2(128)
         flat.add(faces)
-        start = time.process_time()
-        want_d, want_i = flat.search(queries, K)
-        exact_speed = len(queries) / (time.process_time() - start)
+        with harness.timed() as searching:
+            want_d, want_i = flat.search(queries, K)
+        exact_speed = len(queries) / searching.cpu
         print(json.dumps({"kind": "flat", "queries_per_cpu_s": round(exact_speed)}), flush=True)
         del flat
         for kind in args.kinds.split(","):
             if kind == "facematch":
                 shipped(faces, queries, want_d, want_i, args)
                 continue
-            start = time.process_time()
-            rows, asked = screen_space(faces, queries) if kind.endswith("s") else (faces, queries)
-            index = build(faiss, kind, rows)
-            built = time.process_time() - start
+            with harness.timed() as building:
+                rows, asked = (
+                    screen_space(faces, queries) if kind.endswith("s") else (faces, queries)
+                )
+                index = build(faiss, kind, rows)
+            built = building.cpu
             family = "hnsw" if kind.startswith("hnsw") else "ivf"
             for setting in SETTINGS[family]:
                 if family == "hnsw":

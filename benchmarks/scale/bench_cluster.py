@@ -1,13 +1,13 @@
 """Clustering at scale: synthetic faces with the spread of real ones, from scratch and updated.
 
-    python benchmarks/bench_cluster.py [--npz lfw-dev-default.npz] [--sizes 10000,100000]
-        [--generator isotropic|covariance]
+    python -m benchmarks.scale.bench_cluster [--embeddings lfw-dev-default.npz]
+        [--sizes 10000,100000] [--generator isotropic|covariance]
 
-With ``--npz`` (the lfw-dev embeddings, see cluster_compare.py) the within-person and
+With ``--embeddings`` (the lfw-dev embeddings; ``--npz`` still works) the within-person and
 between-person distance distributions are measured first and printed; the synthetic
 people are then drawn to match their means: centres ``N(0, sb^2 I)``, faces ``centre +
 N(0, sw^2 I)`` in 128-d, sizes drawn like lfw-dev's (1 to 6 photos, a quarter strangers).
-``--generator covariance`` (needs ``--npz``) draws them as bench_library.py does
+``--generator covariance`` (needs ``--embeddings``) draws them as bench_library does
 instead: centres and faces with the covariances of real centres and real within-person
 deviations, so they lie, as real embeddings do, in about 78 of the 128 dimensions
 (where exact search screens; isotropic faces fill all 128, and it cannot).
@@ -26,66 +26,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import child_env
+from benchmarks import harness
+from benchmarks.synthetic import Generator, isotropic
 from facematch.cluster import FaceClusterer
 from facematch.metrics import clustering_scores
 
-DIM = 128
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited on exec)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def measure_spread(npz: str) -> tuple[float, float, float, float]:
+def measure_spread(npz: Path) -> tuple[float, float, float, float]:
     """Mean and sd of same-person and different-person distances in lfw-dev/people."""
-    data = np.load(npz)
-    paths = [str(p) for p in data["paths"]]
-    people = np.array([p.split("/")[1] if p.startswith("people/") else "" for p in paths])
-    image = data["image"]
+    data = harness.load_embeddings(npz)
+    people = np.array([harness.person_of(p) if p.startswith("people/") else "" for p in data.paths])
+    image = data.image
     first = np.r_[True, image[1:] != image[:-1]]  # one face per photo (the first found)
     rows = np.flatnonzero(first & (people[image] != ""))
-    emb = data["embeddings"][rows].astype(np.float64)
+    emb = data.embeddings[rows].astype(np.float64)
     who = people[image[rows]]
     return distance_spread(emb, who)
-
-
-# Log-normal spread of each face's noise scale and each person's centre scale, and the
-# shrink of the means that they cause: chosen so that the synthetic distances match lfw-dev's
-# means and standard deviations (printed by main as "synthetic distances").
-FACE_SCALE_SD = 0.27
-CENTRE_SCALE_SD = 0.13
-SAME_SHRINK = 0.95
-DIFFERENT_SHRINK = 0.98
-
-
-def synthetic(
-    n: int, same_mean: float, diff_mean: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    sw = SAME_SHRINK * same_mean / np.sqrt(2 * DIM)
-    sb = np.sqrt(max((DIFFERENT_SHRINK * diff_mean) ** 2 / (2 * DIM) - sw**2, 1e-6))
-    sizes = []
-    while sum(sizes) < n:
-        sizes.append(1 if rng.random() < 0.25 else int(rng.integers(2, 7)))
-    truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
-    centres = rng.normal(scale=sb, size=(len(sizes), DIM))
-    centres *= np.exp(rng.normal(0, CENTRE_SCALE_SD, (len(sizes), 1)))
-    noise = rng.normal(scale=sw, size=(n, DIM)) * np.exp(rng.normal(0, FACE_SCALE_SD, (n, 1)))
-    return (centres[truth] + noise).astype(np.float32), truth
 
 
 def distance_spread(emb: np.ndarray, who: np.ndarray) -> tuple[float, float, float, float]:
@@ -109,21 +72,19 @@ def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
     return distance_spread(emb, who)
 
 
-def covariance_faces(npz: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` faces from bench_library.py's generator (real covariances), and their people."""
-    from benchmarks.scale import bench_library
-
-    generator = bench_library.Generator(*bench_library.real_faces(Path(npz)))
+def covariance_faces(npz: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` faces from bench_library's generator (real covariances), and their people."""
+    generator = Generator(*harness.real_faces(npz))
     rows, owners = generator.people(np.random.default_rng(seed), n)
     return rows.astype(np.float32), owners
 
 
 def one_size(
-    n: int, same_mean: float, diff_mean: float, npz: str | None = None, compare: bool = True
+    n: int, same_mean: float, diff_mean: float, npz: Path | None = None, compare: bool = True
 ) -> dict[str, float]:
     new = n // 10
     if npz is None:
-        faces, truth = synthetic(n + new, same_mean, diff_mean, seed=n)
+        faces, truth = isotropic(n + new, same_mean, diff_mean, seed=n)
     else:
         faces, truth = covariance_faces(npz, n + new, seed=n)
     rng = np.random.default_rng(1)
@@ -131,13 +92,11 @@ def one_size(
     old, added = order[:n], order[n:]
     keys = [f"{i:08d}" for i in range(n + new)]
 
-    start, cpu = time.perf_counter(), time.process_time()
-    before = FaceClusterer().fit_predict(
-        faces[old], photos=[keys[i] for i in old], keys=[keys[i] for i in old]
-    )
-    scratch_seconds = time.perf_counter() - start
-    scratch_cpu = time.process_time() - cpu
-    rss_scratch = peak_rss_mb()
+    with harness.timed() as scratch:
+        before = FaceClusterer().fit_predict(
+            faces[old], photos=[keys[i] for i in old], keys=[keys[i] for i in old]
+        )
+    rss_scratch = harness.peak_rss_mb()
     quality = clustering_scores(truth[old], before)
 
     everything = np.concatenate([old, added])
@@ -145,16 +104,14 @@ def one_size(
     # As `facematch cluster` does: the earlier faces were searched by the first run
     # (grouped or not); only the new ones look for neighbours.
     searched = np.r_[np.ones(n, dtype=bool), np.zeros(new, dtype=bool)]
-    start, cpu = time.perf_counter(), time.process_time()
-    updated = FaceClusterer().fit_predict(
-        faces[everything],
-        photos=[keys[i] for i in everything],
-        keys=[keys[i] for i in everything],
-        seeds=seeds,
-        searched=searched,
-    )
-    update_seconds = time.perf_counter() - start
-    update_cpu = time.process_time() - cpu
+    with harness.timed() as update:
+        updated = FaceClusterer().fit_predict(
+            faces[everything],
+            photos=[keys[i] for i in everything],
+            keys=[keys[i] for i in everything],
+            seeds=seeds,
+            searched=searched,
+        )
     kept = before >= 0
     # Seeds come back as labels numbered by size (the library keeps the person numbers):
     # an earlier face keeps its person when its old group maps to one new label that
@@ -176,14 +133,14 @@ def one_size(
         f_scratch = clustering_scores(truth[everything], scratch_all).bcubed_f
     return {
         "faces": n,
-        "scratch_s": scratch_seconds,
-        "scratch_cpu_s": scratch_cpu,
+        "scratch_s": scratch.wall,
+        "scratch_cpu_s": scratch.cpu,
         "peak_rss_mb": rss_scratch,
         "bcubed_f": quality.bcubed_f,
         "pairwise_f": quality.pairwise_f,
         "update_faces": new,
-        "update_s": update_seconds,
-        "update_cpu_s": update_cpu,
+        "update_s": update.wall,
+        "update_cpu_s": update.cpu,
         "groups_kept": stable,
         "faces_kept": faces_kept,
         "bcubed_f_update": f_update,
@@ -191,9 +148,9 @@ def one_size(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--npz", default=None)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_embeddings(parser, "--npz")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--generator", choices=["isotropic", "covariance"], default="isotropic")
     parser.add_argument(
@@ -206,47 +163,49 @@ def main() -> None:
     )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--spread", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child is not None:
         same_mean, diff_mean = (float(v) for v in args.spread.split(","))
-        npz = args.npz if args.generator == "covariance" else None
+        npz = args.embeddings if args.generator == "covariance" else None
         if args.no_screen:
             from facematch import neighbours
 
             neighbours.SCREEN_MIN_ROWS = sys.maxsize
         print(json.dumps(one_size(args.child, same_mean, diff_mean, npz, not args.no_compare)))
         return
-    if args.generator == "covariance" and not args.npz:
-        parser.error("--generator covariance needs --npz")
-    same_mean, diff_mean = 0.42, 0.8566  # lfw-dev defaults if no --npz
-    if args.npz:
-        same_mean, same_sd, diff_mean, diff_sd = measure_spread(args.npz)
+    if args.generator == "covariance" and not args.embeddings:
+        parser.error("--generator covariance needs --embeddings")
+    same_mean, diff_mean = 0.42, 0.8566  # lfw-dev defaults if no --embeddings
+    if args.embeddings:
+        same_mean, same_sd, diff_mean, diff_sd = measure_spread(args.embeddings)
         print(
             f"lfw-dev distances: same person {same_mean:.4f} +- {same_sd:.4f}, "
             f"different {diff_mean:.4f} +- {diff_sd:.4f}",
             flush=True,
         )
     if args.generator == "covariance":
-        sample = spread_of(*covariance_faces(args.npz, 3000, seed=0))
+        sample = spread_of(*covariance_faces(args.embeddings, 3000, seed=0))
     else:
-        sample = spread_of(*synthetic(3000, same_mean, diff_mean, seed=0))
+        sample = spread_of(*isotropic(3000, same_mean, diff_mean, seed=0))
     print(
         "synthetic distances: same person {:.4f} +- {:.4f}, different {:.4f} +- {:.4f}".format(
             *sample
         ),
         flush=True,
     )
-    print(
-        "| faces | from scratch s (CPU s) | peak RSS MB | BCubed F | pairwise F "
-        "| +10% update s (CPU s) | earlier faces keeping their person "
-        "| BCubed F update / scratch |"
+    harness.table_header(
+        "faces",
+        "from scratch s (CPU s)",
+        "peak RSS MB",
+        "BCubed F",
+        "pairwise F",
+        "+10% update s (CPU s)",
+        "earlier faces keeping their person",
+        "BCubed F update / scratch",
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(v) for v in args.sizes.split(",")):
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
+            harness.python_module(
                 __spec__.name,
                 "--child",
                 str(n),
@@ -254,23 +213,25 @@ def main() -> None:
                 f"{same_mean},{diff_mean}",
                 "--generator",
                 args.generator,
-                *(["--npz", args.npz] if args.npz else []),
+                *(["--embeddings", str(args.embeddings)] if args.embeddings else []),
                 *(["--no-screen"] if args.no_screen else []),
                 *(["--no-compare"] if args.no_compare else []),
-            ],
+            ),
             capture_output=True,
             text=True,
             check=True,
-            env=child_env(),
+            env=harness.child_env(),
         )
         r = json.loads(out.stdout)
-        print(
-            f"| {n:,} | {r['scratch_s']:.1f} ({r['scratch_cpu_s']:.1f}) | "
-            f"{r['peak_rss_mb']:.0f} | {r['bcubed_f']:.4f} | "
-            f"{r['pairwise_f']:.4f} | {r['update_s']:.2f} ({r['update_cpu_s']:.2f}) | "
-            f"{r['faces_kept']:.4f} | "
-            f"{r['bcubed_f_update']:.4f} / {r['bcubed_f_scratch_after']:.4f} |",
-            flush=True,
+        harness.table_row(
+            f"{n:,}",
+            f"{r['scratch_s']:.1f} ({r['scratch_cpu_s']:.1f})",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['bcubed_f']:.4f}",
+            f"{r['pairwise_f']:.4f}",
+            f"{r['update_s']:.2f} ({r['update_cpu_s']:.2f})",
+            f"{r['faces_kept']:.4f}",
+            f"{r['bcubed_f_update']:.4f} / {r['bcubed_f_scratch_after']:.4f}",
         )
 
 

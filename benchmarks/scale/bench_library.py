@@ -1,6 +1,6 @@
 """Search galleries of 100k and 1M faces built from real lfw-dev embeddings plus matched synthetics.
 
-    python benchmarks/bench_library.py --embeddings lfw-dev-default.npz \
+    python -m benchmarks.scale.bench_library --embeddings lfw-dev-default.npz \
         [--sizes 100000,1000000] [--rounds 3] [--ann 100000] [--library-size 1000000] \
         [--gallery] [--reindex 10000]
 
@@ -36,40 +36,25 @@ other photos). Timings on a shared machine are noisy: compare the columns of one
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from benchmarks.harness import child_env
+from benchmarks import harness
+from benchmarks.harness import CPU, WALL, child_env, measure, python_module
+from benchmarks.synthetic import Generator
 from facematch.neighbours import ExactIndex
 
 DIM = 128
 K = 10
 TOLERANCE = 0.6
-
-
-def real_faces(npz: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The largest face of each photo and its person number."""
-    data = np.load(npz)
-    boxes = data["boxes"]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 1] - boxes[:, 3])
-    best: dict[int, int] = {}
-    for row, image in enumerate(data["image"]):
-        if image not in best or area[row] > area[best[image]]:
-            best[int(image)] = row
-    rows = np.array(sorted(best.values()))
-    names = [Path(str(data["paths"][data["image"][r]])).stem.rsplit("_", 1)[0] for r in rows]
-    people = {name: i for i, name in enumerate(sorted(set(names)))}
-    return data["embeddings"][rows].astype(np.float64), np.array([people[n] for n in names])
 
 
 def spread(
@@ -96,63 +81,9 @@ def spread(
     }
 
 
-class Generator:
-    """Synthetic people with the real centres' and within-person covariances."""
-
-    def __init__(self, embeddings: np.ndarray, owners: np.ndarray) -> None:
-        counts = np.bincount(owners)
-        several = np.flatnonzero(counts >= 2)
-        centres = np.array([embeddings[owners == p].mean(axis=0) for p in several])
-        deviations = np.concatenate(
-            [
-                (embeddings[owners == p] - centres[i]) * np.sqrt(counts[p] / (counts[p] - 1))
-                for i, p in enumerate(several)
-            ]
-        )
-        within = np.cov(deviations, rowvar=False)
-        # A centre from n photos varies by within / n besides the spread of people.
-        between = np.cov(centres, rowvar=False) - within * np.mean(1.0 / counts[several])
-        values, vectors = np.linalg.eigh(between)
-        self.between = vectors * np.sqrt(np.clip(values, 0, None))
-        values, vectors = np.linalg.eigh(within)
-        self.within = vectors * np.sqrt(np.clip(values, 0, None))
-        self.mean = centres.mean(axis=0)
-        self.photos_per_person = counts[counts > 0]
-        # People differ in how much their photos vary (age, pose, light): a per-person
-        # scale of the noise, its spread chosen to match the real same-person spread.
-        same = [
-            np.linalg.norm(embeddings[owners == p][:, None] - embeddings[owners == p], axis=2)
-            for p in several
-        ]
-        per_person = np.array([d[np.triu_indices(len(d), 1)].mean() for d in same])
-        self.scale_sd = float(per_person.std() / per_person.mean())
-
-    def faces(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """``count`` synthetic faces as float32, made 100,000 at a time to bound memory."""
-        parts = [
-            self.people(rng, min(100_000, count - done))[0].astype(np.float32)
-            for done in range(0, count, 100_000)
-        ]
-        return np.concatenate(parts) if parts else np.empty((0, DIM), np.float32)
-
-    def people(self, rng: np.random.Generator, faces: int) -> tuple[np.ndarray, np.ndarray]:
-        sizes = []
-        while sum(sizes) < faces:
-            sizes.append(int(rng.choice(self.photos_per_person)))
-        sizes[-1] -= sum(sizes) - faces
-        centres = self.mean + rng.normal(size=(len(sizes), DIM)) @ self.between.T
-        owners = np.repeat(np.arange(len(sizes)), sizes)
-        scale = np.clip(rng.normal(1.0, self.scale_sd, size=len(sizes)), 0.3, None)
-        noise = rng.normal(size=(faces, DIM)) @ self.within.T
-        rows = centres[owners] + scale[owners, None] * noise
-        return rows, owners
-
-
-def median_ms(run: Callable[[], object], per: int) -> float:
+def wall_ms(run: Callable[[], object], per: int) -> float:
     """Wall-clock milliseconds per item of one run."""
-    start = time.perf_counter()
-    run()
-    return (time.perf_counter() - start) * 1000 / per
+    return measure(run, WALL)[0] * 1000 / per
 
 
 def cpu_ms(run: Callable[[], object], per: int) -> float:
@@ -161,9 +92,7 @@ def cpu_ms(run: Callable[[], object], per: int) -> float:
     On a shared, busy machine the wall clock mostly measures the others' load; the
     CPU time of a one-thread run is what the work itself costs.
     """
-    start = time.process_time()
-    run()
-    return (time.process_time() - start) * 1000 / per
+    return measure(run, CPU)[0] * 1000 / per
 
 
 def brute_top(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,24 +121,22 @@ def rss_mb() -> float:
 def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dict[str, object]:
     """Exact search without and with the screen (``ExactIndex`` screens by itself after
     ``SCREEN_AFTER_QUERIES`` queries; here it is asked to at once), side by side."""
+    from threadpoolctl import threadpool_limits
+
     rows = np.ascontiguousarray(rows, dtype=np.float32)
-    start = time.perf_counter()
     plain = ExactIndex(DIM, screen_min_rows=len(rows) + 1)
-    plain.add(rows, copy=False)
-    built = time.perf_counter() - start
+    built, _ = measure(lambda: plain.add(rows, copy=False), WALL)
     screened = ExactIndex(DIM)
     screened.add(rows, copy=False)
     with threadpool_limits(1):
-        start = time.process_time()
-        subspace = screened.fit_screen()
-        screen_s = time.process_time() - start
+        screen_s, subspace = measure(screened.fit_screen)
     batch = queries[:256]
     timings: dict[str, list[float]] = {}
     for _ in range(rounds):  # interleaved: each round runs every variant once
         for name, index in (("plain", plain), ("screened", screened)):
             for threads in (1, 2):
                 with threadpool_limits(threads):
-                    clock = cpu_ms if threads == 1 else median_ms
+                    clock = cpu_ms if threads == 1 else wall_ms
                     unit = "cpu" if threads == 1 else "wall"
                     timings.setdefault(f"{name}_batch_top{K}_{threads}t_{unit}", []).append(
                         clock(lambda i=index: i.search(batch, K), len(batch))
@@ -219,9 +146,9 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
                     )
             with threadpool_limits(1):
                 singles = [cpu_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
-                walls = [median_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
+                walls = [wall_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
             with threadpool_limits(2):
-                walls2 = [median_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
+                walls2 = [wall_ms(lambda q=q, i=index: i.search(q, K), 1) for q in queries[:10]]
             timings.setdefault(f"{name}_single_top10_1t_cpu", []).append(statistics.median(singles))
             timings.setdefault(f"{name}_single_top10_1t_wall", []).append(statistics.median(walls))
             timings.setdefault(f"{name}_single_top10_2t_wall", []).append(statistics.median(walls2))
@@ -241,6 +168,8 @@ def exact(rows: np.ndarray, queries: np.ndarray, rounds: int, check: int) -> dic
 def ann(
     rows: np.ndarray, queries: np.ndarray, rounds: int, shares: list[float]
 ) -> list[dict[str, object]]:
+    from threadpoolctl import threadpool_limits
+
     from facematch.neighbours import FaissIndex
 
     results: list[dict[str, object]] = []
@@ -249,17 +178,12 @@ def ann(
         exact_index.add(rows)
         want_d, want_i = exact_index.search(queries, K)
         del exact_index
-        start = time.perf_counter()
         index = FaissIndex(DIM)
-        index.add(rows)
-        built = time.perf_counter() - start
+        built, _ = measure(lambda: index.add(rows), WALL)
         for share in shares:
             index.probe_share = share
-            speeds = []
-            for _ in range(rounds):
-                start = time.process_time()
-                got_d, got_i = index.search(queries, K)
-                speeds.append(len(queries) / (time.process_time() - start))
+            times, (got_d, got_i) = harness.rounds(lambda: index.search(queries, K), rounds)
+            speeds = [len(queries) / t for t in times]
             recall = np.mean([len(set(g) & set(w)) / K for g, w in zip(got_i, want_i, strict=True)])
             anyone = np.mean((got_d[:, 0] <= TOLERANCE) == (want_d[:, 0] <= TOLERANCE))
             results.append(
@@ -335,6 +259,8 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
 
 
 def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str, object]:
+    from threadpoolctl import threadpool_limits
+
     from facematch.faces import Face, FaceBox
     from facematch.gallery import Gallery
     from facematch.pipeline import match_faces
@@ -372,9 +298,7 @@ def reindex(count: int) -> dict[str, object]:
             sub = photos / f"{i // 1000:03d}"
             sub.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (64, 48), (i % 256, 0, 0)).save(sub / f"{i:06d}.png")
-        command = [
-            sys.executable,
-            "-m",
+        command = python_module(
             "facematch",
             "index",
             str(photos),
@@ -383,21 +307,23 @@ def reindex(count: int) -> dict[str, object]:
             "-q",
             "--library",
             str(Path(folder) / "library.sqlite3"),
-        ]
+        )
         env = child_env()
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, env=env, capture_output=True)
-            times.append(round(time.perf_counter() - start, 2))
-    return {"files": count, "first_run_s": times[0], "unchanged_rerun_s": times[1]}
+        times, _ = harness.rounds(
+            lambda: subprocess.run(command, check=True, env=env, capture_output=True), 2, WALL
+        )
+    return {
+        "files": count,
+        "first_run_s": round(times[0], 2),
+        "unchanged_rerun_s": round(times[1], 2),
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--embeddings", type=Path, required=True)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_embeddings(parser, required=True)
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--rounds", type=int, default=3)
+    harness.add_rounds(parser, 3)
     parser.add_argument("--check", type=int, default=16, help="queries checked by brute force")
     parser.add_argument(
         "--ann", default="", metavar="SIZES", help="gallery sizes to time FaissIndex at (ann extra)"
@@ -409,18 +335,18 @@ def main() -> None:
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-search timings")
     parser.add_argument("--gallery", action="store_true", help="time the known-folder gallery")
     parser.add_argument("--reindex", type=int, default=0, metavar="N", help="index N files twice")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    embeddings, owners = real_faces(args.embeddings)
+    embeddings, owners = harness.real_faces(args.embeddings)
     print(f"real: {len(embeddings)} faces of {owners.max() + 1} people")
     real_spread = spread(embeddings, owners, rng)
     generator = Generator(embeddings, owners)
     synthetic, synthetic_owners = generator.people(rng, 20_000)
-    print("| spread | real lfw-dev | synthetic |\n| --- | --- | --- |")
+    harness.table_header("spread", "real lfw-dev", "synthetic")
     synthetic_spread = spread(synthetic, synthetic_owners, rng)
     for key, value in real_spread.items():
-        print(f"| {key} | {value:.4f} | {synthetic_spread[key]:.4f} |")
+        harness.table_row(key, f"{value:.4f}", f"{synthetic_spread[key]:.4f}")
 
     # Queries: one photo of each of 256 people who have several; the rest stay in the gallery.
     counts = np.bincount(owners)

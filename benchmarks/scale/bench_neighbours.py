@@ -1,6 +1,6 @@
 """Time ExactIndex on a synthetic gallery shaped like dlib face embeddings.
 
-    python benchmarks/bench_neighbours.py [--size 100000] [--rounds 3] [--check 32]
+    python -m benchmarks.scale.bench_neighbours [--size 100000] [--rounds 3] [--check 32]
 
 Rows are a shared mean direction plus a per-person random part, scaled so norms are
 about 1 and distances between different people about 0.86 +- 0.09, as with dlib. Half
@@ -13,13 +13,12 @@ largest distance difference.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from benchmarks import harness
+from benchmarks.harness import WALL
 from facematch.neighbours import ExactIndex, nearest_people
 
 DIM = 128
@@ -33,30 +32,26 @@ def faces(rng: np.random.Generator, count: int, mean: np.ndarray) -> np.ndarray:
 
 
 def median_ms(run: Callable[[], object], per: int, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000 / per)
-    return statistics.median(times)
+    """Median wall-clock milliseconds per item over ``rounds`` runs."""
+    return harness.median(harness.rounds(run, rounds, WALL)[0]) * 1000 / per
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
     parser.add_argument("--size", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    harness.add_rounds(parser, 3)
     parser.add_argument("--singles", type=int, default=20, help="single queries per round")
     parser.add_argument("--check", type=int, default=32, help="queries checked by brute force")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
     mean = rng.normal(size=DIM)
     mean *= 0.79 / np.linalg.norm(mean)
-    start = time.perf_counter()
-    index = ExactIndex(DIM)
-    for part in range(0, args.size, 100_000):
-        index.add(faces(rng, min(100_000, args.size - part), mean))
-    print(f"gallery {args.size} x {DIM} float32: built in {time.perf_counter() - start:.1f} s")
+    with harness.timed() as building:
+        index = ExactIndex(DIM)
+        for part in range(0, args.size, 100_000):
+            index.add(faces(rng, min(100_000, args.size - part), mean))
+    print(f"gallery {args.size} x {DIM} float32: built in {building.wall:.1f} s")
     owners = np.arange(args.size) // 5
     stored = index.vectors
     near = stored[rng.integers(0, args.size, size=128)] + rng.normal(0, 0.03, (128, DIM))

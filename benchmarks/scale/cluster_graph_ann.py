@@ -1,9 +1,9 @@
 """Would faiss (HNSW, or facematch's FaissIndex) build the clustering graph faster? Side by side.
 
     pip install 'facematch[ann]'
-    python benchmarks/cluster_graph_ann.py [--faces 110000] [--queries 2000]
+    python -m benchmarks.scale.cluster_graph_ann [--faces 110000] [--queries 2000]
 
-Synthetic faces as in bench_cluster.py (lfw-dev's spread). For a sample of faces it
+Synthetic faces as in bench_cluster (lfw-dev's spread). For a sample of faces it
 compares what the clustering graph needs, each face's (at most 64) nearest within the
 radius, found by ``ExactIndex.range_pairs``, by a faiss HNSW graph and by ``FaissIndex``
 (IVF-PQ fast scan re-ranked exactly, for each of ``--probe-shares``; both: k nearest,
@@ -13,22 +13,20 @@ CPU seconds (building and searching) scaled to every face searching once, on one
 
 from __future__ import annotations
 
-import argparse
-import time
+from collections.abc import Sequence
 
-import faiss
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from benchmarks.scale.bench_cluster import synthetic
+from benchmarks import harness
+from benchmarks.synthetic import isotropic
 from facematch.neighbours import ExactIndex, FaissIndex
 
 RADIUS = 0.6
 NEIGHBOURS = 64
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
     parser.add_argument("--faces", type=int, default=110_000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--links", type=int, default=16)
@@ -37,17 +35,21 @@ def main() -> None:
     parser.add_argument(
         "--probe-shares", default="0.1875,0.25", help="FaissIndex probe_share values ('': none)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    import faiss
+    from threadpoolctl import threadpool_limits
+
     faiss.omp_set_num_threads(1)
-    faces, truth = synthetic(args.faces, 0.419, 0.8125, seed=args.faces)
+    faces, truth = isotropic(args.faces, 0.419, 0.8125, seed=args.faces)
     queries = faces[: args.queries]
     scale = args.faces / args.queries
     with threadpool_limits(1):
         exact = ExactIndex(128)
         exact.add(faces)
-        cpu = time.process_time()
-        rows, ids, dist = exact.range_pairs(queries, RADIUS, limit=NEIGHBOURS)
-        exact_cpu = (time.process_time() - cpu) * scale
+        cpu, (rows, ids, dist) = harness.measure(
+            lambda: exact.range_pairs(queries, RADIUS, limit=NEIGHBOURS)
+        )
+        exact_cpu = cpu * scale
     print(f"{args.faces:,} faces, {args.queries:,} sampled; CPU s for every face, one thread")
     print(f"exact range_pairs: search {exact_cpu:.1f} s (no build)")
     exact_pairs = list(zip(rows.tolist(), ids.tolist(), dist.tolist(), strict=True))
@@ -73,41 +75,37 @@ def main() -> None:
             if i >= 0 and d <= RADIUS + 1e-4
         }
         recall = [len(want & found_pairs) / max(len(want), 1) for want in wants]
-        print(
-            f"| {setting} | {build_cpu:.1f} | {search_cpu:.1f} | "
-            + " | ".join(f"{r:.3f}" for r in recall)
-            + " |",
-            flush=True,
+        harness.table_row(
+            setting, f"{build_cpu:.1f}", f"{search_cpu:.1f}", *(f"{r:.3f}" for r in recall)
         )
 
-    print(
-        "| index | build s | search s | recall within 0.5 | recall within 0.6 "
-        "| recall, same person |"
+    harness.table_header(
+        "index",
+        "build s",
+        "search s",
+        "recall within 0.5",
+        "recall within 0.6",
+        "recall, same person",
     )
-    print("| --- | --- | --- | --- | --- | --- |")
     if args.probe_shares:
-        cpu = time.process_time()
         index = FaissIndex(128)
-        index.add(faces)
-        build_cpu = time.process_time() - cpu
+        build_cpu, _ = harness.measure(lambda: index.add(faces))
         for share in (float(s) for s in args.probe_shares.split(",")):
             index.probe_share = share
-            cpu = time.process_time()
-            found_d, found = index.search(queries, NEIGHBOURS)
-            search_cpu = (time.process_time() - cpu) * scale
-            row(f"FaissIndex, probe_share {share}", build_cpu, search_cpu, found_d, found)
+            cpu, (found_d, found) = harness.measure(lambda: index.search(queries, NEIGHBOURS))
+            row(f"FaissIndex, probe_share {share}", build_cpu, cpu * scale, found_d, found)
     if not args.ef_search:
         return
-    cpu = time.process_time()
-    hnsw = faiss.IndexHNSWFlat(128, args.links)
-    hnsw.hnsw.efConstruction = args.ef_construction
-    hnsw.add(np.ascontiguousarray(faces, dtype=np.float32))
-    build_cpu = time.process_time() - cpu
+    with harness.timed() as building:
+        hnsw = faiss.IndexHNSWFlat(128, args.links)
+        hnsw.hnsw.efConstruction = args.ef_construction
+        hnsw.add(np.ascontiguousarray(faces, dtype=np.float32))
+    build_cpu = building.cpu
+    asked = np.ascontiguousarray(queries, dtype=np.float32)
     for ef in (int(e) for e in args.ef_search.split(",")):
         hnsw.hnsw.efSearch = ef
-        cpu = time.process_time()
-        found_d, found = hnsw.search(np.ascontiguousarray(queries, dtype=np.float32), NEIGHBOURS)
-        search_cpu = (time.process_time() - cpu) * scale
+        cpu, (found_d, found) = harness.measure(lambda: hnsw.search(asked, NEIGHBOURS))
+        search_cpu = cpu * scale
         row(
             f"HNSW{args.links}, efSearch {ef}",
             build_cpu,

@@ -50,19 +50,22 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=summary(doc))
 
 
-def add_faces(arguments: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """``--faces``: the shared photo folder (lfw-dev/, people/, portraits/, scenes/, ...)."""
+def add_faces(
+    arguments: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    default: Path | None = SHARED_FACES,
+) -> None:
+    """``--faces``: the shared photo folder (lfw-dev/, people/, portraits/, scenes/, ...);
+    when not ``required``, ``default`` (the shared/faces folder beside the repository)."""
+    text = "the shared face photos (shared/faces)"
     if required:
-        arguments.add_argument(
-            "--faces", type=Path, required=True, help="the shared face photos (shared/faces)"
-        )
+        arguments.add_argument("--faces", type=Path, required=True, help=text)
+    elif default == SHARED_FACES:
+        text = "the shared face photos (default: the shared/faces folder beside the repository)"
+        arguments.add_argument("--faces", type=Path, default=default, help=text)
     else:
-        arguments.add_argument(
-            "--faces",
-            type=Path,
-            default=SHARED_FACES,
-            help="the shared face photos (default: the shared/faces folder beside the repository)",
-        )
+        arguments.add_argument("--faces", type=Path, default=default, help=text)
 
 
 def add_lfw(arguments: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -332,6 +335,33 @@ def largest_face_rows(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     order = np.lexsort((-area, image))  # stable: equal faces keep their order
     first = np.r_[True, image[order][1:] != image[order][:-1]]
     return np.sort(order[first])
+
+
+def labelled_faces(npz: Path | str) -> dict[str, np.ndarray]:
+    """Every face of lfw-dev's people/ and strangers/ (other folders are left out), for
+    clustering: ``embeddings`` (float64), ``photo`` (the photo's index), ``face``,
+    ``truth`` (the person, ``person_of`` the path), ``labelled`` (True for the largest
+    face of each photo: the others are bystanders with no label) and ``keys``
+    (``path#face``)."""
+    data = load_embeddings(npz)
+    if data.face is None:
+        raise SystemExit(f"{npz} has no face numbers: write it with lfw_faces --save-faces")
+    paths = data.paths
+    image = data.image.astype(np.intp)
+    keep_path = np.array([p.startswith(("people/", "strangers/")) for p in paths])
+    faces = np.flatnonzero(keep_path[image])
+    img = image[faces]
+    labelled = np.zeros(len(faces), dtype=bool)
+    labelled[largest_face_rows(img, data.boxes[faces])] = True
+    face = data.face[faces]
+    return {
+        "embeddings": data.embeddings[faces].astype(np.float64),
+        "photo": img,
+        "face": face,
+        "truth": np.array([person_of(paths[i]) for i in img]),
+        "labelled": labelled,
+        "keys": np.array([f"{paths[i]}#{f}" for i, f in zip(img, face, strict=True)]),
+    }
 
 
 def real_faces(npz: Path | str) -> tuple[np.ndarray, np.ndarray]:

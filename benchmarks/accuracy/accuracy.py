@@ -1,7 +1,7 @@
 """Accuracy of facematch configurations on the shared labelled sets, side by side.
 
-    python benchmarks/accuracy.py --faces PATH/TO/shared/faces [--jobs 2]
-    python benchmarks/accuracy.py --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
+    python -m benchmarks.accuracy.accuracy --faces PATH/TO/shared/faces [--jobs 2]
+    python -m benchmarks.accuracy.accuracy --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
         [--configs 0,4]
 
 For each configuration (detection fallback, landmark model, mirror averaging,
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 from facematch.evaluate import evaluate, load_folder, load_pairs
 from facematch.faces import FaceSettings
 from facematch.pipeline import Pipeline
@@ -44,15 +44,15 @@ CONFIGS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=Path, help="the shared face photos")
-    parser.add_argument("--lfw", type=Path, help="the lfw-dev folder: its pairs instead")
-    parser.add_argument("--cache-dir", type=Path, default=None)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser, required=False, default=None)
+    harness.add_lfw(parser, required=False)
+    harness.add_cache_dir(parser)
     parser.add_argument("--configs", default=None, help="numbers of the configurations to run")
-    parser.add_argument("--jobs", type=int, default=None)
+    harness.add_jobs(parser)
     parser.add_argument("--tolerance", type=float, default=0.6)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.lfw is not None:
         lfw_table(args)
         return
@@ -63,36 +63,50 @@ def main() -> None:
         "tbbt": load_folder(str(args.faces / "people" / "tbbt")),
         "knn": load_folder(str(args.faces / "people" / "knn" / "train")),
     }
-    header = (
-        "| configuration | pairs acc@0.6 | pairs 10-fold | pairs EER | tbbt acc@0.6 | tbbt EER "
-        "| knn acc@0.6 | no face | d' | same mean | diff mean | time |"
+    harness.table_header(
+        "configuration",
+        "pairs acc@0.6",
+        "pairs 10-fold",
+        "pairs EER",
+        "tbbt acc@0.6",
+        "tbbt EER",
+        "knn acc@0.6",
+        "no face",
+        "d'",
+        "same mean",
+        "diff mean",
+        "time",
     )
-    print(header)
-    print("|" + " --- |" * 12)
     base_time = None
     for label, settings in CONFIGS.items():
-        started = time.perf_counter()
         reports = {}
         genuine: list[float] = []
         impostor: list[float] = []
-        with Pipeline(settings, jobs=args.jobs, cache_dir=None) as run:
+        with harness.timed() as timing, Pipeline(settings, jobs=args.jobs, cache_dir=None) as run:
             for name, labelled in sets.items():
                 report = reports[name] = evaluate(run, labelled, args.tolerance)
                 found = ~np.isnan(report.distances)
                 genuine += report.distances[report.same & found].tolist()
                 impostor += report.distances[~report.same & found].tolist()
-        elapsed = time.perf_counter() - started
+        elapsed = timing.wall
         base_time = base_time or elapsed
         spread = np.sqrt((np.var(genuine) + np.var(impostor)) / 2)
         d_prime = (statistics.mean(impostor) - statistics.mean(genuine)) / spread
         no_face = sum(len(r.no_face) for r in reports.values())
         v = {k: r.verification for k, r in reports.items()}
-        print(
-            f"| {label} | {v['pairs']['accuracy']:.4f} | {v['pairs']['kfold_accuracy']:.4f} "
-            f"| {v['pairs']['eer']:.4f} | {v['tbbt']['accuracy']:.4f} | {v['tbbt']['eer']:.4f} "
-            f"| {v['knn']['accuracy']:.4f} | {no_face} | {d_prime:.3f} "
-            f"| {statistics.mean(genuine):.4f} | {statistics.mean(impostor):.4f} "
-            f"| {elapsed / base_time:.2f}x |"
+        harness.table_row(
+            label,
+            f"{v['pairs']['accuracy']:.4f}",
+            f"{v['pairs']['kfold_accuracy']:.4f}",
+            f"{v['pairs']['eer']:.4f}",
+            f"{v['tbbt']['accuracy']:.4f}",
+            f"{v['tbbt']['eer']:.4f}",
+            f"{v['knn']['accuracy']:.4f}",
+            no_face,
+            f"{d_prime:.3f}",
+            f"{statistics.mean(genuine):.4f}",
+            f"{statistics.mean(impostor):.4f}",
+            f"{elapsed / base_time:.2f}x",
         )
 
 
@@ -101,21 +115,28 @@ def lfw_table(args: argparse.Namespace) -> None:
     chosen = list(CONFIGS.items())
     if args.configs:
         chosen = [chosen[int(i)] for i in args.configs.split(",")]
-    print("| configuration | acc@0.6 | 10-fold | EER | TAR at FAR 0.1% | no face | time |")
-    print("|" + " --- |" * 7)
+    harness.table_header(
+        "configuration", "acc@0.6", "10-fold", "EER", "TAR at FAR 0.1%", "no face", "time"
+    )
     base_time = None
     for label, settings in chosen:
-        started = time.perf_counter()
-        with Pipeline(settings, jobs=args.jobs, cache_dir=args.cache_dir) as run:
+        with (
+            harness.timed() as timing,
+            Pipeline(settings, jobs=args.jobs, cache_dir=args.cache_dir) as run,
+        ):
             report = evaluate(run, pairs, args.tolerance)
-        elapsed = time.perf_counter() - started
+        elapsed = timing.wall
         base_time = base_time or elapsed
         v = report.verification
         tar = v.get("tar_at_far_0.001")
-        print(
-            f"| {label} | {v['accuracy']:.4f} | {v['kfold_accuracy']:.4f} | {v['eer']:.4f} "
-            f"| {tar if tar is None else format(tar, '.4f')} | {len(report.no_face)} "
-            f"| {elapsed / base_time:.2f}x |"
+        harness.table_row(
+            label,
+            f"{v['accuracy']:.4f}",
+            f"{v['kfold_accuracy']:.4f}",
+            f"{v['eer']:.4f}",
+            tar if tar is None else format(tar, ".4f"),
+            len(report.no_face),
+            f"{elapsed / base_time:.2f}x",
         )
 
 

@@ -1,6 +1,6 @@
 """Measure the calibration behind ``--tolerance auto`` on the shared labelled photos.
 
-    python benchmarks/calibrate.py --faces PATH/TO/shared/faces
+    python -m benchmarks.accuracy.calibrate --faces PATH/TO/shared/faces
 
 Pools every photo with a known identity (people/tbbt, people/knn, portraits,
 and the pairs set, whose identities follow from its same-person pairs), encodes
@@ -12,14 +12,15 @@ to the fitted ones show how well the fit holds in the tail we can see.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
+from benchmarks import harness
 from facematch.evaluate import embed
 from facematch.faces import FaceSettings
 from facematch.images import iter_folder
@@ -70,10 +71,10 @@ def identities(faces: Path) -> list[tuple[str, str]]:
     return items
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", required=True, type=Path, help="the shared face photos")
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
+    args = parser.parse_args(argv)
     items = identities(args.faces)
     with Pipeline(FaceSettings(), cache_dir=None) as run:
         embeddings, _ = embed(run, [path for path, _ in items])

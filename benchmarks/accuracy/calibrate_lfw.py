@@ -1,6 +1,6 @@
 """Different-person distances on lfw-dev: the tail behind ``--tolerance auto``, measured.
 
-    python benchmarks/calibrate_lfw.py --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
+    python -m benchmarks.accuracy.calibrate_lfw --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
 
 Encodes people/ and strangers/ (largest face per photo, default settings),
 takes every different-person pair (about ten million), and prints the
@@ -18,12 +18,13 @@ probes, the measured share of probes within ``t`` of somebody, and the fit of
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
+from benchmarks import harness
 from facematch import calibration
 from facematch.evaluate import embed
 from facematch.faces import FaceSettings
@@ -76,13 +77,13 @@ def fit_gallery_model(shares: np.ndarray) -> tuple[float, float, float]:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
-    parser.add_argument("--cache-dir", type=Path, default=None)
-    args = parser.parse_args()
-    files = sorted(str(f) for f in (args.lfw / "people").rglob("*.jpg"))
-    files += sorted(str(f) for f in (args.lfw / "strangers").rglob("*.jpg"))
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_lfw(parser)
+    harness.add_cache_dir(parser)
+    args = parser.parse_args(argv)
+    files = [str(f) for f in harness.photos(args.lfw / "people")]
+    files += [str(f) for f in harness.photos(args.lfw / "strangers")]
     with Pipeline(FaceSettings(), cache_dir=args.cache_dir) as run:
         embeddings, _ = embed(run, files)
     keep = [i for i, e in enumerate(embeddings) if e is not None]
@@ -108,17 +109,21 @@ def main() -> None:
     print(f"photos {len(vectors)}, same-person pairs {len(gen)}, different-person {len(imp)}")
     print(f"different-person distances: mean {whole.mean:.4f} sd {whole.stdev:.4f}")
     print(f"normal fitted to the tail: mean {tail.mean:.4f} sd {tail.stdev:.4f}")
-    print("| threshold | FAR measured | stored fit | whole fit | tail fit | FRR measured |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    harness.table_header(
+        "threshold", "FAR measured", "stored fit", "whole fit", "tail fit", "FRR measured"
+    )
     for t in (0.45, 0.5, 0.55, 0.6):
-        print(
-            f"| {t:.2f} | {(imp <= t).mean():.2e} | {stored.cdf(t):.2e} | {whole.cdf(t):.2e} "
-            f"| {tail.cdf(t):.2e} | {(gen > t).mean():.4f} |"
+        harness.table_row(
+            f"{t:.2f}",
+            f"{(imp <= t).mean():.2e}",
+            f"{stored.cdf(t):.2e}",
+            f"{whole.cdf(t):.2e}",
+            f"{tail.cdf(t):.2e}",
+            f"{(gen > t).mean():.4f}",
         )
-    print("| FAR | threshold measured | whole fit | tail fit |")
-    print("| --- | --- | --- | --- |")
+    harness.table_header("FAR", "threshold measured", "whole fit", "tail fit")
     for q, t in zip(TAIL, quantiles, strict=True):
-        print(f"| {q:g} | {t:.4f} | {whole.inv_cdf(q):.4f} | {tail.inv_cdf(q):.4f} |")
+        harness.table_row(f"{q:g}", f"{t:.4f}", f"{whole.inv_cdf(q):.4f}", f"{tail.inv_cdf(q):.4f}")
     people = sorted({w for w in who if "/" not in w})
     first = {w: i for i, w in reversed(list(enumerate(who)))}
     firsts = vectors[[first[w] for w in people]]
@@ -129,11 +134,9 @@ def main() -> None:
     print(f"\na stranger within t of one of n people: 1 - (1 - F(t)) ** (n ** {exponent:.3f}),")
     print(f"F normal with mean {mean:.4f} sd {sd:.4f} (calibration.py stores the fit)")
     shown = [i for i, t in enumerate(THRESHOLDS) if round(t * 100) % 3 == 1]
-    print("| people | " + " | ".join(f"{THRESHOLDS[i]:.2f}" for i in shown) + " |")
-    print("|" + " --- |" * (len(shown) + 1))
+    harness.table_header("people", *(f"{THRESHOLDS[i]:.2f}" for i in shown))
     for row, n in enumerate(SIZES):
-        cells = " | ".join(f"{shares[row, i]:.3f} / {model[row, i]:.3f}" for i in shown)
-        print(f"| {n} | {cells} |")
+        harness.table_row(n, *(f"{shares[row, i]:.3f} / {model[row, i]:.3f}" for i in shown))
     print("(measured / model)")
 
 

@@ -1,6 +1,7 @@
 """The README's before/after picture of both cloak levels (docs/cloak-obama2.jpg).
 
-    python benchmarks/cloak_picture.py tests/data/obama2.jpg docs/cloak-obama2.jpg [--png DIR]
+    python -m benchmarks.accuracy.cloak_picture tests/data/obama2.jpg docs/cloak-obama2.jpg \\
+        [--png DIR]
 
 Cloaks the photo at ``subtle`` and ``strong`` (``facematch.cloak.cloak_file``,
 as ``facematch cloak`` does, seed 0), cuts the largest face's region at full
@@ -11,25 +12,26 @@ Prints each level's budget, PSNR, face SSIM and smallest verified distance
 
 from __future__ import annotations
 
-import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks import harness
 from facematch import cloak, engines
 from facematch.images import load_rgb
 
 LEVELS = ("subtle", "strong")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
     parser.add_argument("photo", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--png", type=Path, default=None, help="also the crops, as PNG, here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     engine = engines.prepare("onnx", None)
     original = load_rgb(args.photo)
     crops = []

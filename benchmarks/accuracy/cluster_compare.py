@@ -2,13 +2,13 @@
 
 Input: an ``.npz`` of embeddings of every face of the collection (arrays ``paths``
 relative to the collection, ``image`` (face -> path index), ``face``, ``embeddings``),
-such as the one ``benchmarks/cluster_compare.py --encode DIR OUT.npz`` writes. The true
+such as the one ``python -m benchmarks.accuracy.lfw_faces --save-faces OUT.npz`` writes. The true
 person of a photo is its folder under ``people/``; each photo under ``strangers/`` is a
 person of its own; other folders are ignored. Every face of a photo is clustered; the
 largest face of each photo is the labelled one and only those are scored (the others are
 bystanders with no label).
 
-    python benchmarks/cluster_compare.py lfw-dev-default.npz [--methods ours,cw,...]
+    python -m benchmarks.accuracy.cluster_compare lfw-dev-default.npz [--methods ours,cw,...]
 
 Needs scikit-learn for the hdbscan, dbscan and sklearn-average rows (skipped without it).
 Prints one row per method and setting: groups vs true people, BCubed and pairwise
@@ -18,48 +18,17 @@ and seconds (one run, noisy on a shared machine).
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks import harness
 from facematch.cluster import FaceClusterer
 from facematch.metrics import clustering_scores
 
 Labels = NDArray[np.intp]
-
-
-def load(npz: str) -> dict[str, NDArray[np.generic]]:
-    data = np.load(npz, allow_pickle=False)
-    paths = [str(p) for p in data["paths"]]
-    image = data["image"].astype(np.intp)
-    keep_path = np.array([p.startswith(("people/", "strangers/")) for p in paths])
-    faces = np.flatnonzero(keep_path[image])
-    boxes = data["boxes"][faces].astype(np.float64)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 1] - boxes[:, 3])
-    img = image[faces]
-    # The labelled face of a photo is its largest.
-    order = np.lexsort((-area, img))
-    first = np.r_[True, img[order][1:] != img[order][:-1]]
-    labelled = np.zeros(len(faces), dtype=bool)
-    labelled[order[first]] = True
-    truth = np.array(
-        [paths[i].split("/")[1] if paths[i].startswith("people/") else paths[i] for i in img]
-    )
-    return {
-        "embeddings": data["embeddings"][faces].astype(np.float64),
-        "photo": img,
-        "face": data["face"][faces],
-        "truth": truth,
-        "labelled": labelled,
-        "keys": np.array(
-            [f"{paths[i]}#{f}" for i, f in zip(img, data["face"][faces], strict=True)]
-        ),
-    }
 
 
 def min_size(labels: Labels, min_faces: int) -> Labels:
@@ -154,47 +123,61 @@ METHODS: dict[str, list[tuple[str, Callable[[dict], Labels]]]] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("npz")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_embeddings(parser, positional=True)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--min-faces", default="2", help="comma-separated values to try")
-    args = parser.parse_args()
-    data = load(args.npz)
+    args = parser.parse_args(argv)
+    data = harness.labelled_faces(args.embeddings)
     lab = data["labelled"]
     truth = data["truth"][lab]
     people = len(np.unique(truth))
     several = int((np.unique(truth, return_counts=True)[1] > 1).sum())
     print(
-        f"{Path(args.npz).name}: {len(lab)} faces, {int(lab.sum())} labelled, {people} people "
+        f"{args.embeddings.name}: {len(lab)} faces, {int(lab.sum())} labelled, {people} people "
         f"({several} with two or more photos)",
         file=sys.stderr,
     )
-    header = (
-        "| method | min faces | groups | BCubed P | BCubed R | BCubed F | pair P | pair R | "
-        "pair F | mixed groups | people split | two faces of a photo | s |"
+    harness.table_header(
+        "method",
+        "min faces",
+        "groups",
+        "BCubed P",
+        "BCubed R",
+        "BCubed F",
+        "pair P",
+        "pair R",
+        "pair F",
+        "mixed groups",
+        "people split",
+        "two faces of a photo",
+        "s",
     )
-    print(header)
-    print("|" + " --- |" * (header.count("|") - 1))
     for name in args.methods.split(","):
         for label, run in METHODS[name]:
             try:
-                start = time.perf_counter()
-                raw = run(data)
-                seconds = time.perf_counter() - start
+                seconds, raw = harness.measure(lambda run=run: run(data), harness.WALL)
             except ImportError as exc:
                 print(f"skipped {label}: {exc}", file=sys.stderr)
                 continue
             for min_faces in (int(v) for v in args.min_faces.split(",")):
                 labels = min_size(raw, min_faces)
                 s = clustering_scores(truth, labels[lab])
-                print(
-                    f"| {label} | {min_faces} | {s.groups} | {s.bcubed_precision:.4f} | "
-                    f"{s.bcubed_recall:.4f} | {s.bcubed_f:.4f} | {s.pairwise_precision:.4f} | "
-                    f"{s.pairwise_recall:.4f} | {s.pairwise_f:.4f} | {s.mixed_share:.3f} | "
-                    f"{s.split_people} | {photo_violations(labels, data['photo'])} | "
-                    f"{seconds:.1f} |",
-                    flush=True,
+                harness.table_row(
+                    label,
+                    min_faces,
+                    s.groups,
+                    f"{s.bcubed_precision:.4f}",
+                    f"{s.bcubed_recall:.4f}",
+                    f"{s.bcubed_f:.4f}",
+                    f"{s.pairwise_precision:.4f}",
+                    f"{s.pairwise_recall:.4f}",
+                    f"{s.pairwise_f:.4f}",
+                    f"{s.mixed_share:.3f}",
+                    s.split_people,
+                    photo_violations(labels, data["photo"]),
+                    f"{seconds:.1f}",
                 )
 
 

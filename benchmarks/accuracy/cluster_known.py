@@ -1,6 +1,6 @@
 """Naming clustered groups from a known folder (``facematch cluster --known``), measured.
 
-    python benchmarks/cluster_known.py lfw-dev-default.npz
+    python -m benchmarks.accuracy.cluster_known lfw-dev-default.npz
 
 Known: the first photo of every other person of lfw-dev/people (sorted by name). The
 collection: every other labelled photo, the known people's remaining photos included,
@@ -14,22 +14,22 @@ got their name.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
-from benchmarks.accuracy.cluster_compare import load
+from benchmarks import harness
 from facematch.calibration import auto_tolerance
 from facematch.cluster import FaceClusterer, known_names
 from facematch.gallery import Gallery
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("npz")
-    args = parser.parse_args()
-    data = load(args.npz)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_embeddings(parser, positional=True)
+    args = parser.parse_args(argv)
+    data = harness.labelled_faces(args.embeddings)
     lab = np.flatnonzero(data["labelled"])
     truth = data["truth"]
     people = sorted({truth[i] for i in lab if "/" not in truth[i]})
@@ -61,15 +61,18 @@ def main() -> None:
         f"{len(majority)} groups, {len(knowable)} of them mostly a known person; "
         f"tolerance {tolerance}"
     )
-    print("| margin | groups named | named-group precision | known groups named (recall) |")
-    print("| --- | --- | --- | --- |")
+    harness.table_header(
+        "margin", "groups named", "named-group precision", "known groups named (recall)"
+    )
     for margin in (0.0, 0.02, 0.05, 0.08, 0.1):
         named = known_names(gallery, data["embeddings"][rest], labels, tolerance, margin)
         right = sum(majority.get(g) == name for g, name in named.items())
         found = sum(g in knowable and majority[g] == n for g, n in named.items())
-        print(
-            f"| {margin} | {len(named)} | {right / max(len(named), 1):.4f} | "
-            f"{found / max(len(knowable), 1):.4f} |"
+        harness.table_row(
+            margin,
+            len(named),
+            f"{right / max(len(named), 1):.4f}",
+            f"{found / max(len(knowable), 1):.4f}",
         )
 
 

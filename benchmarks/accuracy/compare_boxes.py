@@ -1,6 +1,6 @@
 """How far one detector's boxes sit from HOG's, read from two encoding caches.
 
-    python benchmarks/compare_boxes.py --hog-cache DIR --cache DIR --model cnn|centerface
+    python -m benchmarks.accuracy.compare_boxes --hog-cache DIR --cache DIR --model cnn|centerface
 
 Both caches must hold the same photos encoded with default settings (e.g. by
 ``facematch evaluate lfw-dev/pairs.csv --cache-dir DIR``); entries are paired by
@@ -11,12 +11,14 @@ the width and height ratios and the mean absolute edge difference.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import harness
 
 
 def single_boxes(cache_dir: Path, model: str) -> dict[str, list[int]]:
@@ -34,12 +36,12 @@ def single_boxes(cache_dir: Path, model: str) -> dict[str, list[int]]:
     return boxes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
     parser.add_argument("--hog-cache", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--model", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     hog = single_boxes(args.hog_cache, "hog")
     other = single_boxes(args.cache, args.model)
     rows = []

@@ -7,21 +7,22 @@ CenterFace box, side as a multiple of its geometric mean side: medians, robust
 to the odd mismatch), then encodes a sample of those faces from the mapped box
 and from the HOG box and prints the descriptor distances between the two.
 
-    python benchmarks/fit_centerface_boxes.py --faces PATH/TO/shared/faces \\
-        --hog-boxes lfw-dev-default.npz [--sample 600]
+    python -m benchmarks.accuracy.fit_centerface_boxes --faces PATH/TO/shared/faces \\
+        --embeddings lfw-dev-default.npz [--sample 600]
 
-``--hog-boxes`` is an .npz with the default (HOG) boxes and embeddings of lfw-dev
-(arrays paths, image, boxes, embeddings), as the integrator's encoding run writes.
+``--embeddings`` (formerly ``--hog-boxes``) is an .npz with the default (HOG) boxes and
+embeddings of lfw-dev (arrays paths, image, boxes, embeddings), as ``lfw_faces
+--save-faces`` writes it.
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 from facematch import detectors, engines
 from facematch.detectors import BoxMapping, FaceBox
 from facematch.faces import FaceSettings, describe
@@ -43,20 +44,20 @@ def best_match(hog: FaceBox, raw: np.ndarray) -> np.ndarray | None:
     return raw[best] if iou[best] > 0.3 else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
-    parser.add_argument("--hog-boxes", type=Path, required=True)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
+    harness.add_embeddings(parser, "--hog-boxes", required=True)
     parser.add_argument("--sample", type=int, default=600, help="faces to encode both ways")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    data = np.load(args.hog_boxes)
+    data = harness.load_embeddings(args.embeddings)
     root = args.faces / "lfw-dev"
     centerface = detectors.centerface()
     pairs: list[tuple[int, FaceBox, np.ndarray]] = []
     missed = 0
-    for row, (image_index, box) in enumerate(zip(data["image"], data["boxes"], strict=True)):
-        image = load_rgb(root / str(data["paths"][image_index]))
+    for row, (image_index, box) in enumerate(zip(data.image, data.boxes, strict=True)):
+        image = load_rgb(root / data.paths[image_index])
         # lfw-dev photos are 250 px: CenterFace runs on them as they are (no shrinking).
         raw = centerface.raw(image, detectors.CENTERFACE_THRESHOLD)
         raw = raw[detectors.non_maximum_suppression(raw[:, :4], raw[:, 4])]
@@ -100,9 +101,9 @@ def main() -> None:
     distances = []
     for index in sorted(chosen):
         row, _, found = pairs[index]
-        image = load_rgb(root / str(data["paths"][data["image"][row]]))
+        image = load_rgb(root / data.paths[data.image[row]])
         (face,) = describe(image, [mapping.apply(*found[:4])], replace(settings), encoder)
-        distances.append(float(np.linalg.norm(face.embedding - data["embeddings"][row])))
+        distances.append(float(np.linalg.norm(face.embedding - data.embeddings[row])))
     spread = np.array(distances)
     print(
         f"descriptor distance, mapped CenterFace box vs HOG box ({len(spread)} faces): "

@@ -1,6 +1,6 @@
 """Faces found in the shared group photos per detector, against the counts made by eye.
 
-    python benchmarks/group_photos.py --faces PATH/TO/shared/faces [--draw OUT_DIR]
+    python -m benchmarks.accuracy.group_photos --faces PATH/TO/shared/faces [--draw OUT_DIR]
 
 The counts by eye are those of PATH/TO/shared/faces/README.md ("Faces in the group
 photos, counted by eye": any face whose eyes/nose region is visible, faces cut
@@ -12,11 +12,12 @@ in the README's table were checked that way.
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from benchmarks import harness
 from facematch.faces import FaceSettings, detect, detect_with_fallback
 from facematch.images import load_rgb
 
@@ -40,15 +41,14 @@ SETTINGS = {
 COLOURS = {"hog": "blue", "hog up2": "cyan", "centerface": "red", "centerface 0.2": "yellow"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--draw", type=Path, default=None)
     parser.add_argument("--detectors", default=",".join(SETTINGS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     names = args.detectors.split(",")
-    print("| photo | by eye | " + " | ".join(names) + " |")
-    print("| --- | --- |" + " --- |" * len(names))
+    harness.table_header("photo", "by eye", *names)
     totals = dict.fromkeys(names, 0)
     for photo, counted in COUNTED.items():
         image = load_rgb(args.faces / photo)
@@ -66,12 +66,11 @@ def main() -> None:
                 pen.rectangle(
                     (box.left, box.top, box.right, box.bottom), outline=COLOURS[name], width=3
                 )
-        print(f"| {photo} | {counted} | " + " | ".join(cells) + " |", flush=True)
+        harness.table_row(photo, counted, *cells)
         if args.draw is not None:
             args.draw.mkdir(parents=True, exist_ok=True)
             drawing.save(args.draw / Path(photo).name)
-    cells = [str(totals[name]) for name in names]
-    print(f"| total | {sum(COUNTED.values())} | " + " | ".join(cells) + " |")
+    harness.table_row("total", sum(COUNTED.values()), *(totals[name] for name in names))
 
 
 if __name__ == "__main__":

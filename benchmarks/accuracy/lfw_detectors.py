@@ -1,6 +1,6 @@
 """lfw-dev photos in which each detector finds no face.
 
-    python benchmarks/lfw_detectors.py --faces PATH/TO/shared/faces [--cnn] [--every N]
+    python -m benchmarks.accuracy.lfw_detectors --faces PATH/TO/shared/faces [--cnn] [--every N]
         [--detectors hog,centerface,centerface 0.2]
 
 Every photo goes through facematch.faces.detect with each detector's default
@@ -16,23 +16,24 @@ passes run only when it finds none), so it is timed as HOG plus those passes.
 
 from __future__ import annotations
 
-import argparse
-import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
+from benchmarks import harness
 from facematch.faces import FaceSettings, detect, detect_with_fallback
 from facematch.images import load_rgb
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--cnn", action="store_true")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--detectors", default=None, help="comma-separated subset of the rows")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     root = args.faces / "lfw-dev"
-    paths = sorted(root.rglob("*.jpg"))[:: args.every]
+    paths = harness.photos(root)[:: args.every]
     settings = {
         "hog": FaceSettings(model="hog", fallback=False),
         "hog + fallback": FaceSettings(model="hog"),
@@ -50,28 +51,26 @@ def main() -> None:
         image = load_rgb(path)
         hog_found, seconds_hog = False, 0.0
         for name, chosen in settings.items():
-            started = time.process_time()
             if name == "hog + fallback" and hog_found:
                 seconds[name] += seconds_hog
                 continue
             finder = detect_with_fallback if chosen.fallback else detect
-            found = bool(finder(image, chosen))
+            spent, boxes = harness.measure(partial(finder, image, chosen))
+            found = bool(boxes)
             if not found:
                 missed[name].append(path)
-            spent = time.process_time() - started
             seconds[name] += spent
             if name == "hog":
                 hog_found, seconds_hog = found, spent
     print(f"{len(paths)} photos\n")
-    print("| detector | photos with no face | CPU s per photo |")
-    print("| --- | --- | --- |")
+    harness.table_header("detector", "photos with no face", "CPU s per photo")
     for name in settings:
-        print(f"| {name} | {len(missed[name])} | {seconds[name] / len(paths):.4f} |")
+        harness.table_row(name, len(missed[name]), f"{seconds[name] / len(paths):.4f}")
     if args.cnn and "hog" in missed:
         from facematch import models
 
         still = [p for p in missed["hog"] if not models.cnn_detector()(load_rgb(p), 1)]
-        print(f"| cnn (dlib's own), on HOG's {len(missed['hog'])} misses | {len(still)} | |")
+        harness.table_row(f"cnn (dlib's own), on HOG's {len(missed['hog'])} misses", len(still), "")
     for name in settings:
         print(f"\n{name} misses:", ", ".join(str(p.relative_to(root)) for p in missed[name]))
 

@@ -1,6 +1,6 @@
 """Faces found in all of lfw-dev with the default settings, and what changed since a reference.
 
-    python benchmarks/lfw_faces.py --lfw PATH/TO/shared/faces/lfw-dev --cache-dir DIR
+    python -m benchmarks.accuracy.lfw_faces --lfw PATH/TO/shared/faces/lfw-dev --cache-dir DIR
         [--save NOW.npz] [--save-faces FACES.npz] [--reference BEFORE.npz] [--jobs 1]
 
 Encodes every photo of lfw-dev (people/, strangers/, more/: 5,729) through the
@@ -13,37 +13,39 @@ largest face's embedding moved. ``--save-faces`` keeps every face (``paths`` per
 ``image``, ``face``, ``boxes`` as top, right, bottom, left and ``embeddings`` per face):
 the ``lfw-dev-default.npz`` that the library, cluster and cloak benchmarks read.
 With the same cache folder, ``facematch evaluate LFW/pairs.csv`` and
-``benchmarks/openset.py`` then encode nothing.
+``python -m benchmarks.accuracy.openset`` then encode nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 from facematch.faces import FaceSettings
 from facematch.pipeline import Pipeline
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
-    parser.add_argument("--cache-dir", required=True, type=Path)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_lfw(parser)
+    harness.add_cache_dir(parser, required=True)
     parser.add_argument("--save", type=Path, default=None, help="write boxes and embeddings here")
     parser.add_argument("--save-faces", type=Path, default=None, help="write every face here")
     parser.add_argument("--reference", type=Path, default=None, help="compare with this file")
-    parser.add_argument("--jobs", type=int, default=1, help="encoding processes (default 1)")
-    args = parser.parse_args()
+    harness.add_jobs(parser, 1, "encoding processes (default 1)")
+    args = parser.parse_args(argv)
 
-    paths = sorted(str(p.relative_to(args.lfw)) for p in args.lfw.rglob("*.jpg"))
-    started = time.perf_counter()
-    with Pipeline(FaceSettings(), jobs=args.jobs, cache_dir=args.cache_dir) as pipeline:
+    paths = [str(p.relative_to(args.lfw)) for p in harness.photos(args.lfw)]
+    with (
+        harness.timed() as timing,
+        Pipeline(FaceSettings(), jobs=args.jobs, cache_dir=args.cache_dir) as pipeline,
+    ):
         rows = list(pipeline.encode([str(args.lfw / p) for p in paths]))
-    seconds = time.perf_counter() - started
+    seconds = timing.wall
     no_face = sum(r.status == "no_faces" for r in rows)
     errors = sum(r.status == "error" for r in rows)
     faces = sum(len(r.faces) for r in rows)

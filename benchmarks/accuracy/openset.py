@@ -1,6 +1,6 @@
 """Open-set naming on lfw-dev: how often is an unknown photo named right?
 
-    python benchmarks/openset.py --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
+    python -m benchmarks.accuracy.openset --lfw PATH/TO/shared/faces/lfw-dev [--cache-dir DIR]
         [--model hog|cnn|centerface] [--jobs N] [--draws N] [--first-draw SEED]
 
 The split the README and the decision rule are measured on. For each scenario
@@ -21,15 +21,15 @@ facematch's default settings (the detector chosen by ``--model``) and its cache
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks import harness
 from facematch import calibration
 from facematch.evaluate import embed
 from facematch.faces import FaceSettings
@@ -61,7 +61,7 @@ def load(
     """Largest-face embeddings: per person (in file order), and the strangers."""
     people_dirs = sorted(p for p in (lfw / "people").iterdir() if p.is_dir())
     people_files = [sorted(str(f) for f in d.iterdir()) for d in people_dirs]
-    stranger_files = sorted(str(f) for f in (lfw / "strangers").rglob("*.jpg"))
+    stranger_files = [str(f) for f in harness.photos(lfw / "strangers")]
     flat = [f for files in people_files for f in files] + stranger_files
     with Pipeline(settings or FaceSettings(), jobs=jobs, cache_dir=cache_dir) as run:
         embeddings, _ = embed(run, flat)
@@ -165,15 +165,15 @@ def rules() -> dict[str, Rule]:
     return table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lfw", required=True, type=Path, help="the lfw-dev folder")
-    parser.add_argument("--cache-dir", type=Path, default=None)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_lfw(parser)
+    harness.add_cache_dir(parser)
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--first-draw", type=int, default=0, help="seed of the first draw")
     parser.add_argument("--model", choices=("hog", "cnn", "centerface"), default="hog")
-    parser.add_argument("--jobs", type=int, default=None, help="encoding processes")
-    args = parser.parse_args()
+    harness.add_jobs(parser, None, "encoding processes")
+    args = parser.parse_args(argv)
     settings = FaceSettings(model=args.model)
     people, strangers = load(args.lfw, args.cache_dir, settings, args.jobs)
     scenarios = [(30, 1), (300, 1), (1000, 1), (30, 3), (300, 3), (1000, 3)]
@@ -194,16 +194,13 @@ def main() -> None:
             results[name].append(float(np.mean(per_rule[name])))
             strangers_named[name].append(float(np.mean(named[name])))
     print(f"share of unknown photos named right, mean of {args.draws} draws")
-    print("| " + " | ".join(header) + " | mean |")
-    print("|" + " --- |" * (len(header) + 1))
+    harness.table_header(*header, "mean")
     for name, row in results.items():
-        cells = " | ".join(f"{v:.4f}" for v in row)
-        print(f"| {name} | {cells} | {math.fsum(row) / len(row):.4f} |")
+        harness.table_row(name, *(f"{v:.4f}" for v in row), f"{math.fsum(row) / len(row):.4f}")
     print("\nshare of strangers named as somebody")
-    print("| " + " | ".join(header) + " |")
-    print("|" + " --- |" * len(header))
+    harness.table_header(*header)
     for name, row in strangers_named.items():
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+        harness.table_row(name, *(f"{v:.3f}" for v in row))
 
 
 if __name__ == "__main__":

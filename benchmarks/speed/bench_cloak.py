@@ -1,7 +1,7 @@
 """Cloak benchmark: are cloaked photos still matched to the person's other photos?
 
-    nice -n 10 python benchmarks/bench_cloak.py --faces PATH/TO/shared/faces \\
-        [--people 100] [--levels subtle strong] [--gallery lfw-dev-default.npz] [--jitters10]
+    nice -n 10 python -m benchmarks.speed.bench_cloak --faces PATH/TO/shared/faces \\
+        [--people 100] [--levels subtle strong] [--embeddings lfw-dev-default.npz] [--jitters10]
 
 lfw-dev people with 3+ photos (people/NAME/, sorted; an evenly spaced sample of
 ``--people`` of them, 100 by default: 629 have 3+ photos, so every 6th):
@@ -22,7 +22,7 @@ Variants of the written copy: as written, JPEG q90, JPEG q75, 50% downscale,
 Gaussian blur radius 1. A face no longer found at all counts as not matched
 (and is counted separately). Also: PSNR (whole photo), face-box SSIM and
 DSSIM, peak memory, CPU seconds per face, and how often the cloaked face is
-named as somebody else among the lfw-dev people of ``--gallery`` (all of
+named as somebody else among the lfw-dev people of ``--embeddings`` (all of
 them, and 100 of them; facematch defaults, tolerance 0.6 and ``auto``).
 
 CPU seconds per face: the CPU time of ``cloak_file`` for one photo (read,
@@ -31,7 +31,7 @@ level with both alignments, retry harder where needed; what each worker of
 ``facematch cloak`` runs per photo) divided by the photo's faces; median and
 mean over photos. The first photo of each level also compiles its gradient
 graph. A process's start-up (imports, models, loading the compiled graph) is
-not in it: ``bench_cloak_cli.py`` measures the command as a whole.
+not in it: ``bench_cloak_cli`` measures the command as a whole.
 Everything runs in this one process: use ``nice``; CPU times on a shared
 machine are still noisy.
 """
@@ -41,16 +41,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import sys
 import tempfile
-import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 import facematch
+from benchmarks import harness
 from facematch import cloak, engines
 from facematch.calibration import auto_tolerance
 from facematch.faces import FaceSettings, find_faces
@@ -118,17 +119,15 @@ def load_gallery(path: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]] 
     """lfw-dev's known faces: all of them, and those of KNOWN_PEOPLE evenly spaced people."""
     if path is None or not path.is_file():
         return None
-    data = np.load(path)
-    people = np.array(
-        [Path(p).parent.name if p.startswith("people/") else p for p in data["paths"]]
-    )
-    names = people[data["image"]]
+    data = harness.load_embeddings(path)
+    people = np.array([harness.person_of(p) for p in data.paths])
+    names = people[data.image]
     folks = sorted(set(n for n in names if not n.endswith(".jpg")))
     chosen = set(folks[:: max(1, len(folks) // KNOWN_PEOPLE)][:KNOWN_PEOPLE])
     keep = np.array([n in chosen for n in names])
     return {
-        "all": (data["embeddings"], names),
-        f"{KNOWN_PEOPLE}": (data["embeddings"][keep], names[keep]),
+        "all": (data.embeddings, names),
+        f"{KNOWN_PEOPLE}": (data.embeddings[keep], names[keep]),
     }
 
 
@@ -161,11 +160,7 @@ def adapted_name(
 def cases(
     faces: Path, count: int, workdir: Path, phones: list[str], offset: int = 0, big: bool = True
 ) -> list[tuple[str, Path, list[Path]]]:
-    people = sorted(
-        d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
-    )
-    step = max(1, len(people) // count)
-    chosen = people[offset % step :: step][:count]
+    chosen = harness.evenly_spaced(harness.people_with(faces / "lfw-dev", 3), count, offset)
     out = [(d.name, *(lambda ps: (ps[0], ps[1:]))(sorted(d.glob("*.jpg")))) for d in chosen]
     portraits = faces / "portraits"
     others = [portraits / "obama.jpg", portraits / "obama2.jpg"]
@@ -182,9 +177,9 @@ def cases(
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--people", type=int, default=100)
     parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
     parser.add_argument("--offset", type=int, default=0, help="start the people sample here")
@@ -194,16 +189,16 @@ def main() -> None:
     parser.add_argument(
         "--phones", nargs="*", default=["obama3.jpg"], help="portraits/ photos to cloak as well"
     )
-    parser.add_argument("--gallery", type=Path, default=None, help="lfw-dev embeddings (.npz)")
+    harness.add_embeddings(parser, "--gallery")
     parser.add_argument(
         "--jitters10", action="store_true", help="also face_recognition with 10 jitters"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write every row here")
-    args = parser.parse_args()
+    harness.add_json(parser, "write every row here")
+    args = parser.parse_args(argv)
 
     engine = engines.prepare("onnx", None)
     fm_encoder = engines.encoder(engine, 1, 1, True)
-    gallery = load_gallery(args.gallery)
+    gallery = load_gallery(args.embeddings)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -215,9 +210,7 @@ def main() -> None:
             for level in args.levels:
                 out = work / level / photo.name
                 task = cloak.CloakTask(str(photo), str(out), level, 0, engine)  # type: ignore[arg-type]
-                started = time.process_time()
-                result = cloak.cloak_file(task)
-                cpu = time.process_time() - started
+                cpu, result = harness.measure(partial(cloak.cloak_file, task))
                 row: dict[str, object] = {
                     "person": person,
                     "level": level,
@@ -270,9 +263,9 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
             print(f"{n + 1}/{len(todo)} done", file=sys.stderr, flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = harness.peak_rss_mb()
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        harness.write_json(args.json, rows)
     sizes = {key: len(known[0]) for key, known in (gallery or {}).items()}
     summarize(rows, args.levels, peak, sizes)
 
@@ -318,8 +311,7 @@ def summarize(
         ("phone-size", lambda r: str(r["person"]).startswith("phone:")),
     ):
         print(f"\n## {group}\n")
-        print("| level | matcher | original | " + " | ".join(VARIANTS) + " | every variant |")
-        print("|---|---|---|" + "---|" * (len(VARIANTS) + 1))
+        harness.table_header("level", "matcher", "original", *VARIANTS, "every variant")
         for level in levels:
             sel = [r for r in rows if r["level"] == level and keep(r) and "facematch:written" in r]
             for matcher in MATCHERS:
@@ -343,12 +335,17 @@ def summarize(
                     for r in sel
                 ]
                 cells.append(rate(every) if measured == list(VARIANTS) else "-")
-                print(f"| {level} | {matcher} | " + " | ".join(cells) + " |")
-        print(
-            "\n| level | photos | verified protected | PSNR dB (median, min) | face SSIM median"
-            " | DSSIM median | CPU s/face (median, mean) |"
+                harness.table_row(level, matcher, *cells)
+        print()
+        harness.table_header(
+            "level",
+            "photos",
+            "verified protected",
+            "PSNR dB (median, min)",
+            "face SSIM median",
+            "DSSIM median",
+            "CPU s/face (median, mean)",
         )
-        print("|---|---|---|---|---|---|---|")
         for level in levels:
             sel = [r for r in rows if r["level"] == level and keep(r)]
             if not sel:
@@ -357,33 +354,37 @@ def summarize(
             ssims = [float(r["ssim"]) for r in sel if r.get("ssim") is not None]  # type: ignore[arg-type]
             cpus = [float(r["cpu"]) / max(1, int(r["faces"])) for r in sel]  # type: ignore[call-overload,arg-type]
             verified = sum(1 for r in sel if r.get("status") == "protected")
-            print(
-                f"| {level} | {len(sel)} | {verified}/{len(sel)} | "
-                f"{np.median(psnrs):.1f}, {min(psnrs):.1f} | {np.median(ssims):.3f} | "
-                f"{(1 - np.median(ssims)) / 2:.4f} | {np.median(cpus):.1f}, {np.mean(cpus):.1f} |"
+            harness.table_row(
+                level,
+                len(sel),
+                f"{verified}/{len(sel)}",
+                f"{np.median(psnrs):.1f}, {min(psnrs):.1f}",
+                f"{np.median(ssims):.3f}",
+                f"{(1 - np.median(ssims)) / 2:.4f}",
+                f"{np.median(cpus):.1f}, {np.mean(cpus):.1f}",
             )
         print(
             "\nNamed as somebody else (cloaked; original; original as a stranger, i.e. with"
             " its own person unknown), facematch defaults:\n"
         )
-        print("| level | known people (faces) | tolerance | named as somebody else |")
-        print("|---|---|---|---|")
+        harness.table_header("level", "known people (faces)", "tolerance", "named as somebody else")
         for level in levels:
             sel = [r for r in rows if r["level"] == level and keep(r)]
             for key, faces in sizes.items():
                 for label, tol in (("0.6", TOLERANCE), ("auto", auto_tolerance(faces))):
-                    print(
-                        f"| {level} | {key} ({faces}) | {label} ({tol:.2f}) | "
-                        f"{naming(sel, key, tol)} |"
+                    harness.table_row(
+                        level, f"{key} ({faces})", f"{label} ({tol:.2f})", naming(sel, key, tol)
                     )
                 adapted = [r for r in sel if f"adapted_{key}" in r]
                 if adapted:
                     wrong = sum(
                         1 for r in adapted if r[f"adapted_{key}"] not in (None, r["person"])
                     )
-                    print(
-                        f"| {level} | {key} ({faces}) | auto, adapted (the default) | "
-                        f"{wrong}/{len(adapted)} cloaked |"
+                    harness.table_row(
+                        level,
+                        f"{key} ({faces})",
+                        "auto, adapted (the default)",
+                        f"{wrong}/{len(adapted)} cloaked",
                     )
     print(f"\npeak memory (this process): {peak_mb:.0f} MB")
 

@@ -1,6 +1,6 @@
 """CPU seconds per face of ``facematch cloak`` as a user runs it, side by side for code versions.
 
-    nice -n 10 python benchmarks/bench_cloak_cli.py --faces PATH/TO/shared/faces \\
+    nice -n 10 python -m benchmarks.speed.bench_cloak_cli --faces PATH/TO/shared/faces \\
         [--people 6 | --phones] [--rounds 2] [--code OLD_CHECKOUT --code NEW_CHECKOUT]
 
 Cloaks photo 1 of ``--people`` lfw-dev people with 3+ photos (evenly spaced,
@@ -21,27 +21,25 @@ shared machine is still noisy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks import harness
+
 
 def photos(faces: Path, count: int, offset: int) -> list[Path]:
-    people = sorted(
-        d for d in (faces / "lfw-dev" / "people").iterdir() if len(list(d.glob("*.jpg"))) >= 3
-    )
-    step = max(1, len(people) // count)
-    return [sorted(d.glob("*.jpg"))[0] for d in people[offset % step :: step][:count]]
+    """Photo 1 of ``count`` evenly spaced lfw-dev people with 3+ photos."""
+    people = harness.people_with(faces / "lfw-dev", 3)
+    return [sorted(d.glob("*.jpg"))[0] for d in harness.evenly_spaced(people, count, offset)]
 
 
 PHONES = ("obama3.jpg", "biden.jpg")
@@ -68,35 +66,31 @@ def run(code: str | None, cache: Path, inputs: Path, out: Path, level: str) -> t
     if code:
         env["PYTHONPATH"] = code
     shutil.rmtree(out, ignore_errors=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    command = [sys.executable, "-m", "facematch", "cloak", str(inputs), "--out", str(out)]
+    command = harness.python_module("facematch", "cloak", str(inputs), "--out", str(out))
     command += ["--level", level, "--jobs", "1", "--quiet", "--format", "json"]
-    done = subprocess.run(
+    done, timing = harness.run_timed(
         command,
         env=env,
         cwd=cache,  # not the checkout: python -m puts the working folder first on sys.path
         capture_output=True,
         text=True,
-        check=False,
     )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 3):
         raise SystemExit(f"facematch cloak failed ({done.returncode}): {done.stderr}")
     faces = sum(len(row["faces"]) for row in json.loads(done.stdout))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, faces
+    return timing.children_cpu, faces
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared faces folder")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--offset", type=int, default=3)
     parser.add_argument("--phones", action="store_true", help="phone-size photos instead")
-    parser.add_argument("--rounds", type=int, default=2)
+    harness.add_rounds(parser, 2)
     parser.add_argument("--levels", nargs="+", default=["subtle", "strong"])
     parser.add_argument("--code", action="append", default=None, help="a checkout to time")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     codes: list[str | None] = list(args.code) if args.code else [None]
     results: dict[tuple[str | None, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,10 +124,9 @@ def main() -> None:
                         flush=True,
                     )
     print(f"\n{len(chosen)} photos, --jobs 1, median of {args.rounds} rounds\n")
-    print("| code | level | CPU s per face |")
-    print("|---|---|---|")
+    harness.table_header("code", "level", "CPU s per face")
     for (code, level), values in results.items():
-        print(f"| {code or 'installed'} | {level} | {np.median(values):.2f} |")
+        harness.table_row(code or "installed", level, f"{np.median(values):.2f}")
 
 
 if __name__ == "__main__":

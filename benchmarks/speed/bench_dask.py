@@ -1,6 +1,6 @@
 """The Dask path against the local process pool, on the same cores and the same photos.
 
-    python benchmarks/bench_dask.py --faces PATH/TO/shared/faces [--count 200] [--rounds 3]
+    python -m benchmarks.speed.bench_dask --faces PATH/TO/shared/faces [--count 200] [--rounds 3]
 
 Encodes the first ``--count`` photos of lfw-dev/ (sorted), cold (no cache),
 interleaved round by round, medians over rounds, two ways:
@@ -20,15 +20,14 @@ pool's first result. Every run's answers are checked equal to the pool's.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
+from benchmarks import harness
+from benchmarks.harness import WALL
 from facematch import dask_runner
 from facematch.parallel import ProcessPool, Runner
 from facematch.pipeline import Encoded, EncodeTask, Pipeline, encode_failed, encode_image
@@ -71,11 +70,13 @@ def summary(results: list[Encoded]) -> Answers:
 
 
 def whole_run(paths: list[str], runner: str, jobs: int) -> Callable[[], tuple[float, Answers]]:
-    def run() -> tuple[float, Answers]:
-        started = time.perf_counter()
+    def encode() -> list[Encoded]:
         with Pipeline(jobs=jobs, runner=runner) as pipeline:
-            out = list(pipeline.encode(paths))
-        return time.perf_counter() - started, summary(out)
+            return list(pipeline.encode(paths))
+
+    def run() -> tuple[float, Answers]:
+        seconds, out = harness.measure(encode, WALL)
+        return seconds, summary(out)
 
     return run
 
@@ -85,9 +86,10 @@ def warm_run(
 ) -> Callable[[], tuple[float, Answers]]:
     def run() -> tuple[float, Answers]:
         dask_runner.SHARD_SIZE = shard
-        started = time.perf_counter()
-        out = list(runner.map(encode_image, tasks, encode_failed))
-        return time.perf_counter() - started, summary(out)
+        seconds, out = harness.measure(
+            lambda: list(runner.map(encode_image, tasks, encode_failed)), WALL
+        )
+        return seconds, summary(out)
 
     return run
 
@@ -102,16 +104,16 @@ def start_times(address: str, jobs: int, rounds: int) -> dict[str, float]:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         imports.append(float(done.stdout))
         for spec, into in ((f"local:{jobs}", local), (address, remote)):
-            started = time.perf_counter()
-            runner = dask_runner.DaskRunner(spec)
-            list(runner.map(abs, [-1], lambda item, why: 0))
-            runner.close()
-            into.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        process_pool = ProcessPool(jobs)
-        list(process_pool.map(abs, [-1, -2], lambda item, why: 0))
-        process_pool.close()
-        pool.append(time.perf_counter() - started)
+            with harness.timed() as timing:
+                runner = dask_runner.DaskRunner(spec)
+                list(runner.map(abs, [-1], lambda item, why: 0))
+                runner.close()
+            into.append(timing.wall)
+        with harness.timed() as timing:
+            process_pool = ProcessPool(jobs)
+            list(process_pool.map(abs, [-1, -2], lambda item, why: 0))
+            process_pool.close()
+        pool.append(timing.wall)
     return {
         "import distributed (fresh process)": statistics.median(imports),
         f"local:{jobs} cluster ready (workers up, versions checked)": statistics.median(local),
@@ -120,19 +122,19 @@ def start_times(address: str, jobs: int, rounds: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
+    harness.add_rounds(parser, 3)
+    harness.add_jobs(parser, 2)
     parser.add_argument("--shard-sizes", default="1,4,8,16,32")
     parser.add_argument("--no-whole-runs", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import distributed
 
-    paths = sorted(str(p) for p in (args.faces / "lfw-dev").rglob("*.jpg"))[: args.count]
+    paths = [str(p) for p in harness.photos(args.faces / "lfw-dev")[: args.count]]
     cluster = distributed.LocalCluster(
         n_workers=args.jobs,
         threads_per_worker=1,
@@ -178,29 +180,42 @@ def main() -> None:
     cluster.close()
 
     print(f"{len(paths)} lfw-dev photos, {args.jobs} workers, {args.rounds} interleaved rounds\n")
-    print(
-        "| runner | median s | ms per photo | vs pool | CPU ms per photo (all processes) "
-        "| CPU vs pool | of which client | rounds (s) |"
+    harness.table_header(
+        "runner",
+        "median s",
+        "ms per photo",
+        "vs pool",
+        "CPU ms per photo (all processes)",
+        "CPU vs pool",
+        "of which client",
+        "rounds (s)",
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, values in times.items():
         median = statistics.median(values)
         base = statistics.median(times["warm: pool" if name.startswith("warm") else runs_pool])
         rounds = ", ".join(f"{v:.1f}" for v in values)
-        cpu_columns = "- | - | -"  # whole runs: their workers are gone before we can count
+        cpu_columns = ["-", "-", "-"]  # whole runs: their workers are gone before we can count
         if name.startswith("warm"):
             cpu = statistics.median(total_cpu[name])
             base_cpu = statistics.median(total_cpu["warm: pool"])
             client = 1000 * statistics.median(client_cpu[name]) / len(paths)
-            cpu_columns = f"{1000 * cpu / len(paths):.1f} | {cpu / base_cpu:.3f} | {client:.1f}"
-        print(
-            f"| {name} | {median:.2f} | {1000 * median / len(paths):.1f} | "
-            f"{median / base:.3f} | {cpu_columns} | {rounds} |"
+            cpu_columns = [
+                f"{1000 * cpu / len(paths):.1f}",
+                f"{cpu / base_cpu:.3f}",
+                f"{client:.1f}",
+            ]
+        harness.table_row(
+            name,
+            f"{median:.2f}",
+            f"{1000 * median / len(paths):.1f}",
+            f"{median / base:.3f}",
+            *cpu_columns,
+            rounds,
         )
-    print("\n| start-up | median s |")
-    print("| --- | --- |")
+    print()
+    harness.table_header("start-up", "median s")
     for name, seconds in starts.items():
-        print(f"| {name} | {seconds:.2f} |")
+        harness.table_row(name, f"{seconds:.2f}")
 
 
 runs_pool = "run: pool (Pipeline, jobs)"

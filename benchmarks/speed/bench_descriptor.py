@@ -1,6 +1,6 @@
 """Time one face descriptor: dlib against the ONNX Runtime conversion.
 
-    python benchmarks/bench_descriptor.py [--rounds 7] [--chips 16]
+    python -m benchmarks.speed.bench_descriptor [--rounds 7] [--chips 16]
 
 Real face chips from tests/data go through every configuration once per round,
 in a rotating order, so all configurations see the same machine noise. Shared
@@ -10,13 +10,11 @@ side with dlib) more than the absolute times.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +23,12 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from benchmarks.harness import REPO
+from benchmarks import harness
+from benchmarks.harness import REPO, WALL
 from facematch import models, runtime
 from facematch.onnx_encoder import OnnxEncoder, ensure_onnx_model
 
-onnxruntime = runtime.onnxruntime()  # telemetry off, as in facematch itself
-
-PHOTOS = sorted(
-    [*(REPO / "tests" / "data").glob("*.jpg"), *(REPO / "tests" / "data" / "people").rglob("*.png")]
-)
+TEST_DATA = REPO / "tests" / "data"
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ def face_chips(count: int) -> np.ndarray:
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(models.model_path("landmarks_5")))
     chips: list[np.ndarray] = []
-    for path in PHOTOS:
+    for path in sorted([*TEST_DATA.glob("*.jpg"), *(TEST_DATA / "people").rglob("*.png")]):
         image = np.asarray(Image.open(path).convert("RGB"))
         for box in detector(image, 1):
             chips.append(dlib.get_face_chip(image, predictor(image, box), 150, 0.25))
@@ -73,10 +68,11 @@ def configs(onnx_path: Path) -> list[Config]:
 
 
 def seconds_per_face(config: Config, chips: np.ndarray) -> float:
-    started = time.perf_counter()
-    for start in range(0, len(chips), config.batch):
-        config.encode(chips[start : start + config.batch])
-    return (time.perf_counter() - started) / len(chips)
+    def encode_all() -> None:
+        for start in range(0, len(chips), config.batch):
+            config.encode(chips[start : start + config.batch])
+
+    return harness.measure(encode_all, WALL)[0] / len(chips)
 
 
 def measure(all_configs: list[Config], chips: np.ndarray, rounds: int) -> list[list[float]]:
@@ -108,20 +104,21 @@ def report(all_configs: list[Config], times: list[list[float]]) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="rounds (at least 5)")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_rounds(parser, 7, "rounds (at least 5)")
     parser.add_argument("--chips", type=int, default=16, help="faces timed per round")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rounds < 5:
         parser.error("use at least 5 rounds: single timings on shared machines mislead")
 
+    onnxruntime = runtime.onnxruntime()  # telemetry off, as in facematch itself
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())  # before we add ours
     chips = face_chips(args.chips)
     with tempfile.TemporaryDirectory() as cache_dir:
-        started = time.perf_counter()
-        onnx_path = ensure_onnx_model(Path(cache_dir), models.model_path("recognition"))
-        conversion = time.perf_counter() - started
+        conversion, onnx_path = harness.measure(
+            lambda: ensure_onnx_model(Path(cache_dir), models.model_path("recognition")), WALL
+        )
         all_configs = configs(onnx_path)
         times = measure(all_configs, chips, args.rounds)
 

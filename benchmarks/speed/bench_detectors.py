@@ -1,6 +1,7 @@
 """CPU seconds per photo and peak memory of each detector at 800, 1200 and 1600 px.
 
-    python benchmarks/bench_detectors.py --photo PATH/TO/shared/faces/scenes/bbt1.jpg [--rounds 3]
+    python -m benchmarks.speed.bench_detectors --photo PATH/TO/shared/faces/scenes/bbt1.jpg \\
+        [--rounds 3]
 
 Each detector runs on one thread, on the photo resized to each long side, the
 detectors interleaved within every round (side-by-side ratios hold up better on
@@ -14,18 +15,18 @@ peak, models included); dlib's CNN at 800 px (several GB at 1600 px).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
-import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.harness import child_env
+from benchmarks import harness
 
 SIDES = (800, 1200, 1600)
 DETECTORS = {"hog": 1, "centerface": 0, "cnn": 1, "cnn-dlib": 1}  # name -> upsample
@@ -47,36 +48,32 @@ def resized(photo: Path, side: int) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
 
 
-def high_water_kb() -> int:
-    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that
-    over from the parent through fork and exec, so a child reports its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def peak_memory(photo: Path, name: str, side: int) -> float:
-    """Peak resident MB of a fresh process that detects once at ``side`` px."""
+    """Peak resident MB of a fresh process that detects once at ``side`` px (VmHWM, the
+    process's whole peak: not ru_maxrss, which Linux carries over from the parent)."""
     code = (
-        "from pathlib import Path; "
+        "from pathlib import Path; from benchmarks.harness import peak_rss_mb; "
         f"import {__spec__.name} as b; "
         f"b.run({name!r}, b.resized(Path({str(photo)!r}), {side})); "
-        "print(b.high_water_kb())"
+        "print(peak_rss_mb())"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env()
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=harness.child_env(),
     )
-    return int(out.stdout.split()[-1]) / 1024
+    return float(out.stdout.split()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=3)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    parser.add_argument("--photo", type=Path, required=True, help="a group photo (scenes/bbt1.jpg)")
+    harness.add_rounds(parser, 3)
     parser.add_argument("--detectors", default=",".join(DETECTORS))
     parser.add_argument("--memory-only", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.memory_only:
         for name in args.detectors.split(","):
             side = 800 if name == "cnn-dlib" else 1600
@@ -93,12 +90,10 @@ def main() -> None:
             for name in names:
                 if name == "cnn-dlib" and round_index > 0:
                     continue
-                started = time.process_time()
-                found[(name, side)] = run(name, images[side])
-                times.setdefault((name, side), []).append(time.process_time() - started)
+                seconds, found[(name, side)] = harness.measure(partial(run, name, images[side]))
+                times.setdefault((name, side), []).append(seconds)
     print(f"{args.photo.name}, median of {args.rounds} rounds (cnn-dlib: 1), one thread\n")
-    print("| detector | " + " | ".join(f"{s} px" for s in SIDES) + " | peak MB |")
-    print("| --- |" + " --- |" * (len(SIDES) + 1))
+    harness.table_header("detector", *(f"{s} px" for s in SIDES), "peak MB")
     hog_1600 = statistics.median(times[("hog", 1600)]) if "hog" in names else None
     for name in names:
         cells = [
@@ -106,7 +101,7 @@ def main() -> None:
         ]
         side = 800 if name == "cnn-dlib" else 1600
         memory = f"{peak_memory(args.photo, name, side):.0f} at {side} px"
-        print(f"| {name} | " + " | ".join(cells) + f" | {memory} |", flush=True)
+        harness.table_row(name, *cells, memory)
     if hog_1600:
         ratios = {n: statistics.median(times[(n, 1600)]) / hog_1600 for n in names}
         print("\nCPU time at 1600 px relative to HOG:", json.dumps(ratios))

@@ -1,6 +1,6 @@
 """Which backend should compute the cloak's gradients? Side by side, one core, one process.
 
-    nice -n 10 python benchmarks/bench_gradient_backends.py [--rounds 5]
+    nice -n 10 python -m benchmarks.speed.bench_gradient_backends [--rounds 5]
 
 For a batch of 6 chips (one cloak step) it times, interleaved, the median
 CPU seconds of:
@@ -18,20 +18,20 @@ All outputs are checked against ONNX Runtime (largest absolute difference).
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+if __name__ == "__main__":  # one thread, set before numpy and JAX load (not on import)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from benchmarks import harness
 from facematch import cloak, models
 from facematch.onnx_convert import build_model
 
@@ -72,19 +72,10 @@ class _NumpyLax:
     """Nothing of lax is needed for the operators left to cloak._apply."""
 
 
-def median_cpu(fn: Callable[[], Any], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.process_time()
-        fn()
-        times.append(time.process_time() - started)
-    return float(np.median(times))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_rounds(parser, 5)
+    args = parser.parse_args(argv)
 
     import jax
     import jax.numpy as jnp
@@ -114,16 +105,12 @@ def main() -> None:
         "jax forward+backward": lambda: gradient(floats).block_until_ready(),
         "numpy forward": lambda: by_numpy(floats),
     }
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(args.rounds):  # interleaved, so load changes hit every candidate alike
-        for name, fn in candidates.items():
-            times[name].append(median_cpu(fn, 1))
-    print("| backend | CPU s per 6 chips (median) | vs jax forward+backward |")
-    print("| --- | --- | --- |")
+    times = harness.interleaved(candidates, args.rounds)  # load changes hit every one alike
+    harness.table_header("backend", "CPU s per 6 chips (median)", "vs jax forward+backward")
     base = float(np.median(times["jax forward+backward"]))
     for name, values in times.items():
         value = float(np.median(values))
-        print(f"| {name} | {value:.3f} | {value / base:.2f}x |")
+        harness.table_row(name, f"{value:.3f}", f"{value / base:.2f}x")
     jax_diff, numpy_diff = checks["jax"], checks["numpy"]
     print(f"\nlargest difference to ONNX Runtime: jax {jax_diff:.1e}, numpy {numpy_diff:.1e}")
 

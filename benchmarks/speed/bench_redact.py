@@ -1,6 +1,6 @@
 """Redaction on group photos: faces covered, known people left clear, copies re-checked, time.
 
-    python benchmarks/bench_redact.py --faces PATH/TO/shared/faces [--rounds 3]
+    python -m benchmarks.speed.bench_redact --faces PATH/TO/shared/faces [--rounds 3]
         [--skip end-to-end|coverage|timing] [--cnn-up1]
 
 Photos: scenes/*.jpg and pairs/couple.jpg, pairs/selfie-many-people.jpg. Known
@@ -32,16 +32,18 @@ ratios, measured side by side, much less.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
-import time
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
+from benchmarks.harness import WALL
 from facematch import pipeline as pl
 from facematch import redact as rd
 from facematch.faces import FaceBox, FaceSettings
@@ -72,9 +74,6 @@ PASSES = {
 }
 # dlib's CNN at upsample 1 takes minutes per photo on a shared CPU: only with --cnn-up1.
 CNN_UP1 = rd.DetectorPass(FaceSettings(model="cnn", upsample=1))
-# What redact runs with its defaults (upsample 2), straight from the one function that
-# chooses it, so this benchmark measures the current choice.
-DEFAULT_PASSES = rd.redaction_passes(FaceSettings(upsample=2))
 # Redaction without facematch[detector] (no CenterFace): the two HOG passes and the CNN.
 WITHOUT_EXTRA = ("hog up2", "hog up1 mirrored", "cnn up0 mirrored")
 
@@ -87,10 +86,16 @@ def pass_name(detector: rd.DetectorPass) -> str:
     return name + (" mirrored" if detector.pad else "")
 
 
-def default_choice() -> tuple[str, ...]:
+def default_passes() -> tuple[rd.DetectorPass, ...]:
+    """What redact runs with its defaults (upsample 2), straight from the one function
+    that chooses it, so this benchmark measures the current choice."""
+    return rd.redaction_passes(FaceSettings(upsample=2))
+
+
+def default_choice(passes: tuple[rd.DetectorPass, ...]) -> tuple[str, ...]:
     """The names of redact's default passes, each added to PASSES if new."""
     names = []
-    for detector in DEFAULT_PASSES:
+    for detector in passes:
         name = pass_name(detector)
         PASSES.setdefault(name, detector)
         names.append(name)
@@ -144,8 +149,7 @@ def grown(boxes: list[FaceBox], image: np.ndarray) -> list[FaceBox]:
 
 def coverage(paths: list[Path], redacted: dict[str, rd.RedactedImage] | None) -> None:
     print("## Coverage of each choice of detector passes\n")
-    header = "| photo | " + " | ".join(PASSES) + " | reference (union) |"
-    print(header + "\n|" + " --- |" * (len(PASSES) + 2))
+    harness.table_header("photo", *PASSES, "reference (union)")
     found: dict[str, dict[str, list[FaceBox]]] = {}
     reference: dict[str, list[FaceBox]] = {}
     seconds: dict[str, list[float]] = {name: [] for name in PASSES}
@@ -153,18 +157,19 @@ def coverage(paths: list[Path], redacted: dict[str, rd.RedactedImage] | None) ->
         image = load_rgb(path)
         found[path.name] = {}
         for name, settings in PASSES.items():
-            start = time.perf_counter()
-            found[path.name][name] = rd.detect_pass(image, settings)
-            seconds[name].append(time.perf_counter() - start)
+            spent, found[path.name][name] = harness.measure(
+                partial(rd.detect_pass, image, settings), WALL
+            )
+            seconds[name].append(spent)
         reference[path.name] = rd.unite(list(found[path.name].values()))
-        counts = " | ".join(str(len(found[path.name][n])) for n in PASSES)
-        print(f"| {path.name} | {counts} | {len(reference[path.name])} |", flush=True)
-    times = " | ".join(f"{statistics.median(seconds[n]):.1f} s" for n in PASSES)
-    print(f"| median time per photo | {times} | |\n")
+        counts = [len(found[path.name][n]) for n in PASSES]
+        harness.table_row(path.name, *counts, len(reference[path.name]))
+    times = [f"{statistics.median(seconds[n]):.1f} s" for n in PASSES]
+    harness.table_row("median time per photo", *times, "")
+    print()
     total = sum(len(r) for r in reference.values())
-    print(
-        "| passes | reference faces covered (half the box or more) | covered wholly |\n"
-        "| --- | --- | --- |"
+    harness.table_header(
+        "passes", "reference faces covered (half the box or more)", "covered wholly"
     )
 
     def share(count: int) -> str:
@@ -180,7 +185,7 @@ def coverage(paths: list[Path], redacted: dict[str, rd.RedactedImage] | None) ->
             shares = [inside(b, masks) for b in reference[path.name]]
             covered += sum(1 for s in shares if s >= 0.5)
             wholly += sum(1 for s in shares if s >= WHOLLY)
-        print(f"| {label} | {share(covered)} | {share(wholly)} |")
+        harness.table_row(label, share(covered), share(wholly))
     if redacted is None:
         return
     handled = handled_wholly = 0
@@ -194,7 +199,8 @@ def coverage(paths: list[Path], redacted: dict[str, rd.RedactedImage] | None) ->
             handled += known or inside(b, masks) >= 0.5
             handled_wholly += known or inside(b, masks) >= WHOLLY
     label = "facematch redact, defaults: covered, or kept as a known person"
-    print(f"| {label} | {share(handled)} | {share(handled_wholly)} |\n")
+    harness.table_row(label, share(handled), share(handled_wholly))
+    print()
 
 
 def end_to_end(paths: list[Path], known: Path, work: Path) -> dict[str, rd.RedactedImage]:
@@ -220,12 +226,17 @@ def end_to_end(paths: list[Path], known: Path, work: Path) -> dict[str, rd.Redac
         rematched = list(
             pl.match(pipeline, people, [Found(str(targets[f.path])) for f in found], tolerance)
         )
-    print(
-        "| photo | faces by eye | faces found | covered | kept | named by matching | left clear | "
-        "faces found in covered areas of the copy "
-        "| covered faces named in the copy |"
+    harness.table_header(
+        "photo",
+        "faces by eye",
+        "faces found",
+        "covered",
+        "kept",
+        "named by matching",
+        "left clear",
+        "faces found in covered areas of the copy",
+        "covered faces named in the copy",
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     sums = np.zeros(7, dtype=int)
     for path, row, match_row, copy_faces, copy_match in zip(
         paths, rows, matched, again, rematched, strict=True
@@ -254,9 +265,10 @@ def end_to_end(paths: list[Path], known: Path, work: Path) -> dict[str, rd.Redac
         cells = [BY_EYE.get(path.name, "?"), *values[:2], f"{values[2]} ({kept_names})"]
         cells += values[3:5]
         cells += values[5:]
-        print(f"| {path.name} | " + " | ".join(str(c) for c in cells) + " |")
+        harness.table_row(path.name, *cells)
     eye = sum(BY_EYE.get(p.name, 0) for p in paths)
-    print(f"| all | {eye} | " + " | ".join(str(c) for c in sums) + " |\n")
+    harness.table_row("all", eye, *sums)
+    print()
     return {p.name: r for p, r in zip(paths, rows, strict=True)}
 
 
@@ -274,25 +286,25 @@ def timing(paths: list[Path], known: Path, work: Path, rounds: int) -> None:
         list(pl.match(pipeline, people, found[:1], 0.6))  # models loaded before timing
         for round_ in range(rounds):
             for item in found:
-                start = time.perf_counter()
-                result = next(pl.match(pipeline, people, [item], 0.6))
-                matching = time.perf_counter() - start
+                with harness.timed() as timing:
+                    result = next(pl.match(pipeline, people, [item], 0.6))
+                matching = timing.wall
                 annotate_dir = work / f"annotated-{round_}"
                 copies = AnnotatedCopies(output_paths([item.path], annotate_dir), Annotations(0.6))
-                start = time.perf_counter()
-                Pictures([copies]).write(result)
-                annotating = time.perf_counter() - start
-                start = time.perf_counter()
-                report = Pictures([Report(work / f"report-{round_}.html", 0.6)])
-                report.write(result)
-                report.close()
-                reporting = time.perf_counter() - start
+                with harness.timed() as timing:
+                    Pictures([copies]).write(result)
+                annotating = timing.wall
+                with harness.timed() as timing:
+                    report = Pictures([Report(work / f"report-{round_}.html", 0.6)])
+                    report.write(result)
+                    report.close()
+                reporting = timing.wall
                 plan = rd.Redaction(
                     output_paths([item.path], work / f"redacted-{round_}"), people.gallery, 0.6
                 )
-                start = time.perf_counter()
-                list(rd.redact(pipeline, [item], passes, plan))
-                redacting = time.perf_counter() - start
+                with harness.timed() as timing:
+                    list(rd.redact(pipeline, [item], passes, plan))
+                redacting = timing.wall
                 per_photo["match"].append(matching)
                 per_photo["annotate"].append(annotating)
                 per_photo["report"].append(reporting)
@@ -300,8 +312,9 @@ def timing(paths: list[Path], known: Path, work: Path, rounds: int) -> None:
                 ratios["annotate"].append((matching + annotating) / matching)
                 ratios["report"].append((matching + reporting) / matching)
                 ratios["redact"].append(redacting / matching)
-    print("| step | median seconds per photo | median time relative to matching alone |")
-    print("| --- | --- | --- |")
+    harness.table_header(
+        "step", "median seconds per photo", "median time relative to matching alone"
+    )
     rows = [("match alone (no cache)", "match", None)]
     rows += [
         ("match + --annotate", "annotate", "annotate"),
@@ -312,22 +325,23 @@ def timing(paths: list[Path], known: Path, work: Path, rounds: int) -> None:
         seconds = statistics.median(per_photo[step])
         relative = f"{statistics.median(ratios[ratio]):.2f}x" if ratio else "1"
         sign = "+" if step in ("annotate", "report") else ""
-        print(f"| {label} | {sign}{seconds:.2f} | {relative} |")
+        harness.table_row(label, f"{sign}{seconds:.2f}", relative)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=3)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
+    harness.add_rounds(parser, 3)
     parser.add_argument(
         "--skip", choices=["end-to-end", "coverage", "timing"], action="append", default=[]
     )
     parser.add_argument("--cnn-up1", action="store_true", help="add the CNN at upsample 1")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.cnn_up1:
         PASSES["cnn up1"] = CNN_UP1
-    defaults = default_choice()
-    for detector in DEFAULT_PASSES:  # CenterFace on mirrored borders too, for the reference
+    passes = default_passes()
+    defaults = default_choice(passes)
+    for detector in passes:  # CenterFace on mirrored borders too, for the reference
         if detector.settings.model == "centerface" and not detector.pad:
             mirrored = rd.DetectorPass(detector.settings, rd.MIRROR_PAD)
             PASSES.setdefault(pass_name(mirrored), mirrored)

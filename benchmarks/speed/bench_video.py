@@ -1,6 +1,6 @@
 """Faces in video: ground-truth accuracy, speed per minute of 1080p, seek vs decode, memory.
 
-    python benchmarks/bench_video.py --faces PATH/TO/shared/faces [--seconds 60] [--rounds 3]
+    python -m benchmarks.speed.bench_video --faces PATH/TO/shared/faces [--seconds 60] [--rounds 3]
 
 Writes ground-truth videos into benchmarks/data/video/ (kept between runs): real
 photos of five people shown for 2-6 s each, a stranger (LFW) for 3-4 s between
@@ -33,19 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.harness import REPO
+from benchmarks import harness
 from facematch import video
 from tests.videos import Shot, write_video  # the ground-truth video writer the tests use
 
-OUT = REPO / "benchmarks" / "data" / "video"
+OUT = harness.DATA / "video"
 # (name, known photo, photo shown in the video), under people/knn of the shared faces.
 PEOPLE = [
     ("Barack Obama", "train/obama/obama.jpg", "train/obama/obama2.jpg"),
@@ -86,30 +84,25 @@ def known_folder(faces: Path) -> Path:
 
 def make(path: Path, shots: list[Shot], **options: object) -> Path:
     if not path.exists():
-        started = time.perf_counter()
         partial = path.with_name("partial-" + path.name)
-        write_video(partial, shots, **options)  # type: ignore[arg-type]
-        partial.rename(path)
-        print(f"wrote {path.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        with harness.timed() as timing:
+            write_video(partial, shots, **options)  # type: ignore[arg-type]
+            partial.rename(path)
+        print(f"wrote {path.name} in {timing.wall:.0f} s", file=sys.stderr)
     return path
 
 
 def facematch(*args: str | Path) -> tuple[dict[str, object], float, float, float]:
     """Run facematch; (its first JSON document, wall s, CPU s of it and its workers, peak MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "facematch", *(str(a) for a in args), "--format", "json", "-q"],
+    done, timing = harness.run_timed(
+        harness.python_module("facematch", *(str(a) for a in args), "--format", "json", "-q"),
         capture_output=True,
         text=True,
-        check=False,
     )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 3):
         raise SystemExit(f"facematch failed: {done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return json.loads(done.stdout)[0], wall, cpu, after.ru_maxrss / 1024
+    document = json.loads(done.stdout)[0]
+    return document, timing.wall, timing.children_cpu, timing.children_peak_mb
 
 
 def score(
@@ -138,10 +131,11 @@ def score(
 
 
 def decode_seconds(path: Path, strategy: video.Strategy) -> float:
-    started = time.process_time()
-    for _ in video.frames(str(path), 1.0, strategy=strategy):
-        pass
-    return time.process_time() - started
+    """CPU seconds to sample ``path`` once a second."""
+    with harness.timed() as timing:
+        for _ in video.frames(str(path), 1.0, strategy=strategy):
+            pass
+    return timing.cpu
 
 
 def cut(path: Path, seconds: float, out: Path) -> Path:
@@ -163,12 +157,12 @@ def cut(path: Path, seconds: float, out: Path) -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser, required=False)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p videos")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="the memory test file")
-    parser.add_argument("--rounds", type=int, default=3)
+    harness.add_rounds(parser, 3)
     parser.add_argument(
         "--parts", nargs="+", default=["accuracy", "speed", "decode", "memory"], help="what to run"
     )
@@ -178,7 +172,7 @@ def main() -> None:
         default=["default", "hog"],
         help="frames' detectors to compare: default (CenterFace when installed), hog, ...",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     known = known_folder(args.faces)
     shots = schedule(args.faces, args.seconds)
@@ -208,11 +202,14 @@ def main() -> None:
 def accuracy(files: dict[str, Path], known: Path, shots: list[Shot], models: list[str]) -> None:
     interval = 1.0
     print("## Accuracy (default sampling, 1 per second)\n")
-    print(
-        "| file | frames' detector | appearances >= 2 s | reported | boundaries within 1 sample "
-        "| ranges of absent people |"
+    harness.table_header(
+        "file",
+        "frames' detector",
+        "appearances >= 2 s",
+        "reported",
+        "boundaries within 1 sample",
+        "ranges of absent people",
     )
-    print("| --- | --- | --- | --- | --- | --- |")
     documents = {}
     for label, path in files.items():
         for model in models:
@@ -221,9 +218,13 @@ def accuracy(files: dict[str, Path], known: Path, shots: list[Shot], models: lis
             if model == models[0]:
                 documents[label] = document
             total, reported, exact, absent = score(document, shots, interval)
-            print(
-                f"| {label} | {model} | {total} | {reported} ({reported / total:.0%}) | "
-                f"{exact} ({exact / total:.0%}) | {absent} |"
+            harness.table_row(
+                label,
+                model,
+                total,
+                f"{reported} ({reported / total:.0%})",
+                f"{exact} ({exact / total:.0%})",
+                absent,
             )
     same = [
         (a["name"], a["start"], a["end"])
@@ -255,11 +256,11 @@ def segment_cpu(
     else:
         frames = video.VideoSettings(fps=fps, detector=model)  # type: ignore[arg-type]
     task = VideoTask(str(path), settings, engine, frames, 0.0, None, seconds)
-    started = time.process_time()
-    result = encode_segment(task)
-    if result.error:
-        raise SystemExit(f"{path}: {result.error}")
-    return time.process_time() - started
+    with harness.timed() as timing:
+        result = encode_segment(task)
+        if result.error:
+            raise SystemExit(f"{path}: {result.error}")
+    return timing.cpu
 
 
 def speed(files: dict[str, Path], known: Path, args: argparse.Namespace, tag: str) -> None:
@@ -285,24 +286,21 @@ def speed(files: dict[str, Path], known: Path, args: argparse.Namespace, tag: st
             _, wall, _, _ = facematch(known, main_file, "--no-cache", "-j", jobs)
             wall_rows.setdefault(f"-j {jobs}", []).append(wall)
     print("One worker, models loaded, sampling + detection + encoding:\n")
-    print("| run | CPU s / min of video |")
-    print("| --- | --- |")
+    harness.table_header("run", "CPU s / min of video")
     for label, values in cpu_rows.items():
-        print(f"| {label} | {statistics.median(values):.1f} |")
+        harness.table_row(label, f"{statistics.median(values):.1f}")
     print(
         f"\nThe whole command on the {args.seconds:g} s H.264 file (start-up, known folder, "
         "video), --no-cache:\n"
     )
-    print("| jobs | wall s |")
-    print("| --- | --- |")
+    harness.table_header("jobs", "wall s")
     for label, values in wall_rows.items():
-        print(f"| {label} | {statistics.median(values):.1f} |")
+        harness.table_row(label, f"{statistics.median(values):.1f}")
 
 
 def decoding(files: dict[str, Path], args: argparse.Namespace, minutes: float) -> None:
     print("\n## Sampling alone (decode + RGB, no faces), CPU s per minute of 1080p\n")
-    print("| file | keyframe interval | seek | decode through | auto picks |")
-    print("| --- | --- | --- | --- | --- |")
+    harness.table_header("file", "keyframe interval", "seek", "decode through", "auto picks")
     for label in ("H.264, 1 s keyframes", "H.264, x264 default keyframes", "VP9 (WebM)"):
         path = files[label]
         info = video.probe(str(path))
@@ -311,9 +309,12 @@ def decoding(files: dict[str, Path], args: argparse.Namespace, minutes: float) -
             for strategy in ("seek", "through"):
                 times[strategy].append(decode_seconds(path, strategy) / minutes)  # type: ignore[arg-type]
         interval_text = f"{info.keyframe_interval:.1f} s" if info.keyframe_interval else "no index"
-        print(
-            f"| {label} | {interval_text} | {statistics.median(times['seek']):.2f} | "
-            f"{statistics.median(times['through']):.2f} | {info.strategy()} |"
+        harness.table_row(
+            label,
+            interval_text,
+            f"{statistics.median(times['seek']):.2f}",
+            f"{statistics.median(times['through']):.2f}",
+            info.strategy(),
         )
 
 
@@ -325,8 +326,7 @@ def memory(known: Path, args: argparse.Namespace) -> None:
     long = make(
         OUT / f"small-{args.long_minutes:g}min.mp4", schedule(args.faces, long_seconds), **small
     )
-    print("| file | peak RSS | wall s | samples |")
-    print("| --- | --- | --- | --- |")
+    harness.table_header("file", "peak RSS", "wall s", "samples")
     for label, path in (("1 minute", one), (f"{args.long_minutes:g} minutes", long)):
         measure = (
             f"import resource, subprocess, sys, json\n"
@@ -336,11 +336,11 @@ def memory(known: Path, args: argparse.Namespace) -> None:
             f"frames = len(json.loads(done.stdout)[0]['frames'])\n"
             f"print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, frames)\n"
         )
-        started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", measure], capture_output=True, text=True)
-        wall = time.perf_counter() - started
+        out, timing = harness.run_timed(
+            [sys.executable, "-c", measure], capture_output=True, text=True
+        )
         peak, samples = out.stdout.split()
-        print(f"| {label} | {float(peak):.0f} MiB | {wall:.0f} | {samples} |")
+        harness.table_row(label, f"{float(peak):.0f} MiB", f"{timing.wall:.0f}", samples)
 
 
 if __name__ == "__main__":

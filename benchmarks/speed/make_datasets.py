@@ -1,6 +1,6 @@
 """Build the benchmark photo sets from the shared face photos, deterministically.
 
-    python benchmarks/make_datasets.py [--faces PATH/TO/shared/faces] [--out benchmarks/data]
+    python -m benchmarks.speed.make_datasets [--faces PATH/TO/shared/faces] [--out benchmarks/data]
 
 Two sets, each with a ``known/`` folder (one photo per person, named after the person)
 and an ``unknown/`` folder:
@@ -20,18 +20,17 @@ A ``manifest.json`` next to the sets records which source photo each file came f
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from benchmarks.harness import REPO
+from benchmarks import harness
 
 PHONE_LONG_SIDE = 4032
 PORTRAIT_MAX_SIDE = 600
@@ -232,18 +231,13 @@ def check_sources(faces: Path) -> list[str]:
     return [source for source in wanted if not (faces / source).is_file()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--faces",
-        type=Path,
-        default=REPO.parent / "shared" / "faces",
-        help="the shared face photos (default: the shared/faces folder beside the repository)",
-    )
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser, required=False)
     parser.add_argument(
         "--out",
         type=Path,
-        default=REPO / "benchmarks" / "data",
+        default=harness.DATA,
         help="where to write phone/ and portraits/ (default: benchmarks/data)",
     )
     args = parser.parse_args(argv)

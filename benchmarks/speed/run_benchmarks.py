@@ -1,9 +1,9 @@
 """Time facematch against face_recognition 1.3.0's CLI on the same photos.
 
-    pip install psutil                       # the one dependency besides the stdlib
-    python benchmarks/make_datasets.py       # builds benchmarks/data (once)
-    python benchmarks/run_benchmarks.py [--rounds 3] [--fr-venv DIR] [--facematch PATH]
-                                        [--json out.json]
+    pip install psutil                         # the one dependency besides the stdlib
+    python -m benchmarks.speed.make_datasets   # builds benchmarks/data (once)
+    python -m benchmarks.speed.run_benchmarks [--rounds 3] [--fr-venv DIR] [--facematch PATH]
+                                              [--json out.json]
 
 Benchmarks, each repeated ``--rounds`` times with the two tools interleaved
 (facematch, face_recognition, facematch, face_recognition, ...); the tables give
@@ -45,7 +45,6 @@ import select
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,10 +58,11 @@ from typing import Any
 
 try:
     import psutil
-except ImportError:  # pragma: no cover - a message rather than a traceback
-    sys.exit("run_benchmarks: needs psutil (pip install psutil)")
+except ImportError:  # pragma: no cover - main says what to install
+    psutil = None
 
-from benchmarks.harness import REPO
+from benchmarks import harness
+from benchmarks.harness import REPO, median
 
 DEFAULT_FR_VENV = REPO / "benchmarks" / ".venv-fr"
 FR_PACKAGES = ["dlib-bin", "face-recognition-models", "click", "numpy", "pillow", "setuptools<81"]
@@ -451,10 +451,6 @@ def merge_rounds(per_round: list[tuple[int, list[dict[str, Any]]]]) -> list[dict
 # reporting
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def fmt_seconds(value: float) -> str:
     if value != value:  # NaN
         return "-"
@@ -727,11 +723,15 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
         "facematch time; peak RSS summed over each tool's process tree."
     )
     lines.append("")
-    lines.append(
-        "| benchmark | facematch | face_recognition | speed-up | facematch peak RSS "
-        "| face_recognition peak RSS | same names |"
+    lines += harness.header_lines(
+        "benchmark",
+        "facematch",
+        "face_recognition",
+        "speed-up",
+        "facematch peak RSS",
+        "face_recognition peak RSS",
+        "same names",
     )
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
     for dataset, title in DATASETS.items():
         if dataset not in plan.benchmarks:
             continue
@@ -746,20 +746,27 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
         else:
             same = f"yes ({names['photos']} photos)"
         lines.append(
-            f"| {title} ({n_known} known, {n_unknown} unknown) "
-            f"| {fmt_time_cell(get(dataset, FACEMATCH)['seconds'])} "
-            f"| {fmt_time_cell(get(dataset, FACE_RECOGNITION)['seconds'])} "
-            f"| {fmt_ratio(med(dataset, FACE_RECOGNITION), med(dataset, FACEMATCH))} "
-            f"| {fmt_bytes(med(dataset, FACEMATCH, 'peak_rss'))} "
-            f"| {fmt_bytes(med(dataset, FACE_RECOGNITION, 'peak_rss'))} | {same} |"
+            harness.row_line(
+                f"{title} ({n_known} known, {n_unknown} unknown)",
+                fmt_time_cell(get(dataset, FACEMATCH)["seconds"]),
+                fmt_time_cell(get(dataset, FACE_RECOGNITION)["seconds"]),
+                fmt_ratio(med(dataset, FACE_RECOGNITION), med(dataset, FACEMATCH)),
+                fmt_bytes(med(dataset, FACEMATCH, "peak_rss")),
+                fmt_bytes(med(dataset, FACE_RECOGNITION, "peak_rss")),
+                same,
+            )
         )
     if "help" in plan.benchmarks:
         lines.append(
-            f"| --help | {fmt_time_cell(get('help', FACEMATCH)['seconds'])} "
-            f"| {fmt_time_cell(get('help', FACE_RECOGNITION)['seconds'])} "
-            f"| {fmt_ratio(med('help', FACE_RECOGNITION), med('help', FACEMATCH))} "
-            f"| {fmt_bytes(med('help', FACEMATCH, 'peak_rss'))} "
-            f"| {fmt_bytes(med('help', FACE_RECOGNITION, 'peak_rss'))} | - |"
+            harness.row_line(
+                "--help",
+                fmt_time_cell(get("help", FACEMATCH)["seconds"]),
+                fmt_time_cell(get("help", FACE_RECOGNITION)["seconds"]),
+                fmt_ratio(med("help", FACE_RECOGNITION), med("help", FACEMATCH)),
+                fmt_bytes(med("help", FACEMATCH, "peak_rss")),
+                fmt_bytes(med("help", FACE_RECOGNITION, "peak_rss")),
+                "-",
+            )
         )
 
     if "warm" in plan.benchmarks:
@@ -768,11 +775,16 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
             "### facematch encoding cache (fresh --cache-dir per round: cold run, then warm run)"
         )
         lines.append("")
-        lines.append(
-            "| photos | --no-cache | cold | warm | cold / warm | face_recognition / warm "
-            "| warm peak RSS | warm output = --no-cache output |"
+        lines += harness.header_lines(
+            "photos",
+            "--no-cache",
+            "cold",
+            "warm",
+            "cold / warm",
+            "face_recognition / warm",
+            "warm peak RSS",
+            "warm output = --no-cache output",
         )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for dataset, title in DATASETS.items():
             cold, warm = f"{dataset}-cold", f"{dataset}-warm"
             if not get(warm, FACEMATCH)["seconds"]:
@@ -785,12 +797,16 @@ def render(bench: Bench, summary: dict[str, Any], machine: dict[str, Any]) -> st
             else:
                 same = "yes"
             lines.append(
-                f"| {title} | {fmt_time_cell(get(dataset, FACEMATCH)['seconds'])} "
-                f"| {fmt_time_cell(get(cold, FACEMATCH)['seconds'])} "
-                f"| {fmt_time_cell(get(warm, FACEMATCH)['seconds'])} "
-                f"| {fmt_ratio(med(cold, FACEMATCH), med(warm, FACEMATCH))} "
-                f"| {fmt_ratio(med(dataset, FACE_RECOGNITION), med(warm, FACEMATCH))} "
-                f"| {fmt_bytes(med(warm, FACEMATCH, 'peak_rss'))} | {same} |"
+                harness.row_line(
+                    title,
+                    fmt_time_cell(get(dataset, FACEMATCH)["seconds"]),
+                    fmt_time_cell(get(cold, FACEMATCH)["seconds"]),
+                    fmt_time_cell(get(warm, FACEMATCH)["seconds"]),
+                    fmt_ratio(med(cold, FACEMATCH), med(warm, FACEMATCH)),
+                    fmt_ratio(med(dataset, FACE_RECOGNITION), med(warm, FACEMATCH)),
+                    fmt_bytes(med(warm, FACEMATCH, "peak_rss")),
+                    same,
+                )
             )
 
     lines.append("")
@@ -911,9 +927,7 @@ def tool_environment(pycache: Path) -> dict[str, str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Time facematch against face_recognition 1.3.0 on the benchmark photos."
-    )
+    parser = harness.parser(__doc__)
     parser.add_argument(
         "--fr-venv",
         type=Path,
@@ -929,10 +943,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data",
         type=Path,
-        default=REPO / "benchmarks" / "data",
-        help="the folder make_datasets.py wrote (default: benchmarks/data)",
+        default=harness.DATA,
+        help="the folder make_datasets wrote (default: benchmarks/data)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per benchmark (default 3)")
+    harness.add_rounds(parser, 3, "rounds per benchmark (default 3)")
     parser.add_argument(
         "--help-rounds", type=int, default=10, help="rounds of the --help benchmark (default 10)"
     )
@@ -946,7 +960,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=3600, help="seconds before a run is killed (default 3600)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="also save the raw numbers here")
+    harness.add_json(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.help_rounds < 1:
         parser.error("--rounds and --help-rounds must be at least 1")
@@ -955,6 +969,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if psutil is None:
+        print("run_benchmarks: needs psutil (pip install psutil)", file=sys.stderr)
+        return 2
     data: Path = args.data.resolve()
     missing = [
         relative(data / d / f)
@@ -964,7 +981,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if missing:
         print(
-            f"run_benchmarks: missing {', '.join(missing)}; run python benchmarks/make_datasets.py",
+            f"run_benchmarks: missing {', '.join(missing)}; "
+            "run python -m benchmarks.speed.make_datasets",
             file=sys.stderr,
         )
         return 2
@@ -1007,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": [{k: v for k, v in asdict(run).items() if k != "stdout"} for run in bench.runs],
             "summary": summary,
         }
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        harness.write_json(args.json, report)
         print(f"raw numbers: {args.json}", file=sys.stderr)
     failed = bool(summary["failures"])
     return 1 if failed else 0

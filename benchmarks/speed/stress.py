@@ -12,7 +12,7 @@ upright photo, upsample 1), this makes:
 A face counts as found when a box's centre lies inside its true box and the
 box's side is within 0.5-2x the true side; a box matching no face is false.
 
-    python benchmarks/stress.py --faces PATH/TO/shared/faces
+    python -m benchmarks.speed.stress --faces PATH/TO/shared/faces
 
 prints a markdown table (recall and false boxes per set and detector setting);
 ``--detectors cnn --sets tilt,edge`` adds dlib's CNN (ONNX) where it is affordable;
@@ -23,16 +23,16 @@ tiling are those of the real pipeline.
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks import harness
 from facematch.detectors import FaceBox
 from facematch.faces import FaceSettings, detect, run_detector
 
@@ -187,14 +187,14 @@ def run(samples: list[Sample], settings: FaceSettings, min_face: int | None) -> 
     return found, false
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, required=True, help="the shared face photos")
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__)
+    harness.add_faces(parser)
     parser.add_argument("--detectors", default="hog,hog up2,centerface,centerface 0.2")
     parser.add_argument(
         "--sets", default="tilt,small,edge", help="kinds of set (tilt,small,edge) or set names"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     paths = sorted((args.faces / "portraits").glob("*.[jp][pn]g"))
     paths += sorted((args.faces / "people" / "knn" / "train").glob("*/*.[jp][pn]g"))
     sources = source_faces(paths)
@@ -207,19 +207,18 @@ def main() -> None:
     sets["edge cut"] = ([edge_cut(n, i, b, k) for k, (n, i, b) in enumerate(sources)], None)
     names = args.detectors.split(",")
     print(f"{len(sources)} faces per set\n")
-    print("| set | " + " | ".join(names) + " |")
-    print("| --- |" + " --- |" * len(names))
+    harness.table_header("set", *names)
     kinds = args.sets.split(",")
     for set_name, (samples, min_face) in sets.items():
         if set_name.split()[0] not in kinds and set_name not in kinds:
             continue
         cells = []
         for name in names:
-            started = time.process_time()
-            found, false = run(samples, SETTINGS[name], min_face)
-            seconds = time.process_time() - started
+            seconds, (found, false) = harness.measure(
+                partial(run, samples, SETTINGS[name], min_face)
+            )
             cells.append(f"{found}/{len(sources)}, {false} false ({seconds:.0f} s)")
-        print(f"| {set_name} | " + " | ".join(cells) + " |", flush=True)
+        harness.table_row(set_name, *cells)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class Generator:
         return np.concatenate(parts) if parts else np.empty((0, DIM), np.float32)
 
     def people(self, rng: np.random.Generator, faces: int) -> tuple[np.ndarray, np.ndarray]:
-        sizes = []
+        sizes: list[int] = []
         while sum(sizes) < faces:
             sizes.append(int(rng.choice(self.photos_per_person)))
         sizes[-1] -= sum(sizes) - faces
@@ -84,7 +84,7 @@ def isotropic(
     rng = np.random.default_rng(seed)
     sw = SAME_SHRINK * same_mean / np.sqrt(2 * DIM)
     sb = np.sqrt(max((DIFFERENT_SHRINK * diff_mean) ** 2 / (2 * DIM) - sw**2, 1e-6))
-    sizes = []
+    sizes: list[int] = []
     while sum(sizes) < n:
         sizes.append(1 if rng.random() < 0.25 else int(rng.integers(2, 7)))
     truth = np.repeat(np.arange(len(sizes)), sizes)[:n]

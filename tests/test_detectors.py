@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import stat
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from benchmarks.speed import stress
 from facematch.cli import main
 from facematch.detect import detectors
 from facematch.encode.faces import FaceSettings, detect, sensitive_settings
@@ -25,21 +24,10 @@ from facematch.run.pipeline import Pipeline
 from facematch.sources.images import load_rgb, luminance
 
 DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parent.parent
 
 needs_centerface = pytest.mark.skipif(
     not detectors.centerface_available(), reason="facematch[detector] is not installed"
 )
-
-
-def stress_module() -> ModuleType:
-    """benchmarks/stress.py, the generator of the stress sets."""
-    spec = importlib.util.spec_from_file_location("stress", REPO / "benchmarks" / "stress.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 SENSITIVE = detectors.most_sensitive(warn=False)
@@ -99,7 +87,6 @@ def test_centerface_boxes_are_dlib_style() -> None:
 
 @needs_centerface
 def test_a_tilted_face_is_found() -> None:
-    stress = stress_module()
     image = load_rgb(DATA / "obama.jpg")
     (truth,) = detectors.detect(image, "hog", 1)
     sample = stress.tilted("obama", image, truth.box, 50)
@@ -110,7 +97,6 @@ def test_a_tilted_face_is_found() -> None:
 @needs_centerface
 def test_small_faces_in_a_large_frame_are_found() -> None:
     """20 px faces pasted into a 1600x1200 frame: found when asked for faces that small."""
-    stress = stress_module()
     sources = [
         (name, image, boxes[0].box)
         for name in ("obama.jpg", "biden.jpg", "alex-lacamoire.png")

@@ -4,7 +4,7 @@ Each shot shows one photo, letterboxed onto the frame, with a slow zoom so
 that consecutive frames differ as in real footage. ``rotation`` stores the
 pixels turned and a display matrix that turns them back (as phones do), so
 a player, and facematch, show the same picture. Used by the tests (small
-files) and by ``benchmarks/bench_video.py`` (1080p, long files).
+files) and by ``benchmarks.speed.bench_video`` (1080p, long files).
 """
 
 from __future__ import annotations

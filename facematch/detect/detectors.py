@@ -12,7 +12,7 @@ Every detector reports boxes in dlib's convention, the box the shape
 predictor was trained on, in (top, right, bottom, left) order, so landmarks
 and descriptors stay as they are whichever detector found the face.
 CenterFace's own boxes are taller than dlib's; :data:`CENTERFACE_TO_DLIB`
-maps them (fitted on lfw-dev, see benchmarks/fit_centerface_boxes.py).
+maps them (fitted on lfw-dev, see benchmarks/accuracy/fit_centerface_boxes.py).
 
 No dlib detector is ever given an image too small to hold a face at its
 scale (see :data:`MIN_DETECTOR_SIDE`): dlib's CNN corrupts the heap on images
@@ -53,7 +53,7 @@ DETECTOR_WINDOW = 80
 MIN_DETECTOR_SIDE = DETECTOR_WINDOW // 2
 
 # CenterFace finds faces of this many pixels in the image it is given (measured on
-# the stress sets: all 20 px faces, most 14 px ones; benchmarks/stress.py).
+# the stress sets: all 20 px faces, most 14 px ones; benchmarks/speed/stress.py).
 CENTERFACE_SMALLEST_FACE = 16
 # Its heatmap has a stride of 4 and its input sides must be multiples of 32.
 CENTERFACE_STRIDE = 4
@@ -130,7 +130,7 @@ class BoxMapping:
 
 
 # Medians over the 6,041 lfw-dev faces found by both HOG and CenterFace
-# (benchmarks/fit_centerface_boxes.py; docs/guide/detectors.md).
+# (benchmarks/accuracy/fit_centerface_boxes.py; docs/guide/detectors.md).
 CENTERFACE_TO_DLIB = BoxMapping(shift_x=-0.0486, shift_y=0.0325, side=0.9612)
 
 

@@ -3,7 +3,7 @@
 dlib's 0.6 was tuned to decide whether two faces are the same person. A
 gallery search makes one such decision per known face, so a stranger's chance
 of being named grows with the gallery. Measured on lfw-dev (LFW's development
-people, ``benchmarks/calibrate_lfw.py``), the chance that a stranger is within
+people, ``benchmarks/accuracy/calibrate_lfw.py``), the chance that a stranger is within
 ``t`` of one of ``n`` known people's faces is
 
     1 - (1 - F(t)) ** (n ** STRANGER_EXPONENT)
@@ -18,7 +18,7 @@ chance wherever that is between 0.3% and 50% (within 15% in most places).
 (face_recognition's answers), lower as the gallery grows (docs/guide/matching.md).
 It was first fitted on the shared photo sets; on lfw-dev's open-set check it
 names more people right than any curve re-fitted from the model above, so it
-is kept (``benchmarks/openset.py``; numbers in docs/measurements/accuracy.md).
+is kept (``benchmarks/accuracy/openset.py``; numbers in docs/measurements/accuracy.md).
 
 ``local_tolerances`` then adapts the auto tolerance to each face's neighbourhood,
 as open-set identification systems normalise scores by the gallery: a face whose
@@ -42,14 +42,14 @@ CURVE_RATE = 0.02
 MAX_TOLERANCE = 0.6
 
 # A stranger's chance of being within a tolerance of somebody: lfw-dev fit
-# (python benchmarks/calibrate_lfw.py --lfw lfw-dev).
+# (python -m benchmarks.accuracy.calibrate_lfw --lfw lfw-dev).
 STRANGER_MEAN = 0.8487
 STRANGER_SD = 0.1103
 STRANGER_EXPONENT = 0.772
 # Warn when a stranger's chance of being named exceeds this.
 WARN_RATE = 0.10
 
-# Local adaptation of the auto tolerance (benchmarks/openset.py).
+# Local adaptation of the auto tolerance (benchmarks/accuracy/openset.py).
 LOCAL_PEOPLE = 5  # how many nearest other people describe a neighbourhood
 LOCAL_WEIGHT = 0.75  # tolerance change per unit of neighbourhood distance
 LOCAL_MIN_PEOPLE = 10  # smaller galleries keep the plain auto tolerance

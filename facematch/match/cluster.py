@@ -494,7 +494,7 @@ def known_names(
     than half of its faces vote for that person and none votes for anybody else; a
     stranger's group, whose faces fall near several people or near nobody, stays unnamed.
     The default margin is the smallest that kept named-group precision at 0.99 on lfw-dev
-    with strangers present (``benchmarks/cluster_known.py``).
+    with strangers present (``benchmarks/accuracy/cluster_known.py``).
     """
     label = np.asarray(labels, dtype=np.intp)
     grouped = np.flatnonzero(label != UNCLUSTERED)

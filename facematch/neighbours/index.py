@@ -800,7 +800,7 @@ class FaissIndex:
     stored float32 rows (faiss's ``knn_L2sqr_by_idx``), the best k + 8 again in
     float64 from the rows and the float64 query, and ranked (ties by lower id): every
     distance reported is exact, only a true neighbour the cells and codes missed can
-    be absent (recall: benchmarks/ann_1m.py).
+    be absent (recall: benchmarks/scale/ann_1m.py).
 
     The rows themselves are kept by an ``ExactIndex`` (``add(..., copy=False)``
     keeps the caller's float32 matrix, no second copy), which also answers while

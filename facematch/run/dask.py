@@ -21,7 +21,7 @@ each) on this machine. Either way:
 - ``close`` cancels whatever is still queued or running on the cluster
   (Ctrl-C, SIGTERM, an error in the caller) and stops a local cluster.
 - A local cluster's workers run without Dask's sampling profiler, which costs
-  about 5% of the CPU here (benchmarks/bench_dask.py).
+  about 5% of the CPU here (benchmarks/speed/bench_dask.py).
 
 Imported only when a ``dask:`` runner is asked for: it needs ``facematch[dask]``.
 """
@@ -56,7 +56,7 @@ EXTRA_HINT = "pip install 'facematch[dask]'"
 CONNECT_TIMEOUT = 5.0
 # Seconds to wait for a scheduler's first worker.
 WORKERS_TIMEOUT = 30.0
-# Items per shard (benchmarks/bench_dask.py): beyond this the per-task cost is
+# Items per shard (benchmarks/speed/bench_dask.py): beyond this the per-task cost is
 # lost in the noise, while a dead worker and the last, lone shards cost more.
 SHARD_SIZE = 8
 # Shards in flight per worker thread: one running, the next ones queued, so

@@ -5,7 +5,7 @@ only when a video is read, never by ``import facematch`` or ``--help``.
 
 Frames are sampled ``fps`` times a second at times ``k / fps`` from the first
 frame; each sample is the first decoded frame at or after its time (within
-half a frame). Two ways to reach a sample (``benchmarks/bench_video.py``
+half a frame). Two ways to reach a sample (``benchmarks/speed/bench_video.py``
 measures both on short and long keyframe intervals):
 
 - **seek**: when a keyframe lies between the last decoded frame and the next

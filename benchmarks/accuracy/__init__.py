@@ -1,0 +1,1 @@
+"""Accuracy benchmarks: detection, naming, calibration and clustering on labelled photos."""

@@ -96,9 +96,9 @@ def cloak(
             if out_dir is None:
                 raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
             results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
-        from facematch.output.writers import make_cloak_writer
+        from facematch.output.writers import CLOAK_ROWS, make_writer
 
-        problems = write_all(_noted(results, unprotected), make_cloak_writer(fmt, sys.stdout))
+        problems = write_all(_noted(results, unprotected), make_writer(fmt, sys.stdout, CLOAK_ROWS))
     except FacematchError as exc:
         fail_with(exc)
     if problems or unprotected:

@@ -102,7 +102,7 @@ def run(
     """
     from facematch.cli.common import find_inputs
     from facematch.match.cluster import FaceClusterer
-    from facematch.output.writers import make_face_row_writer
+    from facematch.output.writers import FACE_ROWS, make_writer
     from facematch.store.library import Library, resolve_library_path
     from facematch.store.people import People
 
@@ -130,7 +130,7 @@ def run(
         if renamed:
             rows = people.rows(everything)
         selected = [r for r in rows if _under(r.path, roots)]
-    writer = make_face_row_writer(fmt, sys.stdout)
+    writer = make_writer(fmt, sys.stdout, FACE_ROWS)
     with writing():
         for face_row in selected:
             writer.write(face_row)

@@ -37,7 +37,7 @@ def detect(
     """Print the face boxes found in images, like face_recognition's face_detection."""
     from facematch.detect.detectors import DETECTOR_WINDOW
     from facematch.output.pictures import Tee
-    from facematch.output.writers import make_detect_writer
+    from facematch.output.writers import DETECT_ROWS, make_writer
     from facematch.run import pipeline as pl
 
     # face_detection runs on the full image: dlib's window is the smallest face.
@@ -50,7 +50,7 @@ def detect(
     pictures.check(inputs)
     with shared.pipeline() as pipeline, progress_bar(len(found), "detect", shared.quiet) as bar:
         pipeline.progress = bar.update
-        writer = make_detect_writer(fmt, sys.stdout)
+        writer = make_writer(fmt, sys.stdout, DETECT_ROWS)
         drawn = pictures.writer(inputs, None)
         results = pl.find_boxes(pipeline, found)
         unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))

@@ -89,7 +89,7 @@ def match(
     from facematch.encode.frames import VideoSettings, video_detector
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import Tee
-    from facematch.output.writers import make_writer
+    from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
     from facematch.sources.images import is_video_name
 
@@ -147,7 +147,7 @@ def match(
             per_frame=per_frame,
             local=tolerance == "auto",
         )
-        writer = make_writer(fmt, sys.stdout, show_distance, videos=videos > 0)
+        writer = make_writer(fmt, sys.stdout, match_rows(show_distance, videos=videos > 0))
         drawn = pictures.writer(paths, chosen)
         unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:
@@ -168,7 +168,7 @@ def match_library(
     """``match --library``: the known folder is encoded, the unknown faces read from the library."""
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import Tee
-    from facematch.output.writers import make_writer
+    from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
     from facematch.sources.images import Found
     from facematch.store.library import Library
@@ -193,7 +193,7 @@ def match_library(
             iter(encoded),
             local=tolerance == "auto",
         )
-        writer = make_writer(fmt, sys.stdout, show_distance)
+        writer = make_writer(fmt, sys.stdout, match_rows(show_distance))
         drawn = pictures.writer(paths, chosen)
         unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
     if unreadable or known_people.unreadable:

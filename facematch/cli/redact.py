@@ -99,7 +99,7 @@ def redact(
     from facematch.encode.passes import redaction_passes
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import output_paths, refuse_overwrites
-    from facematch.output.writers import make_redact_writer
+    from facematch.output.writers import REDACT_ROWS, make_writer
     from facematch.privacy import redact as rd
     from facematch.run.pipeline import build_gallery
 
@@ -123,6 +123,6 @@ def redact(
             chosen = choose_tolerance(tolerance, len(known.gallery.embeddings))
             plan = replace(plan, gallery=known.gallery, tolerance=chosen)
         results = rd.redact(pipeline, found, passes, plan)
-        unreadable = write_all(results, make_redact_writer(fmt, sys.stdout))
+        unreadable = write_all(results, make_writer(fmt, sys.stdout, REDACT_ROWS))
     if unreadable or unreadable_known:
         sys.exit(EXIT_PARTIAL)

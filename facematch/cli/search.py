@@ -52,7 +52,7 @@ def search(
     from facematch.cli.common import find_inputs
     from facematch.errors import NoKnownFacesError
     from facematch.match import calibration
-    from facematch.output.writers import make_hit_writer
+    from facematch.output.writers import hit_rows, make_writer
     from facematch.run.pipeline import query_faces
     from facematch.store.library import Library
 
@@ -67,7 +67,7 @@ def search(
             tolerance = calibration.auto_tolerance(max(library.info()["faces"], 1))
         assert isinstance(tolerance, float)
         hits = library.search(queries, tolerance, top)
-    writer = make_hit_writer(fmt, sys.stdout)
+    writer = make_writer(fmt, sys.stdout, hit_rows())
     with writing():
         for hit in hits:
             writer.write(hit)

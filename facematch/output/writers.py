@@ -1,4 +1,9 @@
-"""One writer per output format, each with ``write(result)`` and ``close()``.
+"""Every command's rows in four formats: ``compat``, ``csv``, ``json`` and ``jsonl``.
+
+A row definition (:class:`Rows`) says how one kind of record is written: its CSV
+header and CSV rows (several per record: one per face, say), its JSON object, and
+its compat lines. Four writers, one per format, write any kind; :func:`make_writer`
+picks one, e.g. ``make_writer("csv", sys.stdout, REDACT_ROWS)``.
 
 ``compat`` prints face_recognition's exact lines (sentinel names included);
 ``csv``, ``json`` and ``jsonl`` carry a status and an error for every input.
@@ -13,24 +18,189 @@ import csv
 import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Generic, Protocol, TextIO, TypeAlias, TypeVar
 
 from facematch.match.appearances import clock
 from facematch.output.text import printable, spreadsheet_safe
 from facematch.records import (
     Appearance,
+    CloakResult,
+    FaceBox,
     FaceMatch,
+    FaceRow,
     ImageResult,
     LibraryFaces,
     Match,
+    RedactedImage,
     SearchHit,
     VideoResult,
 )
 
-if TYPE_CHECKING:
-    from facematch.records import CloakResult, FaceRow, RedactedImage
+DISTANCE_DIGITS = 6
+TIME_DIGITS = 3
+QUALITY_DIGITS = 4
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+Cell = str | int | float | None
+"""A CSV cell: text is made spreadsheet-safe, None is written empty."""
+JsonObject = dict[str, Any]
+
+
+class RowWriter(Protocol[R_contra]):
+    def write(self, row: R_contra) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Result = ImageResult | VideoResult
+Writer: TypeAlias = RowWriter[Result]
+"""A writer of match (and detect) results."""
+
+
+@dataclass(frozen=True)
+class Rows(Generic[R]):
+    """How one kind of record is written in each format."""
+
+    header: tuple[str, ...]
+    csv_rows: Callable[[R], Iterable[Sequence[Cell]]]
+    """The record's CSV rows, their cells in ``header`` order."""
+    json_object: Callable[[R], JsonObject]
+    """The record's JSON object (one item of the JSON array, or one JSON line)."""
+    compat_lines: Callable[[R], Iterable[str]]
+    """The record's compat lines, printable, without their newlines."""
+
+
+# --- the writers, one per format -------------------------------------------------------
+
+
+class CompatWriter(Generic[R]):
+    """The compat lines of each record; errors go to stderr only."""
+
+    def __init__(self, out: TextIO, rows: Rows[R]) -> None:
+        self.out = out
+        self.rows = rows
+
+    def write(self, row: R) -> None:
+        for line in self.rows.compat_lines(row):
+            self.out.write(line + "\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class CsvWriter(Generic[R]):
+    """Real CSV, quoted where needed, with a header."""
+
+    def __init__(self, out: TextIO, rows: Rows[R]) -> None:
+        self.out = out
+        self.rows = rows
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(rows.header)
+
+    def write(self, row: R) -> None:
+        for cells in self.rows.csv_rows(row):
+            self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+def _json_dumper(out: TextIO) -> Callable[[Any], str]:
+    """json.dumps for this stream: UTF-8 as it is where it takes it, \\u escapes where not."""
+    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+    ascii_only = encoding not in ("utf-8", "utf8")
+    return lambda value: json.dumps(value, ensure_ascii=ascii_only)
+
+
+class JsonWriter(Generic[R]):
+    """One JSON document: a list of objects, streamed as they come."""
+
+    def __init__(self, out: TextIO, rows: Rows[R]) -> None:
+        self.out = out
+        self.rows = rows
+        self.dumps = _json_dumper(out)
+        self.count = 0
+        self.out.write("[")
+
+    def write(self, row: R) -> None:
+        self.out.write(",\n  " if self.count else "\n  ")
+        self.out.write(self.dumps(self.rows.json_object(row)))
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+class JsonLinesWriter(Generic[R]):
+    """One object per line, flushed per line so pipes see results at once."""
+
+    def __init__(self, out: TextIO, rows: Rows[R]) -> None:
+        self.out = out
+        self.rows = rows
+        self.dumps = _json_dumper(out)
+
+    def write(self, row: R) -> None:
+        self.out.write(self.dumps(self.rows.json_object(row)) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+FORMATS = ("compat", "csv", "json", "jsonl")
+
+
+def make_writer(fmt: str, out: TextIO, rows: Rows[R]) -> RowWriter[R]:
+    """The writer of ``rows`` for a format name."""
+    if fmt == "compat":
+        return CompatWriter(out, rows)
+    if fmt == "csv":
+        return CsvWriter(out, rows)
+    if fmt == "json":
+        return JsonWriter(out, rows)
+    if fmt == "jsonl":
+        return JsonLinesWriter(out, rows)
+    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+
+
+# --- the pieces of every kind of row ---------------------------------------------------
+
+
+def _round(distance: float | None) -> float | None:
+    return None if distance is None else round(distance, DISTANCE_DIGITS)
+
+
+def _seconds(value: float) -> float:
+    return round(value, TIME_DIGITS)
+
+
+def _quality(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, QUALITY_DIGITS)
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else printable(value)
+
+
+def _line(*cells: object) -> str:
+    """A compat line: the cells, printable, joined by commas."""
+    return ",".join(printable(str(cell)) for cell in cells)
+
+
+def box_json(box: FaceBox) -> dict[str, int]:
+    top, right, bottom, left = box.css()
+    return {"top": top, "right": right, "bottom": bottom, "left": left}
+
+
+# --- match results (``facematch match``, and ``facematch detect``) ------------------------
 
 CSV_HEADER = (
     "path",
@@ -51,162 +221,69 @@ CSV_HEADER = (
 # Appended when the inputs include a video (photo rows leave them empty): range
 # rows fill them all, --per-frame rows only ``time``.
 VIDEO_CSV_COLUMNS = ("time", "start", "end", "start_hms", "end_hms", "samples")
-
-DISTANCE_DIGITS = 6
-TIME_DIGITS = 3
-
-Result = ImageResult | VideoResult
-Cell = str | int | float
+_NO_VIDEO: list[Cell] = [""] * len(VIDEO_CSV_COLUMNS)
 
 
-class Writer(Protocol):
-    def write(self, result: Result) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _round(distance: float | None) -> float | None:
-    return None if distance is None else round(distance, DISTANCE_DIGITS)
-
-
-class CompatWriter:
-    """face_recognition's ``path,name[,distance]`` lines; errors go to stderr only."""
-
-    def __init__(self, out: TextIO, show_distance: bool = False) -> None:
-        self.out = out
-        self.show_distance = show_distance
-
-    def _line(self, path: str, name: str, distance: float | None) -> None:
-        path, name = printable(path), printable(name)
-        if self.show_distance:
-            self.out.write(f"{path},{name},{distance}\n")
-        else:
-            self.out.write(f"{path},{name}\n")
-
-    def write(self, result: Result) -> None:
-        if result.status == "no_faces":
-            self._line(result.path, "no_persons_found", None)
-        if isinstance(result, VideoResult):
-            self._video(result)
-            return
-        self._faces(result.path, result.faces)
-
-    def _faces(self, where: str, faces: tuple[FaceMatch, ...]) -> None:
-        for face in faces:
-            if face.matches:
-                for m in face.matches:
-                    self._line(where, m.name, m.distance)
-            else:
-                self._line(where, "unknown_person", None)
-
-    def _video(self, result: VideoResult) -> None:
-        """``path@start-end,name`` per range; ``path@time,name`` per face with --per-frame."""
-        if result.frames is not None:
-            for frame in result.frames:
-                self._faces(f"{result.path}@{clock(frame.time)}", frame.faces)
-            return
-        for a in result.appearances:
-            where = f"{result.path}@{clock(a.start)}-{clock(a.end)}"
-            self._line(where, a.name or "unknown_person", a.distance)
-
-    def close(self) -> None:
-        self.out.flush()
+def _face_cells(result: Result, index: int, face: FaceMatch) -> list[Cell]:
+    runner_up = face.runner_up
+    return [
+        result.path,
+        index,
+        *face.box.css(),
+        face.name or "",
+        _round(face.distance),
+        result.status,
+        result.error or "",
+        ";".join(m.name for m in face.matches),
+        runner_up.name if runner_up else "",
+        _round(runner_up.distance) if runner_up else None,
+    ]
 
 
-class CsvWriter:
-    """Real CSV, quoted where needed: one row per face, or per faceless/failed image."""
-
-    def __init__(self, out: TextIO, videos: bool = False) -> None:
-        self.out = out
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.videos = videos
-        self.csv.writerow(CSV_HEADER + (VIDEO_CSV_COLUMNS if videos else ()))
-
-    def _row(self, cells: list[Cell], video: list[Cell] | None = None) -> None:
-        if self.videos:
-            cells = cells + (video or [""] * len(VIDEO_CSV_COLUMNS))
-        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
-
-    def write(self, result: Result) -> None:
-        if isinstance(result, VideoResult):
-            self._video(result)
-            return
-        if not result.faces:
-            self._empty(result)
-            return
-        for index, face in enumerate(result.faces):
-            self._row(self._face(result, index, face))
-
-    def _empty(self, result: Result) -> None:
-        row = [result.path, "", "", "", "", "", "", "", result.status, result.error or ""]
-        self._row([*row, "", "", ""])
-
-    @staticmethod
-    def _face(result: Result, index: int, face: FaceMatch) -> list[Cell]:
-        runner_up = face.runner_up
-        return [
-            result.path,
-            index,
-            *face.box.css(),
-            face.name or "",
-            _blank(_round(face.distance)),
-            result.status,
-            result.error or "",
-            ";".join(m.name for m in face.matches),
-            runner_up.name if runner_up else "",
-            _blank(_round(runner_up.distance) if runner_up else None),
-        ]
-
-    def _video(self, result: VideoResult) -> None:
-        """One row per range (``face`` numbers them), or per sampled face with --per-frame."""
-        rows = 0
-        if result.frames is not None:
-            for frame in result.frames:
-                for index, face in enumerate(frame.faces):
-                    self._row(self._face(result, index, face), [_seconds(frame.time)] + [""] * 5)
-                    rows += 1
-        for index, a in enumerate(result.appearances):
-            cells: list[Cell] = [result.path, index, *a.box.css(), a.name or ""]
-            cells += [_blank(_round(a.distance)), result.status, result.error or ""]
-            cells += [a.name or "", "", ""]
-            times = [_seconds(a.time), _seconds(a.start), _seconds(a.end)]
-            self._row(cells, [*times, clock(a.start), clock(a.end), a.samples])
-            rows += 1
-        if not rows:
-            self._empty(result)
-
-    def close(self) -> None:
-        self.out.flush()
+def _appearance_cells(
+    result: VideoResult, index: int, a: Appearance
+) -> tuple[list[Cell], list[Cell]]:
+    """A range's row: its best sample, and its times."""
+    name = a.name or ""
+    cells: list[Cell] = [result.path, index, *a.box.css(), name, _round(a.distance)]
+    cells += [result.status, result.error or "", name, "", ""]
+    times: list[Cell] = [_seconds(a.time), _seconds(a.start), _seconds(a.end)]
+    return cells, [*times, clock(a.start), clock(a.end), a.samples]
 
 
-def _blank(value: float | None) -> str | float:
-    return "" if value is None else value
+def _match_csv(result: Result) -> list[tuple[list[Cell], list[Cell]]]:
+    """The CSV_HEADER and VIDEO_CSV_COLUMNS cells of each row: one per face, or per
+    sampled face (--per-frame) and per range of a video; one for none."""
+    rows: list[tuple[list[Cell], list[Cell]]] = []
+    if isinstance(result, ImageResult):
+        rows = [(_face_cells(result, i, face), _NO_VIDEO) for i, face in enumerate(result.faces)]
+    else:
+        for frame in result.frames or ():
+            at: list[Cell] = [_seconds(frame.time), *_NO_VIDEO[1:]]
+            rows += [(_face_cells(result, i, face), at) for i, face in enumerate(frame.faces)]
+        rows += [_appearance_cells(result, i, a) for i, a in enumerate(result.appearances)]
+    empty: list[Cell] = [result.path, *[""] * 7, result.status, result.error or "", "", "", ""]
+    return rows or [(empty, _NO_VIDEO)]
 
 
-def _match(m: Match | None) -> dict[str, Any] | None:
+def _match_json(m: Match | None) -> JsonObject | None:
     return None if m is None else {"name": printable(m.name), "distance": _round(m.distance)}
 
 
-def face_json(face: FaceMatch) -> dict[str, Any]:
-    top, right, bottom, left = face.box.css()
+def face_json(face: FaceMatch) -> JsonObject:
     return {
-        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
-        "name": None if face.name is None else printable(face.name),
+        "box": box_json(face.box),
+        "name": _text(face.name),
         "distance": _round(face.distance),
-        "matches": [_match(m) for m in face.matches],
-        "runner_up": _match(face.runner_up),
+        "matches": [_match_json(m) for m in face.matches],
+        "runner_up": _match_json(face.runner_up),
         "tolerance": _round(face.tolerance),
     }
 
 
-def _seconds(value: float) -> float:
-    return round(value, TIME_DIGITS)
-
-
-def appearance_json(a: Appearance) -> dict[str, Any]:
-    top, right, bottom, left = a.box.css()
+def appearance_json(a: Appearance) -> JsonObject:
     return {
-        "name": None if a.name is None else printable(a.name),
+        "name": _text(a.name),
         "start": _seconds(a.start),
         "end": _seconds(a.end),
         "start_hms": clock(a.start),
@@ -214,19 +291,22 @@ def appearance_json(a: Appearance) -> dict[str, Any]:
         "samples": a.samples,
         "distance": _round(a.distance),
         "time": _seconds(a.time),
-        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+        "box": box_json(a.box),
     }
 
 
-def video_json(result: VideoResult) -> dict[str, Any]:
-    document: dict[str, Any] = {
+def result_json(result: Result) -> JsonObject:
+    document: JsonObject = {
         "path": printable(result.path),
         "status": result.status,
-        "error": None if result.error is None else printable(result.error),
-        "kind": "video",
-        "duration": None if result.duration is None else _seconds(result.duration),
-        "fps": result.fps,
+        "error": _text(result.error),
     }
+    if isinstance(result, ImageResult):
+        document["faces"] = [face_json(f) for f in result.faces]
+        return document
+    document["kind"] = "video"
+    document["duration"] = None if result.duration is None else _seconds(result.duration)
+    document["fps"] = result.fps
     if result.frames is not None:
         document["frames"] = [
             {"time": _seconds(f.time), "faces": [face_json(face) for face in f.faces]}
@@ -237,121 +317,57 @@ def video_json(result: VideoResult) -> dict[str, Any]:
     return document
 
 
-def result_json(result: Result) -> dict[str, Any]:
-    if isinstance(result, VideoResult):
-        return video_json(result)
-    return {
-        "path": printable(result.path),
-        "status": result.status,
-        "error": None if result.error is None else printable(result.error),
-        "faces": [face_json(f) for f in result.faces],
-    }
+def _match_lines(result: Result, show_distance: bool) -> Iterator[str]:
+    """face_recognition's ``path,name[,distance]`` lines; for a video ``path@start-end,name``
+    per range, or ``path@time,name`` per face with --per-frame."""
+
+    def line(where: str, name: str, distance: float | None = None) -> str:
+        return _line(where, name, distance) if show_distance else _line(where, name)
+
+    def faces(where: str, faces: tuple[FaceMatch, ...]) -> Iterator[str]:
+        for face in faces:
+            if face.matches:
+                yield from (line(where, m.name, m.distance) for m in face.matches)
+            else:
+                yield line(where, "unknown_person")
+
+    if result.status == "no_faces":
+        yield line(result.path, "no_persons_found")
+    if isinstance(result, ImageResult):
+        yield from faces(result.path, result.faces)
+    elif result.frames is not None:
+        for frame in result.frames:
+            yield from faces(f"{result.path}@{clock(frame.time)}", frame.faces)
+    else:
+        for a in result.appearances:
+            where = f"{result.path}@{clock(a.start)}-{clock(a.end)}"
+            yield line(where, a.name or "unknown_person", a.distance)
 
 
-def _json_dumper(out: TextIO) -> Callable[[Any], str]:
-    """json.dumps for this stream: UTF-8 as it is where it takes it, \\u escapes where not."""
-    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
-    ascii_only = encoding not in ("utf-8", "utf8")
-    return lambda value: json.dumps(value, ensure_ascii=ascii_only)
+def match_rows(show_distance: bool = False, videos: bool = False) -> Rows[Result]:
+    """Match results; ``show_distance``: compat lines end in the distance; ``videos``:
+    the inputs include videos (CSV gets VIDEO_CSV_COLUMNS)."""
+
+    def csv_rows(result: Result) -> Iterator[list[Cell]]:
+        for cells, video in _match_csv(result):
+            yield cells + video if videos else cells
+
+    return Rows(
+        header=CSV_HEADER + (VIDEO_CSV_COLUMNS if videos else ()),
+        csv_rows=csv_rows,
+        json_object=result_json,
+        compat_lines=lambda result: _match_lines(result, show_distance),
+    )
 
 
-class JsonWriter:
-    """One JSON document: a list of image objects, streamed as they come.
-
-    ``to_json`` turns a result into its object (``result_json`` for match rows).
-    """
-
-    def __init__(self, out: TextIO, to_json: Callable[[Any], dict[str, Any]] = result_json) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-        self.to_json = to_json
-        self.count = 0
-        self.out.write("[")
-
-    def write(self, result: Any) -> None:
-        self.out.write(",\n  " if self.count else "\n  ")
-        self.out.write(self.dumps(self.to_json(result)))
-        self.count += 1
-
-    def close(self) -> None:
-        self.out.write("\n]\n" if self.count else "]\n")
-        self.out.flush()
+def _detect_lines(result: Result) -> Iterator[str]:
+    """face_detection's ``path,top,right,bottom,left`` lines (photos only)."""
+    if isinstance(result, ImageResult):
+        yield from (_line(result.path, *face.box.css()) for face in result.faces)
 
 
-class JsonLinesWriter:
-    """One image object per line, flushed per line so pipes see results at once."""
-
-    def __init__(self, out: TextIO, to_json: Callable[[Any], dict[str, Any]] = result_json) -> None:
-        self.out = out
-        self.dumps = _json_dumper(out)
-        self.to_json = to_json
-
-    def write(self, result: Any) -> None:
-        self.out.write(self.dumps(self.to_json(result)) + "\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class DetectCompatWriter:
-    """face_detection's ``path,top,right,bottom,left`` lines; errors go to stderr only."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, result: Result) -> None:
-        if isinstance(result, VideoResult):
-            return  # `facematch detect` reads photos only
-        for face in result.faces:
-            box = ",".join(str(v) for v in face.box.css())
-            self.out.write(f"{printable(result.path)},{box}\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-FORMATS = ("compat", "csv", "json", "jsonl")
-
-
-def make_writer(fmt: str, out: TextIO, show_distance: bool = False, videos: bool = False) -> Writer:
-    """The writer for a format name; ``videos``: the inputs include videos (CSV columns)."""
-    if fmt == "compat":
-        return CompatWriter(out, show_distance)
-    if fmt == "csv":
-        return CsvWriter(out, videos)
-    writers: dict[str, type[JsonWriter] | type[JsonLinesWriter]] = {
-        "json": JsonWriter,
-        "jsonl": JsonLinesWriter,
-    }
-    if fmt not in writers:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-    return writers[fmt](out)
-
-
-def make_detect_writer(fmt: str, out: TextIO) -> Writer:
-    """The writer for ``facematch detect``: face_detection's lines, or the usual formats."""
-    return DetectCompatWriter(out) if fmt == "compat" else make_writer(fmt, out)
-
-
-def format_writer(
-    fmt: str,
-    out: TextIO,
-    compat: Callable[[TextIO], Any],
-    csv_writer: Callable[[TextIO], Any],
-    to_json: Callable[[Any], dict[str, Any]],
-) -> Any:
-    """The writer of one kind of row for a format name: its own compat and CSV
-    writers, and the shared JSON and JSON-lines writers with its ``to_json``."""
-    if fmt == "compat":
-        return compat(out)
-    if fmt == "csv":
-        return csv_writer(out)
-    if fmt == "json":
-        return JsonWriter(out, to_json)
-    if fmt == "jsonl":
-        return JsonLinesWriter(out, to_json)
-    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+DETECT_ROWS = replace(match_rows(), compat_lines=_detect_lines)
+"""``facematch detect``'s boxes: match rows, and face_detection's compat lines."""
 
 
 # --- search hits (``facematch search``) ---------------------------------------------
@@ -359,65 +375,210 @@ def format_writer(
 SEARCH_CSV_HEADER = ("rank", "path", "top", "right", "bottom", "left", "distance", "face_id")
 
 
-class HitWriter(Protocol):
-    def write(self, hit: SearchHit) -> None: ...
+def hit_rows() -> Rows[SearchHit]:
+    """Search hits, ranked 1, 2, ... in the order written: a new one for each output.
+    Compat lines: face_detection's lines plus the distance."""
+    ranks = itertools.count(1)
 
-    def close(self) -> None: ...
+    def csv_rows(hit: SearchHit) -> list[list[Cell]]:
+        return [[next(ranks), hit.path, *hit.box.css(), _round(hit.distance), hit.face_id]]
+
+    def json_object(hit: SearchHit) -> JsonObject:
+        return {
+            "rank": next(ranks),
+            "path": printable(hit.path),
+            "box": box_json(hit.box),
+            "distance": _round(hit.distance),
+            "face_id": hit.face_id,
+        }
+
+    def compat_lines(hit: SearchHit) -> list[str]:
+        return [_line(hit.path, *hit.box.css(), _round(hit.distance))]
+
+    return Rows(SEARCH_CSV_HEADER, csv_rows, json_object, compat_lines)
 
 
-def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
-    top, right, bottom, left = hit.box.css()
+# --- people (``facematch cluster``) ---------------------------------------------------
+
+CLUSTER_CSV_HEADER = (
+    "path",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "person",
+    "name",
+    "named_by",
+)
+
+
+def face_row_json(row: FaceRow) -> JsonObject:
     return {
-        "rank": rank,
-        "path": printable(hit.path),
-        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
-        "distance": _round(hit.distance),
-        "face_id": hit.face_id,
+        "path": printable(row.path),
+        "face": row.face,
+        "box": box_json(row.box),
+        "person": row.person_label or None,
+        "name": _text(row.name),
+        "named_by": row.named_by,
     }
 
 
-def ranked_hit_json() -> Callable[[SearchHit], dict[str, Any]]:
-    """``hit_json`` numbering the hits of one output 1, 2, ... in the order written."""
-    ranks = itertools.count(1)
-    return lambda hit: hit_json(next(ranks), hit)
+FACE_ROWS = Rows[FaceRow](
+    header=CLUSTER_CSV_HEADER,
+    csv_rows=lambda row: [
+        [row.path, row.face, *row.box.css(), row.person_label, row.name or "", row.named_by]
+    ],
+    json_object=face_row_json,
+    # ``path,person``: the name if there is one, else person_N, else unclustered.
+    compat_lines=lambda row: [
+        _line(row.path, row.name if row.name is not None else row.person_label or "unclustered")
+    ],
+)
+"""Clustered faces, one row per face."""
 
 
-class HitCompatWriter:
-    """``path,top,right,bottom,left,distance`` lines (face_detection's lines plus the distance)."""
+# --- redaction (``facematch redact``) ---------------------------------------------------
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, hit: SearchHit) -> None:
-        box = ",".join(str(v) for v in hit.box.css())
-        self.out.write(f"{printable(hit.path)},{box},{_round(hit.distance)}\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class HitCsvWriter:
-    """One CSV row per hit, nearest first, with a header."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(SEARCH_CSV_HEADER)
-        self.rank = 0
-
-    def write(self, hit: SearchHit) -> None:
-        self.rank += 1
-        path = spreadsheet_safe(hit.path)
-        self.csv.writerow([self.rank, path, *hit.box.css(), _round(hit.distance), hit.face_id])
-
-    def close(self) -> None:
-        self.out.flush()
+REDACT_CSV_HEADER = (
+    "path",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "action",
+    "reason",
+    "name",
+    "distance",
+    "output",
+    "status",
+    "error",
+)
 
 
-def make_hit_writer(fmt: str, out: TextIO) -> HitWriter:
-    """The writer of search hits for a format name."""
-    writer: HitWriter = format_writer(fmt, out, HitCompatWriter, HitCsvWriter, ranked_hit_json())
-    return writer
+def _redact_csv(result: RedactedImage) -> list[list[Cell]]:
+    """One row per face, or one for a faceless or failed image."""
+    tail: list[Cell] = [result.output or "", result.status, result.error or ""]
+    rows: list[list[Cell]] = [
+        [result.path, i, *f.box.css(), f.action, f.reason, f.name or "", _round(f.distance), *tail]
+        for i, f in enumerate(result.faces)
+    ]
+    return rows or [[result.path, *[""] * 9, *tail]]
+
+
+def redacted_json(result: RedactedImage) -> JsonObject:
+    return {
+        "path": printable(result.path),
+        "status": result.status,
+        "error": _text(result.error),
+        "output": _text(result.output),
+        "found": len(result.faces),
+        "kept": [printable(name) for name in result.kept],
+        "covered": result.covered,
+        "faces": [
+            {
+                "box": box_json(face.box),
+                "action": face.action,
+                "reason": face.reason,
+                "name": _text(face.name),
+                "distance": _round(face.distance),
+            }
+            for face in result.faces
+        ],
+    }
+
+
+def _redact_lines(result: RedactedImage) -> Iterator[str]:
+    """``path,kept,NAME`` and ``path,covered,REASON`` per face, ``path,no_persons_found``."""
+    if result.status == "no_faces":
+        yield _line(result.path, "no_persons_found")
+    for face in result.faces:
+        detail = face.name if face.action == "kept" and face.name else face.reason
+        yield _line(result.path, face.action, detail)
+
+
+REDACT_ROWS = Rows(REDACT_CSV_HEADER, _redact_csv, redacted_json, _redact_lines)
+"""``facematch redact``'s report of what was done."""
+
+
+# --- cloaking (``facematch cloak``): one row per face of each cloaked (or checked) photo
+
+CLOAK_CSV_HEADER = (
+    "path",
+    "out",
+    "face",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "level",
+    "distance",
+    "passed",
+    "psnr",
+    "ssim",
+    "epsilon",
+    "status",
+    "error",
+)
+
+
+def _cloak_csv(result: CloakResult) -> list[list[Cell]]:
+    """One row per face, or one for a faceless or failed photo."""
+    head: list[Cell] = [result.path, result.out or ""]
+    tail: list[Cell] = [result.status, result.error or ""]
+    rows: list[list[Cell]] = [
+        [
+            *head,
+            i,
+            *f.box.css(),
+            f.level,
+            _round(f.distance),
+            str(f.passed).lower(),
+            _quality(result.psnr),
+            _quality(f.ssim),
+            _quality(f.epsilon),
+            *tail,
+        ]
+        for i, f in enumerate(result.faces)
+    ]
+    return rows or [[*head, *[""] * 11, *tail]]
+
+
+def cloak_json(result: CloakResult) -> JsonObject:
+    return {
+        "path": printable(result.path),
+        "out": _text(result.out),
+        "status": result.status,
+        "error": _text(result.error),
+        "psnr": _quality(result.psnr),
+        "faces": [
+            {
+                "box": box_json(f.box),
+                "level": f.level,
+                "distance": _round(f.distance),
+                "passed": f.passed,
+                "ssim": _quality(f.ssim),
+                "epsilon": _quality(f.epsilon),
+                "variants": {k: _round(v) for k, v in f.variants.items()},
+            }
+            for f in result.faces
+        ],
+    }
+
+
+def _cloak_lines(result: CloakResult) -> Iterator[str]:
+    """``path,protected|not_protected,distance`` per face, ``path,no_persons_found``."""
+    if result.status == "no_faces":
+        yield _line(result.path, "no_persons_found")
+    for face in result.faces:
+        yield _line(
+            result.path, "protected" if face.passed else "not_protected", _round(face.distance)
+        )
+
+
+CLOAK_ROWS = Rows(CLOAK_CSV_HEADER, _cloak_csv, cloak_json, _cloak_lines)
+"""``facematch cloak``'s report, one row per face."""
 
 
 # --- library export (``facematch library export``) ----------------------------------
@@ -429,11 +590,10 @@ def export_jsonl(faces: LibraryFaces, out: TextIO) -> int:
     """One face per line: face id, path, box and the float32 embedding; returns the count."""
     dumps = _json_dumper(out)
     for i in range(len(faces.ids)):
-        top, right, bottom, left = (int(v) for v in faces.boxes[i])
         item = {
             "face_id": int(faces.ids[i]),
             "path": printable(faces.paths[i]),
-            "box": {"top": top, "right": right, "bottom": bottom, "left": left},
+            "box": box_json(FaceBox(*(int(v) for v in faces.boxes[i]))),
             "embedding": faces.embeddings[i].tolist(),
         }
         out.write(dumps(item) + "\n")
@@ -455,297 +615,3 @@ def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
             path = spreadsheet_safe(printable(faces.paths[i]))
             rows.writerow([i, int(faces.ids[i]), path, *(int(v) for v in faces.boxes[i])])
     return matrix, table
-
-
-# --- people (``facematch cluster``) ---------------------------------------------------
-
-CLUSTER_CSV_HEADER = (
-    "path",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
-    "person",
-    "name",
-    "named_by",
-)
-
-
-class FaceRowWriter(Protocol):
-    def write(self, row: FaceRow) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def face_row_json(row: FaceRow) -> dict[str, Any]:
-    top, right, bottom, left = row.box.css()
-    return {
-        "path": printable(row.path),
-        "face": row.face,
-        "box": {"top": top, "right": right, "bottom": bottom, "left": left},
-        "person": row.person_label or None,
-        "name": None if row.name is None else printable(row.name),
-        "named_by": row.named_by,
-    }
-
-
-class FaceRowCompatWriter:
-    """``path,person`` lines: the name if there is one, else person_N, else unclustered."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, row: FaceRow) -> None:
-        who = row.name if row.name is not None else (row.person_label or "unclustered")
-        self.out.write(f"{printable(row.path)},{printable(who)}\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class FaceRowCsvWriter:
-    """One CSV row per face, with a header."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(CLUSTER_CSV_HEADER)
-
-    def write(self, row: FaceRow) -> None:
-        name = "" if row.name is None else spreadsheet_safe(row.name)
-        self.csv.writerow(
-            [
-                spreadsheet_safe(row.path),
-                row.face,
-                *row.box.css(),
-                row.person_label,
-                name,
-                row.named_by,
-            ]
-        )
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-def make_face_row_writer(fmt: str, out: TextIO) -> FaceRowWriter:
-    """The writer of clustered faces for a format name."""
-    writer: FaceRowWriter = format_writer(
-        fmt, out, FaceRowCompatWriter, FaceRowCsvWriter, face_row_json
-    )
-    return writer
-
-
-# Redaction rows (facematch.privacy.redact.RedactedImage): one writer per format too.
-
-REDACT_CSV_HEADER = (
-    "path",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
-    "action",
-    "reason",
-    "name",
-    "distance",
-    "output",
-    "status",
-    "error",
-)
-
-
-class RedactCompatWriter:
-    """``path,kept,NAME`` and ``path,covered,REASON`` per face, ``path,no_persons_found``."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, result: RedactedImage) -> None:
-        path = printable(result.path)
-        if result.status == "no_faces":
-            self.out.write(f"{path},no_persons_found\n")
-        for face in result.faces:
-            detail = face.name if face.action == "kept" and face.name else face.reason
-            self.out.write(f"{path},{face.action},{printable(detail)}\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class RedactCsvWriter:
-    """One row per face, or per faceless or failed image."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(REDACT_CSV_HEADER)
-
-    def _row(self, cells: list[str | int | float]) -> None:
-        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
-
-    def write(self, result: RedactedImage) -> None:
-        tail = [result.output or "", result.status, result.error or ""]
-        if not result.faces:
-            self._row([result.path, "", "", "", "", "", "", "", "", "", *tail])
-        for index, face in enumerate(result.faces):
-            self._row(
-                [
-                    result.path,
-                    index,
-                    *face.box.css(),
-                    face.action,
-                    face.reason,
-                    face.name or "",
-                    _blank(_round(face.distance)),
-                    *tail,
-                ]
-            )
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-def redacted_json(result: RedactedImage) -> dict[str, Any]:
-    faces = []
-    for face in result.faces:
-        top, right, bottom, left = face.box.css()
-        faces.append(
-            {
-                "box": {"top": top, "right": right, "bottom": bottom, "left": left},
-                "action": face.action,
-                "reason": face.reason,
-                "name": None if face.name is None else printable(face.name),
-                "distance": _round(face.distance),
-            }
-        )
-    return {
-        "path": printable(result.path),
-        "status": result.status,
-        "error": None if result.error is None else printable(result.error),
-        "output": None if result.output is None else printable(result.output),
-        "found": len(result.faces),
-        "kept": [printable(name) for name in result.kept],
-        "covered": result.covered,
-        "faces": faces,
-    }
-
-
-def make_redact_writer(fmt: str, out: TextIO) -> Any:
-    """The writer of ``facematch redact``'s report of what was done."""
-    return format_writer(fmt, out, RedactCompatWriter, RedactCsvWriter, redacted_json)
-
-
-# --------------------------------------------------------------------------------------
-# facematch cloak: one row per face of each cloaked (or checked) photo
-
-CLOAK_CSV_HEADER = (
-    "path",
-    "out",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
-    "level",
-    "distance",
-    "passed",
-    "psnr",
-    "ssim",
-    "epsilon",
-    "status",
-    "error",
-)
-
-QUALITY_DIGITS = 4
-
-
-def _quality(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, QUALITY_DIGITS)
-
-
-class CloakCompatWriter:
-    """``path,protected|not_protected,distance`` per face, ``path,no_persons_found``
-    for a photo without faces; errors go to stderr only."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, result: CloakResult) -> None:
-        path = printable(result.path)
-        if result.status == "no_faces":
-            self.out.write(f"{path},no_persons_found\n")
-        for face in result.faces:
-            verdict = "protected" if face.passed else "not_protected"
-            self.out.write(f"{path},{verdict},{_round(face.distance)}\n")
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class CloakCsvWriter:
-    """One row per face, or per faceless/failed photo."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(CLOAK_CSV_HEADER)
-
-    def _row(self, cells: list[Any]) -> None:
-        self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
-
-    def write(self, result: CloakResult) -> None:
-        out = result.out or ""
-        tail = [result.status, result.error or ""]
-        if not result.faces:
-            self._row([result.path, out, "", "", "", "", "", "", "", "", "", "", "", *tail])
-        for index, face in enumerate(result.faces):
-            self._row(
-                [
-                    result.path,
-                    out,
-                    index,
-                    *face.box.css(),
-                    face.level,
-                    _round(face.distance),
-                    str(face.passed).lower(),
-                    _blank(_quality(result.psnr)),
-                    _blank(_quality(face.ssim)),
-                    _blank(_quality(face.epsilon)),
-                    *tail,
-                ]
-            )
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-def cloak_json(result: CloakResult) -> dict[str, Any]:
-    return {
-        "path": printable(result.path),
-        "out": None if result.out is None else printable(result.out),
-        "status": result.status,
-        "error": None if result.error is None else printable(result.error),
-        "psnr": _quality(result.psnr),
-        "faces": [
-            {
-                "box": dict(zip(("top", "right", "bottom", "left"), f.box.css(), strict=True)),
-                "level": f.level,
-                "distance": _round(f.distance),
-                "passed": f.passed,
-                "ssim": _quality(f.ssim),
-                "epsilon": _quality(f.epsilon),
-                "variants": {k: _round(v) for k, v in f.variants.items()},
-            }
-            for f in result.faces
-        ],
-    }
-
-
-def make_cloak_writer(fmt: str, out: TextIO) -> Writer:
-    """The writer for ``facematch cloak``."""
-    writer: Writer = format_writer(fmt, out, CloakCompatWriter, CloakCsvWriter, cloak_json)
-    return writer

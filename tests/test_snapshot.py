@@ -7,6 +7,7 @@ the search answers are checked against a float64 brute force.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -18,6 +19,7 @@ from facematch.errors import LibraryError
 from facematch.records import Face, FaceBox
 from facematch.store import library as library_module
 from facematch.store.library import Library
+from facematch.store.people import SCHEMA as PEOPLE_SCHEMA
 from facematch.store.snapshot import snapshot_generation, snapshot_path
 
 COUNT = 400
@@ -196,3 +198,65 @@ def test_a_snapshot_that_does_not_fit_its_library_is_not_used(
     assert "does not have" in caplog.text
     assert faces.paths == [f"/photos/{i:05d}.jpg" for i in range(COUNT)]
     assert np.array_equal(faces.embeddings, rows)
+
+
+def embeddings_of(path: Path) -> np.ndarray:
+    with Library.open(path, read_only=True) as library:
+        return library.faces().embeddings.copy()
+
+
+def test_a_snapshot_from_before_a_restored_backup_is_never_used(
+    built: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    path, _ = built
+    backup = tmp_path / "backup.sqlite3"
+    shutil.copy(path, backup)
+    fill(path, random_faces(2, 1), start=COUNT)  # a change after the backup: a new snapshot
+    assert len(embeddings_of(path)) == COUNT + 1
+    shutil.copy(backup, path)  # restored; the newer snapshot stays beside it
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    changed = random_faces(3, 1)
+    fill(path, changed, start=COUNT)  # the same writes again, with other faces
+    got = embeddings_of(path)
+    assert np.array_equal(got[-1], changed[0])  # this library's face, not the snapshot's
+
+
+def test_another_librarys_snapshot_is_never_used(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    fill(first, random_faces(1, COUNT))
+    own = random_faces(4, COUNT)
+    fill(second, own)  # the same number of writes: the same change count as the first
+    shutil.copy(snapshot_path(first), snapshot_path(second))
+    assert np.array_equal(embeddings_of(second), own)
+
+
+def test_a_schema_2_library_upgrades_and_never_reuses_a_face_id(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    fill(path, random_faces(5, 3))
+    # Make it as schema 2 had it: plain INTEGER PRIMARY KEY ids and a change counter.
+    db = sqlite3.connect(path)
+    with db:
+        for table in ("entries", "faces", "files"):
+            sql = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+            db.execute(sql.replace(" AUTOINCREMENT", "").replace(f"{table} (", f"{table} (", 1))
+            db.execute(f"INSERT INTO {table} SELECT * FROM {table}_old")
+            db.execute(f"DROP TABLE {table}_old")
+        db.execute("DELETE FROM sqlite_sequence")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        db.execute("UPDATE meta SET value = '7' WHERE key = 'generation'")
+        db.execute("DELETE FROM meta WHERE key = 'library_id'")
+        highest = db.execute("SELECT MAX(id) FROM faces").fetchone()[0]
+        db.execute("DELETE FROM faces WHERE id = ?", (highest,))  # pruned before the upgrade
+        for statement in PEOPLE_SCHEMA:  # ... while a person still named it
+            db.execute(statement)
+        db.execute("INSERT INTO people (number, name, named_by) VALUES (1, 'Raj', 'user')")
+        db.execute("INSERT INTO assignments (face, person, fixed) VALUES (?, 1, 1)", (highest,))
+    db.close()
+    fill(path, random_faces(6, 1), start=10)
+    with Library.open(path, read_only=True) as library:
+        ids = library.faces().ids.tolist()
+    assert max(ids) > highest  # the pruned face's id was not given again
+    schema = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
+    assert schema["schema"] == "3" and len(schema["library_id"]) == 32

@@ -48,7 +48,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -92,7 +92,7 @@ class Pipeline(Protocol):
 log = logging.getLogger("facematch")
 
 FORMAT = "facematch-library"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LIBRARY_FILE = "library.sqlite3"
 ENV_VAR = "FACEMATCH_LIBRARY"
 DIM = 128
@@ -101,40 +101,96 @@ NOT_INDEXED = "not in the library, or changed since it was indexed (run facematc
 Status = Literal["ok", "no_faces", "error"]
 Action = Literal["new", "changed", "unchanged", "pruned"]
 
+# AUTOINCREMENT: an id is never given twice, even after the row with the highest one
+# is deleted; people's names and corrections refer to face ids (issue: a pruned face's
+# id went to a new face, and with it a name the user gave to someone else).
+_TABLES = {
+    "entries": (
+        "CREATE TABLE IF NOT EXISTS entries ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL,"
+        " settings INTEGER NOT NULL REFERENCES settings(id),"
+        " faces TEXT NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,"
+        " UNIQUE (digest, settings))"
+    ),
+    "faces": (
+        "CREATE TABLE IF NOT EXISTS faces ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, entry INTEGER NOT NULL REFERENCES entries(id),"
+        " face INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL,"
+        " bottom INTEGER NOT NULL, left INTEGER NOT NULL,"
+        " embedding BLOB NOT NULL, checksum INTEGER NOT NULL, UNIQUE (entry, face))"
+    ),
+    "files": (
+        "CREATE TABLE IF NOT EXISTS files ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, size INTEGER,"
+        " mtime_ns INTEGER, digest TEXT, settings INTEGER NOT NULL REFERENCES settings(id),"
+        " status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
+        " error TEXT, indexed REAL NOT NULL)"
+    ),
+}
+_INDEXES = ("CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",)
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
-    "CREATE TABLE IF NOT EXISTS entries ("
-    " id INTEGER PRIMARY KEY, digest TEXT NOT NULL,"
-    " settings INTEGER NOT NULL REFERENCES settings(id),"
-    " faces TEXT NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,"
-    " UNIQUE (digest, settings))",
-    "CREATE TABLE IF NOT EXISTS faces ("
-    " id INTEGER PRIMARY KEY, entry INTEGER NOT NULL REFERENCES entries(id),"
-    " face INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL,"
-    " bottom INTEGER NOT NULL, left INTEGER NOT NULL,"
-    " embedding BLOB NOT NULL, checksum INTEGER NOT NULL, UNIQUE (entry, face))",
-    "CREATE TABLE IF NOT EXISTS files ("
-    " id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER,"
-    " digest TEXT, settings INTEGER NOT NULL REFERENCES settings(id),"
-    " status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
-    " error TEXT, indexed REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",
+    *_TABLES.values(),
+    *_INDEXES,
 )
 
-_COUNT_CHANGES = tuple(
+_CHANGE_TABLES = ("files", "entries", "faces")
+_TRIGGERS = tuple(
     f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()} AFTER {event} ON {table}"
-    " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END"
-    for table in ("files", "entries", "faces")
+    " BEGIN UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'generation'; END"
+    for table in _CHANGE_TABLES
     for event in ("INSERT", "UPDATE", "DELETE")
 )
-"""Every write to the tables that make ``faces()`` raises ``meta.generation`` (what a
-snapshot of the faces is checked against; see ``facematch.store.snapshot``)."""
+"""Every write to the tables that make ``faces()`` gives ``meta.generation`` a new random
+value: with the library's random ``library_id``, the state a snapshot of the faces is
+checked against (see ``facematch.store.snapshot``). A counter would repeat (a library
+restored from a backup counts up to the old value again); 128 random bits do not."""
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("INSERT OR IGNORE INTO meta VALUES ('generation', '0')", *_COUNT_CHANGES),
-}
-"""Statements that take a library from schema N - 1 to N."""
+_NEW_STATE = (
+    "INSERT OR REPLACE INTO meta VALUES ('library_id', lower(hex(randomblob(16))))",
+    "INSERT OR REPLACE INTO meta VALUES ('generation', lower(hex(randomblob(16))))",
+)
+
+
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """Ids that are never reused, and the random change token (see ``_TRIGGERS``)."""
+    for table in _CHANGE_TABLES:
+        for event in ("insert", "update", "delete"):
+            db.execute(f"DROP TRIGGER IF EXISTS {table}_{event}")
+    for table, create in _TABLES.items():
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        db.execute(create.replace(f"EXISTS {table} (", f"EXISTS {table}_v3 ("))
+        names = ", ".join(columns)
+        db.execute(f"INSERT INTO {table}_v3 ({names}) SELECT {names} FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_v3 RENAME TO {table}")
+    # Ids that people's tables still name (a face pruned before this upgrade) are never
+    # given to a new face either.
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    highest = [int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])]
+    if "assignments" in tables:
+        highest.append(
+            int(db.execute("SELECT COALESCE(MAX(face), 0) FROM assignments").fetchone()[0])
+        )
+    if "corrections" in tables:
+        highest.append(
+            int(db.execute("SELECT COALESCE(MAX(face), 0) FROM corrections").fetchone()[0])
+        )
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'faces'")
+    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('faces', ?)", (max(highest),))
+    for statement in (*_INDEXES, *_TRIGGERS, *_NEW_STATE):
+        db.execute(statement)
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """A change counter for snapshots (replaced by a random token in 3)."""
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}
+"""What takes a library from schema N - 1 to N (inside one transaction)."""
 
 # Odd 64-bit weights for the face checksum: any change to one word of a row changes the sum.
 _WEIGHTS = np.array(
@@ -289,15 +345,12 @@ class Library:
         try:
             # Another process may have created it between our look and the lock.
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
-                for statement in SCHEMA:
+                for statement in (*SCHEMA, *_TRIGGERS, *_NEW_STATE):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO meta VALUES ('format', ?), ('schema', ?)",
                     (FORMAT, str(SCHEMA_VERSION)),
                 )
-                for version in range(2, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[version]:
-                        db.execute(statement)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -308,8 +361,7 @@ class Library:
         db.execute("BEGIN IMMEDIATE")
         try:
             for version in range(schema + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS.get(version, ()):
-                    db.execute(statement)
+                MIGRATIONS[version](db)
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
             db.execute("COMMIT")
         except BaseException:
@@ -779,9 +831,21 @@ class Library:
             " WHERE files.digest = entries.digest AND files.settings = entries.settings)"
         )
         with self._guard(), self._transaction():
+            if self._has_table("assignments"):  # people's rows of the faces going away
+                self._db.execute(
+                    "DELETE FROM assignments WHERE face IN (SELECT id FROM faces WHERE entry IN"
+                    f" ({orphans}))",
+                    (before,),
+                )
             self._db.execute(f"DELETE FROM faces WHERE entry IN ({orphans})", (before,))
             count = self._db.execute(f"DELETE FROM entries WHERE id IN ({orphans})", (before,))
         return count.rowcount
+
+    def _has_table(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     # --- reading ---------------------------------------------------------------------
 
@@ -826,11 +890,16 @@ class Library:
             self._write_snapshot(matrix, generation)
         return matrix, paths_by_id
 
-    def _generation(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
+    def _generation(self) -> str:
+        """This library's identity and the token of its latest change (see ``_TRIGGERS``)."""
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('library_id', 'generation')"
+            ).fetchall()
+        )
+        return f"{rows['library_id']}:{rows['generation']}"
 
-    def _write_snapshot(self, matrix: FaceMatrix, generation: int) -> None:
+    def _write_snapshot(self, matrix: FaceMatrix, generation: str) -> None:
         try:
             write_snapshot(snapshot_path(self.path), matrix, generation)
         except OSError as exc:  # a read-only folder, a full disk: slower next time, not wrong

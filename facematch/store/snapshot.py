@@ -6,9 +6,11 @@ library's faces are read from SQLite (or an index run changes them), they are al
 written to ``LIBRARY-faces`` beside it, and the next reader takes them from there
 when the snapshot is of the library as it is now.
 
-"As it is now": the library counts its changes (``meta.generation``, raised by
-triggers on every write to its files, entries and faces), and a snapshot records
-the generation it was made at. A snapshot of another generation is never used.
+"As it is now": a library has a random identity (``meta.library_id``) and a random
+token that triggers replace on every write to its files, entries and faces
+(``meta.generation``); a snapshot records both as the state it was made at, and a
+snapshot of any other state is never used: not another library's, and not one made
+before a library was restored from a backup and changed again.
 
 The file: ``MAGIC``, an 8-byte little-endian header length, a JSON header
 (generation, count, CRC-32 of the body), padding to 64 bytes, then the body:
@@ -70,7 +72,7 @@ def _body_parts(faces: FaceMatrix) -> list[NDArray[np.generic]]:
     ]
 
 
-def write_snapshot(path: Path, faces: FaceMatrix, generation: int) -> None:
+def write_snapshot(path: Path, faces: FaceMatrix, generation: str) -> None:
     """Write ``faces`` as the snapshot of ``generation`` (atomically, 0600)."""
     parts = _body_parts(faces)
     crc = 0
@@ -98,7 +100,7 @@ def _header(file: BinaryIO) -> dict[str, Any]:
     return header
 
 
-def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
+def read_snapshot(path: Path, generation: str) -> FaceMatrix | None:
     """The snapshot at ``path`` if it is of ``generation`` and whole; else None.
 
     Missing, or of another generation: None quietly. Damaged or foreign: None
@@ -143,14 +145,14 @@ def read_snapshot(path: Path, generation: int) -> FaceMatrix | None:
     return FaceMatrix(ids, files, boxes, embeddings)
 
 
-def snapshot_generation(path: Path) -> int | None:
+def snapshot_generation(path: Path) -> str | None:
     """The generation a snapshot says it is of (its header only); None if none is readable."""
     try:
         with open(path, "rb") as file:
             generation = _header(file).get("generation")
     except (OSError, ValueError):
         return None
-    return generation if isinstance(generation, int) else None
+    return generation if isinstance(generation, str) else None
 
 
 def remove_snapshot(path: Path) -> None:

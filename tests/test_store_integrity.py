@@ -1,0 +1,89 @@
+"""What the user told the library stays with the faces it was about, across prune and re-index.
+
+Real photos of TV characters (tests/data/people/tbbt): the library's face ids are never
+given again, so a name, a move or a merge made for a face that is gone cannot land on
+a new face.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from facematch.cli import main
+
+TBBT = Path(__file__).parent / "data" / "people" / "tbbt"
+
+
+def run(*args: str | Path) -> Result:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def people(photos: Path, library: Path) -> dict[str, tuple[str, str]]:
+    """File name -> (person, name) of each face, from ``cluster --format csv``."""
+    result = run("cluster", photos, "--library", library, "--format", "csv", "-q", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    rows = csv.DictReader(io.StringIO(result.stdout))
+    return {Path(row["path"]).name: (row["person"], row["name"]) for row in rows}
+
+
+@pytest.fixture
+def clustered(tmp_path: Path) -> tuple[Path, Path, str]:
+    """Two photos of Amy and two of Raj, clustered; returns (folder, library, Raj's person)."""
+    photos = tmp_path / "p"
+    photos.mkdir()
+    for source, target in [
+        ("amy/amy1.png", "a1.png"),
+        ("amy/amy2.png", "a2.png"),
+        ("raj/raj1.png", "b1.png"),
+        ("raj/raj2.png", "b2.png"),
+    ]:
+        shutil.copy(TBBT / source, photos / target)
+    library = tmp_path / "l.sqlite3"
+    found = people(photos, library)
+    raj = found["b1.png"][0]
+    assert raj and found["b2.png"][0] == raj and found["a1.png"][0] != raj
+    return photos, library, raj
+
+
+def prune_raj_and_add_penny(photos: Path, library: Path) -> dict[str, tuple[str, str]]:
+    (photos / "b2.png").unlink()
+    assert run("index", photos, "--library", library, "-q", "--jobs", "1").exit_code == 0
+    shutil.copy(TBBT / "penny" / "penny1.png", photos / "c1.png")
+    assert run("index", photos, "--library", library, "-q", "--jobs", "1").exit_code == 0
+    return people(photos, library)
+
+
+def test_a_name_never_passes_to_a_new_face(clustered: tuple[Path, Path, str]) -> None:
+    photos, library, raj = clustered
+    assert run("cluster", "name", raj, "Raj", "--library", library).exit_code == 0
+    found = prune_raj_and_add_penny(photos, library)
+    assert found["b1.png"] == (raj, "Raj")
+    assert found["c1.png"][1] != "Raj"
+    assert found["c1.png"][0] != raj
+
+
+def test_a_move_never_passes_to_a_new_face(clustered: tuple[Path, Path, str]) -> None:
+    photos, library, _ = clustered
+    amy = people(photos, library)["a1.png"][0]
+    moved = run("cluster", "move", photos / "b2.png", "--to", amy, "--library", library)
+    assert moved.exit_code == 0, moved.output
+    assert people(photos, library)["b2.png"][0] == amy
+    found = prune_raj_and_add_penny(photos, library)
+    assert found["c1.png"][0] != amy  # the moved face is gone; its move went with it
+
+
+def test_a_merge_never_takes_in_a_new_face(clustered: tuple[Path, Path, str]) -> None:
+    photos, library, raj = clustered
+    amy = people(photos, library)["a1.png"][0]
+    assert run("cluster", "merge", raj, amy, "--library", library).exit_code == 0
+    assert run("cluster", "name", amy, "Amy and Raj", "--library", library).exit_code == 0
+    found = prune_raj_and_add_penny(photos, library)
+    assert found["b1.png"][1] == "Amy and Raj"
+    assert found["c1.png"][1] != "Amy and Raj"

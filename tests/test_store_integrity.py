@@ -87,3 +87,41 @@ def test_a_merge_never_takes_in_a_new_face(clustered: tuple[Path, Path, str]) ->
     found = prune_raj_and_add_penny(photos, library)
     assert found["b1.png"][1] == "Amy and Raj"
     assert found["c1.png"][1] != "Amy and Raj"
+
+
+def test_a_library_in_a_read_only_folder_can_be_read(tmp_path: Path) -> None:
+    from tests.test_cache import facematch_run, permissions_bind
+
+    prefix = permissions_bind()
+    data = Path(__file__).parent / "data"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+        shutil.copy(data / name, photos / name)
+    shelf = tmp_path / "dvd"
+    shelf.mkdir()
+    library = shelf / "library.sqlite3"
+    assert run("index", photos, "--library", library, "-q", "--jobs", "1").exit_code == 0
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(data / "obama2.jpg", known / "Barack Obama.jpg")
+    library.chmod(0o444)
+    shelf.chmod(0o555)
+    try:
+        searched = facematch_run(prefix, "search", data / "obama3.jpg", "--library", library)
+        info = facematch_run(prefix, "library", "info", "--library", library)
+        exported = facematch_run(prefix, "library", "export", "--library", library)
+        matched = facematch_run(prefix, known, "--library", library, "--format", "csv")
+    finally:
+        shelf.chmod(0o755)
+    for done in (searched, info, exported, matched):
+        assert done.returncode == 0, done.stderr
+        assert "readonly" not in done.stderr and "unable to open" not in done.stderr
+    assert sorted(Path(line.split(",")[0]).name for line in searched.stdout.splitlines()) == [
+        "obama.jpg",
+        "two_people.jpg",
+    ]
+    assert "faces: 4" in info.stdout
+    assert len(exported.stdout.splitlines()) == 4
+    assert "Barack Obama" in matched.stdout
+    assert sorted(p.name for p in shelf.iterdir()) == ["library.sqlite3"]  # nothing written

@@ -220,6 +220,28 @@ def resolve_library_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path) if path is not None else default_library_path()
 
 
+def _read_only_connection(where: Path, busy_seconds: float) -> sqlite3.Connection:
+    """A connection that only reads the library at ``where``.
+
+    A WAL database needs its -shm index even to be read, and SQLite cannot make one
+    where the library's folder or file is not writable (a DVD, a read-only share, a
+    backup mount): there the file is read as immutable (no locks; a -wal left by a
+    writer that did not finish is not read, and every face still has its checksum).
+    """
+    uri = f"{where.absolute().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=busy_seconds, isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(where.parent, os.W_OK | os.X_OK) and os.access(where, os.W_OK):
+            raise
+    return sqlite3.connect(
+        f"{uri}&immutable=1", uri=True, timeout=busy_seconds, isolation_level=None
+    )
+
+
 def face_checksums(boxes: NDArray[np.int64], embeddings: NDArray[np.float32]) -> NDArray[np.int64]:
     """Per face, a 64-bit checksum of its box and the bits of its float32 embedding."""
     count = len(embeddings)
@@ -289,8 +311,7 @@ class Library:
             raise LibraryError(f"no library at {where}; make one with: facematch index PHOTOS")
         try:
             if read_only:
-                uri = f"{where.absolute().as_uri()}?mode=ro"
-                db = sqlite3.connect(uri, uri=True, timeout=busy_seconds, isolation_level=None)
+                db = _read_only_connection(where, busy_seconds)
             else:
                 make_private_folder(where.parent.absolute())
                 create_private_file(where)

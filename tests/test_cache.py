@@ -13,15 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import main
 from facematch.run import pipeline
 from facematch.store.cache import CACHE_FILE, EncodingCache, file_digest
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def entries(cache_dir: Path) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE
 from facematch.errors import LibraryError
 from facematch.run import pipeline as pipeline_module
 from facematch.run.pipeline import Pipeline
@@ -34,10 +34,6 @@ PHOTOS = {
     "both.jpg": "two_people.jpg",
 }
 OBAMA = {"obama/a.jpg", "obama/b.jpg", "obama/small.jpg", "both.jpg"}
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def make_photos(folder: Path, data: Path) -> Path:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 from PIL import Image, ImageOps
 
-from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.cli import EXIT_PARTIAL, EXIT_USAGE
 from facematch.detect import detectors
 from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
 from facematch.encode.faces import FaceSettings
@@ -31,10 +31,6 @@ from facematch.privacy.redact import (
 )
 from facematch.records import FaceBox
 from facematch.sources.images import load_rgb
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def upright(path: Path) -> np.ndarray:

@@ -149,6 +149,7 @@ def test_a_rerun_reads_nothing(indexed: tuple[Path, Path], tmp_path: Path) -> No
     assert stored(library, photos)["files"]["biden.jpg"] == "ok"
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_add_change_rename_delete(
     photos: Path, tmp_path: Path, data: Path, encodes: list[str]
 ) -> None:
@@ -493,6 +494,7 @@ def test_an_emptied_folder_is_pruned_and_a_missing_one_is_an_error(
     assert stored(library, photos)["files"] == {}
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_copies_of_a_new_photo_are_encoded_once(
     tmp_path: Path, data: Path, encodes: list[str]
 ) -> None:

@@ -276,6 +276,7 @@ def test_bad_videos_are_error_rows(known: Path, videos: Path, tmp_path: Path, da
         assert f"{folder / name}: " in result.stderr
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_without_the_extra_a_video_is_an_error_row_naming_it(
     known: Path, videos: Path, monkeypatch: pytest.MonkeyPatch, data: Path
 ) -> None:

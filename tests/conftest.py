@@ -1,12 +1,17 @@
-"""Shared fixtures: the repo's real test photos, and an isolated cache per test session."""
+"""Shared fixtures: the repo's real test photos, an isolated cache per test session, and
+a fake face finder for tests of plumbing (``fake_faces``). The CLI helpers are in helpers.py."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fakes import FakeFaces
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -59,3 +64,19 @@ def unknown(tmp_path: Path) -> Path:
     shutil.copy(DATA / "two_people.jpg", folder / "2-both.jpg")
     shutil.copy(DATA / "alex-lacamoire.png", folder / "3-stranger.png")
     return folder
+
+
+@pytest.fixture
+def fake_faces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeFaces:
+    """Runs in this process find fake faces, without loading any model (see fakes.py).
+
+    For tests of plumbing only (formats, order, exit codes, bad inputs, cache and
+    library bookkeeping): anything about real faces (who is found, distances,
+    detection) needs the real models. The default cache moves to a folder of the
+    test's own, so fake faces never reach the one real runs share.
+    """
+    from fakes import FakeFaces  # imports the pipeline: only for the tests that use it
+
+    fake = FakeFaces()
+    fake.install(monkeypatch, tmp_path / "fake-faces-cache")
+    return fake

@@ -1,4 +1,8 @@
-"""The encoding cache: reused across runs, keyed by content and settings, never wrong."""
+"""The encoding cache: reused across runs, keyed by content and settings, never wrong.
+
+Most runs here find fake faces (``fake_faces``): what the cache keeps is what they
+are about, not the faces. Runs in other processes, and the test of the stored model's
+permissions, use the real models."""
 
 from __future__ import annotations
 
@@ -13,15 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from fakes import FakeFaces
+from helpers import run
 
-from facematch.cli import main
 from facematch.run import pipeline
 from facematch.store.cache import CACHE_FILE, EncodingCache, file_digest
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def entries(cache_dir: Path) -> int:
@@ -38,6 +38,7 @@ def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "encode_image", refuse)
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_second_run_with_other_tolerance_and_format_encodes_nothing(
     known_files: Path, unknown: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,6 +57,7 @@ def test_second_run_with_other_tolerance_and_format_encodes_nothing(
     assert strict.exit_code == 0 and "unknown_person" in strict.stdout
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_key_is_content_not_name_and_includes_settings(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:
@@ -70,12 +72,14 @@ def test_key_is_content_not_name_and_includes_settings(
     assert entries(cache) == 6  # another setting, new entries
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_no_cache_writes_nothing(known_files: Path, data: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     run(known_files, data / "obama2.jpg", "--cache-dir", cache, "--no-cache", "-j", "1")
     assert not (cache / CACHE_FILE).exists()
 
 
+@pytest.mark.usefixtures("fake_faces")
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_cache_is_reported_once_and_rebuilt(
     known_files: Path, unknown: Path, tmp_path: Path, damage: str
@@ -99,6 +103,7 @@ def test_corrupt_cache_is_reported_once_and_rebuilt(
     assert "is corrupt" not in third.stderr
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_cache_info_and_clear(known_files: Path, data: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
@@ -109,6 +114,7 @@ def test_cache_info_and_clear(known_files: Path, data: Path, tmp_path: Path) -> 
     assert entries(cache) == 0
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_default_cache_honours_xdg_cache_home(
     known_files: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,6 +166,7 @@ def test_a_killed_run_keeps_what_it_had_written(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_a_locked_cache_is_skipped_not_rebuilt(
     known_files: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,6 +211,7 @@ def other_digits(text: str) -> str:
     return f'{head}"embedding": [{numbers.translate(str.maketrans("1234", "8765"))}]{rest}'
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_an_entry_changed_on_disk_is_encoded_again(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:
@@ -219,6 +227,7 @@ def test_an_entry_changed_on_disk_is_encoded_again(
     assert third.stdout == good.stdout and "damaged" not in third.stderr  # overwritten
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_entries_of_schema_1_have_no_checksum_and_are_misses(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:
@@ -333,9 +342,13 @@ def stored_key(cache_dir: Path) -> str:
 
 @pytest.fixture
 def filled(
-    known_files: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_faces: FakeFaces,
+    known_files: Path,
+    data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> tuple[Path, str, str]:
-    """A cache filled by a real run, its settings key, and the digest of an image in it."""
+    """A cache filled by a run (of fake faces), its settings key, and an image's digest."""
     cache = tmp_path / "cache"
     run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
     capsys.readouterr()
@@ -378,6 +391,7 @@ def test_a_full_disk_is_reported_as_such(
     assert entries(cache) == 3
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_only_the_latest_corrupt_copy_is_kept(
     known_files: Path, data: Path, tmp_path: Path
 ) -> None:

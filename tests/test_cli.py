@@ -12,19 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import lines, run
 
-from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE
 
 REPO = Path(__file__).parent.parent
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def lines(result: Result) -> list[str]:
-    return result.stdout.splitlines()
 
 
 def test_examples_name_everyone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,20 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from helpers import run
 from PIL import Image
 
-from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, main
+from facematch.cli import EXIT_FATAL, EXIT_PARTIAL
 
 pytest.importorskip("jax")
 
 DATA = Path(__file__).parent / "data"
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def digest(path: Path) -> str:

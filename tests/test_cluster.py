@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from helpers import run
 
-from facematch.cli import main
 from facematch.evaluate.metrics import clustering_scores
 from facematch.match.cluster import FaceClusterer, neighbour_graph
 
@@ -168,10 +168,6 @@ def test_bad_parameters() -> None:
 
 
 # --- the command on real faces -----------------------------------------------------------
-
-
-def run(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def rows_of(result: Result) -> list[dict[str, str]]:

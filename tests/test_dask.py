@@ -21,9 +21,9 @@ from pathlib import Path
 import crashy
 import dask_work
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, main
+from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE
 from facematch.errors import ClusterError
 from facematch.records import Encoded
 from facematch.run import dask as dask_runner
@@ -74,10 +74,6 @@ def summary(results: list[Encoded]) -> list[tuple[object, ...]]:
 def local_answers(photos: list[str]) -> list[tuple[object, ...]]:
     with Pipeline(jobs=2) as pipeline:
         return summary(list(pipeline.encode(photos)))
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_the_cluster_gives_the_local_pool_s_answers(

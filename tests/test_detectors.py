@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import run
 from PIL import Image
 
 from benchmarks.speed import stress
-from facematch.cli import main
 from facematch.detect import detectors
 from facematch.encode.faces import FaceSettings, detect, sensitive_settings
 from facematch.models import dlib_files as models
@@ -152,7 +151,7 @@ def test_thin_images_have_no_faces_with_every_detector(
 
 def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(detectors, "centerface_path", lambda: None)
-    result = CliRunner().invoke(main, ["detect", "--model", "centerface", str(DATA / "obama.jpg")])
+    result = run("detect", "--model", "centerface", DATA / "obama.jpg", catch_exceptions=True)
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import main
 from facematch.encode import engines, onnx_encoder
 from facematch.encode.faces import DlibEncoder, FaceSettings, find_faces
 from facematch.models import dlib_files as models
@@ -23,10 +22,6 @@ from facematch.sources.images import load_rgb
 from facematch.store.cache import EncodingCache
 
 DATA = Path(__file__).parent / "data"
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_onnx_is_the_default_engine_and_is_verified_once(tmp_path: Path) -> None:

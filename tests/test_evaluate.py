@@ -8,19 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 from PIL import Image
 
-from facematch.cli import main
 from facematch.encode.faces import FaceSettings, detect, detect_with_fallback
 from facematch.evaluate import metrics
 from facematch.evaluate.evaluation import load_pairs
 from facematch.match import calibration
 from facematch.sources.images import load_rgb
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_pairs_file_reads_every_spelling_of_same(data: Path) -> None:

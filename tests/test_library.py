@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE
 from facematch.errors import LibraryError
 from facematch.run import pipeline as pipeline_module
 from facematch.run.pipeline import Pipeline
@@ -34,10 +34,6 @@ PHOTOS = {
     "both.jpg": "two_people.jpg",
 }
 OBAMA = {"obama/a.jpg", "obama/b.jpg", "obama/small.jpg", "both.jpg"}
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def make_photos(folder: Path, data: Path) -> Path:
@@ -153,6 +149,7 @@ def test_a_rerun_reads_nothing(indexed: tuple[Path, Path], tmp_path: Path) -> No
     assert stored(library, photos)["files"]["biden.jpg"] == "ok"
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_add_change_rename_delete(
     photos: Path, tmp_path: Path, data: Path, encodes: list[str]
 ) -> None:
@@ -497,6 +494,7 @@ def test_an_emptied_folder_is_pruned_and_a_missing_one_is_an_error(
     assert stored(library, photos)["files"] == {}
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_copies_of_a_new_photo_are_encoded_once(
     tmp_path: Path, data: Path, encodes: list[str]
 ) -> None:

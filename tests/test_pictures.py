@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 from PIL import Image
 
-from facematch.cli import EXIT_USAGE, main
+from facematch.cli import EXIT_USAGE
 from facematch.output.pictures import (
     COLOURS,
     MIN_FONT_PX,
@@ -24,10 +24,6 @@ from facematch.output.pictures import (
     output_paths,
 )
 from facematch.records import FaceBox, FaceMatch, KnownFace, Match
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def upright_size(path: Path) -> tuple[int, int]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 from PIL import Image, ImageOps
 
-from facematch.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from facematch.cli import EXIT_PARTIAL, EXIT_USAGE
 from facematch.detect import detectors
 from facematch.detect.boxes import reach, unite
 from facematch.detect.detectors import CENTERFACE_SENSITIVE_THRESHOLD
@@ -23,10 +23,6 @@ from facematch.encode.passes import MIRROR_PAD, DetectorPass, detect_pass, redac
 from facematch.privacy.redact import FILL, cover, mask_box
 from facematch.records import FaceBox
 from facematch.sources.images import load_rgb
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def upright(path: Path) -> np.ndarray:

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-
-from facematch.cli import main
+from helpers import run
 
 CHROMIUM = os.environ.get("FACEMATCH_CHROMIUM", "/usr/bin/chromium")
 # No first-run pages, no component or safe-browsing downloads: the page is all it sees.
@@ -64,11 +62,7 @@ def test_report_in_a_browser(
     (unknown / "4-broken.jpg").write_bytes(b"not an image")
     shutil.copy(data / "tiny-blank.png", unknown / "5-blank.png")
     report = tmp_path / "report.html"
-    result = CliRunner().invoke(
-        main,
-        [str(known_files), str(unknown), "--report", str(report), "--format", "json", "-j", "1"],
-        catch_exceptions=False,
-    )
+    result = run(known_files, unknown, "--report", report, "--format", "json", "-j", "1")
     assert result.exit_code == 3, result.stderr
     rows = json.loads(result.stdout)
     faces = sum(len(row["faces"]) for row in rows)
@@ -104,13 +98,12 @@ def test_cluster_report_in_a_browser(browser: Any, data: Path, tmp_path: Path) -
     shutil.copy(data / "people" / "tbbt" / "sheldon" / "sheldon1.png", known / "Sheldon.png")
 
     def cluster(*args: str | Path) -> Any:
-        command = ["cluster", *args, "--library", library, "-q", "-j", "1"]
-        return CliRunner().invoke(main, [str(a) for a in command], catch_exceptions=False)
+        return run("cluster", *args, "--library", library, "-q", "-j", "1")
 
     first = cluster(photos, "--format", "csv")
     assert first.exit_code == 3, first.stderr
     amy = next(line.split(",")[6] for line in first.stdout.splitlines() if "/amy/" in line)
-    named = CliRunner().invoke(main, ["cluster", "name", amy, "Amy <F>", "--library", str(library)])
+    named = run("cluster", "name", amy, "Amy <F>", "--library", library, catch_exceptions=True)
     assert named.exit_code == 0, named.stderr
     report = tmp_path / "people.html"
     result = cluster(photos, "--known", known, "--report", report, "--format", "json")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 
-from facematch.cli import EXIT_PARTIAL, main
+from facematch.cli import EXIT_PARTIAL
 from facematch.match.appearances import appearances, clock
 from facematch.records import Appearance, FaceBox, FaceMatch
 from facematch.run.pipeline import Pipeline, segments
@@ -77,10 +77,6 @@ def known(tmp_path: Path) -> Path:
     shutil.copy(DATA / "obama.jpg", folder / "Barack Obama.jpg")
     shutil.copy(DATA / "biden.jpg", folder / "Joe Biden.jpg")
     return folder
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def ranges(document: dict[str, object]) -> list[tuple[str | None, float, float]]:
@@ -280,6 +276,7 @@ def test_bad_videos_are_error_rows(known: Path, videos: Path, tmp_path: Path, da
         assert f"{folder / name}: " in result.stderr
 
 
+@pytest.mark.usefixtures("fake_faces")
 def test_without_the_extra_a_video_is_an_error_row_naming_it(
     known: Path, videos: Path, monkeypatch: pytest.MonkeyPatch, data: Path
 ) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from helpers import run
 from PIL import Image
 
-from facematch.cli import EXIT_PARTIAL, main
+from facematch.cli import EXIT_PARTIAL
 from facematch.match.appearances import clock
 from facematch.output.pictures import COLOURS, AnnotatedCopies, Annotations, file_safe, still_path
 from facematch.records import Appearance, FaceBox, FaceMatch, FrameFaces, VideoResult
@@ -27,10 +27,6 @@ pytest.importorskip("av")
 DATA = Path(__file__).parent / "data"
 CLIP_NAME = "hamilton-4s.mp4"
 LIN = "Lin-Manuel Miranda"
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+"""Helpers every CLI test shares: run the facematch command in this process.
+
+Imported as ``from helpers import run, lines`` (pytest puts this folder on sys.path,
+as for ``crashy``, ``malformed`` and ``videos``).
+"""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from facematch.cli import main
+
+
+def run(*args: object, catch_exceptions: bool = False) -> Result:
+    """``facematch ARGS...`` through click's CliRunner, each argument as ``str``.
+
+    ``result.stdout`` and ``result.stderr`` are separate (click 8.2+), ``result.output``
+    is both interleaved. An exception escaping the command fails the test, unless
+    ``catch_exceptions``: then it is ``result.exception`` and the exit code is 1.
+    """
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=catch_exceptions)
+
+
+def lines(result: Result) -> list[str]:
+    """The lines a run wrote to stdout."""
+    return result.stdout.splitlines()

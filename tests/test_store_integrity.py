@@ -13,16 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from facematch.cli import main
+from helpers import run
 
 TBBT = Path(__file__).parent / "data" / "people" / "tbbt"
-
-
-def run(*args: str | Path) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
 
 
 def people(photos: Path, library: Path) -> dict[str, tuple[str, str]]:

@@ -6,6 +6,7 @@ permissions, use the real models."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -13,7 +14,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,27 +188,17 @@ def test_a_locked_cache_is_skipped_not_rebuilt(
     assert entries(cache) == 3
 
 
-def entry_table(conn: sqlite3.Connection) -> str:
-    """The table holding entries, whatever the schema calls it."""
-    (table,) = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%faces TEXT%'"
-    ).fetchone()
-    return str(table)
-
-
-def edit_entry(cache_dir: Path, digest: str, change: Callable[[str], str]) -> None:
-    """Rewrite one entry's stored faces text in place, as damage SQLite cannot see would."""
+def damage_entry(cache_dir: Path, digest: str) -> None:
+    """Flip one bit of a stored embedding in place, as damage SQLite cannot see would."""
     with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
-        table = entry_table(conn)
-        ((text,),) = conn.execute(f"SELECT faces FROM {table} WHERE digest = ?", (digest,))
-        conn.execute(f"UPDATE {table} SET faces = ? WHERE digest = ?", (change(text), digest))
-
-
-def other_digits(text: str) -> str:
-    """The same JSON with digits of the embedding swapped: still 128 finite numbers."""
-    head, tail = text.split('"embedding": [', 1)
-    numbers, rest = tail.split("]", 1)
-    return f'{head}"embedding": [{numbers.translate(str.maketrans("1234", "8765"))}]{rest}'
+        ((face, blob),) = conn.execute(
+            "SELECT f.id, f.embedding FROM faces f JOIN entries e ON e.id = f.entry"
+            " WHERE e.digest = ? AND f.face = 0",
+            (digest,),
+        )
+        changed = bytearray(blob)
+        changed[0] ^= 1  # the lowest bit of the first number: still a finite float
+        conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (bytes(changed), face))
 
 
 @pytest.mark.usefixtures("fake_faces")
@@ -218,7 +208,7 @@ def test_an_entry_changed_on_disk_is_encoded_again(
     cache = tmp_path / "cache"
     good = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
     assert good.stdout.strip().endswith("Barack Obama")
-    edit_entry(cache, file_digest(str(known_files / "Barack Obama.jpg")), other_digits)
+    damage_entry(cache, file_digest(str(known_files / "Barack Obama.jpg")))
     again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
     assert again.exit_code == 0
     assert again.stdout == good.stdout
@@ -227,33 +217,52 @@ def test_an_entry_changed_on_disk_is_encoded_again(
     assert third.stdout == good.stdout and "damaged" not in third.stderr  # overwritten
 
 
+OLD_SCHEMAS = {
+    # schema 1: entries as JSON text without a checksum, in a table called faces
+    1: (
+        "CREATE TABLE faces (digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
+        " created REAL NOT NULL, PRIMARY KEY (digest, settings))",
+        "INSERT INTO faces VALUES (?, ?, ?, 0)",
+    ),
+    # schema 2: the same with a checksum, in a table called entries
+    2: (
+        "CREATE TABLE entries (digest TEXT NOT NULL, settings TEXT NOT NULL,"
+        " faces TEXT NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,"
+        " PRIMARY KEY (digest, settings))",
+        "INSERT INTO entries VALUES (?, ?, ?, 'not checked', 0)",
+    ),
+}
+
+
+@pytest.mark.parametrize("schema", sorted(OLD_SCHEMAS))
 @pytest.mark.usefixtures("fake_faces")
-def test_entries_of_schema_1_have_no_checksum_and_are_misses(
-    known_files: Path, data: Path, tmp_path: Path
+def test_entries_of_older_schemas_are_dropped(
+    known_files: Path, data: Path, tmp_path: Path, schema: int
 ) -> None:
     scratch = tmp_path / "scratch"
     good = run(known_files, data / "obama2.jpg", "--cache-dir", scratch, "-j", "1")
     with sqlite3.connect(scratch / CACHE_FILE) as conn:
-        table = entry_table(conn)
-        rows = list(conn.execute(f"SELECT digest, settings, faces FROM {table}"))
+        keys = list(
+            conn.execute(
+                "SELECT e.digest, s.key FROM entries e JOIN settings s ON s.id = e.settings"
+            )
+        )
     cache = tmp_path / "cache"
     cache.mkdir()
-    with sqlite3.connect(cache / CACHE_FILE) as old:  # as schema 1 left it, with wrong embeddings
-        old.execute(
-            "CREATE TABLE faces (digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
-            " created REAL NOT NULL, PRIMARY KEY (digest, settings))"
-        )
+    wrong = {"box": [0, 10, 10, 0], "landmarks": [], "embedding": [0.0] * 128}
+    create, insert = OLD_SCHEMAS[schema]
+    with sqlite3.connect(cache / CACHE_FILE) as old:  # as that schema left it, wrong faces
+        old.execute(create)
         old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-        old.execute("INSERT INTO meta VALUES ('schema', '1')")
-        old.executemany(
-            "INSERT INTO faces VALUES (?, ?, ?, 0)", [(d, k, other_digits(f)) for d, k, f in rows]
-        )
+        old.execute("INSERT INTO meta VALUES ('schema', ?)", (str(schema),))
+        text = json.dumps({"engine": "onnx", "faces": [wrong]})
+        old.executemany(insert, [(d, k, text) for d, k in keys])
     again = run(known_files, data / "obama2.jpg", "--cache-dir", cache, "-j", "1")
     assert again.stdout == good.stdout
     assert "damaged" not in again.stderr and "corrupt" not in again.stderr
     assert entries(cache) == 3
     with sqlite3.connect(cache / CACHE_FILE) as conn:
-        assert entry_table(conn) != "faces"  # the old entries are gone
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
 
 
 def mode(path: Path) -> int:
@@ -336,7 +345,7 @@ def test_a_read_only_cache_serves_hits_and_says_it_saves_nothing(
 def stored_key(cache_dir: Path) -> str:
     """The settings key of a cache's entries (all made with one set of settings)."""
     with sqlite3.connect(cache_dir / CACHE_FILE) as conn:
-        ((key,),) = conn.execute(f"SELECT DISTINCT settings FROM {entry_table(conn)}")
+        ((key,),) = conn.execute("SELECT key FROM settings")
     return str(key)
 
 

@@ -1,17 +1,19 @@
 """Faces and embeddings stored by image content and settings, so re-runs encode nothing.
 
 One SQLite file (standard library, inspectable with the ``sqlite3`` shell, no
-pickle). An entry's key is the SHA-256 of the file's bytes plus every setting
-that changes the result, so renaming or touching a file keeps its entry and
-editing it does not. Each entry is committed on its own in WAL mode: a crash
-loses nothing already written, and several processes may share the file.
+pickle), whose photo entries are the face library's own (``store.entries``, with
+float64 embeddings); videos' sampled frames have a table of their own. An entry's
+key is the SHA-256 of the file's bytes plus every setting that changes the result,
+so renaming or touching a file keeps its entry and editing it does not. Each entry
+is committed on its own in WAL mode: a crash loses nothing already written, and
+several processes may share the file.
 A cache that turns out corrupt is reported once, set aside (only the latest
 such copy is kept) and rebuilt: the cache may cost time, never a wrong
-answer. For damage SQLite cannot see (a changed digit in a stored embedding),
-every entry carries the SHA-256 of its key and text; an entry that does not
-match it is a miss, encoded again. Embeddings are biometric data: a cache
-folder facematch creates is 0700 and its database files 0600 (see
-facematch.files for existing folders).
+answer. For damage SQLite cannot see (a changed bit in a stored embedding),
+every entry carries the SHA-256 of its key and text and every face a checksum of
+its box and embedding; an entry that does not match them is a miss, encoded again.
+Embeddings are biometric data: a cache folder facematch creates is 0700 and its
+database files 0600 (see facematch.files for existing folders).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,15 +37,26 @@ from facematch.encode.faces import FLAT_CHIP_CONTRAST, FaceSettings
 from facematch.files import create_private_file, make_private_folder
 from facematch.records import Face, FaceBox
 from facematch.sources.images import open_regular
+from facematch.store.entries import SCHEMA as ENTRY_SCHEMA
+from facematch.store.entries import DamagedEntry, Entries, entry_checksum, transaction
 
 log = logging.getLogger("facematch")
-T = TypeVar("T")
 
 CACHE_FILE = "encodings.sqlite3"
-SCHEMA_VERSION = 2
-"""2: entries carry a checksum (table ``entries``); 1 had none (table ``faces``)."""
+SCHEMA_VERSION = 3
+"""3: the library's entries and faces tables (``store.entries``) and ``videos``; 2 kept
+every entry as JSON text with a checksum (table ``entries``); 1 had none (``faces``).
+Older entries are dropped: the cache only ever costs time."""
 # Bump when detection, alignment or encoding change in a way settings don't capture.
 PIPELINE_VERSION = 1
+
+
+VIDEO_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS videos ("
+    " digest TEXT NOT NULL, settings TEXT NOT NULL, samples TEXT NOT NULL,"
+    " checksum TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (digest, settings))"
+)
+"""A video's entry: its length and each sampled frame's time and faces, as JSON."""
 
 
 def default_cache_dir() -> Path:
@@ -109,10 +122,6 @@ def _faces_json(faces: Sequence[Face]) -> list[dict[str, Any]]:
     ]
 
 
-def faces_to_json(faces: list[Face], engine: str) -> str:
-    return json.dumps({"engine": engine, "faces": _faces_json(faces)})
-
-
 def _faces(items: list[Any]) -> list[Face]:
     faces = []
     for item in items:
@@ -123,11 +132,6 @@ def _faces(items: list[Any]) -> list[Face]:
         landmarks = tuple((int(x), int(y)) for x, y in item["landmarks"])
         faces.append(Face(FaceBox(top, right, bottom, left), landmarks, embedding))
     return faces
-
-
-def faces_from_json(text: str) -> list[Face]:
-    """Faces from an entry; raises ValueError/KeyError/TypeError on anything malformed."""
-    return _faces(json.loads(text)["faces"])
 
 
 @dataclass(frozen=True)
@@ -151,11 +155,6 @@ def video_from_json(text: str) -> StoredVideo:
         (float(item["time"]), tuple(_faces(item["faces"]))) for item in entry["samples"]
     )
     return StoredVideo(None if duration is None else float(duration), samples)
-
-
-def entry_checksum(digest: str, settings: str, faces: str) -> str:
-    """SHA-256 of an entry's key and stored text, stored beside it to catch silent damage."""
-    return hashlib.sha256("\0".join((digest, settings, faces)).encode()).hexdigest()
 
 
 class FaceStore(Protocol):
@@ -280,16 +279,17 @@ class EncodingCache:
 
     @staticmethod
     def _set_up(db: sqlite3.Connection) -> None:
-        """Create the tables; entries of older schemas (without a checksum) are dropped."""
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS entries ("
-            " digest TEXT NOT NULL, settings TEXT NOT NULL, faces TEXT NOT NULL,"
-            " checksum TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (digest, settings))"
-        )
+        """Create the tables; entries of older schemas are dropped (they cost time only)."""
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         if _schema(db) < SCHEMA_VERSION:
-            db.execute("DROP TABLE IF EXISTS faces")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            with transaction(db):
+                for table in ("faces", "entries", "videos", "settings"):
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in (*ENTRY_SCHEMA, VIDEO_SCHEMA):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
 
     def _failed(self, exc: sqlite3.DatabaseError) -> None:
         """A database error: say what it is (once each) and skip this operation, or rebuild.
@@ -356,19 +356,25 @@ class EncodingCache:
 
     def get(self, digest: str, settings: str) -> list[Face] | None:
         """The faces stored for an image and settings; None on a miss or a damaged entry."""
-        return self._get(digest, settings, faces_from_json)
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            return Entries(db, np.float64).get(digest, settings)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+        except DamagedEntry as exc:
+            self._damaged(exc)
+        return None
 
     def get_video(self, digest: str, settings: str) -> StoredVideo | None:
         """A video's sampled frames and faces stored for these settings, or None."""
-        return self._get(digest, settings, video_from_json)
-
-    def _get(self, digest: str, settings: str, parse: Callable[[str], T]) -> T | None:
         db = self._connect()
         if db is None:
             return None
         try:
             row = db.execute(
-                "SELECT faces, checksum FROM entries WHERE digest = ? AND settings = ?",
+                "SELECT samples, checksum FROM videos WHERE digest = ? AND settings = ?",
                 (digest, settings),
             ).fetchone()
         except sqlite3.DatabaseError as exc:
@@ -380,7 +386,7 @@ class EncodingCache:
         try:
             if checksum != entry_checksum(digest, settings, text):
                 raise ValueError("checksum mismatch")
-            return parse(text)
+            return video_from_json(text)
         except (ValueError, KeyError, TypeError) as exc:
             self._damaged(exc)
             return None
@@ -391,26 +397,35 @@ class EncodingCache:
 
     def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
         """Store an image's faces, replacing any entry for the same image and settings."""
-        self._put(digest, settings, faces_to_json(faces, engine))
+        db = self._writable_connection()
+        if db is None:
+            return
+        try:
+            with transaction(db):
+                Entries(db, np.float64).insert(digest, settings, faces, engine, replace=True)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
 
     def put_video(self, digest: str, settings: str, video: StoredVideo, engine: str) -> None:
         """Store a video's sampled frames and faces, replacing any entry for the same key."""
-        self._put(digest, settings, video_to_json(video, engine))
-
-    def _put(self, digest: str, settings: str, text: str) -> None:
-        db = self._connect()
+        db = self._writable_connection()
         if db is None:
             return
-        if self.read_only:
-            self._warn_read_only()
-            return
+        text = video_to_json(video, engine)
         try:
             db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO videos VALUES (?, ?, ?, ?, ?)",
                 (digest, settings, text, entry_checksum(digest, settings, text), time.time()),
             )
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
+
+    def _writable_connection(self) -> sqlite3.Connection | None:
+        db = self._connect()
+        if db is not None and self.read_only:
+            self._warn_read_only()
+            return None
+        return db
 
     def info(self) -> dict[str, Any]:
         """Where the cache is, how many images it holds and its size on disk."""
@@ -430,7 +445,11 @@ class EncodingCache:
 
     def _count(self) -> int:
         db = self._connect()
-        return 0 if db is None else int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+        if db is None:
+            return 0
+        photos = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        videos = db.execute("SELECT COUNT(*) FROM videos").fetchone()[0]
+        return int(photos) + int(videos)
 
     def close(self) -> None:
         if self._db is not None:

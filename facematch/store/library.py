@@ -43,7 +43,6 @@ A ``Library`` is a context manager::
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -55,14 +54,16 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
 from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
 from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit
 from facematch.sources.images import Found, discover
-from facematch.store.cache import FaceStore, entry_checksum, file_digest
+from facematch.store.cache import FaceStore, file_digest
+from facematch.store.entries import CHECK_ROWS, Entries, embeddings_from_blobs, face_checksums
+from facematch.store.entries import SCHEMA as ENTRY_SCHEMA
 from facematch.store.snapshot import (
     SNAPSHOT_MIN_FACES,
     SUFFIX,
@@ -104,35 +105,20 @@ Action = Literal["new", "changed", "unchanged", "pruned"]
 # AUTOINCREMENT: an id is never given twice, even after the row with the highest one
 # is deleted; people's names and corrections refer to face ids (issue: a pruned face's
 # id went to a new face, and with it a name the user gave to someone else).
-_TABLES = {
-    "entries": (
-        "CREATE TABLE IF NOT EXISTS entries ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL,"
-        " settings INTEGER NOT NULL REFERENCES settings(id),"
-        " faces TEXT NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,"
-        " UNIQUE (digest, settings))"
-    ),
-    "faces": (
-        "CREATE TABLE IF NOT EXISTS faces ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT, entry INTEGER NOT NULL REFERENCES entries(id),"
-        " face INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL,"
-        " bottom INTEGER NOT NULL, left INTEGER NOT NULL,"
-        " embedding BLOB NOT NULL, checksum INTEGER NOT NULL, UNIQUE (entry, face))"
-    ),
-    "files": (
-        "CREATE TABLE IF NOT EXISTS files ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, size INTEGER,"
-        " mtime_ns INTEGER, digest TEXT, settings INTEGER NOT NULL REFERENCES settings(id),"
-        " status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
-        " error TEXT, indexed REAL NOT NULL)"
-    ),
-}
+_FILES = (
+    "CREATE TABLE IF NOT EXISTS files ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, size INTEGER,"
+    " mtime_ns INTEGER, digest TEXT, settings INTEGER NOT NULL REFERENCES settings(id),"
+    " status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
+    " error TEXT, indexed REAL NOT NULL)"
+)
+_TABLES = {"entries": ENTRY_SCHEMA[1], "faces": ENTRY_SCHEMA[2], "files": _FILES}
 _INDEXES = ("CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",)
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
-    *_TABLES.values(),
+    *ENTRY_SCHEMA,
+    _FILES,
     *_INDEXES,
 )
 
@@ -192,17 +178,11 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}
 """What takes a library from schema N - 1 to N (inside one transaction)."""
 
-# Odd 64-bit weights for the face checksum: any change to one word of a row changes the sum.
-_WEIGHTS = np.array(
-    [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 for i in range(DIM + 4)], dtype=np.uint64
-)
 _JOINED = (
     " FROM files fi JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
     " JOIN faces fa ON fa.entry = e.id WHERE fi.status = 'ok'"
 )
 """The faces of the indexed files (what ``faces()`` reads)."""
-
-_CHECK_ROWS = 65_536  # rows checksummed at a time, to bound memory
 
 
 def default_library_path() -> Path:
@@ -242,20 +222,6 @@ def _read_only_connection(where: Path, busy_seconds: float) -> sqlite3.Connectio
     )
 
 
-def face_checksums(boxes: NDArray[np.int64], embeddings: NDArray[np.float32]) -> NDArray[np.int64]:
-    """Per face, a 64-bit checksum of its box and the bits of its float32 embedding."""
-    count = len(embeddings)
-    out = np.empty(count, dtype=np.int64)
-    for start in range(0, count, _CHECK_ROWS):
-        part = slice(start, start + _CHECK_ROWS)
-        words = np.empty((len(embeddings[part]), DIM + 4), dtype=np.uint64)
-        words[:, :DIM] = np.ascontiguousarray(embeddings[part], dtype="<f4").view("<u4")
-        words[:, DIM:] = boxes[part].astype(np.int64).view(np.uint64) & 0xFFFFFFFF
-        with np.errstate(over="ignore"):
-            out[part] = (words * _WEIGHTS).sum(axis=1, dtype=np.uint64).view(np.int64)
-    return out
-
-
 @dataclass(frozen=True)
 class IndexedFile:
     """What an index run did with one file: its status now and the action taken."""
@@ -286,7 +252,7 @@ class Library:
         self.path = path
         self.read_only = read_only
         self._db = db
-        self._settings_ids: dict[str, int] = {}
+        self._entries = Entries(db, np.float32)
         self._searchable: tuple[FaceMatrix, NeighbourIndex] | None = None
 
     # --- opening ---------------------------------------------------------------------
@@ -425,72 +391,20 @@ class Library:
     # --- the content store (what Pipeline.encode reads and writes) -------------------
 
     def _settings_id(self, key: str, create: bool) -> int | None:
-        known = self._settings_ids.get(key)
-        if known is not None:
-            return known
-        row = self._db.execute("SELECT id FROM settings WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            if not create:
-                return None
-            self._db.execute("INSERT OR IGNORE INTO settings (key) VALUES (?)", (key,))
-            row = self._db.execute("SELECT id FROM settings WHERE key = ?", (key,)).fetchone()
-        self._settings_ids[key] = int(row[0])
-        return int(row[0])
+        return self._entries.settings_id(key, create)
 
     def _new_settings_id(self, key: str) -> int:
-        settings_id = self._settings_id(key, create=True)
-        assert settings_id is not None
-        return settings_id
+        return self._entries.new_settings_id(key)
 
     def get(self, digest: str, settings: str) -> list[Face] | None:
         """The faces stored for an image content and settings, or None if not stored."""
         with self._guard():
-            settings_id = self._settings_id(settings, create=False)
-            if settings_id is None:
-                return None
-            row = self._db.execute(
-                "SELECT id, faces, checksum FROM entries WHERE digest = ? AND settings = ?",
-                (digest, settings_id),
-            ).fetchone()
-            if row is None:
-                return None
-            entry, text, checksum = row
-            if checksum != entry_checksum(digest, settings, text):
-                raise LibraryError(f"{self.path} is damaged (an entry fails its checksum)")
-            rows = self._db.execute(
-                "SELECT top, right, bottom, left, embedding, checksum FROM faces"
-                " WHERE entry = ? ORDER BY face",
-                (entry,),
-            ).fetchall()
-            described = json.loads(text)["faces"]
-            if len(rows) != len(described):
-                raise LibraryError(f"{self.path} is damaged (an image's faces are missing)")
-            if not rows:
-                return []
-            boxes = np.array([r[:4] for r in rows], dtype=np.int64)
-            embeddings = _embeddings([r[4] for r in rows])
-            if not np.array_equal(face_checksums(boxes, embeddings), [r[5] for r in rows]):
-                raise LibraryError(f"{self.path} is damaged (a face fails its checksum)")
-            return [
-                Face(
-                    FaceBox(*(int(v) for v in box)),
-                    tuple((int(x), int(y)) for x, y in item["landmarks"]),
-                    embedding.astype(np.float64),
-                )
-                for box, item, embedding in zip(boxes, described, embeddings, strict=True)
-            ]
+            return self._entries.get(digest, settings)
 
     def has(self, digest: str, settings: str) -> bool:
         """Whether faces are stored for this content and settings."""
         with self._guard():
-            settings_id = self._settings_id(settings, create=False)
-            return settings_id is not None and (
-                self._db.execute(
-                    "SELECT 1 FROM entries WHERE digest = ? AND settings = ?",
-                    (digest, settings_id),
-                ).fetchone()
-                is not None
-            )
+            return self._entries.has(digest, settings)
 
     def put(self, digest: str, settings: str, faces: list[Face], engine: str) -> None:
         """Store an image's faces (entry and face rows in one transaction)."""
@@ -501,32 +415,7 @@ class Library:
 
     def _insert(self, digest: str, settings: str, faces: Sequence[Face], engine: str) -> None:
         """Insert an entry and its face rows (inside the caller's transaction)."""
-        text = json.dumps(
-            {
-                "engine": engine,
-                "faces": [{"landmarks": [list(p) for p in face.landmarks]} for face in faces],
-            }
-        )
-        boxes = np.array([f.box.css() for f in faces], dtype=np.int64).reshape(-1, 4)
-        embeddings = np.array([f.embedding for f in faces], dtype="<f4").reshape(-1, DIM)
-        checksums = face_checksums(boxes, embeddings)
-        settings_id = self._new_settings_id(settings)
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO entries (digest, settings, faces, checksum, created)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (digest, settings_id, text, entry_checksum(digest, settings, text), time.time()),
-        )
-        if cursor.rowcount == 0:
-            return  # stored already (by another process, say)
-        entry = cursor.lastrowid
-        self._db.executemany(
-            "INSERT INTO faces (entry, face, top, right, bottom, left, embedding, checksum)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (entry, i, *map(int, boxes[i]), embeddings[i].tobytes(), int(checksums[i]))
-                for i in range(len(faces))
-            ],
-        )
+        self._entries.insert(digest, settings, faces, engine)
 
     def add_many(
         self,
@@ -953,13 +842,13 @@ class Library:
         done = 0
         # A chunk at a time into preallocated arrays: a million faces fit in
         # little more than their float32 matrix.
-        while rows := cursor.fetchmany(_CHECK_ROWS):
+        while rows := cursor.fetchmany(CHECK_ROWS):
             part = slice(done, done + len(rows))
             columns = list(zip(*rows, strict=True))
             ids[part] = columns[0]
             file_ids[part] = columns[1]
             boxes[part] = np.array(columns[2:6], dtype=np.int64).T
-            embeddings[part] = _embeddings(columns[6])
+            embeddings[part] = embeddings_from_blobs(columns[6])
             checksums[part] = columns[7]
             done += len(rows)
         if not np.array_equal(face_checksums(boxes, embeddings), checksums):
@@ -1100,17 +989,6 @@ def stored_status(db: sqlite3.Connection, path: str) -> tuple[Status, str | None
     """A recorded file's status and error."""
     row = db.execute("SELECT status, error FROM files WHERE path = ?", (path,)).fetchone()
     return (row[0], row[1]) if row is not None else ("error", "not recorded")
-
-
-def _embeddings(blobs: Sequence[bytes]) -> NDArray[np.float32]:
-    """Stored embeddings as one (n, 128) float32 matrix; raises ValueError if malformed."""
-    blob = b"".join(blobs)
-    if len(blob) != len(blobs) * DIM * 4:
-        raise ValueError("an embedding of the wrong size")
-    embeddings = np.frombuffer(blob, dtype="<f4").reshape(len(blobs), DIM).astype(np.float32)
-    if not np.isfinite(embeddings).all():
-        raise ValueError("an embedding that is not a number")
-    return embeddings
 
 
 def _status(faces: Sequence[Face]) -> Status:

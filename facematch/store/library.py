@@ -62,7 +62,13 @@ from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_an
 from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit
 from facematch.sources.images import Found, discover
 from facematch.store.cache import FaceStore, file_digest
-from facematch.store.entries import CHECK_ROWS, Entries, embeddings_from_blobs, face_checksums
+from facematch.store.entries import (
+    CHECK_ROWS,
+    Entries,
+    embeddings_from_blobs,
+    face_checksums,
+    transaction,
+)
 from facematch.store.entries import SCHEMA as ENTRY_SCHEMA
 from facematch.store.snapshot import (
     SNAPSHOT_MIN_FACES,
@@ -445,26 +451,17 @@ class Library:
         self.refresh_snapshot()
         return count
 
-    class _Transaction:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
-
-        def __exit__(
-            self,
-            kind: type[BaseException] | None,
-            value: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None:
-            if kind is None:
-                self.db.execute("COMMIT")
-            elif self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-
-    def _transaction(self) -> Library._Transaction:
-        return Library._Transaction(self._db)
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the library's lock (``BEGIN IMMEDIATE``): another
+        writer waits, never interleaves; SQLite's errors become LibraryErrors."""
+        if self.read_only:
+            raise LibraryError(f"library {self.path} is open read-only")
+        with self._guard(), transaction(self._db) as db:
+            yield db
 
     def add(
         self,

@@ -28,15 +28,15 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch.errors import LibraryError, UsageError
+from facematch.errors import UsageError
 from facematch.records import PREFIX, UNCLUSTERED, FaceBox, FaceRow, LibraryFaces, NamedBy
 from facematch.store.library import Library
 
@@ -92,21 +92,9 @@ class People:
             for statement in SCHEMA:
                 self.db.execute(statement)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction holding the write lock: another run waits, never interleaves."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise LibraryError(f"library {self.library.path}: {exc}") from None
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException as exc:
-            self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise LibraryError(f"library {self.library.path}: {exc}") from None
-            raise
+        return self.library.write()
 
     # --- reading ---------------------------------------------------------------------
 

@@ -233,11 +233,32 @@ def test_detect_prints_face_detection_lines(data: Path) -> None:
     result = run("detect", data / "two_people.jpg", "-j", "1")
     assert result.exit_code == 0
     boxes = sorted(tuple(int(v) for v in line.split(",")[1:]) for line in lines(result))
-    assert boxes == [(62, 394, 211, 244), (95, 941, 244, 792)]
+    assert boxes == [(47, 390, 202, 236), (57, 964, 242, 778)]
     as_json = json.loads(
         run("detect", data / "obama.jpg", "--upsample", "1", "--format", "json").stdout
     )
     assert as_json[0]["faces"][0]["box"] == {"top": 142, "right": 617, "bottom": 409, "left": 349}
+
+
+def test_detect_finds_the_faces_matching_finds(known_files: Path, data: Path) -> None:
+    """detect shows what matching sees: the same detector settings, smallest face and
+    fallback (upsample 0 on the whole image found 4 of bbt3's 5 faces; matching 5)."""
+    photos = [
+        data / "scenes" / "bbt3.jpg",
+        data / "bbt2.jpg",
+        data / "two_people.jpg",
+        data / "selfie-many-people.jpg",
+    ]
+
+    def boxes(result: Result) -> dict[str, list[dict[str, int]]]:
+        assert result.exit_code == 0, result.stderr
+        rows = json.loads(result.stdout)
+        return {r["path"]: sorted((f["box"] for f in r["faces"]), key=str) for r in rows}
+
+    detected = boxes(run("detect", *photos, "--format", "json", "-j", "1"))
+    matched = boxes(run(known_files, *photos, "--format", "json", "-j", "1", "--no-cache"))
+    assert detected == matched
+    assert [len(detected[str(p)]) for p in photos] == [5, 2, 2, 4]
 
 
 def test_help_and_version_load_no_model() -> None:

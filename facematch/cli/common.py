@@ -244,6 +244,14 @@ DETECTION_OPTIONS = (
     ),
 )
 
+fallback_option = click.option(
+    "--fallback/--no-fallback",
+    default=True,
+    show_default=True,
+    help="When no face is found in a small image, retry with more upsampling, "
+    "then the CNN detector.",
+)
+
 ENCODING_OPTIONS = (
     click.option(
         "--jitters",
@@ -265,13 +273,7 @@ ENCODING_OPTIONS = (
         show_default=True,
         help="Average each face's descriptor with its mirror image's (more accurate).",
     ),
-    click.option(
-        "--fallback/--no-fallback",
-        default=True,
-        show_default=True,
-        help="When no face is found in a small image, retry with more upsampling, "
-        "then the CNN detector.",
-    ),
+    fallback_option,
     click.option(
         "--engine",
         type=click.Choice(["onnx", "dlib"]),
@@ -362,9 +364,9 @@ def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
     detection = {key: options.pop(key) for key in ("model", "upsample", "min_face_size")}
     quiet = options.pop("quiet")
     scheduler = check_scheduler(options.pop("scheduler"))
-    if not encoding:
+    if not encoding:  # finding faces only (detect): matching's detection, fallback included
         return RunOptions(
-            FaceSettings(**detection),
+            FaceSettings(**detection, fallback=options.pop("fallback")),
             jobs if jobs is not None else cpus,
             quiet,
             scheduler=scheduler,
@@ -414,7 +416,7 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
             show_default=True,
             help="Times the detector upsamples the image (finds smaller faces, slower).",
         )
-        extra = ENCODING_OPTIONS if encoding else ()
+        extra = ENCODING_OPTIONS if encoding else (fallback_option,)
         return option_group(*extra, *DETECTION_OPTIONS, upsample)(command)  # type: ignore[no-any-return]
 
     return decorate

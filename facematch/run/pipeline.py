@@ -697,9 +697,10 @@ class DetectTask:
 
 
 def detect_image(task: DetectTask) -> ImageResult:
-    """Face boxes of one image as a result row; any failure becomes an error row."""
+    """Face boxes of one image as a result row, found as matching finds them (the
+    settings' working copy and fallback); any failure becomes an error row."""
     try:
-        boxes = boxes_in_file(task.path, task.settings, fallback=False)
+        boxes = boxes_in_file(task.path, task.settings)
     except Exception as exc:  # a per-image failure must never stop the run
         return ImageResult(task.path, "error", on_worker(failure_message(exc)))
     faces = tuple(FaceMatch(box, None, None) for box in boxes)

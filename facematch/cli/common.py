@@ -11,6 +11,8 @@ import errno
 import functools
 import logging
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -342,18 +344,50 @@ class RunOptions:
         )
 
 
+# A Dask scheduler's address: [scheme://]host:port (Dask's own default scheme is tcp).
+SCHEDULER_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})/?"
+)
+SCHEDULER_SCHEMES = frozenset({"tcp", "tls", "ws", "wss", "ucx"})
+
+
 def check_scheduler(scheduler: str | None) -> str | None:
-    """``--scheduler``: refused at once when the extra is missing or ``local:N`` is malformed."""
+    """``--scheduler``, checked before any work, so that a run the cache answers
+    whole still fails on it: the extra is installed, ``local:N`` is well formed, an
+    address is one (a usage error), and its scheduler answers (a fatal error, as
+    when the Dask path cannot reach it)."""
     if scheduler is None:
         return None
     from facematch.run import dask as dask_runner
 
     try:
         dask_runner.require_dask()
-        dask_runner.parse_local(scheduler)
+        if dask_runner.parse_local(scheduler) is not None:
+            return scheduler
     except UsageError as exc:
         raise CliUsageError(str(exc)) from None
+    host, port, scheme = _scheduler_address(scheduler)
+    if scheme != "ucx":  # UCX does not listen on a TCP socket to knock on
+        try:
+            socket.create_connection((host, port), timeout=dask_runner.CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise CliError(f"cannot reach the Dask scheduler at {scheduler}: {reason}") from None
     return scheduler
+
+
+def _scheduler_address(scheduler: str) -> tuple[str, int, str]:
+    """(host, port, scheme) of a scheduler's address; a usage error if it is not one."""
+    matched = SCHEDULER_ADDRESS.fullmatch(scheduler.strip())
+    scheme = (matched["scheme"] or "tcp").lower() if matched else ""
+    port = int(matched["port"]) if matched else 0
+    if matched is None or scheme not in SCHEDULER_SCHEMES or not 0 < port < 65536:
+        raise CliUsageError(
+            f"--scheduler takes a Dask scheduler's address (tcp://HOST:PORT, e.g. "
+            f"tcp://10.0.0.1:8786) or local:N, not '{printable(scheduler)}'"
+        )
+    return matched["host"].strip("[]"), port, scheme
 
 
 def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:

@@ -188,16 +188,53 @@ def test_usage_errors_are_one_line(tmp_path: Path, known_files: Path, data: Path
     empty = tmp_path / "empty"
     empty.mkdir()
     cases = [
-        (tmp_path / "missing", data / "obama2.jpg"),
-        (data / "obama.jpg", data / "obama2.jpg"),
-        (empty, data / "obama2.jpg"),
-        (known_files, empty),
+        (tmp_path / "missing", data / "obama2.jpg", f"known folder not found: {tmp_path}/missing"),
+        (
+            data / "obama.jpg",
+            data / "obama2.jpg",
+            f"KNOWN must be a folder of photos, not a file: {data}/obama.jpg",
+        ),
+        (empty, data / "obama2.jpg", f"no images in the known folder: {empty}"),
+        (known_files, empty, f"no images found in {empty}"),
     ]
-    for known, unknown in cases:
+    for known, unknown, message in cases:
         result = run(known, unknown)
         assert result.exit_code == EXIT_USAGE, (known, unknown, result.stderr)
-        assert len(result.stderr.strip().splitlines()) == 1
-        assert result.stderr.startswith("facematch: error: ")
+        assert result.stderr == f"facematch: error: {message}\n"
+
+
+def test_no_images_found_says_what_the_folder_holds_instead(
+    tmp_path: Path, known_files: Path, data: Path
+) -> None:
+    nested = tmp_path / "nested"
+    (nested / "2024").mkdir(parents=True)
+    shutil.copy(data / "obama2.jpg", nested / "2024" / "obama.jpg")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(data / "hamilton-4s.mp4", clips / "hamilton.mp4")
+    cases = [
+        (
+            [known_files, nested],
+            f"no images found in {nested} (it has subfolders: use -r/--recursive)",
+        ),
+        (
+            ["detect", nested, clips],
+            f"no images found in {nested}, {clips} ({nested} has subfolders: use "
+            f"-r/--recursive; {clips} has videos, which only matching reads)",
+        ),
+        (
+            ["search", nested, "--library", tmp_path / "none.db"],
+            f"no images found in {nested} (it has subfolders: they are not searched)",
+        ),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, args
+        assert result.stderr == f"facematch: error: {message}\n"
+    # With -r the photo in the subfolder is read.
+    result = run(known_files, nested, "-r", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result) == [f"{nested}/2024/obama.jpg,Barack Obama"]
 
 
 def test_known_folder_without_faces_is_fatal(tmp_path: Path, data: Path) -> None:

@@ -481,16 +481,57 @@ def progress_bar(
     )
 
 
-def find_inputs(inputs: Sequence[str], recursive: bool, videos: bool = False) -> Any:
-    """The images (and videos) named on the command line; none at all is a usage error."""
+def find_inputs(
+    inputs: Sequence[str], recursive: bool, videos: bool = False, *, can_recurse: bool = True
+) -> Any:
+    """The images (and videos) named on the command line; none at all is a usage error.
+
+    The error says why a folder gave nothing when it can: its photos are in
+    subfolders (and ``-r`` would read them; ``can_recurse=False``: the command
+    has no ``-r``), or it holds videos, which only matching reads.
+    """
     from facematch.sources.images import discover
 
     if not any(os.path.lexists(item) for item in inputs):
         raise UsageError(f"no such file or directory: {', '.join(inputs)}")
     found = discover(inputs, recursive, videos)
     if not found:
-        raise UsageError(f"no images found in {', '.join(inputs)}")
+        notes = [
+            note
+            for item in inputs
+            for note in _why_empty(
+                item, "it" if len(inputs) == 1 else item, recursive, videos, can_recurse
+            )
+        ]
+        why = f" ({'; '.join(notes)})" if notes else ""
+        raise UsageError(f"no images found in {', '.join(inputs)}{why}")
     return found
+
+
+def _why_empty(
+    folder: str, name: str, recursive: bool, videos: bool, can_recurse: bool
+) -> list[str]:
+    """What a folder that gave no input holds instead: subfolders not searched, videos."""
+    from facematch.sources.images import is_video_name, visible_entries
+
+    try:
+        entries = visible_entries(folder) if os.path.isdir(folder) else []
+    except OSError:
+        return []
+    notes = []
+    if not recursive and any(_is_folder(entry) for entry in entries):
+        hint = "use -r/--recursive" if can_recurse else "they are not searched"
+        notes.append(f"{name} has subfolders: {hint}")
+    if not videos and any(is_video_name(entry.name) for entry in entries):
+        notes.append(f"{name} has videos, which only matching reads")
+    return notes
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

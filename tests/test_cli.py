@@ -180,16 +180,53 @@ def test_usage_errors_are_one_line(tmp_path: Path, known_files: Path, data: Path
     empty = tmp_path / "empty"
     empty.mkdir()
     cases = [
-        (tmp_path / "missing", data / "obama2.jpg"),
-        (data / "obama.jpg", data / "obama2.jpg"),
-        (empty, data / "obama2.jpg"),
-        (known_files, empty),
+        (tmp_path / "missing", data / "obama2.jpg", f"known folder not found: {tmp_path}/missing"),
+        (
+            data / "obama.jpg",
+            data / "obama2.jpg",
+            f"KNOWN must be a folder of photos, not a file: {data}/obama.jpg",
+        ),
+        (empty, data / "obama2.jpg", f"no images in the known folder: {empty}"),
+        (known_files, empty, f"no images found in {empty}"),
     ]
-    for known, unknown in cases:
+    for known, unknown, message in cases:
         result = run(known, unknown)
         assert result.exit_code == EXIT_USAGE, (known, unknown, result.stderr)
-        assert len(result.stderr.strip().splitlines()) == 1
-        assert result.stderr.startswith("facematch: error: ")
+        assert result.stderr == f"facematch: error: {message}\n"
+
+
+def test_no_images_found_says_what_the_folder_holds_instead(
+    tmp_path: Path, known_files: Path, data: Path
+) -> None:
+    nested = tmp_path / "nested"
+    (nested / "2024").mkdir(parents=True)
+    shutil.copy(data / "obama2.jpg", nested / "2024" / "obama.jpg")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(data / "hamilton-4s.mp4", clips / "hamilton.mp4")
+    cases = [
+        (
+            [known_files, nested],
+            f"no images found in {nested} (it has subfolders: use -r/--recursive)",
+        ),
+        (
+            ["detect", nested, clips],
+            f"no images found in {nested}, {clips} ({nested} has subfolders: use "
+            f"-r/--recursive; {clips} has videos, which only matching reads)",
+        ),
+        (
+            ["search", nested, "--library", tmp_path / "none.db"],
+            f"no images found in {nested} (it has subfolders: they are not searched)",
+        ),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, args
+        assert result.stderr == f"facematch: error: {message}\n"
+    # With -r the photo in the subfolder is read.
+    result = run(known_files, nested, "-r", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result) == [f"{nested}/2024/obama.jpg,Barack Obama"]
 
 
 def test_known_folder_without_faces_is_fatal(tmp_path: Path, data: Path) -> None:
@@ -225,11 +262,32 @@ def test_detect_prints_face_detection_lines(data: Path) -> None:
     result = run("detect", data / "two_people.jpg", "-j", "1")
     assert result.exit_code == 0
     boxes = sorted(tuple(int(v) for v in line.split(",")[1:]) for line in lines(result))
-    assert boxes == [(62, 394, 211, 244), (95, 941, 244, 792)]
+    assert boxes == [(47, 390, 202, 236), (57, 964, 242, 778)]
     as_json = json.loads(
         run("detect", data / "obama.jpg", "--upsample", "1", "--format", "json").stdout
     )
     assert as_json[0]["faces"][0]["box"] == {"top": 142, "right": 617, "bottom": 409, "left": 349}
+
+
+def test_detect_finds_the_faces_matching_finds(known_files: Path, data: Path) -> None:
+    """detect shows what matching sees: the same detector settings, smallest face and
+    fallback (upsample 0 on the whole image found 4 of bbt3's 5 faces; matching 5)."""
+    photos = [
+        data / "scenes" / "bbt3.jpg",
+        data / "bbt2.jpg",
+        data / "two_people.jpg",
+        data / "selfie-many-people.jpg",
+    ]
+
+    def boxes(result: Result) -> dict[str, list[dict[str, int]]]:
+        assert result.exit_code == 0, result.stderr
+        rows = json.loads(result.stdout)
+        return {r["path"]: sorted((f["box"] for f in r["faces"]), key=str) for r in rows}
+
+    detected = boxes(run("detect", *photos, "--format", "json", "-j", "1"))
+    matched = boxes(run(known_files, *photos, "--format", "json", "-j", "1", "--no-cache"))
+    assert detected == matched
+    assert [len(detected[str(p)]) for p in photos] == [5, 2, 2, 4]
 
 
 def test_help_and_version_load_no_model() -> None:

@@ -197,6 +197,32 @@ def test_an_unreachable_scheduler_is_one_line(known_files: Path, unknown: Path) 
     assert result.stderr.startswith("facematch: error: cannot reach the Dask scheduler at tcp://")
 
 
+def test_a_scheduler_is_checked_before_the_cache_answers(
+    known_files: Path, unknown: Path, tmp_path: Path
+) -> None:
+    """With every photo in the cache no work goes to the cluster, yet a malformed
+    address is still a usage error and an unreachable scheduler still fatal."""
+    cache = ("--cache-dir", tmp_path / "cache", "-j", "1")
+    warm = run(known_files, unknown, *cache)
+    assert warm.exit_code == 0, warm.stderr
+    for bad in ("bogus", "tcp://host", "http://host:8786", "tcp://10.0.0.1:99999"):
+        result = run(known_files, unknown, *cache, "--scheduler", bad)
+        assert result.exit_code == EXIT_USAGE, bad
+        assert result.stdout == ""
+        assert result.stderr == (
+            "facematch: error: --scheduler takes a Dask scheduler's address (tcp://HOST:PORT, "
+            f"e.g. tcp://10.0.0.1:8786) or local:N, not '{bad}'\n"
+        )
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result = run(known_files, unknown, *cache, "--scheduler", address)
+    assert result.exit_code == EXIT_FATAL
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(
+        f"facematch: error: cannot reach the Dask scheduler at {address}: "
+    )
+
+
 def test_without_the_extra_scheduler_names_it(
     known_files: Path, unknown: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,13 @@ from PIL import Image
 
 from benchmarks.speed import stress
 from facematch.detect import detectors
-from facematch.encode.faces import FaceSettings, detect, sensitive_settings
+from facematch.encode.faces import (
+    DlibEncoder,
+    FaceSettings,
+    detect,
+    find_faces,
+    sensitive_settings,
+)
 from facematch.models import dlib_files as models
 from facematch.records import FaceBox
 from facematch.run.pipeline import Pipeline
@@ -73,6 +79,23 @@ def test_group_photos_give_the_counted_faces(
 
 
 @needs_centerface
+@pytest.mark.parametrize("model", ["hog", "cnn"])
+def test_pixels_with_padded_rows_reach_dlib_packed(model: str) -> None:
+    """Decoders hand out views whose rows are longer than the picture (PyAV's frames
+    of 854 or 988 px); dlib refuses them, so every entry into dlib packs them first."""
+    image = load_rgb(DATA / "lin-manuel-miranda.jpg")
+    padded = np.pad(image, ((0, 0), (0, 7), (0, 0)))[:, : image.shape[1]]
+    assert not padded.flags.c_contiguous and np.array_equal(padded, image)
+    settings = FaceSettings(model=model, fallback=False)
+    encoder = DlibEncoder()
+    expected = find_faces(image, settings, encoder)
+    found = find_faces(padded, settings, encoder)
+    assert len(expected) == 1
+    assert [f.box for f in found] == [f.box for f in expected]
+    assert np.allclose(found[0].embedding, expected[0].embedding)
+    assert detectors.detect(padded, model, 0) == detectors.detect(image, model, 0)
+
+
 def test_centerface_boxes_are_dlib_style() -> None:
     """Mapped CenterFace boxes land near HOG's on a frontal face (the shape predictor's box)."""
     image = load_rgb(DATA / "obama.jpg")

@@ -57,7 +57,7 @@ def test_strangers_covered_known_people_clear(
 ) -> None:
     out = tmp_path / "out"
     args = ("--out", out, "--format", "json", "--no-fallback", "--upsample", "1", "-j", "1")
-    result = run("redact", only_obama, photos, *args)
+    result = run("redact", photos, "--known", only_obama, *args)
     assert result.exit_code == 0, result.stderr
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
     assert rows["both.jpg"]["kept"] == ["Barack Obama"]
@@ -96,6 +96,53 @@ def test_no_known_folder_covers_everyone_in_every_format(photos: Path, tmp_path:
     assert {r["output"] for r in rows} == {str(out / "both.jpg"), str(out / "stranger.png")}
     jsonl = run(*args, "--out", out, "--format", "jsonl").stdout.splitlines()
     assert [json.loads(line)["covered"] for line in jsonl] == [2, 1]
+
+
+def test_every_argument_is_a_path_to_redact(only_obama: Path, photos: Path, tmp_path: Path) -> None:
+    """No position makes a folder the known people: without --known, every face is covered."""
+    out = tmp_path / "out"
+    args = ("--out", out, "--format", "csv", "--no-fallback", "--upsample", "1", "-j", "1")
+    result = run("redact", only_obama, photos, *args)
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {Path(r["path"]).name for r in rows} == {"Barack Obama.jpg", "both.jpg", "stranger.png"}
+    assert [r["reason"] for r in rows] == ["everyone"] * 4
+    assert (out / "known" / "Barack Obama.jpg").exists()
+    assert (out / "photos" / "both.jpg").exists()
+    # --everyone is what redact does without --known: the same rows.
+    again = run("redact", "--everyone", only_obama, photos, *args)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == result.stdout
+
+
+def test_everyone_and_known_together_is_a_usage_error(only_obama: Path, photos: Path) -> None:
+    result = run(
+        "redact", photos, "--known", only_obama, "--everyone", "--out", photos.parent / "o"
+    )
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr == (
+        "facematch: error: --everyone covers every face and --known keeps known people "
+        "clear: give one\n"
+    )
+    assert not (photos.parent / "o").exists()
+
+
+def test_a_video_is_an_error_row_saying_photos_only(
+    photos: Path, tmp_path: Path, data: Path
+) -> None:
+    clip = data / "hamilton-4s.mp4"
+    args = ("--format", "csv", "--no-fallback", "--upsample", "1", "-j", "1")
+    result = run("redact", photos / "stranger.png", clip, "--out", tmp_path / "o", *args)
+    assert result.exit_code == EXIT_PARTIAL
+    message = (
+        "a video: redact writes covered copies of photos only, not of videos "
+        "(matching reads videos: facematch KNOWN VIDEO)"
+    )
+    assert f"{clip}: {message}" in result.stderr
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows["hamilton-4s.mp4"]["status"] == "error"
+    assert rows["hamilton-4s.mp4"]["error"] == message
+    assert rows["stranger.png"]["status"] == "ok"
 
 
 def test_copy_is_upright_without_exif_gps_or_thumbnail(data: Path, tmp_path: Path) -> None:

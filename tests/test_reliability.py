@@ -104,9 +104,21 @@ def test_thin_images_with_every_detector(tmp_path: Path, model: str) -> None:
         assert facematch.face_locations(image, 1, model) == []
 
 
-def test_an_internal_error_is_one_line() -> None:
+def test_an_internal_error_is_one_whole_line() -> None:
     dlib_like = RuntimeError("\n\nError detected at line 623.\nError detected in file tensor.h.\n")
-    assert failure_message(dlib_like) == "internal error: RuntimeError: Error detected at line 623."
+    assert failure_message(dlib_like) == (
+        "internal error: RuntimeError: Error detected at line 623. Error detected in file tensor.h."
+    )
+    pybind_like = TypeError(
+        "get_face_chips(): incompatible function arguments. The following argument types are "
+        "supported:\n    1. (img: numpy.ndarray[(rows,cols,3),uint8], faces: ...) -> list\n\n"
+        "Invoked with: array([[...]])"
+    )
+    assert failure_message(pybind_like) == (
+        "internal error: TypeError: get_face_chips(): incompatible function arguments. The "
+        "following argument types are supported: 1. (img: numpy.ndarray[(rows,cols,3),uint8], "
+        "faces: ...) -> list Invoked with: array([[...]])"
+    )
 
 
 # 1: a worker that dies takes only its own image with it.

@@ -28,7 +28,7 @@ from facematch.sources.images import discover
 
 pytest.importorskip("av")
 
-from videos import Shot, write_video
+from videos import Shot, write_reframed, write_video
 
 DATA = Path(__file__).parent / "data"
 CLIP = DATA / "hamilton-4s.mp4"
@@ -132,6 +132,53 @@ def test_hamilton_clip_names_lin_manuel_miranda(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         f"{CLIP}@00:00:00.000-00:00:04.000,Lin-Manuel Miranda",
     ]
+
+
+# (width, height, pixel format, display rotation): sizes PyAV hands back with padded
+# rows (854, 988, 1080, 1366 px), portrait and landscape, 4:2:0 and 4:4:4, 8 and 10 bits.
+ODD_FRAMES = [
+    (854, 480, "yuv420p", 0),
+    (480, 854, "yuv444p", 0),
+    (988, 988, "yuv420p", 0),
+    (1080, 1920, "yuv420p", 0),
+    (1366, 768, "yuv444p", 0),
+    (854, 480, "yuv420p", 90),
+    (1366, 768, "yuv420p10le", 0),
+    (1080, 1920, "yuv444p10le", 0),
+]
+
+
+def test_frames_of_every_size_and_pixel_format_are_read_and_named(tmp_path: Path) -> None:
+    import av
+
+    writable = {f.name for f in av.codec.Codec("libx264", "w").video_formats}
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for width, height, pix_fmt, rotation in ODD_FRAMES:
+        if pix_fmt not in writable:
+            continue
+        name = f"{width}x{height}-{pix_fmt}-{rotation}.mp4"
+        write_reframed(
+            clips / name, CLIP, width=width, height=height, pix_fmt=pix_fmt, rotation=rotation
+        )
+        # The source hands out packed 8-bit RGB, upright, whatever the frame was.
+        (frame,) = video.frames(str(clips / name))
+        image = frame.image()
+        assert image.shape == (height, width, 3) and image.dtype == np.uint8, name
+        assert image.flags.c_contiguous, name
+    written = sorted(p.name for p in clips.iterdir())
+    assert len(written) >= 6
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(DATA / "lin-manuel-miranda.jpg", known / "Lin-Manuel Miranda.jpg")
+    result = run(known, clips, "--format", "json", "-j", "1", "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert "internal error" not in result.stderr
+    documents = {Path(d["path"]).name: d for d in json.loads(result.stdout)}
+    assert sorted(documents) == written
+    for name, document in documents.items():
+        assert document["status"] == "ok", (name, document.get("error"))
+        assert "Lin-Manuel Miranda" in {a["name"] for a in document["appearances"]}, name
 
 
 def test_formats_and_per_frame_rows(known: Path, videos: Path, cache: Path, data: Path) -> None:

@@ -90,3 +90,41 @@ def write_video(
         for packet in stream.encode():
             out.mux(packet)
     return duration
+
+
+def write_reframed(
+    path: Path,
+    source: Path,
+    *,
+    width: int,
+    height: int,
+    pix_fmt: str = "yuv420p",
+    rotation: int = 0,
+    frames: int = 1,
+    rate: int = 1,
+) -> None:
+    """The first ``frames`` frames of the real clip ``source``, letterboxed onto
+    ``width`` x ``height`` and re-encoded with H.264 in ``pix_fmt`` (10-bit too:
+    "yuv420p10le"), at ``rate`` frames a second. ``rotation`` as in ``write_video``.
+    """
+    import av
+
+    with av.open(str(source)) as container:
+        decoded = container.decode(video=0)
+        pictures = [frame.to_image() for _, frame in zip(range(frames), decoded, strict=False)]
+    stored_w, stored_h = (height, width) if rotation % 180 else (width, height)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height = stored_w, stored_h
+        stream.pix_fmt = pix_fmt
+        stream.options = {"preset": "veryfast"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for picture in pictures:
+            pixels = np.asarray(_frame(picture, width, height, 1.0))
+            if rotation:
+                pixels = np.ascontiguousarray(np.rot90(pixels, k=-(rotation // 90)))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)

@@ -11,6 +11,8 @@ import errno
 import functools
 import logging
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -244,6 +246,14 @@ DETECTION_OPTIONS = (
     ),
 )
 
+fallback_option = click.option(
+    "--fallback/--no-fallback",
+    default=True,
+    show_default=True,
+    help="When no face is found in a small image, retry with more upsampling, "
+    "then the CNN detector.",
+)
+
 ENCODING_OPTIONS = (
     click.option(
         "--jitters",
@@ -265,13 +275,7 @@ ENCODING_OPTIONS = (
         show_default=True,
         help="Average each face's descriptor with its mirror image's (more accurate).",
     ),
-    click.option(
-        "--fallback/--no-fallback",
-        default=True,
-        show_default=True,
-        help="When no face is found in a small image, retry with more upsampling, "
-        "then the CNN detector.",
-    ),
+    fallback_option,
     click.option(
         "--engine",
         type=click.Choice(["onnx", "dlib"]),
@@ -340,18 +344,50 @@ class RunOptions:
         )
 
 
+# A Dask scheduler's address: [scheme://]host:port (Dask's own default scheme is tcp).
+SCHEDULER_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})/?"
+)
+SCHEDULER_SCHEMES = frozenset({"tcp", "tls", "ws", "wss", "ucx"})
+
+
 def check_scheduler(scheduler: str | None) -> str | None:
-    """``--scheduler``: refused at once when the extra is missing or ``local:N`` is malformed."""
+    """``--scheduler``, checked before any work, so that a run the cache answers
+    whole still fails on it: the extra is installed, ``local:N`` is well formed, an
+    address is one (a usage error), and its scheduler answers (a fatal error, as
+    when the Dask path cannot reach it)."""
     if scheduler is None:
         return None
     from facematch.run import dask as dask_runner
 
     try:
         dask_runner.require_dask()
-        dask_runner.parse_local(scheduler)
+        if dask_runner.parse_local(scheduler) is not None:
+            return scheduler
     except UsageError as exc:
         raise CliUsageError(str(exc)) from None
+    host, port, scheme = _scheduler_address(scheduler)
+    if scheme != "ucx":  # UCX does not listen on a TCP socket to knock on
+        try:
+            socket.create_connection((host, port), timeout=dask_runner.CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise CliError(f"cannot reach the Dask scheduler at {scheduler}: {reason}") from None
     return scheduler
+
+
+def _scheduler_address(scheduler: str) -> tuple[str, int, str]:
+    """(host, port, scheme) of a scheduler's address; a usage error if it is not one."""
+    matched = SCHEDULER_ADDRESS.fullmatch(scheduler.strip())
+    scheme = (matched["scheme"] or "tcp").lower() if matched else ""
+    port = int(matched["port"]) if matched else 0
+    if matched is None or scheme not in SCHEDULER_SCHEMES or not 0 < port < 65536:
+        raise CliUsageError(
+            f"--scheduler takes a Dask scheduler's address (tcp://HOST:PORT, e.g. "
+            f"tcp://10.0.0.1:8786) or local:N, not '{printable(scheduler)}'"
+        )
+    return matched["host"].strip("[]"), port, scheme
 
 
 def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
@@ -362,9 +398,9 @@ def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
     detection = {key: options.pop(key) for key in ("model", "upsample", "min_face_size")}
     quiet = options.pop("quiet")
     scheduler = check_scheduler(options.pop("scheduler"))
-    if not encoding:
+    if not encoding:  # finding faces only (detect): matching's detection, fallback included
         return RunOptions(
-            FaceSettings(**detection),
+            FaceSettings(**detection, fallback=options.pop("fallback")),
             jobs if jobs is not None else cpus,
             quiet,
             scheduler=scheduler,
@@ -414,7 +450,7 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
             show_default=True,
             help="Times the detector upsamples the image (finds smaller faces, slower).",
         )
-        extra = ENCODING_OPTIONS if encoding else ()
+        extra = ENCODING_OPTIONS if encoding else (fallback_option,)
         return option_group(*extra, *DETECTION_OPTIONS, upsample)(command)  # type: ignore[no-any-return]
 
     return decorate
@@ -445,16 +481,57 @@ def progress_bar(
     )
 
 
-def find_inputs(inputs: Sequence[str], recursive: bool, videos: bool = False) -> Any:
-    """The images (and videos) named on the command line; none at all is a usage error."""
+def find_inputs(
+    inputs: Sequence[str], recursive: bool, videos: bool = False, *, can_recurse: bool = True
+) -> Any:
+    """The images (and videos) named on the command line; none at all is a usage error.
+
+    The error says why a folder gave nothing when it can: its photos are in
+    subfolders (and ``-r`` would read them; ``can_recurse=False``: the command
+    has no ``-r``), or it holds videos, which only matching reads.
+    """
     from facematch.sources.images import discover
 
     if not any(os.path.lexists(item) for item in inputs):
         raise UsageError(f"no such file or directory: {', '.join(inputs)}")
     found = discover(inputs, recursive, videos)
     if not found:
-        raise UsageError(f"no images found in {', '.join(inputs)}")
+        notes = [
+            note
+            for item in inputs
+            for note in _why_empty(
+                item, "it" if len(inputs) == 1 else item, recursive, videos, can_recurse
+            )
+        ]
+        why = f" ({'; '.join(notes)})" if notes else ""
+        raise UsageError(f"no images found in {', '.join(inputs)}{why}")
     return found
+
+
+def _why_empty(
+    folder: str, name: str, recursive: bool, videos: bool, can_recurse: bool
+) -> list[str]:
+    """What a folder that gave no input holds instead: subfolders not searched, videos."""
+    from facematch.sources.images import is_video_name, visible_entries
+
+    try:
+        entries = visible_entries(folder) if os.path.isdir(folder) else []
+    except OSError:
+        return []
+    notes = []
+    if not recursive and any(_is_folder(entry) for entry in entries):
+        hint = "use -r/--recursive" if can_recurse else "they are not searched"
+        notes.append(f"{name} has subfolders: {hint}")
+    if not videos and any(is_video_name(entry.name) for entry in entries):
+        notes.append(f"{name} has videos, which only matching reads")
+    return notes
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

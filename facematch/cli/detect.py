@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import click
 
@@ -26,7 +25,7 @@ from facematch.cli.common import (
 @format_option("compat prints face_detection's path,top,right,bottom,left lines.")
 @recursive_option
 @picture_options(report=False)
-@image_command(default_upsample=0, encoding=False)
+@image_command(default_upsample=1, encoding=False)
 def detect(
     paths: tuple[str, ...],
     fmt: str,
@@ -34,17 +33,16 @@ def detect(
     pictures: PictureOptions,
     shared: RunOptions,
 ) -> None:
-    """Print the face boxes found in images, like face_recognition's face_detection."""
-    from facematch.detect.detectors import DETECTOR_WINDOW
+    """Print the face boxes found in images: the faces matching finds, without encoding them.
+
+    Detection is matching's: the same detector, upsampling, smallest face and
+    fallback (the defaults find the faces face_recognition's CLI finds on its
+    1600 px copy). Photos only.
+    """
     from facematch.output.pictures import Tee
     from facematch.output.writers import DETECT_ROWS, make_writer
     from facematch.run import pipeline as pl
 
-    # face_detection runs on the full image: dlib's window is the smallest face.
-    settings = shared.settings
-    if settings.min_face_size is None and settings.model != "centerface":
-        smallest = DETECTOR_WINDOW // 2**settings.upsample
-        shared = replace(shared, settings=replace(settings, min_face_size=smallest))
     found = find_inputs(paths, recursive)
     inputs = [f.path for f in found]
     pictures.check(inputs)

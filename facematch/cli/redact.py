@@ -11,6 +11,7 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
+    CliUsageError,
     RunOptions,
     choose_tolerance,
     find_inputs,
@@ -28,7 +29,7 @@ KNOWN_UPSAMPLE = 1
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument(
-    "inputs", nargs=-1, required=True, metavar="[KNOWN] PATH...", type=click.Path(path_type=str)
+    "inputs", nargs=-1, required=True, metavar="PATH...", type=click.Path(path_type=str)
 )
 @click.option(
     "--out",
@@ -39,9 +40,19 @@ KNOWN_UPSAMPLE = 1
     help="Folder for the covered copies (same relative paths); never over an input.",
 )
 @click.option(
+    "--known",
+    "known_dir",
+    type=click.Path(path_type=str),
+    metavar="DIR",
+    default=None,
+    help="Folder of known people (as for matching) who stay clear; without it every "
+    "face is covered.",
+)
+@click.option(
     "--everyone",
     is_flag=True,
-    help="No KNOWN folder: every argument is a PATH and every face is covered.",
+    help="Cover every face: what redact does without --known (kept so that scripts "
+    "passing it still work; it cannot be given with --known).",
 )
 @click.option(
     "--style",
@@ -73,6 +84,7 @@ KNOWN_UPSAMPLE = 1
 def redact(
     inputs: tuple[str, ...],
     out_dir: Path,
+    known_dir: str | None,
     everyone: bool,
     style: str,
     shape: str,
@@ -82,18 +94,19 @@ def redact(
     recursive: bool,
     shared: RunOptions,
 ) -> None:
-    """Copy images with every face covered that is not confidently a KNOWN person.
+    """Copy photos with every face covered that is not confidently a --known person.
 
     \b
-    facematch redact KNOWN PATH... --out DIR   keep the people of KNOWN clear
-    facematch redact PATH --out DIR            cover every face
-    facematch redact --everyone PATH... --out DIR
+    facematch redact PATH... --out DIR                 cover every face
+    facematch redact PATH... --out DIR --known KNOWN   keep the people of KNOWN clear
 
-    KNOWN is a folder of known people, as for matching. Redaction looks harder
-    for faces than matching does (CenterFace at a sensitive threshold with
-    facematch[detector], HOG at upsample 2 and on mirrored borders for faces cut
-    by the frame; without the extra the CNN detector instead of CenterFace,
-    which --no-fallback leaves out) and covers ambiguous faces too.
+    Every argument is a photo or a folder of photos to redact; only --known
+    names the folder of people who may stay clear (as for matching). Redaction
+    looks harder for faces than matching does (CenterFace at a sensitive
+    threshold with facematch[detector], HOG at upsample 2 and on mirrored
+    borders for faces cut by the frame; without the extra the CNN detector
+    instead of CenterFace, which --no-fallback leaves out) and covers ambiguous
+    faces too. Photos only: a video is an error row.
     The copies are upright and keep no EXIF (no GPS position, no thumbnail).
     """
     from facematch.encode.passes import redaction_passes
@@ -103,9 +116,12 @@ def redact(
     from facematch.privacy import redact as rd
     from facematch.run.pipeline import build_gallery
 
-    known_dir, paths = (None, inputs) if everyone or len(inputs) == 1 else (inputs[0], inputs[1:])
+    if everyone and known_dir is not None:
+        raise CliUsageError(
+            "--everyone covers every face and --known keeps known people clear: give one"
+        )
     photos = known_photos(known_dir) if known_dir is not None else []
-    found = find_inputs(paths, recursive)
+    found = rd.photos_only(find_inputs(inputs, recursive))
     targets = output_paths([f.path for f in found], out_dir)
     refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])
     passes = redaction_passes(shared.settings)

@@ -56,7 +56,7 @@ def search(
     from facematch.run.pipeline import query_faces
     from facematch.store.library import Library
 
-    found = find_inputs(faces, recursive=False)
+    found = find_inputs(faces, recursive=False, can_recurse=False)
     with Library.open(library_path, read_only=True) as library:
         with shared.pipeline() as pipeline:
             faces_found, unreadable = query_faces(pipeline, found)

@@ -208,6 +208,9 @@ def detect(
     ``turned=False`` leaves out faces turned too far from the camera to describe
     (see ``TURNED_EYE_RATIO``; only CenterFace finds such faces).
     """
+    from facematch.sources.images import dlib_pixels
+
+    image = dlib_pixels(image)  # packed rows: dlib refuses a padded view
     if model == "hog":
         return _hog(image, upsample, threshold)
     if image.ndim == 2:  # a luminance working copy (made for HOG) reaching a fallback

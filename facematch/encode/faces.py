@@ -24,7 +24,7 @@ from facematch.detect.detectors import DetectorName
 from facematch.models import dlib_files as models
 from facematch.records import Face
 from facematch.records import FaceBox as FaceBox
-from facematch.sources.images import RGBImage, working_copy
+from facematch.sources.images import RGBImage, dlib_pixels, working_copy
 
 EngineName = Literal["onnx", "dlib"]
 
@@ -170,7 +170,8 @@ def detect(
 def align(image: RGBImage, boxes: Sequence[FaceBox], points: int) -> list[Any]:
     """dlib landmark shapes (full_object_detection) for each box."""
     predictor = models.shape_predictor(points)
-    return [predictor(image, box_to_rect(b)) for b in boxes]
+    pixels = dlib_pixels(image)
+    return [predictor(pixels, box_to_rect(b)) for b in boxes]
 
 
 def face_chips(image: RGBImage, shapes: Sequence[Any]) -> NDArray[np.uint8]:
@@ -182,7 +183,7 @@ def face_chips(image: RGBImage, shapes: Sequence[Any]) -> NDArray[np.uint8]:
     detections = dlib.full_object_detections()
     for shape in shapes:
         detections.append(shape)
-    chips = dlib.get_face_chips(image, detections, CHIP_SIZE, CHIP_PADDING)
+    chips = dlib.get_face_chips(dlib_pixels(image), detections, CHIP_SIZE, CHIP_PADDING)
     return np.stack([np.asarray(c, dtype=np.uint8) for c in chips])
 
 

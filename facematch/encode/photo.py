@@ -24,7 +24,6 @@ from facematch.encode.faces import (
     Encoder,
     FaceSettings,
     describe_to_match,
-    detect,
     detect_with_fallback,
 )
 from facematch.records import Face, FaceBox
@@ -105,15 +104,13 @@ def boxes_in_pixels(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
     return detect_with_fallback(small, settings, (image.shape[0], image.shape[1]))
 
 
-def boxes_in_file(path: str, settings: FaceSettings, *, fallback: bool = True) -> list[FaceBox]:
+def boxes_in_file(path: str, settings: FaceSettings) -> list[FaceBox]:
     """Face boxes of an image file, in its full pixels, trimmed to it.
 
-    ``fallback=False``: the detector's answer alone, without the retries of
-    ``detect_with_fallback`` (``facematch detect``).
+    Found as ``faces_in_file`` finds them: the same working copy, and the
+    retries of ``detect_with_fallback`` when ``settings.fallback`` (matching's
+    boxes, before faces too turned or too dark to describe are left out).
     """
     small, (height, width) = load_working(path, settings)
-    if fallback:
-        found = detect_with_fallback(small, settings, (height, width))
-    else:
-        found = detect(small, settings, (height, width))
+    found = detect_with_fallback(small, settings, (height, width))
     return [trim_box(b, height, width) for b in found]

@@ -32,7 +32,7 @@ from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
 from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
 from facematch.records import RedactReason as Reason
 from facematch.run.pipeline import Pipeline, failure_message, match_face, paired
-from facematch.sources.images import Found, load_rgb, open_upright
+from facematch.sources.images import Found, is_video_name, load_rgb, open_upright
 
 log = logging.getLogger("facematch")
 
@@ -140,6 +140,22 @@ class Redaction:
     margin: float = AMBIGUITY_MARGIN
     style: Style = "fill"
     shape: Shape = "rect"
+
+
+VIDEO_NOT_SUPPORTED = (
+    "a video: redact writes covered copies of photos only, not of videos "
+    "(matching reads videos: facematch KNOWN VIDEO)"
+)
+
+
+def photos_only(found: Sequence[Found]) -> list[Found]:
+    """The inputs, with each video file named among them made an error saying why."""
+    return [
+        replace(item, problem=VIDEO_NOT_SUPPORTED)
+        if item.problem is None and is_video_name(item.path)
+        else item
+        for item in found
+    ]
 
 
 def redact(

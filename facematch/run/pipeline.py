@@ -214,12 +214,17 @@ def failure_message(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return "out of memory while processing this image"
-    return f"internal error: {type(exc).__name__}: {first_line(str(exc))}"
+    return f"internal error: {type(exc).__name__}: {one_line(str(exc))}"
 
 
-def first_line(text: str) -> str:
-    """The first non-blank line of a (possibly many-line, e.g. dlib's) message."""
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+def one_line(text: str) -> str:
+    """A (possibly many-line, e.g. dlib's or pybind11's) message whole, on one line.
+
+    Its lines are joined, blank ones left out, runs of spaces made one: the
+    part that says what went wrong is often not the first line (pybind11
+    names the argument types it would have taken after a colon).
+    """
+    return " ".join(text.split())
 
 
 def anywhere(path: str) -> str:
@@ -692,9 +697,10 @@ class DetectTask:
 
 
 def detect_image(task: DetectTask) -> ImageResult:
-    """Face boxes of one image as a result row; any failure becomes an error row."""
+    """Face boxes of one image as a result row, found as matching finds them (the
+    settings' working copy and fallback); any failure becomes an error row."""
     try:
-        boxes = boxes_in_file(task.path, task.settings, fallback=False)
+        boxes = boxes_in_file(task.path, task.settings)
     except Exception as exc:  # a per-image failure must never stop the run
         return ImageResult(task.path, "error", on_worker(failure_message(exc)))
     faces = tuple(FaceMatch(box, None, None) for box in boxes)

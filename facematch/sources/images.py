@@ -385,15 +385,28 @@ def load_scaled(
     return np.asarray(image, dtype=np.uint8), size
 
 
+def dlib_pixels(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``image`` as dlib's detectors, predictor and chip cutter take it: C-contiguous uint8,
+    (H, W, 3) RGB or an (H, W) luminance array; RGBA's alpha is dropped.
+
+    The array itself when it already is (no copy). dlib refuses anything else
+    (``get_face_chips(): incompatible function arguments``), and decoders hand
+    back padded rows: PyAV's frames of 854, 988 or 1080 px are views into
+    buffers whose rows are longer than the picture.
+    """
+    if image.ndim == 3 and image.shape[2] > 3:
+        image = image[..., :3]
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
 def luminance(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """An (H, W) uint8 luminance array (ITU-R 601 luma, as Pillow's "L" and JPEG have it).
 
     An (H, W) array is returned as it is; RGBA's alpha is ignored.
     """
     if image.ndim == 2:
-        return image
-    rgb = np.ascontiguousarray(image[..., :3])
-    return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint8)
+        return dlib_pixels(image)
+    return np.asarray(Image.fromarray(dlib_pixels(image)).convert("L"), dtype=np.uint8)
 
 
 def working_copy(image: RGBImage, scale: float) -> RGBImage:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from facematch.errors import ImageError
-from facematch.sources.images import RGBImage, open_regular, working_copy
+from facematch.sources.images import RGBImage, dlib_pixels, open_regular, working_copy
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -242,13 +242,19 @@ def sample_times(duration: float | None, fps: float, start: float = 0.0) -> Iter
 
 
 def upright(frame: Any) -> RGBImage:
-    """A decoded frame as RGB, turned as its display matrix says."""
+    """A decoded frame as C-contiguous 8-bit RGB, turned as its display matrix says.
+
+    Whatever the frame's pixel format (8 or 10 bits, 4:2:0 or 4:4:4) and size:
+    PyAV hands back RGB whose rows are padded for most widths (854, 988,
+    1080 px: strides (2976, 3, 1) for 988), which dlib refuses; every frame
+    leaves here packed, as a decoded photo is.
+    """
     return _turned(frame.to_ndarray(format="rgb24"), frame.rotation)
 
 
 def _turned(image: RGBImage, rotation: float | None) -> RGBImage:
     turns = _quarter_turns(rotation)
-    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+    return dlib_pixels(np.rot90(image, k=turns) if turns else image)
 
 
 @dataclass

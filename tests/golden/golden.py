@@ -88,7 +88,7 @@ CASES: list[tuple[str, list[str]]] = [
             *M,
         ],
     ),
-    ("redact", ["redact", "known", "unknown", "--out", "red", *M]),
+    ("redact", ["redact", "unknown", "--known", "known", "--out", "red", *M]),
     (
         "redact-everyone",
         ["redact", "--everyone", "unknown", "--out", "red2", "--format", "csv", *M],

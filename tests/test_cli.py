@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from helpers import lines, run
 
 from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE

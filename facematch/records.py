@@ -261,3 +261,27 @@ class CloakResult:
     error: str | None = None
     psnr: float | None = None
     faces: tuple[FaceReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled video frame: its time (seconds from the first frame) and its faces."""
+
+    time: float
+    faces: tuple[Face, ...] = ()
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A video's sampled frames with their faces, or why (part of) it could not be read."""
+
+    path: str
+    samples: tuple[Sample, ...] = ()
+    duration: float | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        return "ok" if any(s.faces for s in self.samples) else "no_faces"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import facematch
 from facematch.records import Encoded
-from facematch.run.pipeline import EncodeTask, encode_image
+from facematch.run.tasks import EncodeTask, encode_image
 
 
 def encode_or_die_once(task_and_marker: tuple[EncodeTask, str]) -> Encoded:

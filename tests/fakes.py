@@ -38,7 +38,7 @@ from facematch.encode.faces import FaceSettings
 from facematch.encode.photo import load_working
 from facematch.models import dlib_files as models
 from facematch.records import Face, FaceBox
-from facematch.run import pipeline
+from facematch.run import tasks
 from facematch.store.cache import file_digest
 
 DATA = Path(__file__).parent / "data"
@@ -120,7 +120,7 @@ class FakeFaces:
     def faces_in_file(
         self, path: str, settings: FaceSettings, encoder: Callable[[], object]
     ) -> list[Face]:
-        """Stands in for ``encode.photo.faces_in_file`` (as the pipeline calls it): the
+        """Stands in for ``encode.photo.faces_in_file`` (as the worker tasks call it): the
         image is decoded for real (a bad file fails as before), the faces are fake."""
         self.encoded.append(path)
         small, full_size = load_working(path, settings)
@@ -164,8 +164,8 @@ class FakeFaces:
 
             return refused
 
-        monkeypatch.setattr(pipeline, "faces_in_file", self.faces_in_file)
-        monkeypatch.setattr(pipeline, "faces_in_working_copy", self.faces_in_working_copy)
+        monkeypatch.setattr(tasks, "faces_in_file", self.faces_in_file)
+        monkeypatch.setattr(tasks, "faces_in_working_copy", self.faces_in_working_copy)
         monkeypatch.setattr(engines, "prepare", prepare)
         monkeypatch.setattr(engines, "encoder", refuse("the descriptor engine"))
         for model in ("dlib_face_encoder", "shape_predictor", "cnn_detector"):

@@ -20,7 +20,8 @@ import pytest
 from fakes import FakeFaces
 from helpers import run
 
-from facematch.run import pipeline
+from facematch.records import Encoded
+from facematch.run import tasks
 from facematch.store.cache import CACHE_FILE, EncodingCache, file_digest
 
 
@@ -32,10 +33,10 @@ def entries(cache_dir: Path) -> int:
 def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any attempt to encode an image fail the test (runs stay in-process with -j 1)."""
 
-    def refuse(task: pipeline.EncodeTask) -> pipeline.Encoded:
+    def refuse(task: tasks.EncodeTask) -> Encoded:
         raise AssertionError(f"encoded {task.path} although it was cached")
 
-    monkeypatch.setattr(pipeline, "encode_image", refuse)
+    monkeypatch.setattr(tasks, "encode_image", refuse)
 
 
 @pytest.mark.usefixtures("fake_faces")
@@ -47,10 +48,10 @@ def test_second_run_with_other_tolerance_and_format_encodes_nothing(
     assert first.exit_code == 0
     assert entries(cache) == 5  # 2 known + 3 unknown
 
-    def refuse(task: pipeline.EncodeTask) -> pipeline.Encoded:
+    def refuse(task: tasks.EncodeTask) -> Encoded:
         raise AssertionError(f"encoded {task.path} although it was cached")
 
-    monkeypatch.setattr(pipeline, "encode_image", refuse)
+    monkeypatch.setattr(tasks, "encode_image", refuse)
     again = run(known_files, unknown, "--cache-dir", cache, "-j", "1", "--format", "json")
     assert again.stdout == first.stdout
     strict = run(known_files, unknown, "--cache-dir", cache, "-j", "1", "-t", "0.3")

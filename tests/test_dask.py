@@ -27,7 +27,8 @@ from facematch.cli import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE
 from facematch.errors import ClusterError
 from facematch.records import Encoded
 from facematch.run import dask as dask_runner
-from facematch.run.pipeline import EncodeTask, Pipeline
+from facematch.run.pipeline import Pipeline
+from facematch.run.tasks import EncodeTask
 
 distributed = pytest.importorskip("distributed")
 

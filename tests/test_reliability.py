@@ -28,8 +28,8 @@ from PIL import Image
 
 import facematch
 from facematch.cli import EXIT_OUTPUT_CLOSED, EXIT_PARTIAL, EXIT_TERMINATED, EXIT_USAGE
-from facematch.run.pipeline import failure_message
 from facematch.run.runners import ProcessPool, resolve_jobs
+from facematch.run.tasks import failure_message
 
 LINUX = sys.platform.startswith("linux")
 

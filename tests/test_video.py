@@ -22,7 +22,8 @@ from helpers import run
 from facematch.cli import EXIT_PARTIAL
 from facematch.match.appearances import appearances, clock
 from facematch.records import Appearance, FaceBox, FaceMatch
-from facematch.run.pipeline import Pipeline, segments
+from facematch.run.pipeline import Pipeline
+from facematch.run.tasks import segments
 from facematch.sources import video
 from facematch.sources.images import discover
 
@@ -245,8 +246,8 @@ def test_segments_give_the_same_samples_as_one_pass(
     clip = str(videos / "truth.webm")
     with Pipeline(jobs=1) as pipeline:
         whole = next(pipeline.encode_inputs([clip]))
-    monkeypatch.setattr("facematch.run.pipeline.MIN_SEGMENT_SECONDS", 5.0)
-    monkeypatch.setattr("facematch.run.pipeline.MAX_SEGMENT_SECONDS", 5.0)
+    monkeypatch.setattr("facematch.run.tasks.MIN_SEGMENT_SECONDS", 5.0)
+    monkeypatch.setattr("facematch.run.tasks.MAX_SEGMENT_SECONDS", 5.0)
     assert len(segments(12.0, 1.0, 1)) == 3
     with Pipeline(jobs=1) as pipeline:
         parts = next(pipeline.encode_inputs([clip]))

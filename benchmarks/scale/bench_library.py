@@ -262,8 +262,8 @@ def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str
     from threadpoolctl import threadpool_limits
 
     from facematch.match.gallery import Gallery
+    from facematch.match.matching import match_faces
     from facematch.records import Face, FaceBox
-    from facematch.run.pipeline import match_faces
 
     unknown = [Face(FaceBox(0, 1, 1, 0), (), q) for q in queries]
     result: dict[str, object] = {}

@@ -30,8 +30,9 @@ from benchmarks import harness
 from benchmarks.harness import WALL
 from facematch.records import Encoded
 from facematch.run import dask as dask_runner
-from facematch.run.pipeline import EncodeTask, Pipeline, encode_failed, encode_image
+from facematch.run.pipeline import Pipeline
 from facematch.run.runners import ProcessPool, Runner
+from facematch.run.tasks import EncodeTask, encode_failed, encode_image
 
 Answers = list[tuple[object, ...]]
 # CPU seconds per run: this process (the client, and the test cluster's scheduler), and

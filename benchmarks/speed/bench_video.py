@@ -248,7 +248,7 @@ def segment_cpu(
     """
     from facematch.encode import engines
     from facematch.encode.faces import FaceSettings
-    from facematch.run.pipeline import VideoTask, encode_segment
+    from facematch.run.tasks import VideoTask, encode_segment
 
     engine = engines.prepare(engines.default_engine(), None)
     settings = FaceSettings(min_face_size=min_face)

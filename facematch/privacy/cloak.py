@@ -843,7 +843,7 @@ def count_failed(task: CloakTask, reason: str) -> CloakTask:
 
 def cloak_file(task: CloakTask) -> CloakResult:
     """Cloak one photo, write the copy, read it back and verify it; never raises."""
-    from facematch.run.pipeline import failure_message
+    from facematch.run.tasks import failure_message
     from facematch.sources.images import load_rgb
 
     try:

@@ -28,10 +28,12 @@ from facematch.encode.faces import describe
 from facematch.encode.passes import DetectorPass, detect_pass
 from facematch.errors import ImageError
 from facematch.match.gallery import Gallery
+from facematch.match.matching import match_face
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
 from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
 from facematch.records import RedactReason as Reason
-from facematch.run.pipeline import Pipeline, failure_message, match_face, paired
+from facematch.run.pipeline import Pipeline, paired
+from facematch.run.tasks import failure_message
 from facematch.sources.images import Found, is_video_name, load_rgb, open_upright
 
 log = logging.getLogger("facematch")

@@ -11,228 +11,57 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-import numpy as np
-
 from facematch.detect import detectors
 from facematch.encode import engines
 from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import (
-    Encoder,
     EngineName,
     FaceSettings,
 )
-from facematch.encode.frames import VideoSettings, frame_face_settings
-from facematch.encode.photo import boxes_in_file, faces_in_file, faces_in_working_copy
+from facematch.encode.frames import VideoSettings
 from facematch.errors import ImageError, NoKnownFacesError
-from facematch.match.appearances import appearances, clock
 from facematch.match.gallery import Gallery, KnownPhoto, known_photos
+from facematch.match.matching import match_faces, match_video
 from facematch.records import (
     Encoded,
+    EncodedVideo,
     Face,
-    FaceMatch,
-    FrameFaces,
     ImageResult,
     KnownFace,
-    Status,
+    Sample,
     VideoResult,
 )
 from facematch.run.runners import InProcess, Runner, is_remote, make_runner, resolve_jobs
-from facematch.run.worker import on_worker
+from facematch.run.tasks import (
+    DetectTask,
+    EncodedSegment,
+    EncodeTask,
+    VideoTask,
+    anywhere,
+    detect_failed,
+    detect_image,
+    encode_task,
+    encode_task_failed,
+    failure_message,
+    segments,
+)
 from facematch.sources.images import (
     Found,
     is_video_name,
 )
-from facematch.sources.video import Decoded, decoder_version, frames, probe
+from facematch.sources.video import decoder_version, probe
 from facematch.store.cache import EncodingCache, FaceStore, StoredVideo, file_digest, settings_key
 
 log = logging.getLogger("facematch")
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class EncodeTask:
-    """Everything a worker needs to encode one image."""
-
-    path: str
-    settings: FaceSettings
-    engine: EngineChoice
-    threads: int = 1
-
-
-def encode_image(task: EncodeTask) -> Encoded:
-    """Load and encode one image; any failure becomes an error result."""
-    settings = task.settings
-    try:
-        faces = faces_in_file(task.path, settings, task_encoder(task, settings))
-        return Encoded(task.path, tuple(faces))
-    except Exception as exc:  # a per-image failure must never stop the run
-        return Encoded(task.path, error=on_worker(failure_message(exc)))
-
-
-def task_encoder(task: EncodeTask | VideoTask, settings: FaceSettings) -> Callable[[], Encoder]:
-    """This worker's descriptor engine for a task, built when first asked for."""
-    return lambda: engines.encoder(task.engine, task.threads, settings.jitters, settings.mirror)
-
-
-def encode_failed(task: EncodeTask, reason: str) -> Encoded:
-    """The result of an image whose worker process died reading it."""
-    return Encoded(task.path, error=reason)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sampled video frame: its time (seconds from the first frame) and its faces."""
-
-    time: float
-    faces: tuple[Face, ...] = ()
-
-
-@dataclass(frozen=True)
-class EncodedVideo:
-    """A video's sampled frames with their faces, or why (part of) it could not be read."""
-
-    path: str
-    samples: tuple[Sample, ...] = ()
-    duration: float | None = None
-    error: str | None = None
-
-    @property
-    def status(self) -> Status:
-        if self.error is not None:
-            return "error"
-        return "ok" if any(s.faces for s in self.samples) else "no_faces"
-
-
-@dataclass(frozen=True)
-class VideoTask:
-    """One time segment of a video to sample and encode: the unit of parallel work."""
-
-    path: str
-    settings: FaceSettings
-    engine: EngineChoice
-    video: VideoSettings
-    start: float
-    end: float | None
-    duration: float | None
-    threads: int = 1
-
-
-@dataclass(frozen=True)
-class EncodedSegment:
-    """A segment's samples; ``error`` if it could not be decoded to its end."""
-
-    task: VideoTask
-    samples: tuple[Sample, ...] = ()
-    error: str | None = None
-
-
-def encode_segment(task: VideoTask) -> EncodedSegment:
-    """Sample one segment of a video; each frame is encoded exactly as a photo is.
-
-    Samples decoded before a failure are kept; the failure, or a stream that
-    ends before the segment does (a truncated file), is the segment's error.
-    """
-    samples: list[Sample] = []
-    seen = Decoded()
-    try:
-        for frame in frames(
-            task.path,
-            task.video.fps,
-            task.start,
-            task.end,
-            strategy=task.video.strategy,
-            threads=task.threads,
-            progress=seen,
-        ):
-            settings = frame_face_settings(task.settings, task.video, *frame.size)
-            small, full_size = frame.scaled(settings.working_scale)
-            encoder = task_encoder(task, settings)
-            faces = faces_in_working_copy(small, full_size, frame.image, settings, encoder)
-            samples.append(Sample(frame.time, tuple(faces)))
-    except Exception as exc:  # a per-video failure must never stop the run
-        return EncodedSegment(task, tuple(samples), failure_message(exc))
-    if not seen.complete:
-        reached = max(seen.last_frame, 0.0)
-        length = f" of {clock(seen.duration)}" if seen.duration is not None else ""
-        return EncodedSegment(
-            task,
-            tuple(samples),
-            f"the video data ends at {clock(reached)}{length} (truncated or damaged); "
-            "faces up to there are reported",
-        )
-    if not samples and task.start == 0:
-        return EncodedSegment(task, (), "no frame could be decoded")
-    return EncodedSegment(task, tuple(samples))
-
-
-def encode_segment_failed(task: VideoTask, reason: str) -> EncodedSegment:
-    """The result of a video segment whose worker process died decoding it."""
-    return EncodedSegment(task, (), reason.replace("this image", "this video"))
-
-
-def encode_task(task: EncodeTask | VideoTask) -> Encoded | EncodedSegment:
-    """The worker's function: a photo or a video segment (one stream, one pool)."""
-    return encode_segment(task) if isinstance(task, VideoTask) else encode_image(task)
-
-
-def encode_task_failed(task: EncodeTask | VideoTask, reason: str) -> Encoded | EncodedSegment:
-    if isinstance(task, VideoTask):
-        return encode_segment_failed(task, reason)
-    return encode_failed(task, reason)
-
-
-# Long videos are cut into segments so that several workers share one; never
-# shorter than this (each segment opens the file and seeks once) ...
-MIN_SEGMENT_SECONDS = 20.0
-# ... nor longer than this, so that results and progress come steadily.
-MAX_SEGMENT_SECONDS = 300.0
-
-
-def segments(duration: float | None, fps: float, jobs: int) -> list[tuple[float, float | None]]:
-    """(start, end) segments of a video, cut on sample times; one piece if its length is unknown."""
-    if duration is None:
-        return [(0.0, None)]
-    length = min(MAX_SEGMENT_SECONDS, max(MIN_SEGMENT_SECONDS, duration / jobs))
-    step = max(1, round(length * fps)) / fps
-    count = max(1, int(-(-duration // step)))
-    cuts = [i * step for i in range(count)]
-    return [(start, cuts[i + 1] if i + 1 < count else None) for i, start in enumerate(cuts)]
-
-
-def failure_message(exc: Exception) -> str:
-    """One line saying why an image failed: ours are already phrased for users."""
-    if isinstance(exc, ImageError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory while processing this image"
-    return f"internal error: {type(exc).__name__}: {one_line(str(exc))}"
-
-
-def one_line(text: str) -> str:
-    """A (possibly many-line, e.g. dlib's or pybind11's) message whole, on one line.
-
-    Its lines are joined, blank ones left out, runs of spaces made one: the
-    part that says what went wrong is often not the first line (pybind11
-    names the argument types it would have taken after a colon).
-    """
-    return " ".join(text.split())
-
-
-def anywhere(path: str) -> str:
-    """``path`` as any worker finds it: relative to this process's folder, not the worker's.
-
-    Not normalised: "link/.." must still mean what it means here.
-    """
-    return os.path.join(os.getcwd(), path)
 
 
 def paired(found: Sequence[Found], results: Iterator[R]) -> Iterator[tuple[Found, R | None]]:
@@ -574,43 +403,6 @@ def build_gallery(
     return KnownPeople(Gallery.from_faces(labelled, sources), tuple(unreadable))
 
 
-def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
-    """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
-    return match_faces(gallery, [face], tolerance, all_matches)[0]
-
-
-def match_faces(
-    gallery: Gallery,
-    faces: Sequence[Face],
-    tolerance: float,
-    all_matches: bool,
-    local: bool = False,
-) -> list[FaceMatch]:
-    """``match_face`` for several faces at once (one batch through the gallery's index).
-
-    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
-    """
-    if not faces:
-        return []
-    embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
-    return [
-        FaceMatch(
-            box=face.box,
-            name=near.within[0].name if near.within else None,
-            distance=near.best.distance if near.best else None,
-            matches=near.within,
-            runner_up=near.runner_up,
-            known_face=(
-                gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
-            ),
-            tolerance=near.tolerance,
-        )
-        for face, near in zip(
-            faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
-        )
-    ]
-
-
 def start(
     pipeline: Pipeline, known_dir: str, photos: Sequence[KnownPhoto], unknown: Sequence[Found]
 ) -> tuple[KnownPeople, Iterator[Encoded | EncodedVideo]]:
@@ -631,28 +423,6 @@ def _photos(stream: Iterator[Encoded | EncodedVideo], count: int) -> Iterator[En
     for encoded in itertools.islice(stream, count):
         assert isinstance(encoded, Encoded)
         yield encoded
-
-
-def match_video(
-    video: EncodedVideo,
-    gallery: Gallery,
-    tolerance: float,
-    all_matches: bool,
-    fps: float,
-    per_frame: bool = False,
-    local: bool = False,
-) -> VideoResult:
-    """Match every face of every sampled frame as a photo's, then join them into ranges."""
-    named = [
-        FrameFaces(s.time, tuple(match_faces(gallery, s.faces, tolerance, all_matches, local)))
-        for s in video.samples
-    ]
-    if per_frame:
-        return VideoResult(
-            video.path, video.status, video.error, video.duration, fps, frames=tuple(named)
-        )
-    ranges = appearances([(f.time, f.faces) for f in named], 1.0 / fps, video.duration)
-    return VideoResult(video.path, video.status, video.error, video.duration, fps, tuple(ranges))
 
 
 def match(
@@ -686,30 +456,6 @@ def match(
             image.error,
             tuple(match_faces(known.gallery, image.faces, tolerance, all_matches, local)),
         )
-
-
-@dataclass(frozen=True)
-class DetectTask:
-    """One image to find face boxes in (no landmarks, no embeddings)."""
-
-    path: str
-    settings: FaceSettings
-
-
-def detect_image(task: DetectTask) -> ImageResult:
-    """Face boxes of one image as a result row, found as matching finds them (the
-    settings' working copy and fallback); any failure becomes an error row."""
-    try:
-        boxes = boxes_in_file(task.path, task.settings)
-    except Exception as exc:  # a per-image failure must never stop the run
-        return ImageResult(task.path, "error", on_worker(failure_message(exc)))
-    faces = tuple(FaceMatch(box, None, None) for box in boxes)
-    return ImageResult(task.path, "ok" if faces else "no_faces", None, faces)
-
-
-def detect_failed(task: DetectTask, reason: str) -> ImageResult:
-    """The row of an image whose worker process died reading it."""
-    return ImageResult(task.path, "error", reason)
 
 
 def find_boxes(pipeline: Pipeline, found: Iterable[Found]) -> Iterator[ImageResult]:

@@ -1,0 +1,77 @@
+"""Faces -> names: each face against the known people's gallery, and a video's frames
+joined into appearances."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from facematch.match.appearances import appearances
+from facematch.match.gallery import Gallery
+from facematch.records import (
+    EncodedVideo,
+    Face,
+    FaceMatch,
+    FrameFaces,
+    VideoResult,
+)
+
+
+def match_face(gallery: Gallery, face: Face, tolerance: float, all_matches: bool) -> FaceMatch:
+    """Name a face: the nearest person within tolerance, and every one with ``all_matches``."""
+    return match_faces(gallery, [face], tolerance, all_matches)[0]
+
+
+def match_faces(
+    gallery: Gallery,
+    faces: Sequence[Face],
+    tolerance: float,
+    all_matches: bool,
+    local: bool = False,
+) -> list[FaceMatch]:
+    """``match_face`` for several faces at once (one batch through the gallery's index).
+
+    ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    """
+    if not faces:
+        return []
+    embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
+    return [
+        FaceMatch(
+            box=face.box,
+            name=near.within[0].name if near.within else None,
+            distance=near.best.distance if near.best else None,
+            matches=near.within,
+            runner_up=near.runner_up,
+            known_face=(
+                gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
+            ),
+            tolerance=near.tolerance,
+        )
+        for face, near in zip(
+            faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
+        )
+    ]
+
+
+def match_video(
+    video: EncodedVideo,
+    gallery: Gallery,
+    tolerance: float,
+    all_matches: bool,
+    fps: float,
+    per_frame: bool = False,
+    local: bool = False,
+) -> VideoResult:
+    """Match every face of every sampled frame as a photo's, then join them into ranges."""
+    named = [
+        FrameFaces(s.time, tuple(match_faces(gallery, s.faces, tolerance, all_matches, local)))
+        for s in video.samples
+    ]
+    if per_frame:
+        return VideoResult(
+            video.path, video.status, video.error, video.duration, fps, frames=tuple(named)
+        )
+    ranges = appearances([(f.time, f.faces) for f in named], 1.0 / fps, video.duration)
+    return VideoResult(video.path, video.status, video.error, video.duration, fps, tuple(ranges))

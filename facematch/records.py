@@ -264,7 +264,7 @@ class CloakResult:
 
 
 @dataclass(frozen=True)
-class Sample:
+class FrameSample:
     """One sampled video frame: its time (seconds from the first frame) and its faces."""
 
     time: float
@@ -276,7 +276,7 @@ class EncodedVideo:
     """A video's sampled frames with their faces, or why (part of) it could not be read."""
 
     path: str
-    samples: tuple[Sample, ...] = ()
+    samples: tuple[FrameSample, ...] = ()
     duration: float | None = None
     error: str | None = None
 

@@ -215,7 +215,7 @@ def test_decode_and_non_maximum_suppression() -> None:
     offset = np.zeros((2, 8, 8), dtype=np.float32)
     offset[:, 2, 3] = (0.25, -0.5)
     landmarks = np.full((10, 8, 8), 0.5, dtype=np.float32)
-    rows = detectors.decode(heatmap, scale, offset, landmarks, 0.5)
+    rows = detectors.decode_heatmap(heatmap, scale, offset, landmarks, 0.5)
     assert rows.shape == (2, 15)
     best = rows[np.argmax(rows[:, 4])]
     # centre x (3 - 0.5 + 0.5) * 4 = 12, y (2 + 0.25 + 0.5) * 4 = 11; 20 px sides

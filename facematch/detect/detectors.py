@@ -382,7 +382,7 @@ class CenterFace:
         blob = np.zeros((1, 3, padded_height, padded_width), dtype=np.float32)
         blob[0, :, :height, :width] = np.moveaxis(image[..., :3], -1, 0)
         heatmap, scale, offset, landmarks = self._session.run(self._outputs, {self._input: blob})
-        return decode(heatmap[0, 0], scale[0], offset[0], landmarks[0], threshold)
+        return decode_heatmap(heatmap[0, 0], scale[0], offset[0], landmarks[0], threshold)
 
     def _tiled(self, image: NDArray[np.uint8], threshold: float) -> NDArray[np.float32]:
         """Overlapping tiles at full size for the small faces, and a shrunk whole copy
@@ -442,7 +442,7 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (size - tile) / (count - 1)) for i in range(count)]
 
 
-def decode(
+def decode_heatmap(
     heatmap: NDArray[np.float32],
     scale: NDArray[np.float32],
     offset: NDArray[np.float32],

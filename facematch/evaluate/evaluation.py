@@ -171,7 +171,7 @@ def person_matrix(
 
 
 @dataclass
-class Report:
+class Evaluation:
     """Every figure ``facematch evaluate`` prints, as plain data (JSON-ready)."""
 
     source: str
@@ -323,7 +323,7 @@ def evaluate(
     tolerance: float | str = "auto",
     target_far: float | None = None,
     strangers: Sequence[str] = (),
-) -> Report:
+) -> Evaluation:
     """Encode a labelled set and compute every figure.
 
     ``auto`` resolves as matching would: a pair is a gallery of one face; in
@@ -338,7 +338,7 @@ def evaluate(
         log.error("%s: %s", path, error)
     failed = {path for path, _ in unreadable}
     distances, same = pair_distances(embeddings, labelled.pairs)
-    report = Report(
+    report = Evaluation(
         source=labelled.source,
         kind=labelled.kind,
         tolerance=tolerance,
@@ -378,7 +378,7 @@ def evaluate(
     return report
 
 
-def render(report: Report) -> str:
+def render(report: Evaluation) -> str:
     """The report as a readable table."""
     lines = [
         f"{report.source}: {report.images} images ({report.kind}), "
@@ -471,7 +471,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def plot(report: Report, path: str) -> None:
+def plot(report: Evaluation, path: str) -> None:
     """ROC curve and same/different distance histograms with the tolerance marked."""
     try:
         import matplotlib

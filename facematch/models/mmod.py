@@ -424,7 +424,7 @@ def _overlaps(a: Rect, b: Rect, iou: float, covered: float) -> bool:
     return inner / outer > iou or inner / area_a > covered or inner / area_b > covered
 
 
-def decode(
+def decode_scores(
     scores: FloatArray, rects: list[Rect], network: MmodNetwork, threshold: float = 0.0
 ) -> list[tuple[Rect, float]]:
     """Output scores -> (rectangle in the pyramid's base image, score), after NMS."""
@@ -540,7 +540,7 @@ class MmodDetector:
         if not rects:
             return []
         (scores,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: tensor})
-        found = decode(scores[0, 0], rects, self.network, threshold)
+        found = decode_scores(scores[0, 0], rects, self.network, threshold)
         if upsample == 0:
             return found
         mapped = []

@@ -32,9 +32,9 @@ from facematch.records import (
     Encoded,
     EncodedVideo,
     Face,
+    FrameSample,
     ImageResult,
     KnownFace,
-    Sample,
     VideoResult,
 )
 from facematch.run.runners import InProcess, Runner, is_remote, make_runner, resolve_jobs
@@ -233,7 +233,9 @@ class Pipeline:
         for i, path in enumerate(paths):
             hit = cached.get(i)
             if isinstance(hit, StoredVideo):
-                yield EncodedVideo(path, tuple(Sample(t, f) for t, f in hit.samples), hit.duration)
+                yield EncodedVideo(
+                    path, tuple(FrameSample(t, f) for t, f in hit.samples), hit.duration
+                )
                 self._seconds(hit.duration)
                 continue
             if hit is not None:

@@ -25,8 +25,8 @@ from facematch.match.appearances import clock
 from facematch.records import (
     Encoded,
     FaceMatch,
+    FrameSample,
     ImageResult,
-    Sample,
 )
 from facematch.run.worker import on_worker
 from facematch.sources.video import Decoded, frames
@@ -81,17 +81,17 @@ class EncodedSegment:
     """A segment's samples; ``error`` if it could not be decoded to its end."""
 
     task: VideoTask
-    samples: tuple[Sample, ...] = ()
+    samples: tuple[FrameSample, ...] = ()
     error: str | None = None
 
 
 def encode_segment(task: VideoTask) -> EncodedSegment:
-    """Sample one segment of a video; each frame is encoded exactly as a photo is.
+    """FrameSample one segment of a video; each frame is encoded exactly as a photo is.
 
     Samples decoded before a failure are kept; the failure, or a stream that
     ends before the segment does (a truncated file), is the segment's error.
     """
-    samples: list[Sample] = []
+    samples: list[FrameSample] = []
     seen = Decoded()
     try:
         for frame in frames(
@@ -107,7 +107,7 @@ def encode_segment(task: VideoTask) -> EncodedSegment:
             small, full_size = frame.scaled(settings.working_scale)
             encoder = task_encoder(task, settings)
             faces = faces_in_working_copy(small, full_size, frame.image, settings, encoder)
-            samples.append(Sample(frame.time, tuple(faces)))
+            samples.append(FrameSample(frame.time, tuple(faces)))
     except Exception as exc:  # a per-video failure must never stop the run
         return EncodedSegment(task, tuple(samples), failure_message(exc))
     if not seen.complete:

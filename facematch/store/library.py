@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
 from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
-from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit
+from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit, Status
 from facematch.sources.images import Found, discover
 from facematch.store.cache import FaceStore, file_digest
 from facematch.store.entries import (
@@ -105,7 +105,6 @@ ENV_VAR = "FACEMATCH_LIBRARY"
 DIM = 128
 NOT_INDEXED = "not in the library, or changed since it was indexed (run facematch index)"
 
-Status = Literal["ok", "no_faces", "error"]
 Action = Literal["new", "changed", "unchanged", "pruned"]
 
 # AUTOINCREMENT: an id is never given twice, even after the row with the highest one

@@ -21,7 +21,8 @@ from helpers import run
 
 from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE
 from facematch.errors import LibraryError
-from facematch.run import pipeline as pipeline_module
+from facematch.records import Encoded
+from facematch.run import tasks as tasks_module
 from facematch.run.pipeline import Pipeline
 from facematch.store.library import ENV_VAR, Library, default_library_path
 
@@ -53,13 +54,13 @@ def photos(tmp_path: Path, data: Path) -> Path:
 def encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths the pipeline encodes (decodes and runs the models on), in order."""
     calls: list[str] = []
-    real = pipeline_module.encode_image
+    real = tasks_module.encode_image
 
-    def counting(task: pipeline_module.EncodeTask) -> pipeline_module.Encoded:
+    def counting(task: tasks_module.EncodeTask) -> Encoded:
         calls.append(Path(task.path).name)
         return real(task)
 
-    monkeypatch.setattr(pipeline_module, "encode_image", counting)
+    monkeypatch.setattr(tasks_module, "encode_image", counting)
     return calls
 
 

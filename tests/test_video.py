@@ -226,7 +226,7 @@ def test_another_tolerance_decodes_nothing(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded a cached video")
 
-    monkeypatch.setattr("facematch.run.pipeline.frames", no_decoding)
+    monkeypatch.setattr("facematch.run.tasks.frames", no_decoding)
     monkeypatch.setattr("facematch.run.pipeline.probe", no_decoding)
     strict = run(known, clip, "-j", "1", "--cache-dir", cache, "-t", "0.3", "--format", "json")
     assert strict.exit_code == 0, strict.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facematch.neighbours.index import ExactIndex, nearest_people
+from facematch.neighbours.exact import ExactIndex, nearest_people
 
 DIM = 16
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from facematch.match.gallery import Gallery
-from facematch.neighbours.index import make_index, nearest_to_any
+from facematch.neighbours.exact import nearest_to_any
+from facematch.neighbours.index import make_index
 from facematch.records import Face, FaceBox
 from facematch.store.library import Library
 
@@ -116,7 +117,8 @@ def people_like_faces(people: int, each: int, seed: int) -> np.ndarray:
 
 def test_the_ann_index_answers_like_the_exact_one() -> None:
     pytest.importorskip("faiss")
-    from facematch.neighbours.index import ExactIndex, FaissIndex
+    from facematch.neighbours.exact import ExactIndex
+    from facematch.neighbours.faiss_index import FaissIndex
 
     rows = people_like_faces(1000, 20, seed=21)
     queries = rows[::400].astype(np.float64) + 0.003
@@ -144,7 +146,8 @@ def test_the_ann_index_answers_like_the_exact_one() -> None:
 
 def test_a_small_ann_index_is_exact_then_trains_as_it_grows() -> None:
     pytest.importorskip("faiss")
-    from facematch.neighbours.index import ExactIndex, FaissIndex
+    from facematch.neighbours.exact import ExactIndex
+    from facematch.neighbours.faiss_index import FaissIndex
 
     rows = people_like_faces(600, 20, seed=3)
     queries = rows[::300].astype(np.float64) - 0.002
@@ -205,7 +208,8 @@ def test_without_the_ann_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatc
     import sys
 
     from facematch.errors import UsageError
-    from facematch.neighbours.index import ExactIndex, FaissIndex
+    from facematch.neighbours.exact import ExactIndex
+    from facematch.neighbours.faiss_index import FaissIndex
 
     assert isinstance(make_index(np.zeros((10, DIM)), expected_queries=10**9), ExactIndex)
     monkeypatch.setitem(sys.modules, "faiss", None)

@@ -66,7 +66,7 @@ def gallery(npz: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def screen_space(faces: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows and queries in the screen's space: [P(x - c), e], where L2 is the bound."""
-    from facematch.neighbours.index.index import Subspace
+    from facematch.neighbours.exact import Subspace
 
     subspace = Subspace.fit(faces)
     assert subspace is not None
@@ -107,7 +107,7 @@ def shipped(
     faces: np.ndarray, queries: np.ndarray, want_d: np.ndarray, want_i: np.ndarray, args: Any
 ) -> None:
     """``FaissIndex`` itself: build, then each setting; prints one line per setting."""
-    from facematch.neighbours.index.index import FaissIndex
+    from facematch.neighbours.faiss_index import FaissIndex
 
     peak = Peak()
     index = FaissIndex(128)

@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         same_mean, diff_mean = (float(v) for v in args.spread.split(","))
         npz = args.embeddings if args.generator == "covariance" else None
         if args.no_screen:
-            from facematch.neighbours import index as neighbours
+            from facematch.neighbours import exact as neighbours
 
             neighbours.SCREEN_MIN_ROWS = sys.maxsize
         print(json.dumps(one_size(args.child, same_mean, diff_mean, npz, not args.no_compare)))

@@ -50,7 +50,7 @@ import numpy as np
 from benchmarks import harness
 from benchmarks.harness import CPU, WALL, child_env, measure, python_module
 from benchmarks.synthetic import Generator
-from facematch.neighbours.index import ExactIndex
+from facematch.neighbours.exact import ExactIndex
 
 DIM = 128
 K = 10
@@ -170,7 +170,7 @@ def ann(
 ) -> list[dict[str, object]]:
     from threadpoolctl import threadpool_limits
 
-    from facematch.neighbours.index import FaissIndex
+    from facematch.neighbours.faiss_index import FaissIndex
 
     results: list[dict[str, object]] = []
     with threadpool_limits(1):

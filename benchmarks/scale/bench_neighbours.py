@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks import harness
 from benchmarks.harness import WALL
-from facematch.neighbours.index import ExactIndex, nearest_people
+from facematch.neighbours.exact import ExactIndex, nearest_people
 
 DIM = 128
 

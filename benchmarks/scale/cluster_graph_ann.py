@@ -19,7 +19,8 @@ import numpy as np
 
 from benchmarks import harness
 from benchmarks.synthetic import isotropic
-from facematch.neighbours.index import ExactIndex, FaissIndex
+from facematch.neighbours.exact import ExactIndex
+from facematch.neighbours.faiss_index import FaissIndex
 
 RADIUS = 0.6
 NEIGHBOURS = 64

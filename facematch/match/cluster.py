@@ -11,7 +11,7 @@ fit a photo collection:
 
 * **A sparse graph, not an n-by-n matrix.** Every face's neighbours within ``radius``
   (at most ``max_neighbours`` of them) come from the shared exact search
-  (:class:`facematch.neighbours.index.ExactIndex`). A pair that is not in the graph counts as
+  (:class:`facematch.neighbours.exact.ExactIndex`). A pair that is not in the graph counts as
   ``radius`` apart, so the linkage of two groups is the mean over all their pairs of
   ``min(distance, radius)``: exactly average linkage on clipped distances while the graph
   holds every pair within the radius.
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from facematch.neighbours.index import ExactIndex
+from facematch.neighbours.exact import ExactIndex
 from facematch.records import UNCLUSTERED
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from facematch.errors import UsageError
 from facematch.match import calibration
-from facematch.neighbours.index import ExactIndex, nearest_people
+from facematch.neighbours.exact import ExactIndex, nearest_people
 from facematch.records import KnownFace, Match
 from facematch.sources.images import file_problem, is_image_name, iter_folder, visible_entries
 

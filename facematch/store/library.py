@@ -58,7 +58,8 @@ from numpy.typing import ArrayLike
 
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
-from facematch.neighbours.index import NeighbourIndex, make_index, nearest_to_any
+from facematch.neighbours.exact import NeighbourIndex, nearest_to_any
+from facematch.neighbours.index import make_index
 from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit, Status
 from facematch.sources.images import Found, discover
 from facematch.store.cache import FaceStore, file_digest

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import functools
 import hashlib
 import logging
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger("facematch")
 
@@ -96,19 +99,55 @@ def write_private(path: Path, payload: bytes | Sequence[bytes | memoryview]) -> 
     ``payload`` is the bytes, or a sequence of buffers written one after another
     (a large file without joining it in memory first).
     """
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    with atomic_file(path, mode=0o600, durable=True) as stream:
+        for part in [payload] if isinstance(payload, bytes) else payload:
+            stream.write(part)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int | None = None, durable: bool = False) -> Iterator[BinaryIO]:
+    """A stream whose bytes become the file ``path`` only once all of them are written.
+
+    The one way facematch writes a file. The bytes go to a new temporary file
+    beside ``path`` (created exclusively, 0600); when the block ends the write
+    is checked (flushed, the file's size compared with the bytes written, and
+    with ``durable`` synced to the disk), the file gets ``mode`` (default: 0666
+    less the umask) and is renamed over ``path``: a link planted there is
+    replaced, never followed, and no reader ever sees half a file. On any
+    failure (a full disk, Ctrl-C) the temporary file is removed, ``path`` is as
+    it was, and the error is raised (:func:`write_failure` words an OSError).
+    """
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp"
     )
     try:
-        with os.fdopen(descriptor, "wb") as temp_file:  # mkstemp: O_EXCL, mode 0600
-            for part in [payload] if isinstance(payload, bytes) else payload:
-                temp_file.write(part)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
+        with os.fdopen(descriptor, "wb") as stream:
+            yield stream
+            stream.flush()
+            if os.fstat(stream.fileno()).st_size != stream.tell():
+                raise OSError(errno.EIO, "the file written is shorter than its data")
+            if durable:
+                os.fsync(stream.fileno())
+        if mode != 0o600:  # mkstemp's own
+            os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
+        os.replace(temporary, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
+
+
+def write_failure(exc: OSError, where: str) -> str:
+    """Why a file could not be written, in one line: ``no space left on device writing OUT``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason[:1].lower()}{reason[1:]} writing {where}"
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path: str | Path) -> str:

@@ -1,0 +1,167 @@
+"""Reliability, round two (issue 26): outputs that never damage what is there.
+
+Each test is the regression test of one defect: ``cluster --out`` deleting the
+user's files, copies written into the known folder, half-written files on a
+full disk, one-line errors for every full output, the private temp folder,
+and names ``cluster name`` must refuse. They run the real command in real
+processes on real photos; a full disk is a small tmpfs (mounted when the
+tests run as root, skipped otherwise) or, for the writer itself, a write that
+fails half-way.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facematch.cli import EXIT_FATAL
+
+DATA = Path(__file__).parent / "data"
+TBBT = DATA / "people" / "tbbt"
+
+
+def facematch_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process, as a user's shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file below ``folder``, hidden ones too (a temporary file left over shows)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+# --- a full disk ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 256 KB tmpfs, full: empty files and folders can be made, no more."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        room = os.statvfs(mount)
+        (mount / "filler").write_bytes(bytes(room.f_bavail * room.f_frsize))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def full_disk_error(done: subprocess.CompletedProcess[str], written: Path) -> None:
+    """One line naming the cause and the file, exit 1, and no traceback."""
+    no_traceback(done)
+    assert done.returncode == EXIT_FATAL, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last == f"facematch: error: no space left on device writing {written}", done.stderr
+
+
+def test_a_write_that_fails_half_way_leaves_nothing_and_names_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facematch import files
+    from facematch.errors import OutputError
+    from facematch.output.pictures import write_atomically
+
+    target = tmp_path / "out" / "copy.jpg"
+    write_atomically(target, b"old")
+    real_fdopen = os.fdopen
+
+    class HalfWay(io.BufferedWriter):
+        def write(self, data: Any) -> int:
+            super().write(bytes(data)[: len(data) // 2])
+            super().flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fdopen(descriptor: int, mode: str, *args: Any, **kwargs: Any) -> Any:
+        return HalfWay(real_fdopen(descriptor, mode, buffering=0))
+
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
+    with pytest.raises(OutputError) as raised:
+        write_atomically(target, b"x" * 100_000)
+    assert str(raised.value) == f"no space left on device writing {target}"
+    assert target.read_bytes() == b"old"
+    assert files_under(tmp_path / "out") == ["copy.jpg"]
+
+
+@pytest.mark.parametrize("command", ["annotate", "redact"])
+def test_copies_on_a_full_disk_are_one_line_and_leave_nothing(
+    full_disk: Path, known_files: Path, tmp_path: Path, command: str
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "obama2.jpg", photos / "a.jpg")
+    out = full_disk / "out"
+    if command == "annotate":
+        done = facematch_cli(known_files, photos, "--annotate", out, "-j1")
+    else:
+        done = facematch_cli("redact", known_files, photos, "--out", out, "-j1")
+    full_disk_error(done, out / "a.jpg")
+    assert files_under(out) == []
+
+
+def test_cloak_on_a_full_disk_names_the_disk_not_the_photo(full_disk: Path, tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "obama_small.jpg", photos / "a.jpg")
+    out = full_disk / "out"
+    done = facematch_cli("cloak", photos, "--out", out, "--level", "subtle", "-j1")
+    full_disk_error(done, out / "a.jpg")
+    assert "decode" not in done.stderr and "truncated" not in done.stderr
+    assert files_under(out) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_csv_and_json_to_a_full_disk_are_one_line(known_files: Path, fmt: str) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "facematch", known_files, DATA / "obama2.jpg", "--format", fmt],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=240,
+        )  # fmt: skip
+    assert done.returncode == EXIT_FATAL
+    assert done.stderr == "facematch: error: cannot write the output: No space left on device\n"
+
+
+def test_library_export_to_a_full_disk_leaves_no_half_file(full_disk: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    shutil.copytree(TBBT / "amy", photos)
+    library = tmp_path / "l.sqlite3"
+    assert facematch_cli("index", photos, "--library", library, "-q").returncode == 0
+    out = full_disk / "faces.jsonl"
+    done = facematch_cli("library", "export", "--library", library, "--output", out)
+    full_disk_error(done, out)
+    assert files_under(full_disk) == ["filler"]
+    prefix = full_disk / "faces"
+    export = ("library", "export", "--library", library)
+    done = facematch_cli(*export, "--format", "npy", "--output", prefix)
+    full_disk_error(done, full_disk / "faces.npy")
+    assert files_under(full_disk) == ["filler"]
+

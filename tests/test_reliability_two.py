@@ -138,6 +138,17 @@ def test_cloak_on_a_full_disk_names_the_disk_not_the_photo(full_disk: Path, tmp_
     assert files_under(out) == []
 
 
+def test_cluster_out_on_a_full_disk_is_one_line(full_disk: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    shutil.copytree(TBBT / "amy", photos / "amy")
+    out = full_disk / "out"
+    done = facematch_cli("cluster", photos, "--library", tmp_path / "l.sqlite3", "--out", out)
+    no_traceback(done)
+    assert done.returncode == EXIT_FATAL, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("facematch: error: no space left on device")
+    assert not [name for name in files_under(out) if name.endswith(".tmp")]
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_csv_and_json_to_a_full_disk_are_one_line(known_files: Path, fmt: str) -> None:
@@ -165,3 +176,41 @@ def test_library_export_to_a_full_disk_leaves_no_half_file(full_disk: Path, tmp_
     full_disk_error(done, full_disk / "faces.npy")
     assert files_under(full_disk) == ["filler"]
 
+
+# --- 5: cluster --out removes only what it wrote ---------------------------------------
+
+
+def test_cluster_out_keeps_the_user_s_files(tmp_path: Path) -> None:
+    photos, out, library = tmp_path / "photos", tmp_path / "out", tmp_path / "l.sqlite3"
+    for who in ("amy", "raj"):
+        shutil.copytree(TBBT / who, photos / who)
+
+    def cluster() -> subprocess.CompletedProcess[str]:
+        done = facematch_cli("cluster", photos, "--library", library, "--out", out, "-j1")
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def crops(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.name.endswith("__face0.jpg"))
+
+    cluster()
+    raj = next(d for d in out.iterdir() if d.is_dir() and crops(d)[0].startswith("raj__"))
+    (raj / "notes.txt").write_text("x\n")
+    (raj / "mine").mkdir()
+    shutil.copy(DATA / "obama.jpg", raj / "mine" / "obama.jpg")
+    done = cluster()
+    assert "warning" not in done.stderr
+    assert (raj / "notes.txt").read_text() == "x\n"
+    assert (raj / "mine" / "obama.jpg").read_bytes() == (DATA / "obama.jpg").read_bytes()
+    assert crops(raj) == [f"raj__raj{i}.png__face0.jpg" for i in range(1, 6)]
+    # Named, the person's crops move to a folder of that name; the user's files stay.
+    named = facematch_cli("cluster", "name", raj.name, "Raj", "--library", library)
+    assert named.returncode == 0, named.stderr
+    done = cluster()
+    assert (
+        f"facematch: warning: {raj}: kept, as it holds files facematch did not write "
+        f"(mine, notes.txt); its crops are now in {out / 'Raj'}\n"
+    ) in done.stderr
+    assert sorted(p.name for p in raj.iterdir()) == ["mine", "notes.txt"]
+    assert (raj / "mine" / "obama.jpg").is_file()
+    assert crops(out / "Raj") == [f"raj__raj{i}.png__face0.jpg" for i in range(1, 6)]

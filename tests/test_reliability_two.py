@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from facematch.cli import EXIT_FATAL
+from facematch.cli import EXIT_FATAL, EXIT_USAGE
 
 DATA = Path(__file__).parent / "data"
 TBBT = DATA / "people" / "tbbt"
@@ -214,3 +214,63 @@ def test_cluster_out_keeps_the_user_s_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in raj.iterdir()) == ["mine", "notes.txt"]
     assert (raj / "mine" / "obama.jpg").is_file()
     assert crops(out / "Raj") == [f"raj__raj{i}.png__face0.jpg" for i in range(1, 6)]
+
+
+# --- 6: no copies inside KNOWN or an input folder --------------------------------------
+
+
+# Each command line (run in a folder holding known/ and u/) and its message.
+INSIDE_INPUTS = {
+    "redact-out-known": ("redact known u --out known", "--out known is the input folder known"),
+    "annotate-known": ("known u --annotate known", "--annotate known is the input folder known"),
+    "annotate-in-input": ("known u --annotate u/x", "--annotate u/x is inside the input folder u"),
+    "detect-annotate": ("detect u --annotate u/x", "--annotate u/x is inside the input folder u"),
+    "report-assets": (
+        "known u --report r.html --report-assets known/crops",
+        "--report-assets known/crops is inside the input folder known",
+    ),
+    "report-page": (
+        "known u --report u/r.html",
+        "--report u/r.html: its crops folder u/r_files is inside the input folder u",
+    ),
+    "cluster-out": (
+        "cluster u --library l.sqlite3 --out u/people",
+        "--out u/people is inside the input folder u",
+    ),
+    "cluster-out-known": (
+        "cluster u --library l.sqlite3 --known known --out known/people",
+        "--out known/people is inside the input folder known",
+    ),
+    "cloak-out": ("cloak u --out u/cloaked", "--out u/cloaked is inside the input folder u"),
+}
+
+
+@pytest.mark.parametrize(("args", "message"), INSIDE_INPUTS.values(), ids=INSIDE_INPUTS.keys())
+def test_no_copies_are_written_into_known_or_an_input_folder(
+    tmp_path: Path, known_files: Path, args: str, message: str
+) -> None:
+    if args.startswith("cloak"):
+        pytest.importorskip("jax")
+    u = tmp_path / "u"
+    u.mkdir()
+    shutil.copy(DATA / "obama2.jpg", u / "a.jpg")
+    before = files_under(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "facematch", *args.split()],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr == f"facematch: error: {message}; choose a folder outside the inputs\n"
+    assert files_under(tmp_path) == before
+
+
+def test_an_output_folder_beside_an_input_folder_is_fine(tmp_path: Path) -> None:
+    from facematch.errors import UsageError
+    from facematch.output.pictures import refuse_output_in_inputs
+
+    (tmp_path / "known").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "known")
+    refuse_output_in_inputs("--out", tmp_path / "known2", [str(tmp_path / "known")])
+    refuse_output_in_inputs("--out", tmp_path, [str(tmp_path / "known")])
+    with pytest.raises(UsageError, match=r"^--out .*/link/x is inside the input folder .*/known;"):
+        refuse_output_in_inputs("--out", tmp_path / "link" / "x", [str(tmp_path / "known")])

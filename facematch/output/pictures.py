@@ -257,6 +257,21 @@ def refuse_overwrites(option: str, targets: Iterable[Path], inputs: Iterable[str
             )
 
 
+def refuse_output_in_inputs(option: str, out_dir: Path, folders: Iterable[str]) -> None:
+    """A usage error if ``out_dir`` is one of the input ``folders`` (KNOWN too) or inside
+    one, also through links: the next run would read the pictures written there as
+    inputs, or as known people."""
+    out = os.path.realpath(out_dir)
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if out == real or out.startswith(real.rstrip(os.sep) + os.sep):
+            where = "is" if out == real else "is inside"
+            raise UsageError(
+                f"{option} {printable(str(out_dir))} {where} the input folder "
+                f"{printable(folder)}; choose a folder outside the inputs"
+            )
+
+
 def _same_file(path: str, target: Path) -> bool:
     try:
         return os.path.samefile(path, target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -274,3 +275,29 @@ def test_an_output_folder_beside_an_input_folder_is_fine(tmp_path: Path) -> None
     refuse_output_in_inputs("--out", tmp_path, [str(tmp_path / "known")])
     with pytest.raises(UsageError, match=r"^--out .*/link/x is inside the input folder .*/known;"):
         refuse_output_in_inputs("--out", tmp_path / "link" / "x", [str(tmp_path / "known")])
+
+
+# --- 8d: names that would collide with person_N and unclustered ------------------------
+
+
+def test_cluster_name_refuses_names_that_collide(tmp_path: Path) -> None:
+    photos, library = tmp_path / "photos", tmp_path / "l.sqlite3"
+    shutil.copytree(TBBT / "amy", photos / "amy")
+    made = facematch_cli("cluster", photos, "--library", library, "-q", "-j1")
+    assert made.returncode == 0, made.stderr
+    refused = {
+        "": "a person's name cannot be empty",
+        "  ": "a person's name cannot be empty",
+        "unclustered": "'unclustered' cannot be a name: unclustered holds the faces in no group",
+        "Unclustered.": "'Unclustered.' cannot be a name: unclustered holds the faces in no group",
+        "person_2": "'person_2' cannot be a name: person_N is for people without one",
+        "PERSON_1": "'PERSON_1' cannot be a name: person_N is for people without one",
+    }
+    for name, message in refused.items():
+        done = facematch_cli("cluster", "name", "person_1", name, "--library", library)
+        assert done.returncode == EXIT_USAGE, (name, done.stderr)
+        assert done.stderr == f"facematch: error: {message}\n"
+    rows = facematch_cli("cluster", photos, "--library", library, "--format", "json", "-q")
+    assert {row["name"] for row in json.loads(rows.stdout)} == {None}
+    named = facematch_cli("cluster", "name", "person_1", "person_1 Amy", "--library", library)
+    assert named.returncode == 0, named.stderr

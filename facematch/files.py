@@ -9,12 +9,12 @@ followed, and readers never see half a file.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import functools
 import hashlib
 import logging
+import multiprocessing.util
 import os
 import shutil
 import stat
@@ -72,13 +72,23 @@ def is_private_folder(path: Path) -> bool:
     )
 
 
+# Set by the process that made a fresh private temp folder, for the processes it starts.
+TEMP_FOLDER_VARIABLE = "FACEMATCH_PRIVATE_TEMP"
+
+
+@functools.cache
 def private_temp_folder() -> Path:
     """This user's folder in the temp directory, for files kept between runs without a cache.
 
     ``$TMPDIR/facematch-<uid>``, created 0700. Anyone may create that name
     first, so an existing one is used only if it is a real folder (not a link),
     ours, and closed to group and others; otherwise we warn and use a fresh
-    private folder, removed when this process exits.
+    private folder, removed when this process exits. Decided once per process;
+    a fresh folder is handed down (``FACEMATCH_PRIVATE_TEMP``) to the worker
+    processes started after the decision, which use it without a warning and
+    leave it to this process to remove. The runners decide in the main process
+    before starting any worker; a worker that still has to decide alone (a
+    remote Dask worker) removes its own fresh folder when it exits.
     """
     if not hasattr(os, "geteuid"):  # Windows: the temp folder is the user's own already
         return Path(tempfile.gettempdir()) / "facematch"
@@ -87,9 +97,14 @@ def private_temp_folder() -> Path:
         folder.mkdir(mode=PRIVATE_FOLDER)
     if is_private_folder(folder):
         return folder
+    handed_down = os.environ.get(TEMP_FOLDER_VARIABLE)
+    if handed_down and is_private_folder(Path(handed_down)):
+        return Path(handed_down)
     log.warning("%s is not a private folder of this user; not using it", folder)
     fresh = Path(tempfile.mkdtemp(prefix="facematch-"))
-    atexit.register(shutil.rmtree, fresh, True)
+    os.environ[TEMP_FOLDER_VARIABLE] = str(fresh)
+    # Run at exit by the main process and by worker processes alike (atexit is not).
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(fresh, True), exitpriority=0)
     return fresh
 
 

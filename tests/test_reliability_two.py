@@ -301,3 +301,37 @@ def test_cluster_name_refuses_names_that_collide(tmp_path: Path) -> None:
     assert {row["name"] for row in json.loads(rows.stdout)} == {None}
     named = facematch_cli("cluster", "name", "person_1", "person_1 Amy", "--library", library)
     assert named.returncode == 0, named.stderr
+
+
+# --- 8c: a foreign $TMPDIR/facematch-<uid> ---------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX owners and modes")
+@pytest.mark.parametrize("foreign", ["mode-0777", "owned-by-nobody"])
+@pytest.mark.parametrize("cache", ["cache", "no-cache"])
+def test_a_foreign_temp_folder_warns_once_and_leaves_nothing(
+    tmp_path: Path, known_files: Path, foreign: str, cache: str
+) -> None:
+    temp = tmp_path / "tmp"
+    theirs = temp / f"facematch-{os.geteuid()}"
+    theirs.mkdir(parents=True)
+    if foreign == "mode-0777":
+        theirs.chmod(0o777)
+    elif os.geteuid() == 0:
+        os.chown(theirs, 65534, 65534)
+        theirs.chmod(0o700)
+    else:
+        pytest.skip("giving a folder to another user needs root")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        shutil.copy(DATA / "obama2.jpg", photos / f"{i}.jpg")
+    env = {**os.environ, "TMPDIR": str(temp), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("FACEMATCH_PRIVATE_TEMP", None)  # files.TEMP_FOLDER_VARIABLE
+    extra = ["--no-cache"] if cache == "no-cache" else []
+    done = facematch_cli(known_files, photos, "-j2", *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        f"facematch: warning: {theirs} is not a private folder of this user; not using it\n"
+    )
+    assert os.listdir(temp) == [theirs.name]

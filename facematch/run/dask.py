@@ -40,6 +40,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from facematch.errors import ClusterError, ModelError, UsageError
+from facematch.files import private_temp_folder
 from facematch.run.worker import set_worker_label
 
 if TYPE_CHECKING:
@@ -202,6 +203,7 @@ class DaskRunner:
             import dask
             from distributed import LocalCluster
 
+            private_temp_folder()  # decided here, once, for the workers started below
             try:
                 with dask.config.set({"distributed.worker.profile.enabled": False}):
                     self._cluster = LocalCluster(

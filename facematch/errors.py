@@ -6,6 +6,7 @@ FacematchError
 ├── ModelError          a model file is missing, truncated or foreign
 ├── ClusterError        the Dask cluster cannot be reached or a worker does not match
 ├── LibraryError        a face library file is missing, corrupt, foreign or too new
+├── OutputError         an output file cannot be written (a full disk, no permission)
 └── ImageError          one image could not be read (reported per image, never fatal)
 """
 
@@ -34,6 +35,10 @@ class ClusterError(FacematchError):
 
 class LibraryError(FacematchError):
     """A face library cannot be used: missing, corrupt, not ours, or made by a newer facematch."""
+
+
+class OutputError(FacematchError):
+    """An output file (a copy, a crop, a page, an export) could not be written: the run stops."""
 
 
 class ImageError(FacematchError):

@@ -9,16 +9,19 @@ followed, and readers never see half a file.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import errno
+import functools
 import hashlib
 import logging
+import multiprocessing.util
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger("facematch")
 
@@ -69,13 +72,23 @@ def is_private_folder(path: Path) -> bool:
     )
 
 
+# Set by the process that made a fresh private temp folder, for the processes it starts.
+TEMP_FOLDER_VARIABLE = "FACEMATCH_PRIVATE_TEMP"
+
+
+@functools.cache
 def private_temp_folder() -> Path:
     """This user's folder in the temp directory, for files kept between runs without a cache.
 
     ``$TMPDIR/facematch-<uid>``, created 0700. Anyone may create that name
     first, so an existing one is used only if it is a real folder (not a link),
     ours, and closed to group and others; otherwise we warn and use a fresh
-    private folder, removed when this process exits.
+    private folder, removed when this process exits. Decided once per process;
+    a fresh folder is handed down (``FACEMATCH_PRIVATE_TEMP``) to the worker
+    processes started after the decision, which use it without a warning and
+    leave it to this process to remove. The runners decide in the main process
+    before starting any worker; a worker that still has to decide alone (a
+    remote Dask worker) removes its own fresh folder when it exits.
     """
     if not hasattr(os, "geteuid"):  # Windows: the temp folder is the user's own already
         return Path(tempfile.gettempdir()) / "facematch"
@@ -84,9 +97,14 @@ def private_temp_folder() -> Path:
         folder.mkdir(mode=PRIVATE_FOLDER)
     if is_private_folder(folder):
         return folder
+    handed_down = os.environ.get(TEMP_FOLDER_VARIABLE)
+    if handed_down and is_private_folder(Path(handed_down)):
+        return Path(handed_down)
     log.warning("%s is not a private folder of this user; not using it", folder)
     fresh = Path(tempfile.mkdtemp(prefix="facematch-"))
-    atexit.register(shutil.rmtree, fresh, True)
+    os.environ[TEMP_FOLDER_VARIABLE] = str(fresh)
+    # Run at exit by the main process and by worker processes alike (atexit is not).
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(fresh, True), exitpriority=0)
     return fresh
 
 
@@ -96,19 +114,55 @@ def write_private(path: Path, payload: bytes | Sequence[bytes | memoryview]) -> 
     ``payload`` is the bytes, or a sequence of buffers written one after another
     (a large file without joining it in memory first).
     """
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    with atomic_file(path, mode=0o600, durable=True) as stream:
+        for part in [payload] if isinstance(payload, bytes) else payload:
+            stream.write(part)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int | None = None, durable: bool = False) -> Iterator[BinaryIO]:
+    """A stream whose bytes become the file ``path`` only once all of them are written.
+
+    The one way facematch writes a file. The bytes go to a new temporary file
+    beside ``path`` (created exclusively, 0600); when the block ends the write
+    is checked (flushed, the file's size compared with the bytes written, and
+    with ``durable`` synced to the disk), the file gets ``mode`` (default: 0666
+    less the umask) and is renamed over ``path``: a link planted there is
+    replaced, never followed, and no reader ever sees half a file. On any
+    failure (a full disk, Ctrl-C) the temporary file is removed, ``path`` is as
+    it was, and the error is raised (:func:`write_failure` words an OSError).
+    """
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp"
     )
     try:
-        with os.fdopen(descriptor, "wb") as temp_file:  # mkstemp: O_EXCL, mode 0600
-            for part in [payload] if isinstance(payload, bytes) else payload:
-                temp_file.write(part)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
+        with os.fdopen(descriptor, "wb") as stream:
+            yield stream
+            stream.flush()
+            if os.fstat(stream.fileno()).st_size != stream.tell():
+                raise OSError(errno.EIO, "the file written is shorter than its data")
+            if durable:
+                os.fsync(stream.fileno())
+        if mode != 0o600:  # mkstemp's own
+            os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
+        os.replace(temporary, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
+
+
+def write_failure(exc: OSError, where: str) -> str:
+    """Why a file could not be written, in one line: ``no space left on device writing OUT``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason[:1].lower()}{reason[1:]} writing {where}"
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,7 +18,7 @@ from click.testing import Result
 from helpers import run
 from PIL import Image
 
-from facematch.cli import EXIT_FATAL, EXIT_PARTIAL
+from facematch.cli import EXIT_FATAL, EXIT_PARTIAL, EXIT_USAGE
 
 pytest.importorskip("jax")
 
@@ -140,10 +140,18 @@ def test_check_passes_a_cloaked_copy_and_fails_one_with_the_cloak_removed(
 def test_never_writes_over_an_input(tmp_path: Path) -> None:
     shutil.copy(DATA / "obama_small.jpg", tmp_path / "a.jpg")
     before = digest(tmp_path / "a.jpg")
-    result = run("cloak", tmp_path, "--out", tmp_path, "--format", "jsonl", "--jobs", "1")
+    args = ("--out", tmp_path, "--format", "jsonl", "--jobs", "1")
+    result = run("cloak", tmp_path / "a.jpg", *args)
     assert result.exit_code == EXIT_PARTIAL
     (row,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["status"] == "error" and "would overwrite an input" in row["error"]
+    assert digest(tmp_path / "a.jpg") == before
+    result = run("cloak", tmp_path, *args)  # a folder given: refused before any work
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr == (
+        f"facematch: error: --out {tmp_path} is the input folder {tmp_path}; "
+        "choose a folder outside the inputs\n"
+    )
     assert digest(tmp_path / "a.jpg") == before
 
 

@@ -257,14 +257,14 @@ def test_help_and_import_load_no_dask() -> None:
     assert "--scheduler ADDRESS" in done.stdout
 
 
-def many_photos(folder: Path, copies: int) -> Path:
+def many_photos(folder: Path, copies: int, photo: str = "obama2.jpg") -> Path:
     """Distinct files of a real face (so no cache entry serves another): work for a while."""
     from PIL import Image
 
     folder.mkdir()
-    portrait = Image.open(Path(__file__).parent / "data" / "obama2.jpg")
+    portrait = Image.open(Path(__file__).parent / "data" / photo)
     for i in range(copies):
-        portrait.rotate(0.5 * i).save(folder / f"{i:02d}.jpg", quality=92)
+        portrait.rotate(0.5 * i).save(folder / f"{i:03d}.jpg", quality=92)
     return folder
 
 
@@ -335,3 +335,134 @@ def test_a_worker_that_cannot_see_the_model_converts_the_same_one(tmp_path: Path
     foreign = engines.EngineChoice("onnx", str(tmp_path / "gone.onnx"), "0" * 64)
     with pytest.raises(ModelError, match="is not the one this run uses"):
         engines.encoder(foreign)
+
+
+# --- every worker lost mid-run (issue 26) -----------------------------------------------
+
+DASK_CLI = Path(sys.executable).with_name("dask")
+
+
+def start_worker(scheduler_file: Path) -> subprocess.Popen[bytes]:
+    """One ``dask worker`` process without a nanny: killed, it stays dead."""
+    command = [str(DASK_CLI), "worker", "--scheduler-file", str(scheduler_file)]
+    return subprocess.Popen(
+        [*command, "--no-nanny", "--nthreads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_workers(address: str, count: int) -> None:
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(count, timeout=60)
+
+
+@pytest.fixture
+def lone_worker(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A scheduler and one worker, each a process of its own, as ``dask`` starts them."""
+    if not DASK_CLI.exists():
+        pytest.skip("no dask command beside this Python")
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [str(DASK_CLI), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        workers.append(start_worker(scheduler_file))
+        wait_for_workers(address, 1)
+        yield address, scheduler_file, workers[0]
+    finally:
+        for process in [*workers, scheduler]:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def jobs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Runs to stop at the end of a test, whatever happened."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for job in started:
+        job.kill()
+        job.communicate()
+
+
+def start_match(
+    known: Path, photos: Path, address: str, out: Path, wait: float
+) -> subprocess.Popen[str]:
+    """``facematch KNOWN PHOTOS --scheduler ADDRESS``, rows to ``out``, waiting ``wait`` s
+    for a worker."""
+    env = {**os.environ, "FACEMATCH_DASK_WORKERS_TIMEOUT": str(wait)}
+    with out.open("w") as rows:
+        return subprocess.Popen(
+            [sys.executable, "-m", "facematch", str(known), str(photos), "--scheduler", address,
+             "--format", "jsonl", "--no-cache"],
+            stdout=rows, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+
+
+def first_row(out: Path, job: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while not out.read_text() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.read_text() and job.poll() is None, "no row before the end"
+
+
+def test_losing_every_worker_mid_run_ends_after_the_wait(
+    lone_worker: tuple[str, Path, subprocess.Popen[bytes]],
+    known_files: Path,
+    tmp_path: Path,
+    jobs: list[subprocess.Popen[str]],
+) -> None:
+    address, _, worker = lone_worker
+    photos = many_photos(tmp_path / "many", 120, "obama_small.jpg")
+    out = tmp_path / "rows.jsonl"
+    job = start_match(known_files, photos, address, out, wait=3)
+    jobs.append(job)
+    first_row(out, job)
+    worker.kill()
+    killed = time.monotonic()
+    _, err = job.communicate(timeout=120)
+    waited = time.monotonic() - killed
+    assert job.returncode == EXIT_FATAL, err
+    assert err == (
+        f"facematch: warning: the Dask scheduler at {address} has no workers left; "
+        "waiting up to 3 s for one\n"
+        f"facematch: error: the Dask scheduler at {address} lost every worker and none "
+        f"joined within 3 s (start some with: dask worker {address})\n"
+    )
+    assert 3 <= waited < 30
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # whole rows, kept
+    assert 1 <= len(rows) < 120 and all(r["status"] == "ok" for r in rows)
+
+
+def test_a_worker_joining_within_the_wait_finishes_the_run(
+    lone_worker: tuple[str, Path, subprocess.Popen[bytes]],
+    known_files: Path,
+    tmp_path: Path,
+    jobs: list[subprocess.Popen[str]],
+) -> None:
+    address, scheduler_file, worker = lone_worker
+    photos = many_photos(tmp_path / "many", 60, "obama_small.jpg")
+    out = tmp_path / "rows.jsonl"
+    job = start_match(known_files, photos, address, out, wait=120)
+    jobs.append(job)
+    first_row(out, job)
+    worker.kill()
+    assert job.stderr is not None
+    assert "has no workers left; waiting up to 120 s" in job.stderr.readline()
+    replacement = start_worker(scheduler_file)
+    try:
+        _, err = job.communicate(timeout=180)
+    finally:
+        replacement.kill()
+        replacement.wait()
+    assert job.returncode == 0, err
+    assert err == "facematch: warning: a Dask worker joined; going on\n"
+    assert len(out.read_text().splitlines()) == 60

@@ -128,16 +128,22 @@ def test_annotate_writes_upright_labelled_copies(
 
 def test_annotate_refuses_to_write_over_an_input(known_files: Path, unknown: Path) -> None:
     before = {p.name: p.read_bytes() for p in unknown.iterdir()}
-    result = run(known_files, unknown, "--annotate", unknown, "-j", "1")
+    photo = unknown / "1-obama.jpg"
+    result = run(known_files, photo, "--annotate", unknown, "-j", "1")
     assert result.exit_code == EXIT_USAGE
-    assert "would write over the input" in result.stderr
+    assert f"--annotate would write over the input {photo}; choose another" in result.stderr
+    assert {p.name: p.read_bytes() for p in unknown.iterdir()} == before
+    result = run(known_files, unknown, "--annotate", unknown, "-j", "1")  # a folder given
+    assert result.exit_code == EXIT_USAGE
+    assert f"--annotate {unknown} is the input folder {unknown};" in result.stderr
     assert {p.name: p.read_bytes() for p in unknown.iterdir()} == before
 
 
 def test_report_cannot_replace_an_input(known_files: Path, unknown: Path) -> None:
-    result = run(known_files, unknown, "--report", unknown / "1-obama.jpg", "-j", "1")
+    photo = unknown / "1-obama.jpg"
+    result = run(known_files, photo, "--report", photo, "-j", "1")
     assert result.exit_code == EXIT_USAGE
-    assert "--report would write over the input" in result.stderr
+    assert f"--report would write over the input {photo}; choose another" in result.stderr
 
 
 def test_one_warning_for_names_the_font_cannot_draw(

@@ -166,9 +166,14 @@ def test_copy_is_upright_without_exif_gps_or_thumbnail(data: Path, tmp_path: Pat
 
 def test_never_writes_over_an_input(photos: Path) -> None:
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
-    result = run("redact", photos, "--out", photos)
+    photo = sorted(photos.iterdir())[0]
+    result = run("redact", photo, "--out", photos)
     assert result.exit_code == EXIT_USAGE
-    assert "--out would write over the input" in result.stderr
+    assert f"--out would write over the input {photo}; choose another" in result.stderr
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+    result = run("redact", photos, "--out", photos)  # a folder given
+    assert result.exit_code == EXIT_USAGE
+    assert f"--out {photos} is the input folder {photos};" in result.stderr
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
 
 

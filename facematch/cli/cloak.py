@@ -14,6 +14,7 @@ from facematch.cli.common import (
     EXIT_PARTIAL,
     CliError,
     CliUsageError,
+    check_output_folders,
     fail_with,
     format_option,
     log,
@@ -95,6 +96,7 @@ def cloak(
         else:
             if out_dir is None:
                 raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
+            check_output_folders(click.get_current_context())
             results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
         from facematch.output.writers import CLOAK_ROWS, make_writer
 

@@ -160,7 +160,7 @@ def _under(path: str, roots: list[str]) -> bool:
 def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
     """Name the people whose ``--out`` folder the user renamed; returns those folders."""
     from facematch.errors import UsageError
-    from facematch.output.person_folders import renamed_folders
+    from facematch.output.person_folders import name_problem, renamed_folders
     from facematch.records import PREFIX
 
     if not out_dir.is_dir():
@@ -168,6 +168,9 @@ def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
     adopted = []
     for number, folder in sorted(renamed_folders(out_dir).items()):
         try:
+            problem = name_problem(folder)
+            if problem is not None:
+                raise UsageError(problem)
             people.name(f"{PREFIX}{number}", folder)
         except UsageError as exc:  # merged away or gone since: the folder is left alone
             log.warning("%s: not taken as a name (%s)", out_dir / folder, exc)
@@ -239,6 +242,12 @@ def _fail(fn: Any) -> Any:
 @_fail
 def name(person: str, name: str, library_path: Path | None) -> None:
     """Name a person (PERSON: person_N or their current name); the name sticks."""
+    from facematch.errors import UsageError
+    from facematch.output.person_folders import name_problem
+
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(problem)
     library, people = _corrections(library_path)
     with library:
         number = people.name(person, name)

@@ -423,6 +423,39 @@ def _run_options(options: dict[str, Any], encoding: bool) -> RunOptions:
     )
 
 
+# Options naming a folder that pictures or copies are written into.
+OUTPUT_FOLDERS = {"out_dir": "--out", "annotate": "--annotate", "report_assets": "--report-assets"}
+
+
+def check_output_folders(ctx: click.Context) -> None:
+    """Refuse (usage error) a folder of pictures or copies that is an input folder or
+    inside one: KNOWN, ``--known``, or any folder given as an argument. A report's
+    crops may be written beside the page, so ``--report`` counts too.
+
+    The one place of that rule, for every command that writes pictures or copies
+    (``image_command`` calls it, and ``cloak``).
+    """
+    outputs = [(option, ctx.params.get(name)) for name, option in OUTPUT_FOLDERS.items()]
+    report = ctx.params.get("report")
+    if not any(folder for _, folder in outputs) and report is None:
+        return
+    from facematch.output.pictures import refuse_output_in_inputs
+    from facematch.output.report import default_assets
+
+    if report is not None and ctx.params.get("report_assets") is None:
+        outputs.append((f"--report {report}: its crops folder", default_assets(report)))
+    folders: list[str] = []
+    for param in ctx.command.params:
+        if isinstance(param, click.Argument) or param.name == "known_dir":
+            value = ctx.params.get(param.name or "")
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, str) and os.path.isdir(item):
+                    folders.append(item)
+    for option, folder in outputs:
+        if folder is not None:
+            refuse_output_in_inputs(option, Path(folder), folders)
+
+
 def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[F], F]:
     """The shared options of a command that reads images, handed to it as ``shared``.
 
@@ -436,6 +469,7 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
             shared = _run_options(options, encoding)
             setup_logging(shared.quiet)
             try:
+                check_output_folders(click.get_current_context())
                 from facematch.detect.detectors import require
 
                 require(shared.settings.model)

@@ -67,7 +67,7 @@ def library_info(library_path: Path | None, as_json: bool) -> None:
 def library_export(library_path: Path | None, fmt: str, output: Path | None) -> None:
     """Export every face with its embedding, in path order."""
     from facematch.errors import FacematchError
-    from facematch.output.writers import export_jsonl, export_npy
+    from facematch.output.writers import export_jsonl, export_jsonl_file, export_npy
     from facematch.store.library import Library
 
     setup_logging(False)
@@ -83,8 +83,7 @@ def library_export(library_path: Path | None, fmt: str, output: Path | None) -> 
             elif output is None:
                 export_jsonl(faces, sys.stdout)
             else:
-                with open(output, "w", encoding="utf-8") as out:
-                    export_jsonl(faces, out)
+                export_jsonl_file(faces, output)
     except FacematchError as exc:
         fail_with(exc)
     click.echo(f"facematch: exported {count} faces", err=True)

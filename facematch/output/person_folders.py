@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from PIL import Image
 
-from facematch.errors import ImageError, UsageError
+from facematch.errors import ImageError, OutputError, UsageError
+from facematch.files import write_failure
+from facematch.output.pictures import save_copy, write_atomically
+from facematch.output.text import printable
 from facematch.records import PREFIX, FaceRow
 from facematch.sources.images import load_rgb
 
@@ -19,23 +22,42 @@ log = logging.getLogger("facematch")
 
 MARKER = ".facematch-people"
 UNCLUSTERED_FOLDER = "unclustered"
+CROP_NAME = re.compile(r"__face\d+\.jpg\Z")  # how every crop is named
+CROP_QUALITY = 90
+
+
+def safe_name(name: str) -> str:
+    """A name made safe as a folder name: letters, digits and `` ._-``, others ``_``."""
+    return "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip(" .")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a person's name, or None: a blank name, or one whose folder
+    would be ``unclustered`` or ``person_N`` (in any case) and so collide with those."""
+    if not name.strip():
+        return "a person's name cannot be empty"
+    folder = safe_name(name).casefold()
+    if folder == UNCLUSTERED_FOLDER:
+        return f"{name!r} cannot be a name: {UNCLUSTERED_FOLDER} holds the faces in no group"
+    if folder.startswith(PREFIX) and folder[len(PREFIX) :].isdigit():
+        return f"{name!r} cannot be a name: {PREFIX}N is for people without one"
+    return None
 
 
 def folder_name(row: FaceRow, taken: dict[str, int]) -> str:
     """A person's folder: their name (made safe for a file name), else person_N."""
     if row.name is None:
         return row.person_label
-    safe = "".join(c if c.isalnum() or c in " ._-" else "_" for c in row.name).strip(" .")
-    safe = safe or row.person_label
+    safe = safe_name(row.name) or row.person_label
     if taken.setdefault(safe, row.person or 0) != (row.person or 0):
         safe = f"{safe} ({row.person_label})"
     return safe
 
 
-def _recorded(out_dir: Path) -> dict[str, tuple[int | None, list[str]]]:
+def _recorded(out_dir: Path) -> dict[str, tuple[int | None, list[str] | None]]:
     """The marker of an earlier ``--out``: folder -> (person number, crop file names).
 
-    Markers of older versions list folder names only (no person, no crops).
+    Markers of older versions list folder names only (no person; crops None).
     """
     marker = out_dir / MARKER
     if not marker.is_file():
@@ -52,7 +74,7 @@ def _recorded(out_dir: Path) -> dict[str, tuple[int | None, list[str]]]:
             for folder, entry in folders.items()
         }
     except (ValueError, KeyError, TypeError, AttributeError):
-        return {line: (None, []) for line in text.splitlines()}
+        return {line: (None, None) for line in text.splitlines()}
 
 
 def _is_ours(out_dir: Path, folder: str) -> bool:
@@ -60,6 +82,19 @@ def _is_ours(out_dir: Path, folder: str) -> bool:
     target = out_dir / folder
     plain = folder not in ("", ".", "..") and "/" not in folder and os.sep not in folder
     return plain and target.is_dir() and not target.is_symlink()
+
+
+def _remove_crops(folder: Path, crops: Collection[str] | None) -> list[str]:
+    """Remove the crops facematch wrote in ``folder`` (``crops``: their names; None: every
+    file named as a crop), and the folder once empty; returns what else is in it."""
+    for entry in folder.iterdir():
+        ours = entry.name in crops if crops is not None else CROP_NAME.search(entry.name)
+        if ours and not entry.is_dir():
+            entry.unlink()
+    others = sorted(entry.name for entry in folder.iterdir())
+    if not others:
+        folder.rmdir()
+    return others
 
 
 def renamed_folders(out_dir: Path) -> dict[int, str]:
@@ -75,7 +110,7 @@ def renamed_folders(out_dir: Path) -> dict[int, str]:
         crop: person
         for folder, (person, crops) in recorded.items()
         if person is not None and not (out_dir / folder).exists()
-        for crop in crops
+        for crop in crops or ()
     }
     if not owner:
         return {}
@@ -106,36 +141,88 @@ def write_crops(
     """A folder per person of face crops named ``<photo path>__face<N>.jpg``; returns count.
 
     The photo path is relative to the folder all rows share, with ``/`` as ``__``, so a
-    crop's name leads back to its photo. Faces in no group go in ``unclustered/``. A
-    folder written before (the marker file lists it) is replaced; any other non-empty
-    folder is refused. ``adopted``: folders the user renamed (:func:`renamed_folders`);
-    the crops written before are removed from them (and they, once empty), since the
-    person's crops are written afresh under their name.
+    crop's name leads back to its photo. Faces in no group go in ``unclustered/``.
+    Only what facematch wrote is ever removed: the crops the marker file lists, and
+    their folders once empty; a folder also holding files of the user's stays (with a
+    warning when its person's crops now go elsewhere), and a non-empty ``out_dir``
+    without a marker is refused. ``adopted``: folders the user renamed
+    (:func:`renamed_folders`); the crops written before are removed from them, since
+    the person's crops are written afresh under their name. Raises OutputError.
     """
-    marker = out_dir / MARKER
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not marker.exists():
-            raise UsageError(f"{out_dir} is not empty and was not written by facematch cluster")
-        recorded = _recorded(out_dir)
-        for old in recorded:
-            if _is_ours(out_dir, old):
-                shutil.rmtree(out_dir / old)
-        written_before = {crop for _, crops in recorded.values() for crop in crops}
-        for folder in adopted:
-            if _is_ours(out_dir, folder):
-                for old_crop in (out_dir / folder).iterdir():
-                    if old_crop.name in written_before and old_crop.is_file():
-                        old_crop.unlink()
-                if not any((out_dir / folder).iterdir()):
-                    (out_dir / folder).rmdir()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        kept = _clear(out_dir, adopted)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        planned = _plan(rows)
+        # The marker first: a run cut short (a full disk) still lists every crop it wrote.
+        record = {
+            "folders": {
+                folder: {"person": person, "crops": [name for _, name in crops]}
+                for folder, (person, crops) in sorted(planned.items())
+            }
+        }
+        write_atomically(out_dir / MARKER, (json.dumps(record, indent=1) + "\n").encode())
+        written = _write(planned, out_dir, margin)
+    except OSError as exc:
+        where = printable(str(exc.filename or out_dir))
+        raise OutputError(write_failure(exc, where)) from None
+    new_home = {person: folder for folder, (person, _) in planned.items() if person is not None}
+    for folder, (person, others) in sorted(kept.items()):
+        if folder in planned:
+            continue
+        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        moved = f"; its crops are now in {out_dir / new_home[person]}" if person in new_home else ""
+        log.warning(
+            "%s: kept, as it holds files facematch did not write (%s)%s",
+            printable(str(out_dir / folder)),
+            printable(listed),
+            moved,
+        )
+    return written
+
+
+def _clear(out_dir: Path, adopted: Sequence[str]) -> dict[str, tuple[int | None, list[str]]]:
+    """Remove what the last ``--out`` wrote; returns the folders kept for the user's files
+    in them: folder -> (its person, those files)."""
+    if not (out_dir.exists() and any(out_dir.iterdir())):
+        return {}
+    if not (out_dir / MARKER).exists():
+        raise UsageError(f"{out_dir} is not empty and was not written by facematch cluster")
+    recorded = _recorded(out_dir)
+    kept = {}
+    for folder, (person, crops) in recorded.items():
+        if _is_ours(out_dir, folder):
+            others = _remove_crops(out_dir / folder, crops)
+            if others:
+                kept[folder] = (person, others)
+    written_before = {crop for _, crops in recorded.values() for crop in crops or ()}
+    for folder in adopted:
+        if _is_ours(out_dir, folder):
+            _remove_crops(out_dir / folder, written_before)
+    return kept
+
+
+Planned = dict[str, tuple[int | None, list[tuple[FaceRow, str]]]]
+
+
+def _plan(rows: Sequence[FaceRow]) -> Planned:
+    """Each folder's person and crops (row, file name), in row order."""
     common = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
     taken: dict[str, int] = {}
-    folders: dict[str, tuple[int | None, list[str]]] = {}
-    written = 0
-    by_path: dict[str, list[FaceRow]] = {}
+    planned: Planned = {}
     for row in rows:
-        by_path.setdefault(row.path, []).append(row)
+        folder = folder_name(row, taken) if row.person is not None else UNCLUSTERED_FOLDER
+        stem = os.path.relpath(row.path, common).replace(os.sep, "__")
+        planned.setdefault(folder, (row.person, []))[1].append((row, f"{stem}__face{row.face}.jpg"))
+    return planned
+
+
+def _write(planned: Planned, out_dir: Path, margin: float) -> int:
+    """Write the planned crops, each photo decoded once; returns how many were written."""
+    by_path: dict[str, list[tuple[str, FaceRow, str]]] = {}
+    for folder, (_, crops) in planned.items():
+        for row, name in crops:
+            by_path.setdefault(row.path, []).append((folder, row, name))
+    written = 0
     for path, faces in by_path.items():
         try:
             image = load_rgb(path)
@@ -143,10 +230,7 @@ def write_crops(
             log.error("%s: %s (no crops)", path, exc)
             continue
         height, width = image.shape[:2]
-        stem = os.path.relpath(path, common).replace(os.sep, "__")
-        for row in faces:
-            folder = folder_name(row, taken) if row.person is not None else UNCLUSTERED_FOLDER
-            crops = folders.setdefault(folder, (row.person, []))[1]
+        for folder, row, name in faces:
             top, right, bottom, left = row.box.css()
             pad_y, pad_x = int((bottom - top) * margin), int((right - left) * margin)
             crop = image[
@@ -155,16 +239,6 @@ def write_crops(
             ]
             if crop.size == 0:
                 continue
-            (out_dir / folder).mkdir(exist_ok=True)
-            crop_name = f"{stem}__face{row.face}.jpg"
-            Image.fromarray(crop).save(out_dir / folder / crop_name, quality=90)
-            crops.append(crop_name)
+            save_copy(Image.fromarray(crop), out_dir / folder / name, quality=CROP_QUALITY)
             written += 1
-    record = {
-        "folders": {
-            folder: {"person": person, "crops": crops}
-            for folder, (person, crops) in sorted(folders.items())
-        }
-    }
-    marker.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return written

@@ -8,13 +8,11 @@ of them; for a video, the frames of its best samples, once each, in time order.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import logging
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +22,10 @@ from typing import Literal, Protocol
 from PIL import Image, ImageDraw, ImageFont
 
 from facematch.detect.boxes import grow_box
-from facematch.errors import FacematchError, ImageError, UsageError
+from facematch.errors import ImageError, UsageError
 from facematch.match.appearances import clock
 from facematch.output.text import printable
-from facematch.output.writers import Writer
+from facematch.output.writers import Writer, output_file
 from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, VideoResult
 from facematch.sources.images import open_upright
 
@@ -57,10 +55,6 @@ LINE_DIVISOR = 300
 _NO_GLYPH = "\U0010fffd"
 
 JPEG_QUALITY = 90
-
-
-class OutputError(FacematchError):
-    """A picture could not be written (full disk, no permission)."""
 
 
 class Drawable(Protocol):
@@ -263,6 +257,21 @@ def refuse_overwrites(option: str, targets: Iterable[Path], inputs: Iterable[str
             )
 
 
+def refuse_output_in_inputs(option: str, out_dir: Path, folders: Iterable[str]) -> None:
+    """A usage error if ``out_dir`` is one of the input ``folders`` (KNOWN too) or inside
+    one, also through links: the next run would read the pictures written there as
+    inputs, or as known people."""
+    out = os.path.realpath(out_dir)
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if out == real or out.startswith(real.rstrip(os.sep) + os.sep):
+            where = "is" if out == real else "is inside"
+            raise UsageError(
+                f"{option} {printable(str(out_dir))} {where} the input folder "
+                f"{printable(folder)}; choose a folder outside the inputs"
+            )
+
+
 def _same_file(path: str, target: Path) -> bool:
     try:
         return os.path.samefile(path, target)
@@ -278,14 +287,19 @@ def save_format(path: Path) -> tuple[Path, str]:
     return path, fmt
 
 
-def save_copy(image: Image.Image, path: Path) -> Path:
+def save_copy(
+    image: Image.Image, path: Path, quality: int = JPEG_QUALITY, subsampling: int | None = None
+) -> Path:
     """Write ``image`` with no metadata but its colour profile: no EXIF, so no GPS, no thumbnail.
 
-    Returns where it was written (see ``save_format``).
+    ``quality`` and ``subsampling`` (Pillow's) are for JPEG; returns where it was
+    written (see ``save_format``). Raises OutputError.
     """
     path, fmt = save_format(path)
     image.info = {k: v for k, v in image.info.items() if k == "icc_profile"}
-    options: dict[str, int] = {"quality": JPEG_QUALITY} if fmt in ("JPEG", "WEBP") else {}
+    options: dict[str, int] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if subsampling is not None and fmt == "JPEG":
+        options["subsampling"] = subsampling
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     write_atomically(path, buffer.getvalue())
@@ -293,31 +307,13 @@ def save_copy(image: Image.Image, path: Path) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file and a rename: never half-written.
+    """Write a file (and its missing folders) through ``output_file``: never half-written.
 
     An existing file or link at ``path`` is replaced, never written through.
+    Raises OutputError.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".facematch-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, 0o666 & ~_umask())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise OutputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with output_file(path) as stream:
+        stream.write(data)
 
 
 def appearance_label(appearance: Appearance) -> tuple[FaceBox, Kind, str]:

@@ -59,6 +59,11 @@ UNKNOWN_FILTER = "?unknown"
 UNCLUSTERED_FILTER = "?unclustered"
 
 
+def default_assets(page: Path) -> Path:
+    """Where a report's crops go when they are too large to be inline: beside the page."""
+    return page.with_name(page.stem + "_files")
+
+
 @dataclass
 class Crops:
     """Face crops as JPEG bytes, placed when the page is written: inline, or files in a folder."""
@@ -75,7 +80,7 @@ class Crops:
         when the inline crops would pass ``INLINE_LIMIT``)."""
         inline = sum(len(c) for c in self.images) * 4 // 3
         if assets is None and inline > INLINE_LIMIT:
-            assets = destination.with_name(destination.stem + "_files")
+            assets = default_assets(destination)
             log.warning(
                 "the report's crops come to %.0f MB, over the %.0f MB inline limit; "
                 "writing them to %s",

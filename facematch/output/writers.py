@@ -14,15 +14,19 @@ running as spreadsheet formulas.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import itertools
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, Protocol, TextIO, TypeAlias, TypeVar
+from typing import Any, BinaryIO, Generic, Protocol, TextIO, TypeAlias, TypeVar
 
+from facematch.errors import OutputError
+from facematch.files import atomic_file, write_failure
 from facematch.match.appearances import clock
 from facematch.output.text import printable, spreadsheet_safe
 from facematch.records import (
@@ -100,13 +104,21 @@ class CsvWriter(Generic[R]):
         self.out = out
         self.rows = rows
         self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(rows.header)
+        self.started = False
+
+    def _start(self) -> None:
+        # Not in __init__: every write happens where the command handles a failed one.
+        if not self.started:
+            self.started = True
+            self.csv.writerow(self.rows.header)
 
     def write(self, row: R) -> None:
+        self._start()
         for cells in self.rows.csv_rows(row):
             self.csv.writerow([spreadsheet_safe(c) if isinstance(c, str) else c for c in cells])
 
     def close(self) -> None:
+        self._start()
         self.out.flush()
 
 
@@ -125,15 +137,16 @@ class JsonWriter(Generic[R]):
         self.rows = rows
         self.dumps = _json_dumper(out)
         self.count = 0
-        self.out.write("[")
 
     def write(self, row: R) -> None:
-        self.out.write(",\n  " if self.count else "\n  ")
+        # "[" with the first row, not in __init__: every write happens where the
+        # command handles a failed one.
+        self.out.write(",\n  " if self.count else "[\n  ")
         self.out.write(self.dumps(self.rows.json_object(row)))
         self.count += 1
 
     def close(self) -> None:
-        self.out.write("\n]\n" if self.count else "]\n")
+        self.out.write("\n]\n" if self.count else "[]\n")
         self.out.flush()
 
 
@@ -601,17 +614,52 @@ def export_jsonl(faces: LibraryFaces, out: TextIO) -> int:
     return len(faces.ids)
 
 
+def export_jsonl_file(faces: LibraryFaces, path: Path) -> int:
+    """``export_jsonl`` into the file ``path``, written whole or not at all (OutputError)."""
+    with output_file(path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        count = export_jsonl(faces, text)
+        text.detach()
+    return count
+
+
 def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
-    """``PREFIX.npy`` (the (n, 128) float32 matrix) and ``PREFIX.csv`` (row i's face and path)."""
+    """``PREFIX.npy`` (the (n, 128) float32 matrix) and ``PREFIX.csv`` (row i's face and path).
+
+    Each is written whole or not at all (OutputError).
+    """
     import numpy as np
 
     matrix = prefix.with_name(prefix.name + ".npy")
     table = prefix.with_name(prefix.name + ".csv")
-    np.save(matrix, faces.embeddings)
-    with open(table, "w", newline="", encoding="utf-8") as out:
+    with output_file(matrix) as stream:
+        np.save(stream, faces.embeddings)
+    with output_file(table) as stream:
+        out = io.TextIOWrapper(stream, encoding="utf-8", newline="")
         rows = csv.writer(out, lineterminator="\n")
         rows.writerow(EXPORT_CSV_HEADER)
         for i in range(len(faces.ids)):
             path = spreadsheet_safe(printable(faces.paths[i]))
             rows.writerow([i, int(faces.ids[i]), path, *(int(v) for v in faces.boxes[i])])
+        out.flush()
+        out.detach()
     return matrix, table
+
+
+# --- output files -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def output_file(path: Path) -> Iterator[BinaryIO]:
+    """A file of output (a copy, a crop, a page, an export), and its missing folders.
+
+    Written through ``files.atomic_file``: never half a file, nothing left
+    behind on failure. A failure is an OutputError naming its cause and the
+    file: ``no space left on device writing OUT``.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as stream:
+            yield stream
+    except OSError as exc:
+        raise OutputError(write_failure(exc, printable(str(path)))) from None

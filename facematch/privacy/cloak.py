@@ -51,7 +51,8 @@ from facematch.encode.faces import (
     align,
     face_chips,
 )
-from facematch.errors import UsageError
+from facematch.errors import OutputError, UsageError
+from facematch.output import pictures
 from facematch.records import CloakResult, FaceBox, FaceReport
 
 LevelName = Literal["subtle", "strong"]
@@ -795,15 +796,11 @@ class CloakTask:
 
 
 def save_copy(image: RGBImage, out: Path) -> None:
-    """Write the copy upright, with no metadata at all (no EXIF, GPS or thumbnail)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    picture = Image.fromarray(image)
-    temporary = out.with_name(f".{out.name}.partial")
-    if out.suffix.lower() in (".jpg", ".jpeg"):
-        picture.save(temporary, "JPEG", quality=JPEG_QUALITY_OUT, subsampling=0)
-    else:
-        picture.save(temporary, "PNG")
-    os.replace(temporary, out)
+    """Write the copy upright, with no metadata at all (no EXIF, GPS or thumbnail), as
+    every picture is written (``output.pictures.save_copy``): never half a file; a
+    failure is an OutputError naming its cause."""
+    subsampling = 0  # 4:4:4: the perturbation is in the colours too
+    pictures.save_copy(Image.fromarray(image), out, JPEG_QUALITY_OUT, subsampling)
 
 
 def output_name(relative: Path) -> Path:
@@ -842,7 +839,11 @@ def count_failed(task: CloakTask, reason: str) -> CloakTask:
 
 
 def cloak_file(task: CloakTask) -> CloakResult:
-    """Cloak one photo, write the copy, read it back and verify it; never raises."""
+    """Cloak one photo, write the copy, read it back and verify it.
+
+    A problem of the photo is its result; only a copy that cannot be written
+    (OutputError: a full disk, no permission) is raised, and ends the run.
+    """
     from facematch.run.tasks import failure_message
     from facematch.sources.images import load_rgb
 
@@ -872,6 +873,8 @@ def cloak_file(task: CloakTask) -> CloakResult:
             for i in harder:
                 attempts[i] += 1
         return report(task, original, written, boxes, checked, level, multipliers)
+    except OutputError:  # the copy cannot be written (a full disk): the run stops
+        raise
     except Exception as exc:  # a per-image failure must never stop the run
         return CloakResult(task.path, "error", error=failure_message(exc))
 

@@ -32,14 +32,17 @@ import functools
 import importlib.util
 import logging
 import math
+import os
 import signal
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from facematch.errors import ClusterError, ModelError, UsageError
+from facematch.files import private_temp_folder
 from facematch.run.worker import set_worker_label
 
 if TYPE_CHECKING:
@@ -54,8 +57,12 @@ EXTRA_HINT = "pip install 'facematch[dask]'"
 # Seconds to reach the scheduler: an address that does not answer is a typo,
 # a firewall or a scheduler not started, and should not look like a hang.
 CONNECT_TIMEOUT = 5.0
-# Seconds to wait for a scheduler's first worker.
+# Seconds to wait for a worker: the first one, or a new one once every worker is
+# gone mid-run. FACEMATCH_DASK_WORKERS_TIMEOUT overrides it (the tests wait seconds).
 WORKERS_TIMEOUT = 30.0
+WORKERS_TIMEOUT_VARIABLE = "FACEMATCH_DASK_WORKERS_TIMEOUT"
+# How often a run waiting for a result checks that the scheduler still has workers.
+WORKERS_POLL_SECONDS = 1.0
 # Items per shard (benchmarks/speed/bench_dask.py): beyond this the per-task cost is
 # lost in the noise, while a dead worker and the last, lone shards cost more.
 SHARD_SIZE = 8
@@ -70,6 +77,16 @@ def require_dask() -> None:
     """A usage error naming the extra when Dask's ``distributed`` is not installed."""
     if importlib.util.find_spec("distributed") is None:
         raise UsageError(f"--scheduler needs Dask: {EXTRA_HINT}")
+
+
+def workers_timeout() -> float:
+    """``WORKERS_TIMEOUT``, or the seconds in ``FACEMATCH_DASK_WORKERS_TIMEOUT``."""
+    value = os.environ.get(WORKERS_TIMEOUT_VARIABLE, "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return WORKERS_TIMEOUT
+    return seconds if math.isfinite(seconds) and seconds >= 0 else WORKERS_TIMEOUT
 
 
 def parse_local(address: str) -> int | None:
@@ -184,6 +201,7 @@ class DaskRunner:
         self._cluster: LocalCluster | None = None
         self._expected: dict[str, str] = {}
         self._in_flight: set[Future[Any]] = set()
+        self._no_workers_since: float | None = None
 
     def map(
         self, fn: Callable[[T], R], items: Sequence[T], failed: Callable[[T, str], R]
@@ -202,6 +220,7 @@ class DaskRunner:
             import dask
             from distributed import LocalCluster
 
+            private_temp_folder()  # decided here, once, for the workers started below
             try:
                 with dask.config.set({"distributed.worker.profile.enabled": False}):
                     self._cluster = LocalCluster(
@@ -228,7 +247,7 @@ class DaskRunner:
 
     def _check_workers(self, client: Client) -> None:
         try:
-            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+            client.wait_for_workers(1, timeout=workers_timeout())
         except TimeoutError:
             raise ClusterError(
                 f"the Dask scheduler at {self.address} has no workers "
@@ -295,11 +314,16 @@ class DaskRunner:
         return results
 
     def _wait(self, future: Future[Any]) -> list[R]:
+        """A shard's results, checking while it waits that the scheduler still has workers."""
         from distributed.client import FutureCancelledError
 
         try:
-            result: list[R] = future.result()
-            return result
+            while True:
+                try:
+                    result: list[R] = future.result(timeout=WORKERS_POLL_SECONDS)
+                    return result
+                except TimeoutError:
+                    self._still_has_workers(future.client)
         except FutureCancelledError:
             raise ClusterError(
                 f"the Dask scheduler at {self.address} cancelled the work "
@@ -308,6 +332,33 @@ class DaskRunner:
         finally:
             self._in_flight.discard(future)
             future.release()
+
+    def _still_has_workers(self, client: Client) -> None:
+        """Wait for a worker once every worker is gone, as at the start: saying so on
+        stderr, then a ClusterError when none joins within ``workers_timeout()``."""
+        try:
+            workers = client.nthreads()
+        except OSError:  # the connection is lost: the future is cancelled, and says so
+            return
+        if workers:
+            if self._no_workers_since is not None:
+                self._no_workers_since = None
+                log.warning("a Dask worker joined; going on")
+            return
+        timeout = workers_timeout()
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+            log.warning(
+                "the Dask scheduler at %s has no workers left; waiting up to %g s for one",
+                self.address,
+                timeout,
+            )
+        elif now - self._no_workers_since >= timeout:
+            raise ClusterError(
+                f"the Dask scheduler at {self.address} lost every worker and none joined "
+                f"within {timeout:g} s (start some with: dask worker {self.address})"
+            )
 
     def close(self, abort: bool = False) -> None:
         """Cancel what is still on the cluster, disconnect, and stop a local cluster."""

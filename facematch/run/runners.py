@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from facematch.files import private_temp_folder
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -120,6 +122,7 @@ class ProcessPool:
     _pool: ProcessPoolExecutor | None = field(default=None, init=False)
 
     def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
+        private_temp_folder()  # decided here, once, before any worker needs it
         return ProcessPoolExecutor(
             workers or self.jobs,
             mp_context=_context(),

@@ -122,7 +122,7 @@ def test_copies_on_a_full_disk_are_one_line_and_leave_nothing(
     if command == "annotate":
         done = facematch_cli(known_files, photos, "--annotate", out, "-j1")
     else:
-        done = facematch_cli("redact", known_files, photos, "--out", out, "-j1")
+        done = facematch_cli("redact", photos, "--known", known_files, "--out", out, "-j1")
     full_disk_error(done, out / "a.jpg")
     assert files_under(out) == []
 
@@ -222,7 +222,11 @@ def test_cluster_out_keeps_the_user_s_files(tmp_path: Path) -> None:
 
 # Each command line (run in a folder holding known/ and u/) and its message.
 INSIDE_INPUTS = {
-    "redact-out-known": ("redact known u --out known", "--out known is the input folder known"),
+    "redact-out-known": (
+        "redact u --known known --out known",
+        "--out known is the input folder known",
+    ),
+    "redact-out-input": ("redact u --out u/x", "--out u/x is inside the input folder u"),
     "annotate-known": ("known u --annotate known", "--annotate known is the input folder known"),
     "annotate-in-input": ("known u --annotate u/x", "--annotate u/x is inside the input folder u"),
     "detect-annotate": ("detect u --annotate u/x", "--annotate u/x is inside the input folder u"),

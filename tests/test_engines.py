@@ -230,7 +230,8 @@ TELEMETRY_RUN = """
 import json, multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from facematch.run.pipeline import EncodeTask, Pipeline, encode_image
+from facematch.run.pipeline import Pipeline
+from facematch.run.tasks import EncodeTask, encode_image
 
 data, cache = Path(sys.argv[1]), Path(sys.argv[2])
 with Pipeline(jobs=2, cache_dir=cache) as pipeline:  # forkserver workers

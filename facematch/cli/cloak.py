@@ -11,14 +11,16 @@ from typing import Any
 import click
 
 from facematch.cli.common import (
+    EXIT_CODES_HELP,
     EXIT_PARTIAL,
     CliError,
     CliUsageError,
     check_output_folders,
-    fail_with,
     format_option,
+    jobs_option,
     log,
     progress_bar,
+    quiet_option,
     recursive_option,
     resolve_cache_dir,
     setup_logging,
@@ -29,7 +31,7 @@ from facematch.output.text import printable
 from facematch.records import CloakResult
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--out",
@@ -56,15 +58,8 @@ from facematch.records import CloakResult
 )
 @format_option("compat prints path,protected|not_protected,distance per face.")
 @recursive_option
-@click.option(
-    "--jobs",
-    "-j",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Worker processes (default: all cores).",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
+@jobs_option
+@quiet_option
 def cloak(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -90,19 +85,16 @@ def cloak(
     except FacematchError as exc:
         raise CliError(str(exc)) from None
     unprotected: list[str] = []
-    try:
-        if check:
-            results = _check(paths, level, seed)
-        else:
-            if out_dir is None:
-                raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
-            check_output_folders(click.get_current_context())
-            results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
-        from facematch.output.writers import CLOAK_ROWS, make_writer
+    if check:
+        results = _check(paths, level, seed)
+    else:
+        if out_dir is None:
+            raise CliUsageError("--out DIR is required (or --check ORIGINAL CLOAKED)")
+        check_output_folders(click.get_current_context())
+        results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
+    from facematch.output.writers import CLOAK_ROWS, make_writer
 
-        problems = write_all(_noted(results, unprotected), make_writer(fmt, sys.stdout, CLOAK_ROWS))
-    except FacematchError as exc:
-        fail_with(exc)
+    problems = write_all(_noted(results, unprotected), make_writer(fmt, sys.stdout, CLOAK_ROWS))
     if problems or unprotected:
         sys.exit(EXIT_PARTIAL)
 

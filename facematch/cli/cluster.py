@@ -218,19 +218,14 @@ def _corrections(library_path: Path | None) -> Any:
         raise
 
 
-def _fail(fn: Any) -> Any:
+def _logged(fn: Any) -> Any:
+    """A correction command, with stderr logging set up."""
     import functools
-
-    from facematch.cli.common import fail_with
-    from facematch.errors import FacematchError
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
         setup_logging(False)
-        try:
-            return fn(**kwargs)
-        except FacematchError as exc:
-            fail_with(exc)
+        return fn(**kwargs)
 
     return wrapper
 
@@ -239,7 +234,7 @@ def _fail(fn: Any) -> Any:
 @click.argument("person")
 @click.argument("name")
 @library_option
-@_fail
+@_logged
 def name(person: str, name: str, library_path: Path | None) -> None:
     """Name a person (PERSON: person_N or their current name); the name sticks."""
     from facematch.errors import UsageError
@@ -258,7 +253,7 @@ def name(person: str, name: str, library_path: Path | None) -> None:
 @click.argument("person")
 @click.argument("into")
 @library_option
-@_fail
+@_logged
 def merge(person: str, into: str, library_path: Path | None) -> None:
     """Merge PERSON into INTO (both person_N or a name): one person from now on."""
     library, people = _corrections(library_path)
@@ -285,7 +280,7 @@ def merge(person: str, into: str, library_path: Path | None) -> None:
     help="The person it belongs to (person_N or a name); by default nobody.",
 )
 @library_option
-@_fail
+@_logged
 def move(photo: str, face_number: int, to: str | None, library_path: Path | None) -> None:
     """Move one face of PHOTO out of its group (or --to another person), for good."""
     from facematch.errors import UsageError

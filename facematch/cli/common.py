@@ -132,6 +132,13 @@ class DefaultGroup(click.Group):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; the one place our errors become a message and an exit status."""
+        try:
+            return super().invoke(ctx)
+        except FacematchError as exc:
+            fail_with(exc)
+
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         command = self.commands[self.default_command]
         with click.Context(command, info_name=ctx.info_name, parent=None) as sub:
@@ -198,6 +205,18 @@ def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
+jobs_option = click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Worker processes (default: all cores; -1 or 0 also mean all). Alias: --cpus.",
+)
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no warnings; errors still show."
+)
+
 DETECTION_OPTIONS = (
     click.option(
         "--model",
@@ -217,14 +236,7 @@ DETECTION_OPTIONS = (
         "on a copy just large enough. Default: what face_recognition finds "
         "(40 px, or 2.5% of the long side of images over 1600 px).",
     ),
-    click.option(
-        "--jobs",
-        "-j",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Worker processes (default: all cores; -1 or 0 also mean all). Alias: --cpus.",
-    ),
+    jobs_option,
     click.option(
         "--cpus",
         "cpus",
@@ -241,9 +253,7 @@ DETECTION_OPTIONS = (
         "or local:N for N worker processes here; --jobs is then unused "
         "(needs facematch[dask]).",
     ),
-    click.option(
-        "--quiet", "-q", is_flag=True, help="No progress bar and no warnings; errors still show."
-    ),
+    quiet_option,
 )
 
 fallback_option = click.option(
@@ -459,8 +469,8 @@ def check_output_folders(ctx: click.Context) -> None:
 def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[F], F]:
     """The shared options of a command that reads images, handed to it as ``shared``.
 
-    The command also gets stderr logging set up, and our errors turned into a
-    one-line message and exit status.
+    The command also gets stderr logging set up (``DefaultGroup.invoke`` turns our
+    errors into a one-line message and exit status).
     """
 
     def decorate(fn: F) -> F:
@@ -468,14 +478,11 @@ def image_command(*, default_upsample: int, encoding: bool = True) -> Callable[[
         def command(**options: Any) -> Any:
             shared = _run_options(options, encoding)
             setup_logging(shared.quiet)
-            try:
-                check_output_folders(click.get_current_context())
-                from facematch.detect.detectors import require
+            check_output_folders(click.get_current_context())
+            from facematch.detect.detectors import require
 
-                require(shared.settings.model)
-                return fn(shared=shared, **options)
-            except FacematchError as exc:
-                fail_with(exc)
+            require(shared.settings.model)
+            return fn(shared=shared, **options)
 
         upsample = click.option(
             "--upsample",

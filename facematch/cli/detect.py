@@ -7,6 +7,7 @@ import sys
 import click
 
 from facematch.cli.common import (
+    EXIT_CODES_HELP,
     EXIT_PARTIAL,
     PictureOptions,
     RunOptions,
@@ -20,7 +21,7 @@ from facematch.cli.common import (
 )
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @format_option("compat prints face_detection's path,top,right,bottom,left lines.")
 @recursive_option

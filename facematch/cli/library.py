@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facematch.cli.common import CliUsageError, fail_with, library_option, setup_logging, writing
+from facematch.cli.common import CliUsageError, library_option, setup_logging, writing
 
 
 @click.group()
@@ -21,15 +21,11 @@ def library() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
 def library_info(library_path: Path | None, as_json: bool) -> None:
     """Where the library is, its files (by status), faces, size and settings."""
-    from facematch.errors import FacematchError
     from facematch.store.library import Library
 
     setup_logging(False)
-    try:
-        with Library.open(library_path, read_only=True) as opened:
-            info = opened.info()
-    except FacematchError as exc:
-        fail_with(exc)
+    with Library.open(library_path, read_only=True) as opened:
+        info = opened.info()
     with writing():
         if as_json:
             click.echo(json.dumps(info))
@@ -66,24 +62,20 @@ def library_info(library_path: Path | None, as_json: bool) -> None:
 )
 def library_export(library_path: Path | None, fmt: str, output: Path | None) -> None:
     """Export every face with its embedding, in path order."""
-    from facematch.errors import FacematchError
     from facematch.output.writers import export_jsonl, export_jsonl_file, export_npy
     from facematch.store.library import Library
 
     setup_logging(False)
     if fmt == "npy" and output is None:
         raise CliUsageError("--format npy needs --output PREFIX")
-    try:
-        with Library.open(library_path, read_only=True) as opened, writing():
-            faces = opened.faces()
-            count = len(faces.ids)
-            if fmt == "npy":
-                assert output is not None
-                export_npy(faces, output)
-            elif output is None:
-                export_jsonl(faces, sys.stdout)
-            else:
-                export_jsonl_file(faces, output)
-    except FacematchError as exc:
-        fail_with(exc)
+    with Library.open(library_path, read_only=True) as opened, writing():
+        faces = opened.faces()
+        count = len(faces.ids)
+        if fmt == "npy":
+            assert output is not None
+            export_npy(faces, output)
+        elif output is None:
+            export_jsonl(faces, sys.stdout)
+        else:
+            export_jsonl_file(faces, output)
     click.echo(f"facematch: exported {count} faces", err=True)

@@ -342,7 +342,8 @@ class RunOptions:
     engine: EngineName | None = None
     scheduler: str | None = None
 
-    def pipeline(self) -> Any:
+    def pipeline(self, **hooks: Any) -> Any:
+        """The ``Pipeline`` of these options; ``hooks``: its progress and video arguments."""
         from facematch.run.pipeline import Pipeline
 
         return Pipeline(
@@ -351,6 +352,7 @@ class RunOptions:
             cache_dir=self.cache_dir,
             engine=self.engine,
             runner="process" if self.scheduler is None else f"dask:{self.scheduler}",
+            **hooks,
         )
 
 

@@ -86,7 +86,7 @@ def match(
     output says who appears from when to when. With --library, the faces
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
-    from facematch.encode.frames import VideoSettings, video_detector
+    from facematch.encode.frames import video_settings
     from facematch.match.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
@@ -115,26 +115,28 @@ def match(
     videos = sum(1 for f in found if is_video_name(f.path))
     # A second bar, in seconds of video, when there are videos.
     quiet_videos = shared.quiet or not videos
+    context = click.get_current_context()
+    given = {
+        name: context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        for name in ("fallback", "model")
+    }
+    frames = video_settings(
+        fps,
+        shared.settings,
+        videos=videos > 0,
+        fallback_given=given["fallback"],
+        model_given=given["model"],
+    )
     with (
-        shared.pipeline() as pipeline,
         progress_bar(len(photos) + len(found) - videos, "faces", shared.quiet) as bar,
         progress_bar(0, "video", quiet_videos, unit="s", position=1) as video_bar,
+        shared.pipeline(
+            video=frames,
+            progress=bar.update,
+            video_total=lambda seconds: video_bar.reset(total=round(seconds)),
+            video_progress=video_bar.update,
+        ) as pipeline,
     ):
-        # Frames use the detection fallback only when --fallback is given, and
-        # CenterFace (when installed) unless --model is.
-        context = click.get_current_context()
-        given = {
-            name: context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-            for name in ("fallback", "model")
-        }
-        pipeline.video = VideoSettings(
-            fps=fps,
-            fallback=given["fallback"] and shared.settings.fallback,
-            detector=video_detector(given["model"], shared.settings.model) if videos else None,
-        )
-        pipeline.progress = bar.update
-        pipeline.video_total = lambda seconds: video_bar.reset(total=round(seconds))
-        pipeline.video_progress = lambda seconds: video_bar.update(seconds)
         known_people, encoded = pl.start(pipeline, known, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(

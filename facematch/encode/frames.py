@@ -77,3 +77,21 @@ def frame_face_settings(
     photo_default = settings.smallest_face(height, width)
     video_default = round(MIN_FACE_FRACTION * min(height, width))
     return replace(settings, min_face_size=max(round(photo_default), video_default))
+
+
+def video_settings(
+    fps: float,
+    settings: FaceSettings,
+    *,
+    videos: bool,
+    fallback_given: bool,
+    model_given: bool,
+) -> VideoSettings:
+    """How a run looks at video frames: at ``fps``, with the detection fallback only when
+    the user asked for it (``--fallback`` given), and CenterFace (when installed) unless
+    the user chose a detector (``--model`` given)."""
+    return VideoSettings(
+        fps=fps,
+        fallback=fallback_given and settings.fallback,
+        detector=video_detector(model_given, settings.model) if videos else None,
+    )

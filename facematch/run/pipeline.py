@@ -84,7 +84,11 @@ class Pipeline:
         progress: Callable[[int], None] | None = None,
         store: FaceStore | None = None,
         video: VideoSettings | None = None,
+        video_total: Callable[[float], None] | None = None,
+        video_progress: Callable[[float], None] | None = None,
     ) -> None:
+        """``progress`` hears of each photo done; ``video_total`` of the seconds of video
+        once every video is probed, and ``video_progress`` of each part done."""
         self.settings = settings or FaceSettings()
         detectors.require(self.settings.model)
         self.jobs = resolve_jobs(jobs)
@@ -102,9 +106,8 @@ class Pipeline:
         self._runner: Runner | None = None
         self._settings_key = settings_key(self.settings)
         self.video = video or VideoSettings()
-        # Seconds of video: the total once known (every video probed), then each part done.
-        self.video_total: Callable[[float], None] | None = None
-        self.video_progress: Callable[[float], None] | None = None
+        self.video_total = video_total
+        self.video_progress = video_progress
 
     def __enter__(self) -> Pipeline:
         return self

@@ -17,7 +17,6 @@ from facematch.cli.common import (
     format_option,
     image_command,
     library_option,
-    log,
     picture_options,
     progress_bar,
     setup_logging,
@@ -101,104 +100,56 @@ def run(
     Correct the result with the name, merge and move subcommands.
     """
     from facematch.cli.common import find_inputs
-    from facematch.match.cluster import FaceClusterer
+    from facematch.output.person_folders import renamed_folders
     from facematch.output.writers import FACE_ROWS, make_writer
+    from facematch.records import PREFIX
+    from facematch.run.people import cluster_paths
     from facematch.store.library import Library, resolve_library_path
-    from facematch.store.people import People
 
     found = find_inputs(paths, recursive=True)
     pictures.check([f.path for f in found], protected=[str(resolve_library_path(library_path))])
-    roots = [os.path.abspath(p) for p in paths]
-    unreadable: list[tuple[str, str]] = []
+    folder_names = renamed_folders(out_dir) if out_dir is not None and out_dir.is_dir() else {}
     with (
         Library.open(library_path) as library,
         shared.pipeline() as pipeline,
         progress_bar(0, "files", shared.quiet) as bar,
     ):
-        for row in library.index(paths, pipeline, prune=False):
-            bar.update(1)
-            if row.status == "error":
-                unreadable.append((row.path, row.error or ""))
-                log.error("%s: %s", row.path, row.error)
-        everything = library.faces()
-        people = People(library)
-        rows, summary = people.update(everything, FaceClusterer(min_faces=min_faces))
-        if known_dir is not None:
-            _name_by_known(people, everything, rows, known_dir, pipeline)
-            rows = people.rows(everything)
-        renamed = _names_from_folders(people, out_dir) if out_dir is not None else []
-        if renamed:
-            rows = people.rows(everything)
-        selected = [r for r in rows if _under(r.path, roots)]
+        done = cluster_paths(
+            library,
+            pipeline,
+            paths,
+            min_faces=min_faces,
+            known_dir=known_dir,
+            folder_names=folder_names,
+            out_dir=out_dir,
+            progress=bar.update,
+        )
+    for number, folder in done.renamed:
+        click.echo(
+            f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True
+        )
     writer = make_writer(fmt, sys.stdout, FACE_ROWS)
     with writing():
-        for face_row in selected:
+        for face_row in done.rows:
             writer.write(face_row)
         writer.close()
     if out_dir is not None:
         from facematch.output.person_folders import write_crops
 
-        write_crops(selected, out_dir, adopted=renamed)
+        write_crops(done.rows, out_dir, adopted=[folder for _, folder in done.renamed])
     if pictures.report is not None:
         from facematch.output.report import write_cluster_report
 
-        write_cluster_report(pictures.report, selected, unreadable, pictures.report_assets)
-    named = len({r.person for r in selected if r.name is not None})
+        write_cluster_report(pictures.report, done.rows, done.unreadable, pictures.report_assets)
+    summary = done.summary
+    named = len({r.person for r in done.rows if r.name is not None})
     click.echo(
         f"facematch: {summary.people} people ({summary.new_people} new, {named} named) in "
         f"{summary.faces} faces; {summary.unclustered} faces unclustered",
         err=True,
     )
-    if unreadable:
+    if done.unreadable:
         sys.exit(EXIT_PARTIAL)
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
-def _names_from_folders(people: Any, out_dir: Path) -> list[str]:
-    """Name the people whose ``--out`` folder the user renamed; returns those folders."""
-    from facematch.errors import UsageError
-    from facematch.output.person_folders import name_problem, renamed_folders
-    from facematch.records import PREFIX
-
-    if not out_dir.is_dir():
-        return []
-    adopted = []
-    for number, folder in sorted(renamed_folders(out_dir).items()):
-        try:
-            problem = name_problem(folder)
-            if problem is not None:
-                raise UsageError(problem)
-            people.name(f"{PREFIX}{number}", folder)
-        except UsageError as exc:  # merged away or gone since: the folder is left alone
-            log.warning("%s: not taken as a name (%s)", out_dir / folder, exc)
-            continue
-        click.echo(
-            f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True
-        )
-        adopted.append(folder)
-    return adopted
-
-
-def _name_by_known(people: Any, faces: Any, rows: Any, known_dir: str, pipeline: Any) -> None:
-    """Give ``known`` names to the groups that confidently match a known person."""
-    import numpy as np
-
-    from facematch.match.calibration import auto_tolerance
-    from facematch.match.cluster import known_names
-    from facematch.run.pipeline import build_gallery
-
-    gallery = build_gallery(pipeline, known_dir).gallery
-    person_of = {r.face_id: r.person for r in rows}
-    face_ids, first = np.unique(faces.ids, return_index=True)
-    numbers = sorted({p for p in person_of.values() if p is not None})
-    label_of = {n: i for i, n in enumerate(numbers)}
-    labels = np.array([label_of.get(person_of.get(int(f)) or 0, -1) for f in face_ids])
-    tolerance = auto_tolerance(len(gallery.embeddings))
-    found = known_names(gallery, faces.embeddings[first], labels, tolerance)
-    people.name_by_known({numbers[label]: name for label, name in found.items()})
 
 
 def _corrections(library_path: Path | None) -> Any:
@@ -237,12 +188,6 @@ def _logged(fn: Any) -> Any:
 @_logged
 def name(person: str, name: str, library_path: Path | None) -> None:
     """Name a person (PERSON: person_N or their current name); the name sticks."""
-    from facematch.errors import UsageError
-    from facematch.output.person_folders import name_problem
-
-    problem = name_problem(name)
-    if problem is not None:
-        raise UsageError(problem)
     library, people = _corrections(library_path)
     with library:
         number = people.name(person, name)

@@ -17,31 +17,13 @@ from facematch.output.pictures import save_copy, write_atomically
 from facematch.output.text import printable
 from facematch.records import PREFIX, FaceRow
 from facematch.sources.images import load_rgb
+from facematch.store.people import UNCLUSTERED_FOLDER, safe_name
 
 log = logging.getLogger("facematch")
 
 MARKER = ".facematch-people"
-UNCLUSTERED_FOLDER = "unclustered"
 CROP_NAME = re.compile(r"__face\d+\.jpg\Z")  # how every crop is named
 CROP_QUALITY = 90
-
-
-def safe_name(name: str) -> str:
-    """A name made safe as a folder name: letters, digits and `` ._-``, others ``_``."""
-    return "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip(" .")
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a person's name, or None: a blank name, or one whose folder
-    would be ``unclustered`` or ``person_N`` (in any case) and so collide with those."""
-    if not name.strip():
-        return "a person's name cannot be empty"
-    folder = safe_name(name).casefold()
-    if folder == UNCLUSTERED_FOLDER:
-        return f"{name!r} cannot be a name: {UNCLUSTERED_FOLDER} holds the faces in no group"
-    if folder.startswith(PREFIX) and folder[len(PREFIX) :].isdigit():
-        return f"{name!r} cannot be a name: {PREFIX}N is for people without one"
-    return None
 
 
 def folder_name(row: FaceRow, taken: dict[str, int]) -> str:

@@ -59,6 +59,28 @@ SCHEMA = (
 )
 
 
+UNCLUSTERED_FOLDER = "unclustered"
+"""The ``cluster --out`` folder of the faces in no group (so a name cannot make it)."""
+
+
+def safe_name(name: str) -> str:
+    """A name made safe as a folder name: letters, digits and `` ._-``, others ``_``."""
+    return "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip(" .")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a person's name, or None: a blank name, or one whose folder
+    would be ``unclustered`` or ``person_N`` (in any case) and so collide with those."""
+    if not name.strip():
+        return "a person's name cannot be empty"
+    folder = safe_name(name).casefold()
+    if folder == UNCLUSTERED_FOLDER:
+        return f"{name!r} cannot be a name: {UNCLUSTERED_FOLDER} holds the faces in no group"
+    if folder.startswith(PREFIX) and folder[len(PREFIX) :].isdigit():
+        return f"{name!r} cannot be a name: {PREFIX}N is for people without one"
+    return None
+
+
 class Clusterer(Protocol):
     """What ``People.update`` needs of a clusterer (``facematch.match.cluster.FaceClusterer``)."""
 
@@ -261,6 +283,11 @@ class People:
     # --- corrections -------------------------------------------------------------------
 
     def name(self, person: str, name: str) -> int:
+        """Give ``person`` a name (a UsageError for one that would collide, see
+        ``name_problem``); returns their number."""
+        problem = name_problem(name)
+        if problem is not None:
+            raise UsageError(problem)
         number = self.resolve(person)
         with self._write() as db:
             db.execute(

@@ -1,0 +1,110 @@
+"""``cluster``: index what is new, group every face into people, and take the names given.
+
+The command's work, apart from parsing and printing: bring the library up to date
+with the photos under the paths, cluster around what earlier runs (and the user's
+corrections) decided, name the groups that confidently match a known person, and
+take the names the user gave by renaming ``--out`` folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facematch.errors import UsageError
+from facematch.match.calibration import auto_tolerance
+from facematch.match.cluster import FaceClusterer, known_names
+from facematch.match.gallery import Gallery
+from facematch.records import PREFIX, FaceRow, LibraryFaces
+from facematch.run.pipeline import Pipeline, build_gallery
+from facematch.store.library import Library
+from facematch.store.people import People, Summary
+
+log = logging.getLogger("facematch")
+
+
+@dataclass(frozen=True)
+class Clustered:
+    """What a ``cluster`` run found: every face under its paths, and what it did."""
+
+    rows: list[FaceRow]
+    summary: Summary
+    unreadable: list[tuple[str, str]]
+    renamed: list[tuple[int, str]]
+    """People named after the ``--out`` folder the user renamed: (number, name)."""
+
+
+def cluster_paths(
+    library: Library,
+    pipeline: Pipeline,
+    paths: Sequence[str],
+    *,
+    min_faces: int,
+    known_dir: str | None = None,
+    folder_names: Mapping[int, str] | None = None,
+    out_dir: Path | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Clustered:
+    """Index, cluster and name; the rows of the faces under ``paths``, by path."""
+    unreadable: list[tuple[str, str]] = []
+    for row in library.index(paths, pipeline, prune=False):
+        if progress is not None:
+            progress(1)
+        if row.status == "error":
+            unreadable.append((row.path, row.error or ""))
+            log.error("%s: %s", row.path, row.error)
+    everything = library.faces()
+    people = People(library)
+    rows, summary = people.update(everything, FaceClusterer(min_faces=min_faces))
+    if known_dir is not None:
+        name_by_known(people, everything, rows, build_gallery(pipeline, known_dir).gallery)
+        rows = people.rows(everything)
+    renamed = take_folder_names(people, folder_names or {}, out_dir or Path())
+    if renamed:
+        rows = people.rows(everything)
+    roots = [os.path.abspath(p) for p in paths]
+    return Clustered([r for r in rows if _under(r.path, roots)], summary, unreadable, renamed)
+
+
+def name_by_known(
+    people: People, faces: LibraryFaces, rows: Sequence[FaceRow], gallery: object
+) -> None:
+    """Give ``known`` names to the groups that confidently match a known person."""
+
+    assert isinstance(gallery, Gallery)
+    person_of = {r.face_id: r.person for r in rows}
+    face_ids, first = np.unique(faces.ids, return_index=True)
+    numbers = sorted({p for p in person_of.values() if p is not None})
+    label_of = {n: i for i, n in enumerate(numbers)}
+    labels = np.array([label_of.get(person_of.get(int(f)) or 0, -1) for f in face_ids])
+    tolerance = auto_tolerance(len(gallery.embeddings))
+    found = known_names(gallery, faces.embeddings[first], labels, tolerance)
+    people.name_by_known({numbers[label]: name for label, name in found.items()})
+
+
+def take_folder_names(
+    people: People, folder_names: Mapping[int, str], out_dir: Path
+) -> list[tuple[int, str]]:
+    """Name the people whose ``--out`` folder the user renamed; returns whom and how.
+
+    A folder whose name cannot be a name, or whose person was merged away or is gone
+    since, is left alone with a warning.
+    """
+    taken = []
+    for number, folder in sorted(folder_names.items()):
+        try:
+            people.name(f"{PREFIX}{number}", folder)
+        except UsageError as exc:
+            log.warning("%s: not taken as a name (%s)", out_dir / folder, exc)
+            continue
+        taken.append((number, folder))
+    return taken
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)

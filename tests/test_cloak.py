@@ -157,8 +157,9 @@ def test_never_writes_over_an_input(tmp_path: Path) -> None:
 
 def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from facematch.privacy import cloak
+    from facematch.privacy.cloak import gradients
 
-    monkeypatch.setattr(cloak, "jax_available", lambda: False)
+    monkeypatch.setattr(gradients, "jax_available", lambda: False)
     result = run("cloak", DATA / "obama_small.jpg", "--out", tmp_path)
     assert result.exit_code == EXIT_FATAL
     assert result.stderr == "facematch: error: " + cloak.EXTRA_MESSAGE + "\n"

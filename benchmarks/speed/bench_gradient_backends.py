@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from benchmarks import harness
 from facematch.models import dlib_files as models
 from facematch.models.resnet_onnx import build_model
-from facematch.privacy import cloak
+from facematch.privacy.cloak import gradients as cloak
 
 
 def numpy_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:

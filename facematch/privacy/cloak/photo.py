@@ -1,0 +1,108 @@
+"""Whole photos: every face cloaked on its canvas and pasted back."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facematch.encode.faces import (
+    Encoder,
+    align,
+    face_chips,
+)
+from facematch.privacy.cloak.alignment import as_matrix, bilinear_chips, chip_transform
+from facematch.privacy.cloak.canvas import (
+    cloak_canvas,
+    cut_canvas,
+    paste_delta,
+    place_canvas,
+)
+from facematch.privacy.cloak.levels import (
+    ALIGNMENTS,
+    Level,
+    RGBImage,
+)
+from facematch.records import FaceBox
+
+
+def seed_for(image: RGBImage, seed: int, face: int) -> int:
+    """A face's random seed from the pixels, the run's seed and its index: reproducible."""
+    digest = hashlib.sha256(image.tobytes())
+    digest.update(f"{seed}:{face}".encode())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+@dataclass
+class Encoders:
+    """The adversary's descriptor engines, one per alignment setting (built lazily)."""
+
+    engine: Any  # an engines.EngineChoice
+    _built: dict[str, Encoder] = field(default_factory=dict)
+
+    def get(self, name: str) -> Encoder:
+        if name not in self._built:
+            from facematch.encode import engines
+
+            _, mirror = ALIGNMENTS[name]
+            self._built[name] = engines.encoder(self.engine, 1, 1, mirror)
+        return self._built[name]
+
+
+def describe_faces(
+    image: RGBImage, boxes: Sequence[FaceBox], encoders: Encoders
+) -> dict[str, NDArray[np.float64]]:
+    """Descriptors of the faces at ``boxes`` under each alignment setting: name -> (n, 128)."""
+    out = {}
+    for name, (points, _) in ALIGNMENTS.items():
+        shapes = align(image, boxes, points)
+        out[name] = encoders.get(name).encode(face_chips(image, shapes))
+    return out
+
+
+def cloak_photo(
+    photo: RGBImage,
+    boxes: Sequence[FaceBox],
+    encoders: Encoders,
+    level: Level,
+    seed: int,
+    multipliers: Sequence[float],
+    compile_cache: str | None = None,
+) -> RGBImage:
+    """The photo with face ``i`` cloaked at ``multipliers[i]`` times the level's budget."""
+    height, width = photo.shape[:2]
+    pasted = []
+    for index, box in enumerate(boxes):
+        epsilon = level.epsilon * multipliers[index]
+        shapes = {p: align(photo, [box], p)[0] for p in (5, 68)}
+        photo_maps = {p: as_matrix(chip_transform(s)) for p, s in shapes.items()}
+        canvas = place_canvas(list(photo_maps.values()))
+        base, valid = cut_canvas(photo, canvas)
+        matrices = {p: canvas.to_canvas(m) for p, m in photo_maps.items()}
+        transforms = np.stack([matrices[5], matrices[68]]).astype(np.float32)
+        chips = np.floor(bilinear_chips(np, base, transforms)).astype(np.uint8)
+        plain = encoders.get("face_recognition").encode(chips)  # no mirror: as the samples
+        targets = {5: plain[0], 68: plain[1]}
+        rng = np.random.default_rng(seed_for(photo, seed, index))
+        delta = cloak_canvas(
+            base, valid, matrices, targets, level, epsilon, canvas.scale, rng, compile_cache
+        )
+        pasted.append(paste_delta(delta, canvas, height, width))
+    out = photo.copy()
+    if not pasted:
+        return out
+    # Only the region the canvases cover changes: a 12 MP photo is not worked as floats.
+    top, bottom = min(p[0][0] for p in pasted), max(p[0][1] for p in pasted)
+    left, right = min(p[0][2] for p in pasted), max(p[0][3] for p in pasted)
+    total = np.zeros((bottom - top, right - left, 3), np.float32)
+    for (y0, y1, x0, x1), values in pasted:
+        total[y0 - top : y1 - top, x0 - left : x1 - left] += values
+    limit = level.epsilon * max(multipliers, default=1.0)
+    total = np.clip(total, -limit, limit)
+    region = photo[top:bottom, left:right]
+    out[top:bottom, left:right] = np.clip(region + total, 0, 255).round().astype(np.uint8)
+    return out

@@ -28,7 +28,6 @@ from facematch.cli.common import (
 )
 from facematch.errors import FacematchError
 from facematch.output.text import printable
-from facematch.records import CloakResult
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -138,21 +137,20 @@ def _check(paths: tuple[str, ...], level: str, seed: int) -> Any:
     return [cl.cloak_file(task)]
 
 
-def _plan(paths: tuple[str, ...], out_dir: Path, recursive: bool) -> list[tuple[Any, Path]]:
-    """Each input with the path of its copy: its path relative to the folder given, or
-    its name for a file given by itself."""
+def _inputs(paths: tuple[str, ...], recursive: bool) -> list[tuple[Any, Path]]:
+    """Each input with its copy's path under --out: its path relative to the folder
+    given, or its name for a file given by itself."""
     from facematch.cli.common import find_inputs
-    from facematch.privacy.cloak import output_name
 
-    planned = []
+    found_relative = []
     for item in paths:
         for found in find_inputs([item], recursive):
             if os.path.isdir(item):
                 relative = Path(os.path.relpath(found.path, item))
             else:
                 relative = Path(Path(found.path).name)
-            planned.append((found, out_dir / output_name(relative)))
-    return planned
+            found_relative.append((found, relative))
+    return found_relative
 
 
 def _cloak(
@@ -167,25 +165,14 @@ def _cloak(
     from facematch.privacy import cloak as cl
     from facematch.run.pipeline import Pipeline
 
-    planned = _plan(paths, out_dir, recursive)
-    inputs = {os.path.realpath(found.path) for found, _ in planned}
+    inputs = _inputs(paths, recursive)
     engine = _engine()
-    tasks, early = [], {}
-    taken: set[str] = set()
-    for index, (found, out) in enumerate(planned):
-        target = os.path.realpath(out)
-        problem = found.problem
-        if problem is None and target in inputs:
-            problem = f"the copy {out} would overwrite an input"
-        elif problem is None and target in taken:
-            problem = f"another input is also copied to {out}"
-        if problem is not None:
-            early[index] = CloakResult(found.path, "error", error=problem)
-            continue
-        taken.add(target)
-        tasks.append(
-            cl.CloakTask(found.path, str(out), level, seed, engine, False, _compile_cache())  # type: ignore[arg-type]
-        )
+    compile_cache = _compile_cache()
+
+    def task(path: str, out: str) -> Any:
+        return cl.CloakTask(path, out, level, seed, engine, False, compile_cache)  # type: ignore[arg-type]
+
+    tasks, early = cl.plan_copies(inputs, out_dir, task)
     with Pipeline(jobs=jobs) as pipeline:
         # The faces are found once: for the progress bar's total, and for cloak_file.
         counted = list(pipeline.run(cl.with_faces, tasks, cl.count_failed))
@@ -193,7 +180,7 @@ def _cloak(
         with progress_bar(faces, "cloak", quiet) as bar:
             bar.unit = "face"
             done = pipeline.run(cl.cloak_file, counted, cl.cloak_failed)
-            for index in range(len(planned)):
+            for index in range(len(inputs)):
                 if index in early:
                     yield early[index]
                     continue

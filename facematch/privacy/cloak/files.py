@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from facematch.privacy.cloak.verify import (
     verify,
 )
 from facematch.records import CloakResult, FaceBox, FaceReport
+from facematch.sources.images import Found
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,35 @@ def output_name(relative: Path) -> Path:
     if relative.suffix.lower() in (".jpg", ".jpeg", ".png"):
         return relative
     return relative.with_name(relative.name + ".png")
+
+
+def plan_copies(
+    inputs: Sequence[tuple[Found, Path]], out_dir: Path, task: Callable[[str, str], CloakTask]
+) -> tuple[list[CloakTask], dict[int, CloakResult]]:
+    """The tasks for inputs (each with its path relative to ``out_dir``), and the rows of
+    those that get no copy, by their place among the inputs: unreadable, a copy that
+    would overwrite an input, or one another input is already copied to.
+
+    ``task(path, out)`` makes the task of one input and its copy.
+    """
+    planned = [(found, out_dir / output_name(relative)) for found, relative in inputs]
+    originals = {os.path.realpath(found.path) for found, _ in planned}
+    tasks: list[CloakTask] = []
+    early: dict[int, CloakResult] = {}
+    taken: set[str] = set()
+    for index, (found, out) in enumerate(planned):
+        target = os.path.realpath(out)
+        problem = found.problem
+        if problem is None and target in originals:
+            problem = f"the copy {out} would overwrite an input"
+        elif problem is None and target in taken:
+            problem = f"another input is also copied to {out}"
+        if problem is not None:
+            early[index] = CloakResult(found.path, "error", error=problem)
+            continue
+        taken.add(target)
+        tasks.append(task(found.path, str(out)))
+    return tasks, early
 
 
 def find_original_faces(image: RGBImage) -> list[FaceBox]:

@@ -224,7 +224,7 @@ def crop(image: Image.Image, box: FaceBox, side: int, margin: float = 0.25) -> I
     return piece
 
 
-def encode(image: Image.Image, fmt: str = "JPEG", quality: int = 80) -> bytes:
+def image_bytes(image: Image.Image, fmt: str = "JPEG", quality: int = 80) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, quality=quality)
     return buffer.getvalue()

@@ -36,7 +36,7 @@ from facematch.output.pictures import (
     Kind,
     classify,
     crop,
-    encode,
+    image_bytes,
     nearest_name,
     write_atomically,
 )
@@ -72,7 +72,7 @@ class Crops:
 
     def keep(self, image: Image.Image) -> int:
         """Keep a crop (at most ``CROP_SIDE`` px already); returns its key."""
-        self.images.append(encode(image, "JPEG", CROP_QUALITY))
+        self.images.append(image_bytes(image, "JPEG", CROP_QUALITY))
         return len(self.images) - 1
 
     def sources(self, destination: Path, assets: Path | None) -> list[str]:
@@ -100,7 +100,7 @@ class Crops:
 
 
 @dataclass(frozen=True)
-class FaceRow:
+class ReportFace:
     index: int
     face: FaceMatch
     kind: Kind
@@ -111,7 +111,7 @@ class FaceRow:
 @dataclass(frozen=True)
 class ImageRow:
     result: ImageResult
-    faces: tuple[FaceRow, ...]
+    faces: tuple[ReportFace, ...]
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class Report:
         for index, face in enumerate(result.faces):
             piece = None if image is None else self.crops.keep(crop(image, face.box, CROP_SIDE))
             known = self._known_crop(face.known_face) if face.known_face else None
-            faces.append(FaceRow(index, face, classify(face, self.tolerance), piece, known))
+            faces.append(ReportFace(index, face, classify(face, self.tolerance), piece, known))
         self.images.append(ImageRow(result, tuple(faces)))
 
     def add_frame(self, result: VideoResult, time: float, image: Image.Image) -> None:
@@ -189,7 +189,7 @@ def _img(sources: list[str], key: int | None, alt: str) -> str:
     return f'<img loading="lazy" src="{html.escape(sources[key])}" alt="{_text(alt)}">'
 
 
-def _face_row(row: FaceRow, path: str, sources: list[str], tolerance: float | None) -> str:
+def _face_row(row: ReportFace, path: str, sources: list[str], tolerance: float | None) -> str:
     face = row.face
     known = face.known_face
     name = face.name if face.name is not None else "unknown"

@@ -55,7 +55,7 @@ from facematch.privacy.cloak.files import (
     output_name,
     plan_copies,
     report,
-    save_copy,
+    save_cloaked,
     with_faces,
 )
 from facematch.privacy.cloak.gradients import (
@@ -78,7 +78,6 @@ from facematch.privacy.cloak.levels import (
     FloatImage,
     Level,
     LevelName,
-    RGBImage,
 )
 from facematch.privacy.cloak.photo import Encoders, cloak_photo, describe_faces, seed_for
 from facematch.privacy.cloak.verify import (
@@ -107,7 +106,6 @@ __all__ = [
     "FloatImage",
     "Level",
     "LevelName",
-    "RGBImage",
     "Sample",
     "adversary_boxes",
     "as_matrix",
@@ -138,7 +136,7 @@ __all__ = [
     "psnr",
     "report",
     "require_extra",
-    "save_copy",
+    "save_cloaked",
     "seed_for",
     "seen_as",
     "ssim",

@@ -18,13 +18,8 @@ from facematch.privacy.cloak.alignment import bilinear_chips, gaussian_kernel
 from facematch.privacy.cloak.gradients import (
     descriptor_gradient,
 )
-from facematch.privacy.cloak.levels import (
-    CANVAS,
-    MAX_CHIP_SIDE,
-    FloatImage,
-    Level,
-    RGBImage,
-)
+from facematch.privacy.cloak.levels import CANVAS, MAX_CHIP_SIDE, FloatImage, Level
+from facematch.sources.images import RGBImage
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from facematch.privacy.cloak.levels import (
     MATCH_THRESHOLD,
     Level,
     LevelName,
-    RGBImage,
 )
 from facematch.privacy.cloak.photo import Encoders, cloak_photo, describe_faces
 from facematch.privacy.cloak.verify import (
@@ -33,7 +32,7 @@ from facematch.privacy.cloak.verify import (
     verify,
 )
 from facematch.records import CloakResult, FaceBox, FaceReport
-from facematch.sources.images import Found
+from facematch.sources.images import Found, RGBImage
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class CloakTask:
     boxes: tuple[FaceBox, ...] | None = None  # the photo's faces, if already found
 
 
-def save_copy(image: RGBImage, out: Path) -> None:
+def save_cloaked(image: RGBImage, out: Path) -> None:
     """Write the copy upright, with no metadata at all (no EXIF, GPS or thumbnail), as
     every picture is written (``output.pictures.save_copy``): never half a file; a
     failure is an OutputError naming its cause."""
@@ -147,7 +146,7 @@ def cloak_file(task: CloakTask) -> CloakResult:
             copy = cloak_photo(
                 original, boxes, encoders, level, task.seed, multipliers, task.compile_cache
             )
-            save_copy(copy, Path(task.out))
+            save_cloaked(copy, Path(task.out))
             written = load_rgb(task.out)
             checked = verify(boxes, reference, written, level, encoders)
             failing = [i for i, c in enumerate(checked) if min(c.values()) <= MATCH_THRESHOLD]

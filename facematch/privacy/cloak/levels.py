@@ -11,7 +11,6 @@ from numpy.typing import NDArray
 
 LevelName = Literal["subtle", "strong"]
 FloatImage = NDArray[np.float32]
-RGBImage = NDArray[np.uint8]
 
 EXTRA_MESSAGE = "facematch cloak needs the optional extra: pip install 'facematch[cloak]'"
 

@@ -22,12 +22,9 @@ from facematch.privacy.cloak.canvas import (
     paste_delta,
     place_canvas,
 )
-from facematch.privacy.cloak.levels import (
-    ALIGNMENTS,
-    Level,
-    RGBImage,
-)
+from facematch.privacy.cloak.levels import ALIGNMENTS, Level
 from facematch.records import FaceBox
+from facematch.sources.images import RGBImage
 
 
 def seed_for(image: RGBImage, seed: int, face: int) -> int:

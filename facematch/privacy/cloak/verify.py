@@ -14,13 +14,10 @@ from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box, trim_box
 from facematch.encode.faces import (
     FaceSettings,
 )
-from facematch.privacy.cloak.levels import (
-    ALIGNMENTS,
-    Level,
-    RGBImage,
-)
+from facematch.privacy.cloak.levels import ALIGNMENTS, Level
 from facematch.privacy.cloak.photo import Encoders, describe_faces
 from facematch.records import FaceBox
+from facematch.sources.images import RGBImage
 
 
 def variant_image(image: RGBImage, name: str) -> tuple[RGBImage, float]:

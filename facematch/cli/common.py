@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -25,7 +25,13 @@ from facematch.errors import FacematchError, UsageError
 from facematch.output.text import printable
 
 if TYPE_CHECKING:
-    from facematch.encode.faces import EngineName
+    from tqdm import tqdm
+
+    from facematch.encode.faces import EngineName, FaceSettings
+    from facematch.output.pictures import Drawable, Pictures
+    from facematch.output.writers import RowWriter
+    from facematch.run.pipeline import Pipeline
+    from facematch.sources.images import Found
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -335,14 +341,14 @@ def format_option(help_text: str) -> Callable[[F], F]:
 class RunOptions:
     """The options every image command shares, parsed once."""
 
-    settings: Any  # a FaceSettings, imported when a command runs (--help stays light)
+    settings: FaceSettings  # imported when a command runs (--help stays light)
     jobs: int | None
     quiet: bool
     cache_dir: Path | None = None
     engine: EngineName | None = None
     scheduler: str | None = None
 
-    def pipeline(self, **hooks: Any) -> Any:
+    def pipeline(self, **hooks: Any) -> Pipeline:
         """The ``Pipeline`` of these options; ``hooks``: its progress and video arguments."""
         from facematch.run.pipeline import Pipeline
 
@@ -509,7 +515,7 @@ def resolve_cache_dir(cache_dir: Path | None) -> Path:
 
 def progress_bar(
     total: int, label: str, quiet: bool, unit: str = "img", position: int | None = None
-) -> Any:
+) -> tqdm[Any]:
     """A tqdm bar on stderr when it is a terminal and the run is not quiet."""
     from tqdm import tqdm
 
@@ -526,7 +532,7 @@ def progress_bar(
 
 def find_inputs(
     inputs: Sequence[str], recursive: bool, videos: bool = False, *, can_recurse: bool = True
-) -> Any:
+) -> list[Found]:
     """The images (and videos) named on the command line; none at all is a usage error.
 
     The error says why a folder gave nothing when it can: its photos are in
@@ -578,7 +584,7 @@ def _is_folder(entry: os.DirEntry[str]) -> bool:
 
 
 @contextlib.contextmanager
-def writing() -> Any:
+def writing() -> Iterator[None]:
     """Turn a failed write to stdout into a one-line error, or OutputClosed for a closed pipe."""
     try:
         yield
@@ -588,7 +594,7 @@ def writing() -> Any:
         raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
-def write_all(results: Iterable[Any], writer: Any) -> int:
+def write_all(results: Iterable[Any], writer: RowWriter[Any]) -> int:
     """Write every result; report each unreadable input on stderr and count them."""
     unreadable = 0
     with writing():
@@ -634,12 +640,12 @@ class PictureOptions:
         if self.report is not None:
             refuse_overwrites("--report", [self.report], originals)
 
-    def writer(self, inputs: Sequence[str], tolerance: float | None) -> Any:
-        """A writer of the pictures asked for (a ``render.Pictures``), or None."""
+    def writer(self, inputs: Sequence[str], tolerance: float | None) -> Pictures | None:
+        """A writer of the pictures asked for, or None."""
         from facematch.output.pictures import AnnotatedCopies, Annotations, Pictures, output_paths
         from facematch.output.report import Report
 
-        drawables: list[Any] = []
+        drawables: list[Drawable] = []
         if self.annotate is not None:
             annotations = Annotations(tolerance, self.font)
             drawables.append(AnnotatedCopies(output_paths(inputs, self.annotate), annotations))

@@ -81,11 +81,11 @@ class Pipeline:
         cache_dir: Path | None = None,
         engine: EngineName | None = None,
         runner: str = "process",
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], object] | None = None,
         store: FaceStore | None = None,
         video: VideoSettings | None = None,
-        video_total: Callable[[float], None] | None = None,
-        video_progress: Callable[[float], None] | None = None,
+        video_total: Callable[[float], object] | None = None,
+        video_progress: Callable[[float], object] | None = None,
     ) -> None:
         """``progress`` hears of each photo done; ``video_total`` of the seconds of video
         once every video is probed, and ``video_progress`` of each part done."""

@@ -405,3 +405,26 @@ def test_frames_use_centerface_unless_a_detector_is_chosen(
     with caplog.at_level("WARNING", logger="facematch"):
         assert video_detector(model_given=False, model="hog") is None
     assert "pip install 'facematch[detector]'" in caplog.text
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(
+    videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tiny file can claim huge frames (two 16000x16000 MJPEG frames are 6 MB): the
+    # header is enough to refuse it. Here the limit is lowered under a real clip's frames.
+    decoded: list[object] = []
+    real = video._Opened.info
+
+    def counting(self: video._Opened) -> video.VideoInfo:
+        decoded.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 480 * 270 - 1)
+    monkeypatch.setattr(video._Opened, "info", counting)
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(DATA / "obama.jpg", known / "Barack Obama.jpg")
+    result = run(known, videos / "truth.mp4", "--format", "csv", "-j", "1", "--no-cache")
+    assert result.exit_code == EXIT_PARTIAL
+    assert "video frames are 480x270 (0 MP), over the 0 MP limit" in result.stderr
+    assert decoded == []  # refused from the header, before any frame was read

@@ -34,12 +34,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from facematch.errors import ImageError
-from facematch.sources.images import RGBImage, dlib_pixels, open_regular, working_copy
+from facematch.sources.images import MAX_PIXELS, RGBImage, dlib_pixels, open_regular, working_copy
 
 if TYPE_CHECKING:
     from av.container import InputContainer
 
 log = logging.getLogger("facematch")
+
+MAX_FRAME_PIXELS = MAX_PIXELS
+"""Frames larger than photos may be (``sources.images.MAX_PIXELS``) are refused from the
+stream's header, before any is decoded."""
 
 EXTRA_HINT = "reading videos needs the optional extra: pip install 'facematch[video]'"
 Strategy = Literal["auto", "seek", "through"]
@@ -154,6 +158,12 @@ class _Opened:
             context = self.stream.codec_context
             if context is None or self.stream.codec_context.codec is None:
                 raise ImageError("unsupported video codec")
+            pixels = (context.width or 0) * (context.height or 0)
+            if pixels > MAX_FRAME_PIXELS:  # before a frame is decoded (a tiny file can claim it)
+                raise ImageError(
+                    f"video frames are {context.width}x{context.height} ({pixels / 1e6:.0f} MP), "
+                    f"over the {MAX_FRAME_PIXELS / 1e6:.0f} MP limit (decompression bomb?)"
+                )
             context.thread_count = max(1, threads)
             context.thread_type = "AUTO"
             # B-frames nobody predicts from are never needed for a sample.

@@ -50,12 +50,21 @@ def create_private_file(path: Path) -> None:
     """Create ``path`` empty and 0600 unless something (a link too) is there already.
 
     For files that others fill in, such as SQLite's: it gives a new database's
-    -wal and -shm files the database file's own mode.
+    -wal and -shm files the database file's own mode. A link to nothing (a library
+    kept on another disk, say) gets its target made 0600 the same way, since SQLite
+    would follow it and make the target with the umask's mode.
     """
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        return
+        if not (os.path.islink(path) and not os.path.exists(path)):
+            return
+        try:
+            descriptor = os.open(
+                os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+            )
+        except (FileExistsError, FileNotFoundError):
+            return  # made meanwhile, or its folder is missing: SQLite says so
     os.close(descriptor)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,16 @@ def test_a_library_in_a_read_only_folder_can_be_read(tmp_path: Path) -> None:
     assert len(exported.stdout.splitlines()) == 4
     assert "Barack Obama" in matched.stdout
     assert sorted(p.name for p in shelf.iterdir()) == ["library.sqlite3"]  # nothing written
+
+
+def test_a_library_made_through_a_link_to_nothing_is_private(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "obama.jpg", photos / "obama.jpg")
+    target = tmp_path / "elsewhere" / "library.sqlite3"
+    target.parent.mkdir()
+    link = tmp_path / "library.sqlite3"
+    link.symlink_to(target)
+    assert run("index", photos, "--library", link, "-q", "--jobs", "1").exit_code == 0
+    assert target.is_file()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -134,6 +134,7 @@ def facematch_process(*args: str | Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_two_processes_share_one_cache(known_folders: Path, unknown: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     args = (known_folders, unknown, "--cache-dir", cache, "-j", "1", "--format", "json")
@@ -316,6 +317,7 @@ def facematch_run(prefix: list[str], *args: str | Path) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder_writable", [False, True], ids=["read-only folder", "writable"])
 def test_a_read_only_cache_serves_hits_and_says_it_saves_nothing(
     known_files: Path, data: Path, tmp_path: Path, folder_writable: bool

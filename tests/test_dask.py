@@ -414,6 +414,7 @@ def first_row(out: Path, job: subprocess.Popen[str]) -> None:
     assert out.read_text() and job.poll() is None, "no row before the end"
 
 
+@pytest.mark.slow
 def test_losing_every_worker_mid_run_ends_after_the_wait(
     lone_worker: tuple[str, Path, subprocess.Popen[bytes]],
     known_files: Path,
@@ -442,6 +443,7 @@ def test_losing_every_worker_mid_run_ends_after_the_wait(
     assert 1 <= len(rows) < 120 and all(r["status"] == "ok" for r in rows)
 
 
+@pytest.mark.slow
 def test_a_worker_joining_within_the_wait_finishes_the_run(
     lone_worker: tuple[str, Path, subprocess.Popen[bytes]],
     known_files: Path,

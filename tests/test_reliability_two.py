@@ -127,6 +127,7 @@ def test_copies_on_a_full_disk_are_one_line_and_leave_nothing(
     assert files_under(out) == []
 
 
+@pytest.mark.slow
 def test_cloak_on_a_full_disk_names_the_disk_not_the_photo(full_disk: Path, tmp_path: Path) -> None:
     pytest.importorskip("jax")
     photos = tmp_path / "photos"
@@ -310,6 +311,7 @@ def test_cluster_name_refuses_names_that_collide(tmp_path: Path) -> None:
 # --- 8c: a foreign $TMPDIR/facematch-<uid> ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX owners and modes")
 @pytest.mark.parametrize("foreign", ["mode-0777", "owned-by-nobody"])
 @pytest.mark.parametrize("cache", ["cache", "no-cache"])

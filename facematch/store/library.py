@@ -291,12 +291,22 @@ class Library:
         except (OSError, sqlite3.Error) as exc:
             raise LibraryError(f"cannot open the library {where}: {exc}") from None
         library = cls(where, db, read_only)
-        try:
-            library._set_up(busy_seconds)
-        except BaseException:
-            db.close()
-            raise
-        return library
+        deadline = time.monotonic() + busy_seconds
+        while True:
+            try:
+                library._set_up(busy_seconds)
+                return library
+            except LibraryError as exc:
+                # Two processes making one new library: switching it to WAL needs a lock
+                # SQLite does not wait for. Setting up again is safe (it checks under lock).
+                if "database is locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                db.close()
+                raise
+            except BaseException:
+                db.close()
+                raise
 
     def _set_up(self, busy_seconds: float) -> None:
         db = self._db

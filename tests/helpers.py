@@ -1,10 +1,14 @@
 """Helpers every CLI test shares: run the facematch command in this process.
 
 Imported as ``from helpers import run, lines`` (pytest puts this folder on sys.path,
-as for ``crashy``, ``malformed`` and ``videos``).
+as for ``crashy``, ``malformed`` and ``videos``); ``facematch_cli`` runs the real
+command in a process of its own.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from click.testing import CliRunner, Result
 
@@ -24,3 +28,21 @@ def run(*args: object, catch_exceptions: bool = False) -> Result:
 def lines(result: Result) -> list[str]:
     """The lines a run wrote to stdout."""
     return result.stdout.splitlines()
+
+
+def facematch_cli(
+    *args: object, timeout: float = 240, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command in its own process (as a user's shell would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stderr, done.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 import crashy
 import numpy as np
 import pytest
+from helpers import facematch_cli, no_traceback
 from PIL import Image
 
 import facematch
@@ -32,24 +33,6 @@ from facematch.run.runners import ProcessPool, resolve_jobs
 from facematch.run.tasks import failure_message
 
 LINUX = sys.platform.startswith("linux")
-
-
-def facematch_cli(
-    *args: str | Path, timeout: float = 240, env: dict[str, str] | None = None, **kw: object
-) -> subprocess.CompletedProcess[str]:
-    """Run the real command in its own process (as a user's shell would)."""
-    return subprocess.run(
-        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **kw,  # type: ignore[call-overload]
-    )
-
-
-def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in done.stderr, done.stderr
 
 
 def rows(stdout: str) -> dict[str, dict[str, object]]:

@@ -23,28 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import facematch_cli, no_traceback
 
 from facematch.cli import EXIT_FATAL, EXIT_USAGE
 
 DATA = Path(__file__).parent / "data"
 TBBT = DATA / "people" / "tbbt"
-
-
-def facematch_cli(
-    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    """The real command in its own process, as a user's shell runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
-def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in done.stderr, done.stderr
 
 
 def files_under(folder: Path) -> list[str]:

@@ -132,3 +132,37 @@ def test_a_library_made_through_a_link_to_nothing_is_private(tmp_path: Path) -> 
     assert run("index", photos, "--library", link, "-q", "--jobs", "1").exit_code == 0
     assert target.is_file()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_what_holds_faces_is_private_to_the_user(tmp_path: Path) -> None:
+    """Reports, their crops, cluster crops and exports hold faces or embeddings: 0600 files
+    in 0700 folders, like the library; annotated copies are the user's pictures."""
+    data = Path(__file__).parent / "data"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "two_people.jpg"):
+        shutil.copy(data / name, photos / name)
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(data / "biden.jpg", known / "Joe Biden.jpg")
+    out = tmp_path / "out"
+    library = tmp_path / "l.sqlite3"
+    report = out / "report" / "r.html"
+    assets = out / "assets"
+    matched = run(known, photos, "--report", report, "--report-assets", assets, "-q", "-j", "1")
+    assert matched.exit_code == 0, matched.stderr
+    clustered = run(
+        "cluster", photos, "--library", library, "--out", out / "people", "-q", "-j", "1"
+    )
+    assert clustered.exit_code == 0, clustered.stderr
+    exported = run("library", "export", "--library", library, "-o", out / "faces.jsonl")
+    assert exported.exit_code == 0, exported.stderr
+    npy = run("library", "export", "--library", library, "--format", "npy", "-o", out / "np" / "f")
+    assert npy.exit_code == 0, npy.stderr
+    files = [report, *assets.iterdir(), *(out / "people").rglob("*.jpg"), out / "faces.jsonl"]
+    files += [out / "np" / "f.npy", out / "np" / "f.csv"]
+    assert len(files) > 6
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for folder in (report.parent, assets, out / "people", out / "np"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

@@ -133,7 +133,7 @@ def write_crops(
     """
     try:
         kept = _clear(out_dir, adopted)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         planned = _plan(rows)
         # The marker first: a run cut short (a full disk) still lists every crop it wrote.
         record = {
@@ -142,7 +142,9 @@ def write_crops(
                 for folder, (person, crops) in sorted(planned.items())
             }
         }
-        write_atomically(out_dir / MARKER, (json.dumps(record, indent=1) + "\n").encode())
+        write_atomically(
+            out_dir / MARKER, (json.dumps(record, indent=1) + "\n").encode(), private=True
+        )
         written = _write(planned, out_dir, margin)
     except OSError as exc:
         where = printable(str(exc.filename or out_dir))
@@ -221,6 +223,8 @@ def _write(planned: Planned, out_dir: Path, margin: float) -> int:
             ]
             if crop.size == 0:
                 continue
-            save_copy(Image.fromarray(crop), out_dir / folder / name, quality=CROP_QUALITY)
+            save_copy(
+                Image.fromarray(crop), out_dir / folder / name, quality=CROP_QUALITY, private=True
+            )
             written += 1
     return written

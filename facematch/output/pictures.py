@@ -288,7 +288,11 @@ def save_format(path: Path) -> tuple[Path, str]:
 
 
 def save_copy(
-    image: Image.Image, path: Path, quality: int = JPEG_QUALITY, subsampling: int | None = None
+    image: Image.Image,
+    path: Path,
+    quality: int = JPEG_QUALITY,
+    subsampling: int | None = None,
+    private: bool = False,
 ) -> Path:
     """Write ``image`` with no metadata but its colour profile: no EXIF, so no GPS, no thumbnail.
 
@@ -302,17 +306,17 @@ def save_copy(
         options["subsampling"] = subsampling
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
-    write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue(), private)
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, private: bool = False) -> None:
     """Write a file (and its missing folders) through ``output_file``: never half-written.
 
     An existing file or link at ``path`` is replaced, never written through.
     Raises OutputError.
     """
-    with output_file(path) as stream:
+    with output_file(path, private) as stream:
         stream.write(data)
 
 

@@ -94,7 +94,7 @@ class Crops:
         sources = []
         for number, data in enumerate(self.images):
             name = f"crop-{number:06d}.jpg"
-            write_atomically(assets / name, data)
+            write_atomically(assets / name, data, private=True)
             sources.append(urllib.parse.quote(f"{base}/{name}".replace(os.sep, "/")))
         return sources
 
@@ -168,7 +168,7 @@ class Report:
     def close(self) -> None:
         sources = self.crops.sources(self.destination, self.assets)
         page = render_page(self.title, self.images, sources, self.tolerance, self.videos)
-        write_atomically(self.destination, page.encode("utf-8"))
+        write_atomically(self.destination, page.encode("utf-8"), private=True)
 
 
 def _text(value: str) -> str:
@@ -414,7 +414,7 @@ def write_cluster_report(
             pieces[number] = crops.keep(crop(photo, rows[number].box, CROP_SIDE))
     sources = crops.sources(destination, assets)
     page = render_cluster_page(title, rows, pieces, sources, unreadable)
-    write_atomically(destination, page.encode("utf-8"))
+    write_atomically(destination, page.encode("utf-8"), private=True)
 
 
 def render_cluster_page(

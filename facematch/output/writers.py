@@ -616,7 +616,7 @@ def export_jsonl(faces: LibraryFaces, out: TextIO) -> int:
 
 def export_jsonl_file(faces: LibraryFaces, path: Path) -> int:
     """``export_jsonl`` into the file ``path``, written whole or not at all (OutputError)."""
-    with output_file(path) as stream:
+    with output_file(path, private=True) as stream:
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
         count = export_jsonl(faces, text)
         text.detach()
@@ -632,9 +632,9 @@ def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
 
     matrix = prefix.with_name(prefix.name + ".npy")
     table = prefix.with_name(prefix.name + ".csv")
-    with output_file(matrix) as stream:
+    with output_file(matrix, private=True) as stream:
         np.save(stream, faces.embeddings)
-    with output_file(table) as stream:
+    with output_file(table, private=True) as stream:
         out = io.TextIOWrapper(stream, encoding="utf-8", newline="")
         rows = csv.writer(out, lineterminator="\n")
         rows.writerow(EXPORT_CSV_HEADER)
@@ -650,16 +650,18 @@ def export_npy(faces: LibraryFaces, prefix: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def output_file(path: Path) -> Iterator[BinaryIO]:
+def output_file(path: Path, private: bool = False) -> Iterator[BinaryIO]:
     """A file of output (a copy, a crop, a page, an export), and its missing folders.
 
     Written through ``files.atomic_file``: never half a file, nothing left
     behind on failure. A failure is an OutputError naming its cause and the
-    file: ``no space left on device writing OUT``.
+    file: ``no space left on device writing OUT``. ``private``: for what holds
+    faces or embeddings (reports, crops, exports): the file 0600 and the folders
+    it makes 0700, like the library.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as stream:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        with atomic_file(path, mode=0o600 if private else None) as stream:
             yield stream
     except OSError as exc:
         raise OutputError(write_failure(exc, printable(str(path)))) from None

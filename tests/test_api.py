@@ -131,3 +131,18 @@ def test_models_are_found_without_pkg_resources() -> None:
         "assert 'face_recognition_models' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_public_name_is_what_it_was() -> None:
+    # A subpackage named like a public function would shadow it once imported.
+    import importlib
+
+    import facematch
+
+    for name in facematch.__all__:
+        if name == "__version__":
+            continue
+        value = getattr(facematch, name)
+        assert not isinstance(value, type(importlib)), f"facematch.{name} is a module"
+    importlib.import_module("facematch.matching.naming")
+    assert callable(facematch.match) and callable(facematch.build_gallery)

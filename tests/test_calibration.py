@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from facematch.encode.faces import FaceSettings
-from facematch.match import calibration
-from facematch.match.gallery import Gallery
+from facematch.matching import calibration
+from facematch.matching.gallery import Gallery
 from facematch.run.pipeline import Pipeline
 
 

@@ -14,7 +14,7 @@ from click.testing import Result
 from helpers import run
 
 from facematch.evaluate.metrics import clustering_scores
-from facematch.match.cluster import FaceClusterer, neighbour_graph
+from facematch.matching.cluster import FaceClusterer, neighbour_graph
 
 DATA = Path(__file__).parent / "data"
 
@@ -462,7 +462,7 @@ def test_a_correction_needs_a_library_and_a_person(tmp_path: Path) -> None:
 def test_each_face_keeps_its_nearest_edges_ties_by_the_other_face(
     one_key: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from facematch.match import cluster
+    from facematch.matching import cluster
 
     if not one_key:  # the three-key sort that very large graphs fall back on
         monkeypatch.setattr(cluster, "_KEY_LIMIT", 0)

@@ -14,7 +14,7 @@ from PIL import Image
 from facematch.encode.faces import FaceSettings, detect, detect_with_fallback
 from facematch.evaluate import metrics
 from facematch.evaluate.evaluation import load_pairs
-from facematch.match import calibration
+from facematch.matching import calibration
 from facematch.sources.images import load_rgb
 
 

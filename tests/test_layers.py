@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"encode"},
     {"neighbours"},
     {"store"},
-    {"match"},
+    {"matching"},
     {"run"},
     {"output"},
     {"privacy", "evaluate"},

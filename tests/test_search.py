@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facematch.match.gallery import Gallery
+from facematch.matching.gallery import Gallery
 from facematch.neighbours.exact import nearest_to_any
 from facematch.neighbours.index import make_index
 from facematch.records import Face, FaceBox

@@ -20,7 +20,7 @@ import pytest
 from helpers import run
 
 from facematch.cli import EXIT_PARTIAL
-from facematch.match.appearances import appearances, clock
+from facematch.matching.appearances import appearances, clock
 from facematch.records import Appearance, FaceBox, FaceMatch
 from facematch.run.pipeline import Pipeline
 from facematch.run.tasks import segments

@@ -17,7 +17,7 @@ from helpers import run
 from PIL import Image
 
 from facematch.cli import EXIT_PARTIAL
-from facematch.match.appearances import clock
+from facematch.matching.appearances import clock
 from facematch.output.pictures import COLOURS, AnnotatedCopies, Annotations, file_safe, still_path
 from facematch.records import Appearance, FaceBox, FaceMatch, FrameFaces, VideoResult
 from facematch.sources import video

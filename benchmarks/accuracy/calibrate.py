@@ -5,7 +5,7 @@
 Pools every photo with a known identity (people/tbbt, people/knn, portraits,
 and the pairs set, whose identities follow from its same-person pairs), encodes
 them with facematch's default settings, and fits a normal distribution to the
-different-person distances. ``facematch.match.calibration`` stores the mean and
+different-person distances. ``facematch.matching.calibration`` stores the mean and
 standard deviation printed here; the empirical false-accept rates printed next
 to the fitted ones show how well the fit holds in the tail we can see.
 """

@@ -5,11 +5,11 @@
 Encodes people/ and strangers/ (largest face per photo, default settings),
 takes every different-person pair (about ten million), and prints the
 measured false-accept rate next to two normal fits: one to all the distances
-(what ``facematch.match.calibration`` stores, fitted on the shared sets), and one to
+(what ``facematch.matching.calibration`` stores, fitted on the shared sets), and one to
 the lower tail only (quantiles 1e-2 to 1e-4), which is the part that decides
 how often a stranger is named.
 
-Then the model ``facematch.match.calibration`` uses for a stranger's chance of being
+Then the model ``facematch.matching.calibration`` uses for a stranger's chance of being
 named in a gallery: galleries of 10 to 1,000 people (one photo each: a
 person's first), every other person's first photo and the strangers as
 probes, the measured share of probes within ``t`` of somebody, and the fit of
@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks import harness
 from facematch.encode.faces import FaceSettings
 from facematch.evaluate.evaluation import embed
-from facematch.match import calibration
+from facematch.matching import calibration
 from facematch.run.pipeline import Pipeline
 
 TAIL = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from benchmarks import harness
 from facematch.evaluate.metrics import clustering_scores
-from facematch.match.cluster import FaceClusterer
+from facematch.matching.cluster import FaceClusterer
 
 Labels = NDArray[np.intp]
 

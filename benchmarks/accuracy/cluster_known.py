@@ -6,7 +6,7 @@ Known: the first photo of every other person of lfw-dev/people (sorted by name).
 collection: every other labelled photo, the known people's remaining photos included,
 plus strangers/ (people of one photo) and the people not in the known folder. The
 collection is clustered with the defaults, and groups are named by
-``facematch.match.cluster.known_names`` at the calibrated tolerance for a gallery of that size,
+``facematch.matching.cluster.known_names`` at the calibrated tolerance for a gallery of that size,
 for several margins. Named-group precision: the share of named groups whose faces are
 mostly the named person; recall: the share of groups made mostly of a known person that
 got their name.
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmarks import harness
-from facematch.match.calibration import auto_tolerance
-from facematch.match.cluster import FaceClusterer, known_names
-from facematch.match.gallery import Gallery
+from facematch.matching.calibration import auto_tolerance
+from facematch.matching.cluster import FaceClusterer, known_names
+from facematch.matching.gallery import Gallery
 
 
 def main(argv: Sequence[str] | None = None) -> None:

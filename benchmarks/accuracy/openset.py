@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 from benchmarks import harness
 from facematch.encode.faces import FaceSettings
 from facematch.evaluate.evaluation import embed
-from facematch.match import calibration
-from facematch.match.gallery import Gallery
+from facematch.matching import calibration
+from facematch.matching.gallery import Gallery
 from facematch.run.pipeline import Pipeline
 
 Array = NDArray[np.float64]

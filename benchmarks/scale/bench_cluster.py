@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks import harness
 from benchmarks.synthetic import Generator, isotropic
 from facematch.evaluate.metrics import clustering_scores
-from facematch.match.cluster import FaceClusterer
+from facematch.matching.cluster import FaceClusterer
 
 
 def measure_spread(npz: Path) -> tuple[float, float, float, float]:

@@ -261,8 +261,8 @@ def library_open(rows: np.ndarray, queries: np.ndarray) -> dict[str, object]:
 def gallery_cost(rows: np.ndarray, queries: np.ndarray, rounds: int) -> dict[str, object]:
     from threadpoolctl import threadpool_limits
 
-    from facematch.match.gallery import Gallery
-    from facematch.match.matching import match_faces
+    from facematch.matching.gallery import Gallery
+    from facematch.matching.naming import match_faces
     from facematch.records import Face, FaceBox
 
     unknown = [Face(FaceBox(0, 1, 1, 0), (), q) for q in queries]

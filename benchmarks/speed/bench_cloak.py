@@ -54,8 +54,8 @@ import facematch
 from benchmarks import harness
 from facematch.encode import engines
 from facematch.encode.faces import FaceSettings, find_faces
-from facematch.match.calibration import auto_tolerance
-from facematch.match.gallery import Gallery
+from facematch.matching.calibration import auto_tolerance
+from facematch.matching.gallery import Gallery
 from facematch.privacy import cloak
 from facematch.sources.images import load_rgb
 

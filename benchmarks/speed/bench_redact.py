@@ -47,7 +47,7 @@ from benchmarks.harness import WALL
 from facematch.detect import boxes as box_maths
 from facematch.encode.faces import FaceSettings
 from facematch.encode.passes import MIRROR_PAD, DetectorPass, detect_pass, redaction_passes
-from facematch.match.gallery import known_photos
+from facematch.matching.gallery import known_photos
 from facematch.output.pictures import AnnotatedCopies, Annotations, Pictures, output_paths
 from facematch.output.report import Report
 from facematch.privacy import redact as rd

@@ -174,7 +174,7 @@ TOLERANCE = Tolerance()
 
 def choose_tolerance(requested: float | str, known_faces: int) -> float:
     """Resolve ``auto``, and warn once when a fixed tolerance will name many strangers."""
-    from facematch.match import calibration
+    from facematch.matching import calibration
 
     if requested == "auto":
         return calibration.auto_tolerance(known_faces)

@@ -87,7 +87,7 @@ def match(
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
     """
     from facematch.encode.frames import video_settings
-    from facematch.match.gallery import known_photos
+    from facematch.matching.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
@@ -168,7 +168,7 @@ def match_library(
     pictures: PictureOptions,
 ) -> None:
     """``match --library``: the known folder is encoded, the unknown faces read from the library."""
-    from facematch.match.gallery import known_photos
+    from facematch.matching.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl

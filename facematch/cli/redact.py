@@ -110,7 +110,7 @@ def redact(
     The copies are upright and keep no EXIF (no GPS position, no thumbnail).
     """
     from facematch.encode.passes import redaction_passes
-    from facematch.match.gallery import known_photos
+    from facematch.matching.gallery import known_photos
     from facematch.output.pictures import output_paths, refuse_overwrites
     from facematch.output.writers import REDACT_ROWS, make_writer
     from facematch.privacy import redact as rd

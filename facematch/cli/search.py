@@ -51,7 +51,7 @@ def search(
     """
     from facematch.cli.common import find_inputs
     from facematch.errors import NoKnownFacesError
-    from facematch.match import calibration
+    from facematch.matching import calibration
     from facematch.output.writers import hit_rows, make_writer
     from facematch.run.pipeline import query_faces
     from facematch.store.library import Library

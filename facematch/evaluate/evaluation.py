@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from facematch.errors import UsageError
 from facematch.evaluate import metrics
-from facematch.match.calibration import auto_tolerance
+from facematch.matching.calibration import auto_tolerance
 from facematch.output.text import printable
 from facematch.run.pipeline import Pipeline
 from facematch.sources.images import iter_folder, visible_entries
@@ -283,7 +283,7 @@ def clustering(
 
     Photos without a face are left out (and counted). Each stranger is a person of their own.
     """
-    from facematch.match.cluster import FaceClusterer
+    from facematch.matching.cluster import FaceClusterer
 
     present = [i for i, e in enumerate(embeddings) if e is not None]
     truth = [people[i] for i in present]

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facematch.detect.boxes import grow_box
 from facematch.errors import ImageError, UsageError
-from facematch.match.appearances import clock
+from facematch.matching.appearances import clock
 from facematch.output.text import printable
 from facematch.output.writers import Writer, output_file
 from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, VideoResult

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from facematch.errors import ImageError
-from facematch.match.appearances import clock
+from facematch.matching.appearances import clock
 from facematch.output.pictures import (
     COLOURS,
     Kind,

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Generic, Protocol, TextIO, TypeAlias, TypeVar
 
 from facematch.errors import OutputError
 from facematch.files import atomic_file, write_failure
-from facematch.match.appearances import clock
+from facematch.matching.appearances import clock
 from facematch.output.text import printable, spreadsheet_safe
 from facematch.records import (
     Appearance,

@@ -27,8 +27,8 @@ from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import describe
 from facematch.encode.passes import DetectorPass, detect_pass
 from facematch.errors import ImageError
-from facematch.match.gallery import Gallery
-from facematch.match.matching import match_face
+from facematch.matching.gallery import Gallery
+from facematch.matching.naming import match_face
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
 from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
 from facematch.records import RedactReason as Reason

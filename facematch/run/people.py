@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from facematch.errors import UsageError
-from facematch.match.calibration import auto_tolerance
-from facematch.match.cluster import FaceClusterer, known_names
-from facematch.match.gallery import Gallery
+from facematch.matching.calibration import auto_tolerance
+from facematch.matching.cluster import FaceClusterer, known_names
+from facematch.matching.gallery import Gallery
 from facematch.records import PREFIX, FaceRow, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
 from facematch.store.library import Library

@@ -26,8 +26,8 @@ from facematch.encode.faces import (
 )
 from facematch.encode.frames import VideoSettings
 from facematch.errors import ImageError, NoKnownFacesError
-from facematch.match.gallery import Gallery, KnownPhoto, known_photos
-from facematch.match.matching import match_faces, match_video
+from facematch.matching.gallery import Gallery, KnownPhoto, known_photos
+from facematch.matching.naming import match_faces, match_video
 from facematch.records import (
     Encoded,
     EncodedVideo,

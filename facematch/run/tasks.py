@@ -21,7 +21,7 @@ from facematch.encode.faces import (
 from facematch.encode.frames import VideoSettings, frame_face_settings
 from facematch.encode.photo import boxes_in_file, faces_in_file, faces_in_working_copy
 from facematch.errors import ImageError
-from facematch.match.appearances import clock
+from facematch.matching.appearances import clock
 from facematch.records import (
     Encoded,
     FaceMatch,

@@ -82,7 +82,7 @@ def name_problem(name: str) -> str | None:
 
 
 class Clusterer(Protocol):
-    """What ``People.update`` needs of a clusterer (``facematch.match.cluster.FaceClusterer``)."""
+    """What ``People.update`` needs of a clusterer (``matching.cluster.FaceClusterer``)."""
 
     def get_params(self) -> dict[str, float]: ...
 

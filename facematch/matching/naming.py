@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from facematch.match.appearances import appearances
-from facematch.match.gallery import Gallery
+from facematch.matching.appearances import appearances
+from facematch.matching.gallery import Gallery
 from facematch.records import (
     EncodedVideo,
     Face,

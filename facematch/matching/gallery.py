@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facematch.errors import UsageError
-from facematch.match import calibration
+from facematch.matching import calibration
 from facematch.neighbours.exact import ExactIndex, nearest_people
 from facematch.records import KnownFace, Match
 from facematch.sources.images import file_problem, is_image_name, iter_folder, visible_entries

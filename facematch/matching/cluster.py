@@ -53,7 +53,7 @@ from facematch.neighbours.exact import ExactIndex
 from facematch.records import UNCLUSTERED
 
 if TYPE_CHECKING:
-    from facematch.match.gallery import Gallery
+    from facematch.matching.gallery import Gallery
 
 __all__ = ["FaceClusterer", "NeighbourGraph", "known_names", "neighbour_graph"]
 

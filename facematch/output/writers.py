@@ -213,15 +213,13 @@ def box_json(box: FaceBox) -> dict[str, int]:
     return {"top": top, "right": right, "bottom": bottom, "left": left}
 
 
+FACE_COLUMNS = ("path", "face", "top", "right", "bottom", "left")
+"""A face's first CSV columns in every row kind that has one per face."""
+
 # --- match results (``facematch match``, and ``facematch detect``) ------------------------
 
 CSV_HEADER = (
-    "path",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
+    *FACE_COLUMNS,
     "name",
     "distance",
     "status",
@@ -414,12 +412,7 @@ def hit_rows() -> Rows[SearchHit]:
 # --- people (``facematch cluster``) ---------------------------------------------------
 
 CLUSTER_CSV_HEADER = (
-    "path",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
+    *FACE_COLUMNS,
     "person",
     "name",
     "named_by",
@@ -454,12 +447,7 @@ FACE_ROWS = Rows[FaceRow](
 # --- redaction (``facematch redact``) ---------------------------------------------------
 
 REDACT_CSV_HEADER = (
-    "path",
-    "face",
-    "top",
-    "right",
-    "bottom",
-    "left",
+    *FACE_COLUMNS,
     "action",
     "reason",
     "name",

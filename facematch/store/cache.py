@@ -198,6 +198,7 @@ class EncodingCache:
         self.read_only = read_only
         self.path = directory / CACHE_FILE
         self._db: sqlite3.Connection | None = None
+        self._entries: Entries | None = None
         self._broken = False
         self._reported: set[str] = set()
 
@@ -360,7 +361,7 @@ class EncodingCache:
         if db is None:
             return None
         try:
-            return Entries(db, np.float64).get(digest, settings)
+            return self._entries_of(db).get(digest, settings)
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
         except DamagedEntry as exc:
@@ -402,7 +403,7 @@ class EncodingCache:
             return
         try:
             with transaction(db):
-                Entries(db, np.float64).insert(digest, settings, faces, engine, replace=True)
+                self._entries_of(db).insert(digest, settings, faces, engine, replace=True)
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
 
@@ -419,6 +420,12 @@ class EncodingCache:
             )
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
+
+    def _entries_of(self, db: sqlite3.Connection) -> Entries:
+        """The entries of this connection, made once (they remember settings ids)."""
+        if self._entries is None or self._entries.db is not db:
+            self._entries = Entries(db, np.float64)
+        return self._entries
 
     def _writable_connection(self) -> sqlite3.Connection | None:
         db = self._connect()

@@ -406,12 +406,6 @@ class Library:
 
     # --- the content store (what Pipeline.encode reads and writes) -------------------
 
-    def _settings_id(self, key: str, create: bool) -> int | None:
-        return self._entries.settings_id(key, create)
-
-    def _new_settings_id(self, key: str) -> int:
-        return self._entries.new_settings_id(key)
-
     def get(self, digest: str, settings: str) -> list[Face] | None:
         """The faces stored for an image content and settings, or None if not stored."""
         with self._guard():
@@ -493,7 +487,7 @@ class Library:
         self.put(digest, settings, list(faces), engine)
         self._searchable = None
         with self._guard():
-            settings_id = self._new_settings_id(settings)
+            settings_id = self._entries.new_settings_id(settings)
         return self._record(
             os.path.abspath(path),
             (size, mtime_ns),
@@ -539,7 +533,7 @@ class Library:
         settings = pipeline.settings_key
         found = discover([os.path.abspath(p) for p in paths], recursive)
         with self._guard():
-            settings_id = self._new_settings_id(settings)
+            settings_id = self._entries.new_settings_id(settings)
             stored = {
                 row[0]: row[1:]
                 for row in self._db.execute(
@@ -649,7 +643,7 @@ class Library:
         self, files: Sequence[tuple[str, Sequence[Face], str]], settings: str, engine: str
     ) -> int:
         with self._guard(), self._transaction():
-            settings_id = self._new_settings_id(settings)
+            settings_id = self._entries.new_settings_id(settings)
             for path, faces, digest in files:
                 self._insert(digest, settings, faces, engine)
                 self._upsert_file(

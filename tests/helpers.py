@@ -46,3 +46,10 @@ def facematch_cli(
 
 def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def clean(done: subprocess.CompletedProcess[str]) -> None:
+    """Exit 0 or 3, and stderr only ever our own one-line messages."""
+    assert done.returncode in (0, 3), done.stderr
+    for line in done.stderr.splitlines():
+        assert line.startswith("facematch: "), line

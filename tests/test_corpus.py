@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import malformed
 import pytest
+from helpers import clean, facematch_cli
 
 DATA = Path(__file__).parent / "data"
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def clean(done: subprocess.CompletedProcess[str]) -> None:
-    """Exit 0 or 3, and stderr only ever our own one-line messages."""
-    assert done.returncode in (0, 3), done.stderr
-    for line in done.stderr.splitlines():
-        assert line.startswith("facematch: "), line
 
 
 def corpus(tmp_path: Path, cuts: int) -> tuple[Path, list[Path]]:
@@ -50,7 +33,7 @@ def check_match_and_detect(known_files: Path, folder: Path, files: list[Path]) -
         [known_files, folder, "--format", "json", "--no-cache", "-j", "1"],
         ["detect", folder, "--format", "json"],
     ):
-        done = run(*args)
+        done = facematch_cli(*args)
         clean(done)
         results = {item["path"]: item for item in json.loads(done.stdout)}
         if args[0] == "detect":  # detect reads photos only
@@ -77,7 +60,7 @@ def check_evaluate(tmp_path: Path, folder: Path) -> None:
     (people / "biden").mkdir()
     shutil.copy(DATA / "biden.jpg", people / "biden" / "biden.jpg")
     shutil.copy(DATA / "obama.jpg", people / "obama" / "obama.jpg")
-    done = run("evaluate", people, "--format", "json")
+    done = facematch_cli("evaluate", people, "--format", "json")
     clean(done)
     report = json.loads(done.stdout)
     accounted = len(report["unreadable"]) + len(report["no_face"])

@@ -20,28 +20,12 @@ from pathlib import Path
 
 import malformed
 import pytest
+from helpers import clean, facematch_cli
 from PIL import Image
 
 DATA = Path(__file__).parent / "data"
 
 pytestmark = pytest.mark.slow
-
-
-def facematch(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facematch", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=cwd,
-    )
-
-
-def clean(done: subprocess.CompletedProcess[str]) -> None:
-    """Exit 0 or 3, and stderr only ever our own one-line messages."""
-    assert done.returncode in (0, 3), done.stderr
-    for line in done.stderr.splitlines():
-        assert line.startswith("facematch: "), line
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +60,15 @@ def test_index_and_cluster_account_for_every_malformed_file(
 ) -> None:
     folder, photos = corpus
     library = tmp_path / "l.sqlite3"
-    indexed = facematch("index", folder, "--library", library, "-q")
+    indexed = facematch_cli("index", folder, "--library", library, "-q")
     clean(indexed)
-    info = json.loads(facematch("library", "info", "--library", library, "--json").stdout)
+    info = json.loads(facematch_cli("library", "info", "--library", library, "--json").stdout)
     assert info["files"] == len(photos)
-    clustered = facematch("cluster", folder, "--library", library, "--format", "json")
+    clustered = facematch_cli("cluster", folder, "--library", library, "--format", "json")
     clean(clustered)
     rows = json.loads(clustered.stdout)
     assert {row["path"] for row in rows} >= {str(folder / "good.jpg"), str(folder / "good-two.jpg")}
-    named = facematch(
+    named = facematch_cli(
         "cluster", "name", rows[0]["person"] or "person_1", "Someone", "--library", library
     )
     assert named.returncode in (0, 2), named.stderr
@@ -96,7 +80,7 @@ def test_redact_accounts_for_every_malformed_file(
 ) -> None:
     folder, photos = corpus
     out = tmp_path / "out"
-    done = facematch("redact", folder, "--known", known, "--out", out, "--format", "json")
+    done = facematch_cli("redact", folder, "--known", known, "--out", out, "--format", "json")
     clean(done)
     rows = {row["path"]: row for row in json.loads(done.stdout)}
     assert set(rows) >= photos
@@ -120,7 +104,7 @@ def test_cloak_accounts_for_every_malformed_file(
     for path in [*broken, str(folder / "good.jpg")]:
         shutil.copy(path, few / Path(path).name)
     out = tmp_path / "out"
-    done = facematch("cloak", few, "--out", out, "--level", "subtle", "--format", "json")
+    done = facematch_cli("cloak", few, "--out", out, "--level", "subtle", "--format", "json")
     clean(done)
     rows = {row["path"]: row for row in json.loads(done.stdout)}
     assert set(rows) == {str(p) for p in few.iterdir()}
@@ -195,7 +179,7 @@ def test_a_command_killed_while_writing_leaves_only_whole_files(
             continue  # a temporary name: never taken for an output
         if path.suffix in (".jpg", ".png"):
             assert decodes(path), path
-    again = facematch(*args)
+    again = facematch_cli(*args, timeout=900)
     clean(again)
     outputs = [p for p in out.rglob("*") if p.suffix in (".jpg", ".png")]
     assert outputs and all(decodes(p) for p in outputs)

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 from helpers import run
 
-TBBT = Path(__file__).parent / "data" / "people" / "tbbt"
+DATA = Path(__file__).parent / "data"
+TBBT = DATA / "people" / "tbbt"
+
+
+def photos_folder(folder: Path, *names: str) -> Path:
+    """A folder holding copies of these photos of tests/data."""
+    folder.mkdir()
+    for name in names:
+        shutil.copy(DATA / name, folder / name)
+    return folder
 
 
 def people(photos: Path, library: Path) -> dict[str, tuple[str, str]]:
@@ -87,11 +96,8 @@ def test_a_library_in_a_read_only_folder_can_be_read(tmp_path: Path) -> None:
     from tests.test_cache import facematch_run, permissions_bind
 
     prefix = permissions_bind()
-    data = Path(__file__).parent / "data"
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
-        shutil.copy(data / name, photos / name)
+    data = DATA
+    photos = photos_folder(tmp_path / "photos", "obama.jpg", "biden.jpg", "two_people.jpg")
     shelf = tmp_path / "dvd"
     shelf.mkdir()
     library = shelf / "library.sqlite3"
@@ -122,9 +128,7 @@ def test_a_library_in_a_read_only_folder_can_be_read(tmp_path: Path) -> None:
 
 
 def test_a_library_made_through_a_link_to_nothing_is_private(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    shutil.copy(Path(__file__).parent / "data" / "obama.jpg", photos / "obama.jpg")
+    photos = photos_folder(tmp_path / "photos", "obama.jpg")
     target = tmp_path / "elsewhere" / "library.sqlite3"
     target.parent.mkdir()
     link = tmp_path / "library.sqlite3"
@@ -137,11 +141,8 @@ def test_a_library_made_through_a_link_to_nothing_is_private(tmp_path: Path) -> 
 def test_what_holds_faces_is_private_to_the_user(tmp_path: Path) -> None:
     """Reports, their crops, cluster crops and exports hold faces or embeddings: 0600 files
     in 0700 folders, like the library; annotated copies are the user's pictures."""
-    data = Path(__file__).parent / "data"
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("obama.jpg", "obama2.jpg", "two_people.jpg"):
-        shutil.copy(data / name, photos / name)
+    data = DATA
+    photos = photos_folder(tmp_path / "photos", "obama.jpg", "obama2.jpg", "two_people.jpg")
     known = tmp_path / "known"
     known.mkdir()
     shutil.copy(data / "biden.jpg", known / "Joe Biden.jpg")

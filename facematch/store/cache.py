@@ -176,7 +176,7 @@ def _schema(db: sqlite3.Connection) -> int:
         return 0
 
 
-def _primary_code(exc: sqlite3.Error) -> int:
+def primary_code(exc: sqlite3.Error) -> int:
     """SQLite's primary result code for an error (the low byte of its extended code)."""
     return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF
 
@@ -229,7 +229,7 @@ class EncodingCache:
         try:
             return self._open()
         except sqlite3.OperationalError as exc:
-            if _primary_code(exc) != sqlite3.SQLITE_READONLY:
+            if primary_code(exc) != sqlite3.SQLITE_READONLY:
                 raise
         self.read_only = True  # a read-only file system, say
         return self._open_read_only()
@@ -303,7 +303,7 @@ class EncodingCache:
         if not isinstance(exc, sqlite3.OperationalError):
             self._recover(exc)
             return
-        code = _primary_code(exc)
+        code = primary_code(exc)
         if code == sqlite3.SQLITE_READONLY:
             self.read_only = True
             self._warn_read_only()

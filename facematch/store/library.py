@@ -62,7 +62,7 @@ from facematch.neighbours.exact import NeighbourIndex, nearest_to_any
 from facematch.neighbours.index import make_index
 from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit, Status
 from facematch.sources.images import Found, discover
-from facematch.store.cache import FaceStore, file_digest
+from facematch.store.cache import FaceStore, file_digest, primary_code
 from facematch.store.entries import (
     CHECK_ROWS,
     Entries,
@@ -291,54 +291,59 @@ class Library:
         except (OSError, sqlite3.Error) as exc:
             raise LibraryError(f"cannot open the library {where}: {exc}") from None
         library = cls(where, db, read_only)
-        deadline = time.monotonic() + busy_seconds
-        while True:
-            try:
-                library._set_up(busy_seconds)
-                return library
-            except LibraryError as exc:
-                # Two processes making one new library: switching it to WAL needs a lock
-                # SQLite does not wait for. Setting up again is safe (it checks under lock).
-                if "database is locked" in str(exc) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                db.close()
-                raise
-            except BaseException:
-                db.close()
-                raise
+        try:
+            library._set_up(busy_seconds)
+        except BaseException:
+            db.close()
+            raise
+        return library
 
     def _set_up(self, busy_seconds: float) -> None:
-        db = self._db
+        deadline = time.monotonic() + busy_seconds
         with self._guard():
-            db.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not tables:
-                if self.read_only:
-                    raise LibraryError(f"{self.path} is an empty file, not a facematch library")
-                self._create()
-                return
-            if "meta" not in tables:
-                raise LibraryError(f"{self.path} is not a facematch library (other tables)")
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            if meta.get("format") != FORMAT:
-                raise LibraryError(f"{self.path} is not a facematch library")
-            schema = int(meta.get("schema", "0"))
-            if schema > SCHEMA_VERSION:
-                raise LibraryError(
-                    f"{self.path} was made by a newer facematch (library schema {schema}; "
-                    f"this one reads up to {SCHEMA_VERSION})"
-                )
-            if not self.read_only:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-                if schema < SCHEMA_VERSION:
-                    self._migrate(schema)
-            elif schema < SCHEMA_VERSION:
-                raise LibraryError(
-                    f"{self.path} has library schema {schema}; open it once for writing "
-                    f"(facematch index) to upgrade it to {SCHEMA_VERSION}"
-                )
+            while True:
+                try:
+                    self._prepare(busy_seconds)
+                    return
+                except sqlite3.OperationalError as exc:
+                    # Two processes making one new library: switching it to WAL needs a
+                    # lock SQLite does not wait for. Preparing again is safe (it checks
+                    # under the lock whether the other made it).
+                    if primary_code(exc) != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def _prepare(self, busy_seconds: float) -> None:
+        """Set up, check or upgrade the tables (inside the caller's guard)."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            if self.read_only:
+                raise LibraryError(f"{self.path} is an empty file, not a facematch library")
+            self._create()
+            return
+        if "meta" not in tables:
+            raise LibraryError(f"{self.path} is not a facematch library (other tables)")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != FORMAT:
+            raise LibraryError(f"{self.path} is not a facematch library")
+        schema = int(meta.get("schema", "0"))
+        if schema > SCHEMA_VERSION:
+            raise LibraryError(
+                f"{self.path} was made by a newer facematch (library schema {schema}; "
+                f"this one reads up to {SCHEMA_VERSION})"
+            )
+        if not self.read_only:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            if schema < SCHEMA_VERSION:
+                self._migrate(schema)
+        elif schema < SCHEMA_VERSION:
+            raise LibraryError(
+                f"{self.path} has library schema {schema}; open it once for writing "
+                f"(facematch index) to upgrade it to {SCHEMA_VERSION}"
+            )
 
     def _create(self) -> None:
         db = self._db

@@ -92,6 +92,14 @@ class FaceMatch:
     known_face: KnownFace | None = None
     # The tolerance this face was judged with (``--tolerance auto`` adapts it per face).
     tolerance: float | None = None
+    # The nearest known person, whether or not within tolerance (``runner_up`` is the second).
+    nearest: Match | None = None
+    # The calibrated chance that a stranger comes this close to somebody in a
+    # gallery of this size (``facematch.matching.calibration.stranger_chance``).
+    stranger_chance: float | None = None
+    # Named, but a stranger would come this close too often to be sure
+    # (``stranger_chance`` above ``calibration.UNCERTAIN_CHANCE``).
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,9 @@ class Appearance:
     distance: float | None
     time: float
     box: FaceBox
+    # Those of the best sample (see ``FaceMatch``); none for unknown faces.
+    stranger_chance: float | None = None
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,7 @@ class FaceRow:
 RedactAction = Literal["kept", "covered"]
 
 
-RedactReason = Literal["known", "unknown", "ambiguous", "everyone"]
+RedactReason = Literal["known", "unknown", "ambiguous", "uncertain", "everyone"]
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,9 @@ def test_csv_quotes_a_comma_in_a_name(tmp_path: Path, data: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows[0]["name"] == "Obama, Barack" and rows[0]["status"] == "ok"
     header = "path face top right bottom left name distance status error"
-    assert list(rows[0]) == [*header.split(), "matches", "runner_up", "runner_up_distance"]
+    header += " matches runner_up runner_up_distance"
+    header += " nearest nearest_distance tolerance stranger_chance uncertain"
+    assert list(rows[0]) == header.split()
 
 
 def test_json_schema(known_files: Path, unknown: Path, tmp_path: Path) -> None:

@@ -94,9 +94,10 @@ def test_auto_tolerance_is_0_6_for_small_galleries_and_shrinks_with_size() -> No
     sizes = [20, 50, 100, 300, 1000, 10000]
     tolerances = [calibration.auto_tolerance(n) for n in sizes]
     assert tolerances == sorted(tolerances, reverse=True) and tolerances[0] < 0.6
-    # The lfw-dev model: a stranger's chance grows with the tolerance and the gallery.
+    # The lfw-dev model: a stranger's chance grows with the gallery even at the auto
+    # tolerance (measured on lfw-dev: 7% at 20 faces; a third at 10,000 by extrapolation).
     rates = [calibration.stranger_match_rate(t, n) for n, t in zip(sizes, tolerances, strict=True)]
-    assert rates == sorted(rates) and rates[0] > 0.05 and rates[-1] < 0.2
+    assert rates == sorted(rates) and rates[0] > 0.05 and rates[-1] < 0.4
     at_06 = [calibration.stranger_match_rate(0.6, n) for n in [1, *sizes]]
     assert at_06 == sorted(at_06) and at_06[0] < 0.02 and at_06[-1] > 0.99
 

@@ -272,10 +272,16 @@ def test_only_a_confident_known_face_is_kept() -> None:
     from facematch.records import FaceMatch, Match
 
     box = FaceBox(0, 10, 10, 0)
-    sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80))
-    torn = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.43))
+    sure = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.80), stranger_chance=0.0001)
+    torn = FaceMatch(box, "Ann", 0.40, runner_up=Match("Bob", 0.43), stranger_chance=0.0001)
     near = FaceMatch(box, None, 0.62)
+    # Named and sure enough to print, but a stranger comes as close too often to keep it clear.
+    unsure = FaceMatch(box, "Ann", 0.55, runner_up=Match("Bob", 0.80), stranger_chance=0.003)
     assert (decide(sure, 0.6, 0.05).action, decide(sure, 0.6, 0.05).name) == ("kept", "Ann")
+    assert (decide(unsure, 0.6, 0.05).action, decide(unsure, 0.6, 0.05).reason) == (
+        "covered",
+        "uncertain",
+    )
     assert (decide(torn, 0.6, 0.05).action, decide(torn, 0.6, 0.05).reason) == (
         "covered",
         "ambiguous",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -23,6 +25,9 @@ from facematch.cli.common import (
     write_all,
 )
 from facematch.errors import UsageError
+from facematch.records import ImageResult, VideoResult
+
+log = logging.getLogger("facematch")
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -151,7 +156,9 @@ def match(
         )
         writer = make_writer(fmt, sys.stdout, match_rows(show_distance, videos=videos > 0))
         drawn = pictures.writer(paths, chosen)
-        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
+        tally = Uncertain(results)
+        unreadable = write_all(tally, writer if drawn is None else Tee(writer, drawn))
+    tally.report()
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)
 
@@ -197,6 +204,38 @@ def match_library(
         )
         writer = make_writer(fmt, sys.stdout, match_rows(show_distance))
         drawn = pictures.writer(paths, chosen)
-        unreadable = write_all(results, writer if drawn is None else Tee(writer, drawn))
+        tally = Uncertain(results)
+        unreadable = write_all(tally, writer if drawn is None else Tee(writer, drawn))
+    tally.report()
     if unreadable or known_people.unreadable:
         sys.exit(EXIT_PARTIAL)
+
+
+class Uncertain:
+    """Passes results through, counting the names marked uncertain, and says so on stderr."""
+
+    def __init__(self, results: Iterable[ImageResult | VideoResult]) -> None:
+        self.results = results
+        self.count = 0
+
+    def __iter__(self) -> Iterator[ImageResult | VideoResult]:
+        for result in self.results:
+            if isinstance(result, ImageResult):
+                self.count += sum(face.uncertain for face in result.faces)
+            else:
+                faces = [face for frame in result.frames or () for face in frame.faces]
+                self.count += sum(face.uncertain for face in faces)
+                self.count += sum(a.uncertain for a in result.appearances)
+            yield result
+
+    def report(self) -> None:
+        from facematch.matching import calibration
+
+        if self.count:
+            log.warning(
+                "%d %s uncertain: a stranger would come as close with a chance above %g%% "
+                "(the stranger_chance and uncertain fields of --format csv or json)",
+                self.count,
+                "name is" if self.count == 1 else "names are",
+                100 * calibration.UNCERTAIN_CHANCE,
+            )

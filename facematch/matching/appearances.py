@@ -35,12 +35,24 @@ class _Open:
     time: float
     box: FaceBox
     area: int
+    best: FaceMatch
 
     def closed(self, name: str | None, interval: float, duration: float | None) -> Appearance:
         end = self.last + interval
         if duration is not None:
             end = max(self.last, min(end, duration))
-        return Appearance(name, self.start, end, self.samples, self.distance, self.time, self.box)
+        chance = self.best.stranger_chance if name is not None else None
+        return Appearance(
+            name,
+            self.start,
+            end,
+            self.samples,
+            self.distance,
+            self.time,
+            self.box,
+            chance,
+            self.best.uncertain,
+        )
 
 
 def _better(candidate: FaceMatch, known: bool, current: _Open) -> bool:
@@ -73,7 +85,9 @@ def appearances(
             if current is None:
                 distance = face.distance if known else None
                 area = face.box.area
-                open_ranges[name] = _Open(time, time, index, 1, distance, time, face.box, area)
+                open_ranges[name] = _Open(
+                    time, time, index, 1, distance, time, face.box, area, face
+                )
                 continue
             if current.index != index:
                 current.samples += 1
@@ -81,6 +95,7 @@ def appearances(
             if _better(face, known, current):
                 current.distance = face.distance if known else None
                 current.time, current.box, current.area = time, face.box, face.box.area
+                current.best = face
     done.extend(r.closed(name, interval, duration) for name, r in open_ranges.items())
     return sorted(done, key=lambda a: (a.name is None, a.name or "", a.start))
 

@@ -42,12 +42,16 @@ CURVE_RATE = 0.02
 MAX_TOLERANCE = 0.6
 
 # A stranger's chance of being within a tolerance of somebody: lfw-dev fit
-# (python -m benchmarks.accuracy.calibrate_lfw --lfw lfw-dev).
-STRANGER_MEAN = 0.8487
-STRANGER_SD = 0.1103
-STRANGER_EXPONENT = 0.772
+# (python -m benchmarks.accuracy.sureness --fit: the tuning half of lfw-dev, galleries of 1-300).
+STRANGER_MEAN = 0.8828
+STRANGER_SD = 0.1184
+STRANGER_EXPONENT = 0.882
 # Warn when a stranger's chance of being named exceeds this.
 WARN_RATE = 0.10
+# A name is uncertain when a stranger would come as close with a chance above this.
+UNCERTAIN_CHANCE = 0.005
+# ``redact`` keeps a named face clear only when a stranger's chance is at most this.
+KEEP_CHANCE = 0.001
 
 # Local adaptation of the auto tolerance (benchmarks/accuracy/openset.py).
 LOCAL_PEOPLE = 5  # how many nearest other people describe a neighbourhood
@@ -62,6 +66,18 @@ def stranger_match_rate(tolerance: float, known_faces: int) -> float:
     """Estimated chance that a stranger is within ``tolerance`` of one of ``known_faces``."""
     per_face = _STRANGER.cdf(tolerance)
     return float(1.0 - (1.0 - per_face) ** (max(known_faces, 1) ** STRANGER_EXPONENT))
+
+
+def stranger_chance(distance: float, known_faces: int) -> float:
+    """The chance that a stranger comes within ``distance`` of somebody in a gallery
+    of ``known_faces``: how surprising a name at this distance would be if the face
+    were nobody the gallery knows. Two significant digits (it is an estimate)."""
+    return float(f"{stranger_match_rate(distance, known_faces):.2g}")
+
+
+def uncertain(chance: float) -> bool:
+    """Whether a name with this ``stranger_chance`` is to be marked uncertain."""
+    return chance > UNCERTAIN_CHANCE
 
 
 def auto_tolerance(known_faces: int, rate: float = CURVE_RATE) -> float:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from facematch.matching import calibration
 from facematch.matching.appearances import appearances
-from facematch.matching.gallery import Gallery
+from facematch.matching.gallery import Gallery, Nearest
 from facematch.records import (
     EncodedVideo,
     Face,
@@ -37,22 +38,28 @@ def match_faces(
     if not faces:
         return []
     embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
-    return [
-        FaceMatch(
-            box=face.box,
-            name=near.within[0].name if near.within else None,
-            distance=near.best.distance if near.best else None,
-            matches=near.within,
-            runner_up=near.runner_up,
-            known_face=(
-                gallery.nearest_photo(face.embedding, near.best.name) if near.best else None
-            ),
-            tolerance=near.tolerance,
-        )
-        for face, near in zip(
-            faces, gallery.nearest(embeddings, tolerance, all_matches, local), strict=True
-        )
-    ]
+    found = gallery.nearest(embeddings, tolerance, all_matches, local)
+    return [_named(gallery, face, near) for face, near in zip(faces, found, strict=True)]
+
+
+def _named(gallery: Gallery, face: Face, near: Nearest) -> FaceMatch:
+    """One face's row: its name (if any), the nearest people and how sure the name is."""
+    name = near.within[0].name if near.within else None
+    chance = None
+    if near.best is not None:
+        chance = calibration.stranger_chance(near.best.distance, len(gallery.embeddings))
+    return FaceMatch(
+        box=face.box,
+        name=name,
+        distance=near.best.distance if near.best else None,
+        matches=near.within,
+        runner_up=near.runner_up,
+        known_face=gallery.nearest_photo(face.embedding, near.best.name) if near.best else None,
+        tolerance=near.tolerance,
+        nearest=near.best,
+        stranger_chance=chance,
+        uncertain=name is not None and chance is not None and calibration.uncertain(chance),
+    )
 
 
 def match_video(

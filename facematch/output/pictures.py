@@ -70,7 +70,8 @@ class Drawable(Protocol):
 
 
 def classify(face: FaceMatch, tolerance: float | None, margin: float = AMBIGUITY_MARGIN) -> Kind:
-    """Named, ambiguous (a second person close, or just past the tolerance) or unknown.
+    """Named, ambiguous (uncertain, a second person close, or just past the tolerance)
+    or unknown.
 
     A row without distances (``detect``) is just a face.
     """
@@ -79,7 +80,7 @@ def classify(face: FaceMatch, tolerance: float | None, margin: float = AMBIGUITY
     if face.name is not None:
         runner_up = face.runner_up
         close_second = runner_up is not None and runner_up.distance <= face.distance + margin
-        return "ambiguous" if close_second else "named"
+        return "ambiguous" if close_second or face.uncertain else "named"
     if face.tolerance is not None:
         tolerance = face.tolerance
     if tolerance is not None and face.distance <= tolerance + margin:

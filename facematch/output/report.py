@@ -196,6 +196,8 @@ def _face_row(row: ReportFace, path: str, sources: list[str], tolerance: float |
     nearest = nearest_name(face)
     if face.name is None and nearest is not None and face.distance is not None:
         name += f" (nearest: {nearest} {face.distance:.3f})"
+    if face.uncertain:
+        name += " (uncertain)"
     runner_up = face.runner_up
     cells = [
         _img(sources, row.crop, f"face {row.index + 1} of {path}"),
@@ -203,6 +205,7 @@ def _face_row(row: ReportFace, path: str, sources: list[str], tolerance: float |
         f'<span class="tag {row.kind}">{row.kind}</span> {_text(name)}',
         _distance(face.distance) if face.name is not None else "",
         _distance(face.tolerance if face.tolerance is not None else tolerance),
+        _chance(face.stranger_chance) if face.name is not None else "",
         "" if runner_up is None else f"{_text(runner_up.name)} {_distance(runner_up.distance)}",
         "" if known is None else _text(known.path),
     ]
@@ -222,7 +225,16 @@ def _image_section(row: ImageRow, sources: list[str], tolerance: float | None) -
     else:
         head = "".join(
             f"<th>{h}</th>"
-            for h in ("face", "known photo", "person", "distance", "tolerance", "runner-up", "from")
+            for h in (
+                "face",
+                "known photo",
+                "person",
+                "distance",
+                "tolerance",
+                "stranger chance",
+                "runner-up",
+                "from",
+            )
         )
         body = "".join(_face_row(f, result.path, sources, tolerance) for f in row.faces)
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
@@ -230,12 +242,22 @@ def _image_section(row: ImageRow, sources: list[str], tolerance: float | None) -
     return "".join(parts)
 
 
+def _chance(chance: float | None) -> str:
+    """A stranger's chance as a percentage, with the precision it has."""
+    if chance is None:
+        return ""
+    return f"{100 * chance:.2g}%"
+
+
 def _range_row(appearance: Appearance, crop_key: int | None, path: str, sources: list[str]) -> str:
     kind = "unknown" if appearance.name is None else "named"
     name = appearance.name if appearance.name is not None else "unknown_person"
+    shown = name
+    if appearance.uncertain:
+        kind, shown = "ambiguous", f"{name} (uncertain)"
     cells = [
         _img(sources, crop_key, f"best sample of {name} in {path}"),
-        f'<span class="tag {kind}">{kind}</span> {_text(name)}',
+        f'<span class="tag {kind}">{kind}</span> {_text(shown)}',
         clock(appearance.start),
         clock(appearance.end),
         str(appearance.samples),
@@ -327,6 +349,7 @@ def render_page(
     kinds = Counter(f.kind for f in faces)
     statuses = Counter(image.result.status for image in images)
     unknown = sum(1 for f in faces if f.face.name is None)
+    uncertain_ranges = sum(a.uncertain for a in ranges)
     summary = [
         ("images", str(len(images))),
         ("faces", str(len(faces))),
@@ -334,6 +357,7 @@ def render_page(
         ("named faces", str(len(faces) - unknown)),
         ("unknown faces", str(unknown)),
         ("ambiguous faces", str(kinds["ambiguous"])),
+        ("uncertain names", str(sum(f.face.uncertain for f in faces) + uncertain_ranges)),
         ("images without faces", str(statuses["no_faces"])),
         ("unreadable files", str(statuses["error"])),
     ]

@@ -227,6 +227,11 @@ CSV_HEADER = (
     "matches",
     "runner_up",
     "runner_up_distance",
+    "nearest",
+    "nearest_distance",
+    "tolerance",
+    "stranger_chance",
+    "uncertain",
 )
 
 # Appended when the inputs include a video (photo rows leave them empty): range
@@ -248,7 +253,27 @@ def _face_cells(result: Result, index: int, face: FaceMatch) -> list[Cell]:
         ";".join(m.name for m in face.matches),
         runner_up.name if runner_up else "",
         _round(runner_up.distance) if runner_up else None,
+        *_sureness_cells(face),
     ]
+
+
+def _sureness_cells(face: FaceMatch) -> list[Cell]:
+    """Who was nearest, the tolerance used, and how sure a name is."""
+    nearest = face.nearest
+    return [
+        nearest.name if nearest else "",
+        _round(nearest.distance) if nearest else None,
+        _round(face.tolerance),
+        face.stranger_chance,
+        _flag(face.name is not None, face.uncertain),
+    ]
+
+
+def _flag(applies: bool, value: bool) -> str:
+    """A yes/no cell, empty where the question does not apply."""
+    if not applies:
+        return ""
+    return "yes" if value else "no"
 
 
 def _appearance_cells(
@@ -258,6 +283,8 @@ def _appearance_cells(
     name = a.name or ""
     cells: list[Cell] = [result.path, index, *a.box.css(), name, _round(a.distance)]
     cells += [result.status, result.error or "", name, "", ""]
+    sure: list[Cell] = [a.stranger_chance, _flag(a.name is not None, a.uncertain)]
+    cells += [name, _round(a.distance), "", *sure]
     times: list[Cell] = [_seconds(a.time), _seconds(a.start), _seconds(a.end)]
     return cells, [*times, clock(a.start), clock(a.end), a.samples]
 
@@ -273,7 +300,8 @@ def _match_csv(result: Result) -> list[tuple[list[Cell], list[Cell]]]:
             at: list[Cell] = [_seconds(frame.time), *_NO_VIDEO[1:]]
             rows += [(_face_cells(result, i, face), at) for i, face in enumerate(frame.faces)]
         rows += [_appearance_cells(result, i, a) for i, a in enumerate(result.appearances)]
-    empty: list[Cell] = [result.path, *[""] * 7, result.status, result.error or "", "", "", ""]
+    empty: list[Cell] = [result.path, *[""] * 7, result.status, result.error or ""]
+    empty += [""] * (len(CSV_HEADER) - len(empty))
     return rows or [(empty, _NO_VIDEO)]
 
 
@@ -289,6 +317,9 @@ def face_json(face: FaceMatch) -> JsonObject:
         "matches": [_match_json(m) for m in face.matches],
         "runner_up": _match_json(face.runner_up),
         "tolerance": _round(face.tolerance),
+        "nearest": _match_json(face.nearest),
+        "stranger_chance": face.stranger_chance,
+        "uncertain": face.uncertain if face.name is not None else None,
     }
 
 
@@ -303,6 +334,8 @@ def appearance_json(a: Appearance) -> JsonObject:
         "distance": _round(a.distance),
         "time": _seconds(a.time),
         "box": box_json(a.box),
+        "stranger_chance": a.stranger_chance,
+        "uncertain": a.uncertain if a.name is not None else None,
     }
 
 

@@ -5,8 +5,10 @@ than matching (``redaction_passes``: CenterFace at a sensitive threshold, more
 HOG upsampling, mirrored borders for faces cut by the frame; the CNN detector
 on every image without facematch[detector]), covers each face as far as any
 pass's box for it reaches, and covers every face it is not sure about:
-unknown faces, and ambiguous ones (just past the tolerance, or close to two
-people). With no known people, every face is covered. The copies are
+unknown faces, ambiguous ones (just past the tolerance, or close to two
+people) and uncertain ones (named, but a stranger would come as close with a
+chance above ``calibration.KEEP_CHANCE``). With no known people, every face
+is covered. The copies are
 upright and carry no metadata but their colour profile (no EXIF: no GPS
 position, no thumbnail of the original).
 """
@@ -27,6 +29,7 @@ from facematch.encode.engines import EngineChoice
 from facematch.encode.faces import describe
 from facematch.encode.passes import DetectorPass, detect_pass
 from facematch.errors import ImageError
+from facematch.matching import calibration
 from facematch.matching.gallery import Gallery
 from facematch.matching.naming import match_face
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
@@ -88,11 +91,21 @@ def find_failed(task: FindTask, reason: str) -> Encoded:
 
 
 def decide(face: FaceMatch, tolerance: float | None, margin: float) -> RedactedFace:
-    """Keep a face only when it is confidently one known person; cover it otherwise."""
+    """Keep a face only when it is confidently one known person; cover it otherwise.
+
+    Confidently: named, no second person within ``margin``, and close enough
+    that a stranger would come as near with a chance of at most
+    ``calibration.KEEP_CHANCE`` (0.1%) in a gallery of this size; a name that is
+    good enough to print is not always good enough to leave a face clear.
+    """
     kind = classify(face, tolerance, margin)
     if kind == "named":
+        if face.stranger_chance is None or face.stranger_chance > calibration.KEEP_CHANCE:
+            return RedactedFace(face.box, "covered", "uncertain", None, face.distance)
         return RedactedFace(face.box, "kept", "known", face.name, face.distance)
     reason: Reason = "everyone" if kind == "face" else kind
+    if kind == "ambiguous" and face.uncertain:
+        reason = "uncertain"
     return RedactedFace(face.box, "covered", reason, None, face.distance)
 
 

@@ -9,11 +9,9 @@ measured false-accept rate next to two normal fits: one to all the distances
 the lower tail only (quantiles 1e-2 to 1e-4), which is the part that decides
 how often a stranger is named.
 
-Then the model ``facematch.matching.calibration`` uses for a stranger's chance of being
-named in a gallery: galleries of 10 to 1,000 people (one photo each: a
-person's first), every other person's first photo and the strangers as
-probes, the measured share of probes within ``t`` of somebody, and the fit of
-``1 - (1 - F(t)) ** (n ** a)`` (normal ``F``) to those shares.
+The model ``facematch.matching.calibration`` uses for a stranger's chance of
+being named in a gallery of ``n`` people is measured, fitted and checked by
+``benchmarks.accuracy.sureness`` (lfw-dev split by person into halves).
 """
 
 from __future__ import annotations
@@ -31,50 +29,6 @@ from facematch.matching import calibration
 from facematch.run.pipeline import Pipeline
 
 TAIL = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
-SIZES = (10, 30, 100, 300, 1000)
-THRESHOLDS = np.round(np.arange(0.40, 0.62, 0.01), 2)
-
-
-def stranger_shares(firsts: np.ndarray, strangers: np.ndarray, seed: int = 7) -> np.ndarray:
-    """(sizes, thresholds): share of probes within each threshold of a random gallery."""
-    rng = np.random.default_rng(seed)
-    shares = []
-    for n in SIZES:
-        rounds = []
-        for _ in range(30 if n < 300 else 10):
-            order = rng.permutation(len(firsts))
-            gallery, probes = firsts[order[:n]], np.concatenate([firsts[order[n:]], strangers])
-            d2 = (probes**2).sum(1)[:, None] - 2 * probes @ gallery.T + (gallery**2).sum(1)
-            nearest = np.sqrt(np.maximum(d2, 0)).min(1)
-            rounds.append([(nearest <= t).mean() for t in THRESHOLDS])
-        shares.append(np.mean(rounds, axis=0))
-    return np.array(shares)
-
-
-def predicted(mean: float, sd: float, exponent: float) -> np.ndarray:
-    per_face = np.array([NormalDist(mean, sd).cdf(t) for t in THRESHOLDS])
-    return np.array([1 - (1 - per_face) ** (n**exponent) for n in SIZES])
-
-
-def fit_gallery_model(shares: np.ndarray) -> tuple[float, float, float]:
-    """Least squares on log shares (those between 0.3% and 50%), by a shrinking grid."""
-    used = (shares > 0.003) & (shares < 0.5)
-
-    def loss(params: tuple[float, float, float]) -> float:
-        return float(((np.log(predicted(*params)[used]) - np.log(shares[used])) ** 2).sum())
-
-    best, step = (0.85, 0.10, 0.8), np.array([0.02, 0.02, 0.1])
-    for _ in range(12):
-        grid = [
-            (best[0] + i * step[0], best[1] + j * step[1], best[2] + k * step[2])
-            for i in (-2, -1, 0, 1, 2)
-            for j in (-2, -1, 0, 1, 2)
-            for k in (-2, -1, 0, 1, 2)
-            if best[1] + j * step[1] > 0.01
-        ]
-        best = min(grid, key=loss)
-        step = step / 2
-    return best
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -124,20 +78,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     harness.table_header("FAR", "threshold measured", "whole fit", "tail fit")
     for q, t in zip(TAIL, quantiles, strict=True):
         harness.table_row(f"{q:g}", f"{t:.4f}", f"{whole.inv_cdf(q):.4f}", f"{tail.inv_cdf(q):.4f}")
-    people = sorted({w for w in who if "/" not in w})
-    first = {w: i for i, w in reversed(list(enumerate(who)))}
-    firsts = vectors[[first[w] for w in people]]
-    strangers = vectors[[i for i, w in enumerate(who) if "/" in w]]
-    shares = stranger_shares(firsts, strangers)
-    mean, sd, exponent = fit_gallery_model(shares)
-    model = predicted(mean, sd, exponent)
-    print(f"\na stranger within t of one of n people: 1 - (1 - F(t)) ** (n ** {exponent:.3f}),")
-    print(f"F normal with mean {mean:.4f} sd {sd:.4f} (calibration.py stores the fit)")
-    shown = [i for i, t in enumerate(THRESHOLDS) if round(t * 100) % 3 == 1]
-    harness.table_header("people", *(f"{THRESHOLDS[i]:.2f}" for i in shown))
-    for row, n in enumerate(SIZES):
-        harness.table_row(n, *(f"{shares[row, i]:.3f} / {model[row, i]:.3f}" for i in shown))
-    print("(measured / model)")
+    print(
+        "\nthe gallery model (a stranger near one of n people): "
+        "python -m benchmarks.accuracy.sureness"
+    )
 
 
 if __name__ == "__main__":

@@ -3,16 +3,19 @@
 dlib's 0.6 was tuned to decide whether two faces are the same person. A
 gallery search makes one such decision per known face, so a stranger's chance
 of being named grows with the gallery. Measured on lfw-dev (LFW's development
-people, ``benchmarks/accuracy/calibrate_lfw.py``), the chance that a stranger is within
-``t`` of one of ``n`` known people's faces is
+people, split by person into a tuning and a checking half:
+``benchmarks/accuracy/sureness.py``), the chance that a stranger is within
+``t`` of one of ``n`` known faces is
 
     1 - (1 - F(t)) ** (n ** STRANGER_EXPONENT)
 
 where ``F`` is a normal distribution (``STRANGER_MEAN``, ``STRANGER_SD``):
 the ``n`` decisions are not independent (a stranger near one face tends to be
-near its look-alikes too), so they count as ``n ** 0.772`` independent ones.
-Fitted on galleries of 10 to 1,000 people; it is within 25% of the measured
-chance wherever that is between 0.3% and 50% (within 15% in most places).
+near its look-alikes too), so they count as ``n ** 0.882`` independent ones.
+Fitted on the tuning half's galleries of 1 to 300 people; how well it holds on
+the checking half is in docs/measurements/sureness.md. Each face's
+``stranger_chance`` is this at its distance: a name above ``UNCERTAIN_CHANCE``
+is marked uncertain, and ``redact`` keeps a face clear only up to ``KEEP_CHANCE``.
 
 ``auto_tolerance`` is a curve: 0.6 for galleries of up to about a dozen faces
 (face_recognition's answers), lower as the gallery grows (docs/guide/matching.md).

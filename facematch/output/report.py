@@ -41,7 +41,15 @@ from facematch.output.pictures import (
     write_atomically,
 )
 from facematch.output.text import printable
-from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, KnownFace, VideoResult
+from facematch.records import (
+    Appearance,
+    ClusterCounts,
+    FaceBox,
+    FaceMatch,
+    ImageResult,
+    KnownFace,
+    VideoResult,
+)
 from facematch.sources.images import open_upright
 
 if TYPE_CHECKING:
@@ -431,13 +439,13 @@ def render_cluster_page(
     people = sorted(p for p in groups if p is not None)
     loose = groups.get(None, [])
     folder = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
-    named = sum(1 for p in people if rows[groups[p][0]].name is not None)
+    counts = ClusterCounts.of(rows)
     summary = [
-        ("photos with faces", str(len({r.path for r in rows}))),
-        ("faces", str(len(rows))),
-        ("people", str(len(people))),
-        ("named people", str(named)),
-        ("unclustered faces", str(len(loose))),
+        ("photos with faces", str(counts.photos)),
+        ("faces", str(counts.faces)),
+        ("people", str(counts.people)),
+        ("named people", str(counts.named)),
+        ("unclustered faces", str(counts.unclustered)),
         ("unreadable files", str(len(unreadable))),
     ]
     options = []

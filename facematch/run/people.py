@@ -23,7 +23,7 @@ from facematch.matching.gallery import Gallery
 from facematch.records import PREFIX, FaceRow, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
 from facematch.store.library import Library
-from facematch.store.people import People, Summary
+from facematch.store.people import People
 
 log = logging.getLogger("facematch")
 
@@ -33,7 +33,9 @@ class Clustered:
     """What a ``cluster`` run found: every face under its paths, and what it did."""
 
     rows: list[FaceRow]
-    summary: Summary
+    """One per face and path (a copy of a photo has rows of its own)."""
+    new_people: frozenset[int]
+    """The numbers of the people this run made."""
     unreadable: list[tuple[str, str]]
     renamed: list[tuple[int, str]]
     """People named after the ``--out`` folder the user renamed: (number, name)."""
@@ -60,7 +62,7 @@ def cluster_paths(
             log.error("%s: %s", row.path, row.error)
     everything = library.faces()
     people = People(library)
-    rows, summary = people.update(everything, FaceClusterer(min_faces=min_faces))
+    rows, new_people = people.update(everything, FaceClusterer(min_faces=min_faces))
     if known_dir is not None:
         name_by_known(people, everything, rows, build_gallery(pipeline, known_dir).gallery)
         rows = people.rows(everything)
@@ -68,7 +70,7 @@ def cluster_paths(
     if renamed:
         rows = people.rows(everything)
     roots = [os.path.abspath(p) for p in paths]
-    return Clustered([r for r in rows if _under(r.path, roots)], summary, unreadable, renamed)
+    return Clustered([r for r in rows if _under(r.path, roots)], new_people, unreadable, renamed)
 
 
 def name_by_known(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -104,6 +105,7 @@ def run(
     from facematch.output.writers import FACE_ROWS, make_writer
     from facematch.records import PREFIX, ClusterCounts
     from facematch.run.people import cluster_paths
+    from facematch.sources.images import ShownPaths
     from facematch.store.library import Library, resolve_library_path
 
     found = find_inputs(paths, recursive=True)
@@ -128,7 +130,8 @@ def run(
         click.echo(
             f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True
         )
-    rows = done.rows
+    shown = ShownPaths(paths)
+    rows = [dataclasses.replace(r, path=shown(r.path)) for r in done.rows]
     writer = make_writer(fmt, sys.stdout, FACE_ROWS)
     with writing():
         for face_row in rows:
@@ -137,7 +140,8 @@ def run(
     if out_dir is not None:
         from facematch.output.person_folders import write_crops
 
-        write_crops(done.rows, out_dir, adopted=[folder for _, folder in done.renamed])
+        adopted = [folder for _, folder in done.renamed]
+        write_crops(done.rows, out_dir, adopted=adopted, shown=shown)
     if pictures.report is not None:
         from facematch.output.report import write_cluster_report
 

@@ -438,7 +438,7 @@ def render_cluster_page(
         groups.setdefault(row.person, []).append(number)
     people = sorted(p for p in groups if p is not None)
     loose = groups.get(None, [])
-    folder = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
+    folder = _common_folder([r.path for r in rows])
     counts = ClusterCounts.of(rows)
     summary = [
         ("photos with faces", str(counts.photos)),
@@ -487,6 +487,14 @@ def render_cluster_page(
         )
     intro = f'<p class="note">photos under <code>{_text(folder)}</code></p>' if folder else ""
     return _page(title, summary, options, intro + "\n".join(sections))
+
+
+def _common_folder(paths: Sequence[str]) -> str:
+    """The folder all ``paths`` are in, or "" (none, or relative and absolute ones mixed)."""
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    except ValueError:
+        return ""
 
 
 def _person_section(

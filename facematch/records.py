@@ -6,6 +6,7 @@ imports them from here and nothing here imports the rest of facematch.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -201,6 +202,35 @@ class FaceRow:
     @property
     def person_label(self) -> str:
         return "" if self.person is None else f"{PREFIX}{self.person}"
+
+
+@dataclass(frozen=True)
+class ClusterCounts:
+    """A cluster run's rows counted, one way for the summary on stderr and the report.
+
+    A face counts once per path it is printed under: two byte-identical copies of a
+    photo are two photos with a face each, as they are two rows.
+    """
+
+    photos: int
+    faces: int
+    people: int
+    named: int
+    unclustered: int
+    new_people: int
+
+    @classmethod
+    def of(cls, rows: Sequence[FaceRow], new_people: Collection[int] = ()) -> ClusterCounts:
+        """The counts of ``rows``; ``new_people``: the numbers of the people the run made."""
+        people = {r.person for r in rows if r.person is not None}
+        return cls(
+            photos=len({r.path for r in rows}),
+            faces=len(rows),
+            people=len(people),
+            named=len({r.person for r in rows if r.person is not None and r.name is not None}),
+            unclustered=sum(1 for r in rows if r.person is None),
+            new_people=len(people & set(new_people)),
+        )
 
 
 RedactAction = Literal["kept", "covered"]

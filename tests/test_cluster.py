@@ -479,3 +479,39 @@ def test_each_face_keeps_its_nearest_edges_ties_by_the_other_face(
         other = np.where(low[mine] == face, high[mine], low[mine])
         want[mine[np.lexsort((other, d[mine]))[:k]]] = True
     np.testing.assert_array_equal(chosen, want)
+
+
+@pytest.mark.usefixtures("fake_faces")
+def test_the_summary_counts_the_faces_the_rows_and_the_report_hold(tmp_path: Path) -> None:
+    """Byte-identical copies are one stored face but two rows: every count is of the rows
+    (a face per path under PATH), on stderr as in the output and the report."""
+    photos, library = tmp_path / "photos", tmp_path / "lib.sqlite3"
+    photos.mkdir()
+    shutil.copy(DATA / "obama.jpg", photos / "a.jpg")
+    shutil.copy(DATA / "obama.jpg", photos / "a-copy.jpg")
+    shutil.copy(DATA / "obama2.jpg", photos / "b.jpg")
+    shutil.copy(DATA / "biden.jpg", photos / "c.jpg")
+    elsewhere = tmp_path / "elsewhere"  # in the library too, but not under PATH
+    elsewhere.mkdir()
+    shutil.copy(DATA / "obama3.jpg", elsewhere / "d.jpg")
+    shutil.copy(DATA / "lin-manuel-miranda.jpg", elsewhere / "e.jpg")
+    assert run("index", elsewhere, "--library", library, "-q", "-j1").exit_code == 0
+    report = tmp_path / "people.html"
+    args = ("cluster", photos, "--library", library, "--format", "csv", "-q", "-j1")
+    result = run(*args, "--report", report)
+    rows = rows_of(result)
+    assert [(Path(r["path"]).name, r["person"]) for r in rows] == [
+        ("a-copy.jpg", "person_1"),
+        ("a.jpg", "person_1"),
+        ("b.jpg", "person_1"),
+        ("c.jpg", ""),
+    ]
+    summary = "facematch: 1 people (1 new, 0 named) in 4 faces; 1 faces unclustered\n"
+    assert result.stderr == summary
+    page = report.read_text()
+    for card, count in (("photos with faces", 4), ("faces", 4), ("people", 1)):
+        assert f"<dt>{card}</dt><dd>{count}</dd>" in page
+    assert "<dt>unclustered faces</dt><dd>1</dd>" in page
+    again = run(*args)
+    assert rows_of(again) == rows
+    assert again.stderr == summary.replace("1 new", "0 new")

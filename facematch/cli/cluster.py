@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -102,8 +103,9 @@ def run(
     from facematch.cli.common import find_inputs
     from facematch.output.person_folders import renamed_folders
     from facematch.output.writers import FACE_ROWS, make_writer
-    from facematch.records import PREFIX
+    from facematch.records import PREFIX, ClusterCounts
     from facematch.run.people import cluster_paths
+    from facematch.sources.images import ShownPaths
     from facematch.store.library import Library, resolve_library_path
 
     found = find_inputs(paths, recursive=True)
@@ -128,24 +130,26 @@ def run(
         click.echo(
             f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True
         )
+    shown = ShownPaths(paths)
+    rows = [dataclasses.replace(r, path=shown(r.path)) for r in done.rows]
     writer = make_writer(fmt, sys.stdout, FACE_ROWS)
     with writing():
-        for face_row in done.rows:
+        for face_row in rows:
             writer.write(face_row)
         writer.close()
     if out_dir is not None:
         from facematch.output.person_folders import write_crops
 
-        write_crops(done.rows, out_dir, adopted=[folder for _, folder in done.renamed])
+        adopted = [folder for _, folder in done.renamed]
+        write_crops(done.rows, out_dir, adopted=adopted, shown=shown)
     if pictures.report is not None:
         from facematch.output.report import write_cluster_report
 
-        write_cluster_report(pictures.report, done.rows, done.unreadable, pictures.report_assets)
-    summary = done.summary
-    named = len({r.person for r in done.rows if r.name is not None})
+        write_cluster_report(pictures.report, rows, done.unreadable, pictures.report_assets)
+    counts = ClusterCounts.of(rows, done.new_people)  # as the report counts them
     click.echo(
-        f"facematch: {summary.people} people ({summary.new_people} new, {named} named) in "
-        f"{summary.faces} faces; {summary.unclustered} faces unclustered",
+        f"facematch: {counts.people} people ({counts.new_people} new, {counts.named} named) in "
+        f"{counts.faces} faces; {counts.unclustered} faces unclustered",
         err=True,
     )
     if done.unreadable:

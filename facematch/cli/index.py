@@ -43,11 +43,13 @@ def index(
     done: an interrupted run loses nothing, and the next run goes on from there.
     """
     from facematch.errors import UsageError
+    from facematch.sources.images import ShownPaths
     from facematch.store.library import Library
 
     for path in paths:  # a missing folder (an unmounted disk?) must not prune its photos
         if not os.path.lexists(path):
             raise UsageError(f"no such file or directory: {path}")
+    shown = ShownPaths(paths)
     counts: Counter[str] = Counter()
     failed_before = 0
     with (
@@ -61,7 +63,7 @@ def index(
                 bar.update(1)
                 counts[row.status] += 1
             if row.status == "error" and row.action in ("new", "changed"):
-                log.error("%s: %s", row.path, row.error)
+                log.error("%s: %s", shown(row.path), row.error)
             elif row.status == "error" and row.action == "unchanged":
                 failed_before += 1
         info = library.info()

@@ -179,14 +179,15 @@ def match_library(
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
-    from facematch.sources.images import Found
+    from facematch.sources.images import Found, ShownPaths
     from facematch.store.library import Library
 
     with Library.open(library_path, read_only=True) as library, shared.pipeline() as pipeline:
         if unknown:
             found = find_inputs(unknown, recursive=True)
-        else:
-            found = [Found(row.path) for row in library.files()]
+        else:  # paths only the library knows: relative to here when under it
+            shown = ShownPaths()
+            found = [Found(shown(row.path)) for row in library.files()]
         inputs, encoded = library.stored(found)
         paths = [item.path for item in inputs]
         photos = known_photos(known)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def search(
     from facematch.matching import calibration
     from facematch.output.writers import hit_rows, make_writer
     from facematch.run.pipeline import query_faces
+    from facematch.sources.images import ShownPaths
     from facematch.store.library import Library
 
     found = find_inputs(faces, recursive=False, can_recurse=False)
@@ -67,10 +69,11 @@ def search(
             tolerance = calibration.auto_tolerance(max(library.info()["faces"], 1))
         assert isinstance(tolerance, float)
         hits = library.search(queries, tolerance, top)
+    shown = ShownPaths()
     writer = make_writer(fmt, sys.stdout, hit_rows())
     with writing():
         for hit in hits:
-            writer.write(hit)
+            writer.write(dataclasses.replace(hit, path=shown(hit.path)))
         writer.close()
     if unreadable:
         sys.exit(EXIT_PARTIAL)

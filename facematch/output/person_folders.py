@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -119,6 +119,7 @@ def write_crops(
     out_dir: Path,
     margin: float = 0.25,
     adopted: Sequence[str] = (),
+    shown: Callable[[str], str] = str,
 ) -> int:
     """A folder per person of face crops named ``<photo path>__face<N>.jpg``; returns count.
 
@@ -129,7 +130,8 @@ def write_crops(
     warning when its person's crops now go elsewhere), and a non-empty ``out_dir``
     without a marker is refused. ``adopted``: folders the user renamed
     (:func:`renamed_folders`); the crops written before are removed from them, since
-    the person's crops are written afresh under their name. Raises OutputError.
+    the person's crops are written afresh under their name. ``shown``: how a message
+    names a photo (``sources.images.ShownPaths``). Raises OutputError.
     """
     try:
         kept = _clear(out_dir, adopted)
@@ -145,7 +147,7 @@ def write_crops(
         write_atomically(
             out_dir / MARKER, (json.dumps(record, indent=1) + "\n").encode(), private=True
         )
-        written = _write(planned, out_dir, margin)
+        written = _write(planned, out_dir, margin, shown)
     except OSError as exc:
         where = printable(str(exc.filename or out_dir))
         raise OutputError(write_failure(exc, where)) from None
@@ -200,7 +202,7 @@ def _plan(rows: Sequence[FaceRow]) -> Planned:
     return planned
 
 
-def _write(planned: Planned, out_dir: Path, margin: float) -> int:
+def _write(planned: Planned, out_dir: Path, margin: float, shown: Callable[[str], str]) -> int:
     """Write the planned crops, each photo decoded once; returns how many were written."""
     by_path: dict[str, list[tuple[str, FaceRow, str]]] = {}
     for folder, (_, crops) in planned.items():
@@ -211,7 +213,7 @@ def _write(planned: Planned, out_dir: Path, margin: float) -> int:
         try:
             image = load_rgb(path)
         except (OSError, ImageError) as exc:  # gone or changed since indexing: say so, go on
-            log.error("%s: %s (no crops)", path, exc)
+            log.error("%s: %s (no crops)", shown(path), exc)
             continue
         height, width = image.shape[:2]
         for folder, row, name in faces:

@@ -41,7 +41,15 @@ from facematch.output.pictures import (
     write_atomically,
 )
 from facematch.output.text import printable
-from facematch.records import Appearance, FaceBox, FaceMatch, ImageResult, KnownFace, VideoResult
+from facematch.records import (
+    Appearance,
+    ClusterCounts,
+    FaceBox,
+    FaceMatch,
+    ImageResult,
+    KnownFace,
+    VideoResult,
+)
 from facematch.sources.images import open_upright
 
 if TYPE_CHECKING:
@@ -454,14 +462,14 @@ def render_cluster_page(
         groups.setdefault(row.person, []).append(number)
     people = sorted(p for p in groups if p is not None)
     loose = groups.get(None, [])
-    folder = os.path.commonpath([os.path.dirname(r.path) for r in rows]) if rows else ""
-    named = sum(1 for p in people if rows[groups[p][0]].name is not None)
+    folder = _common_folder([r.path for r in rows])
+    counts = ClusterCounts.of(rows)
     summary = [
-        ("photos with faces", str(len({r.path for r in rows}))),
-        ("faces", str(len(rows))),
-        ("people", str(len(people))),
-        ("named people", str(named)),
-        ("unclustered faces", str(len(loose))),
+        ("photos with faces", str(counts.photos)),
+        ("faces", str(counts.faces)),
+        ("people", str(counts.people)),
+        ("named people", str(counts.named)),
+        ("unclustered faces", str(counts.unclustered)),
         ("unreadable files", str(len(unreadable))),
     ]
     options = []
@@ -503,6 +511,14 @@ def render_cluster_page(
         )
     intro = f'<p class="note">photos under <code>{_text(folder)}</code></p>' if folder else ""
     return _page(title, summary, options, intro + "\n".join(sections))
+
+
+def _common_folder(paths: Sequence[str]) -> str:
+    """The folder all ``paths`` are in, or "" (none, or relative and absolute ones mixed)."""
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    except ValueError:
+        return ""
 
 
 def _person_section(

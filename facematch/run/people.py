@@ -22,8 +22,9 @@ from facematch.matching.cluster import FaceClusterer, known_names
 from facematch.matching.gallery import Gallery
 from facematch.records import PREFIX, FaceRow, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
+from facematch.sources.images import ShownPaths
 from facematch.store.library import Library
-from facematch.store.people import People, Summary
+from facematch.store.people import People
 
 log = logging.getLogger("facematch")
 
@@ -33,8 +34,12 @@ class Clustered:
     """What a ``cluster`` run found: every face under its paths, and what it did."""
 
     rows: list[FaceRow]
-    summary: Summary
+    """One per face and path (a copy of a photo has rows of its own), by the library's
+    absolute path."""
+    new_people: frozenset[int]
+    """The numbers of the people this run made."""
     unreadable: list[tuple[str, str]]
+    """(path as the user named it, see ``ShownPaths``; why it could not be read)."""
     renamed: list[tuple[int, str]]
     """People named after the ``--out`` folder the user renamed: (number, name)."""
 
@@ -51,16 +56,17 @@ def cluster_paths(
     progress: Callable[[int], object] | None = None,
 ) -> Clustered:
     """Index, cluster and name; the rows of the faces under ``paths``, by path."""
+    shown = ShownPaths(paths)
     unreadable: list[tuple[str, str]] = []
     for row in library.index(paths, pipeline, prune=False):
         if progress is not None:
             progress(1)
         if row.status == "error":
-            unreadable.append((row.path, row.error or ""))
-            log.error("%s: %s", row.path, row.error)
+            unreadable.append((shown(row.path), row.error or ""))
+            log.error("%s: %s", shown(row.path), row.error)
     everything = library.faces()
     people = People(library)
-    rows, summary = people.update(everything, FaceClusterer(min_faces=min_faces))
+    rows, new_people = people.update(everything, FaceClusterer(min_faces=min_faces))
     if known_dir is not None:
         name_by_known(people, everything, rows, build_gallery(pipeline, known_dir).gallery)
         rows = people.rows(everything)
@@ -68,7 +74,7 @@ def cluster_paths(
     if renamed:
         rows = people.rows(everything)
     roots = [os.path.abspath(p) for p in paths]
-    return Clustered([r for r in rows if _under(r.path, roots)], summary, unreadable, renamed)
+    return Clustered([r for r in rows if _under(r.path, roots)], new_people, unreadable, renamed)
 
 
 def name_by_known(

@@ -219,6 +219,39 @@ def discover(inputs: Iterable[str], recursive: bool = False, videos: bool = Fals
     return [found[k] for k in sorted(found)]
 
 
+class ShownPaths:
+    """Absolute paths, as the library stores them, printed the way the user named them.
+
+    A path under one of the paths ``given`` on the command line prints as discovery
+    names what it finds there: the path as given, joined with the rest (``photos/``
+    and ``/home/me/photos/a.jpg`` give ``photos/a.jpg``, as matching ``photos/``
+    prints it). Any other path (a search hit, every file of ``match --library``
+    without UNKNOWN) prints relative to the current folder when it is under it (and
+    that is not ``/``), else as it is. The deepest given path that holds a path wins;
+    among equals, the first.
+    """
+
+    def __init__(self, given: Iterable[str] = ()) -> None:
+        roots = [(os.path.abspath(g), g) for g in given]
+        roots.sort(key=lambda root: -len(root[0]))  # stable: the first given among equals
+        self._roots = roots
+        here = os.getcwd()
+        # At the root every path is under "here"; absolute ones say more there.
+        self._here = os.path.join(here, "") if os.path.dirname(here) != here else None
+
+    def __call__(self, path: str) -> str:
+        for root, as_given in self._roots:
+            if path == root:
+                return as_given
+            prefix = os.path.join(root, "")
+            if path.startswith(prefix):
+                return os.path.join(as_given, path[len(prefix) :])
+        here = self._here
+        if here is not None and path.startswith(here) and len(path) > len(here):
+            return path[len(here) :]
+        return path
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any Pillow mode, keeping the full range of 16-bit and float data."""
     if image.mode in WIDE_MODES:

@@ -30,7 +30,6 @@ import sqlite3
 import time
 from collections.abc import Hashable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,14 +93,6 @@ class Clusterer(Protocol):
         seeds: Any = None,
         searched: Any = None,
     ) -> NDArray[np.int64]: ...
-
-
-@dataclass(frozen=True)
-class Summary:
-    people: int
-    faces: int
-    unclustered: int
-    new_people: int
 
 
 class People:
@@ -172,17 +163,20 @@ class People:
 
     # --- clustering --------------------------------------------------------------------
 
-    def update(self, faces: LibraryFaces, clusterer: Clusterer) -> tuple[list[FaceRow], Summary]:
-        """Cluster what is new around what is assigned; store and return every face's row.
+    def update(
+        self, faces: LibraryFaces, clusterer: Clusterer
+    ) -> tuple[list[FaceRow], frozenset[int]]:
+        """Cluster what is new around what is assigned; store and return every face's row,
+        and the numbers of the people made.
 
         The whole update holds the library's write lock, so two runs cannot both number
         new people.
         """
         with self._write():
-            summary = self._update(faces, clusterer)
-        return self.rows(faces), summary
+            made = self._update(faces, clusterer)
+        return self.rows(faces), made
 
-    def _update(self, faces: LibraryFaces, clusterer: Clusterer) -> Summary:
+    def _update(self, faces: LibraryFaces, clusterer: Clusterer) -> frozenset[int]:
         db = self.db
         unique_ids, first_row = np.unique(faces.ids, return_index=True)
         ids = [int(i) for i in unique_ids]
@@ -219,11 +213,11 @@ class People:
         for label, seed in zip(labels, seeds, strict=True):
             if label != UNCLUSTERED and seed != UNCLUSTERED:
                 person_of_label[int(label)] = int(seed)
-        new_people = 0
+        made = []
         for label in range(int(labels.max(initial=-1)) + 1):  # largest new group first
             if label not in person_of_label:
                 number += 1
-                new_people += 1
+                made.append(number)
                 person_of_label[label] = number
                 db.execute("INSERT INTO people (number) VALUES (?)", (number,))
         db.executemany(  # a face in no group gets a row too: it has been searched
@@ -234,11 +228,7 @@ class People:
                 if seed == UNCLUSTERED
             ],
         )
-        persons = db.execute(
-            "SELECT person, COUNT(*) FROM assignments WHERE person IS NOT NULL GROUP BY person"
-        ).fetchall()
-        in_people = sum(int(count) for _, count in persons)
-        return Summary(len(persons), len(ids), len(ids) - in_people, new_people)
+        return frozenset(made)
 
     def rows(self, faces: LibraryFaces) -> list[FaceRow]:
         """One row per face and path, sorted by path then face number."""

@@ -84,6 +84,46 @@ def test_min_faces_dissolves_small_groups_never_forces_them() -> None:
     assert labels.tolist() == [0] * 5 + [-1, -1]
 
 
+def test_a_pair_needs_closer_faces_than_a_larger_group_unless_seeded() -> None:
+    rng = np.random.default_rng(5)
+    centre = rng.normal(size=128)
+    centre /= np.linalg.norm(centre)
+    step = rng.normal(size=128)
+    step -= step @ centre * centre
+    step /= np.linalg.norm(step)
+    pair = np.array([centre, centre + 0.5 * step])  # 0.50 apart: within 0.53, past 0.46
+    assert FaceClusterer().fit_predict(pair).tolist() == [-1, -1]
+    assert FaceClusterer(pair_threshold=0.6).fit_predict(pair).tolist() == [0, 0]
+    assert FaceClusterer().fit_predict(pair, seeds=[3, 3]).tolist() == [0, 0]
+    close = np.array([centre, centre + 0.4 * step])
+    assert FaceClusterer().fit_predict(close).tolist() == [0, 0]
+    # A third face makes the same two a group of three: the pair rule is for pairs.
+    trio = np.vstack([pair, centre + 0.25 * step])
+    assert FaceClusterer().fit_predict(trio).tolist() == [0, 0, 0]
+
+
+def test_two_strangers_in_a_folder_are_not_made_a_person(data: Path, tmp_path: Path) -> None:
+    """Real LFW photos: Alberta Lee and Gong Ruina are 0.485 apart (within the 0.53
+    threshold); Bernardo Segura's two photos 0.42."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in (
+        "Alberta_Lee_0001.jpg",
+        "Gong_Ruina_0001.jpg",
+        "Bernardo_Segura_0001.jpg",
+        "Bernardo_Segura_0002.jpg",
+    ):
+        shutil.copy(data / "lfw" / name, photos / name)
+    library = tmp_path / "lib.sqlite3"
+    result = run("cluster", photos, "--library", library, "--format", "csv", "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    rows = [r for r in csv.DictReader(io.StringIO(result.stdout)) if r["face"] == "0"]
+    person = {Path(r["path"]).name: r["person"] for r in rows}
+    assert person["Alberta_Lee_0001.jpg"] == person["Gong_Ruina_0001.jpg"] == ""
+    assert person["Bernardo_Segura_0001.jpg"] == person["Bernardo_Segura_0002.jpg"] != ""
+    assert "1 people (1 new, 0 named)" in result.stderr
+
+
 def test_two_faces_of_one_photo_never_share_a_group() -> None:
     x, _ = blobs([4])
     photos = ["a", "a", "b", "c"]  # faces 0 and 1 are in one photo

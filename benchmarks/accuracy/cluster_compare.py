@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from benchmarks import harness
 from facematch.evaluate.metrics import clustering_scores
-from facematch.matching.cluster import FaceClusterer
+from facematch.matching.cluster import PAIR_THRESHOLD, FaceClusterer
 
 Labels = NDArray[np.intp]
 
@@ -49,9 +49,13 @@ def photo_violations(labels: Labels, photo: NDArray[np.intp]) -> int:
     return len(np.unique(bad))
 
 
-def ours(threshold: float, hub_neighbours: int = 10) -> Callable[[dict], Labels]:
+def ours(
+    threshold: float, hub_neighbours: int = 10, pair_threshold: float = PAIR_THRESHOLD
+) -> Callable[[dict], Labels]:
     def run(d: dict) -> Labels:
-        clusterer = FaceClusterer(threshold, min_faces=1, hub_neighbours=hub_neighbours)
+        clusterer = FaceClusterer(
+            threshold, min_faces=1, hub_neighbours=hub_neighbours, pair_threshold=pair_threshold
+        )
         return clusterer.fit_predict(d["embeddings"], photos=list(d["photo"]), keys=list(d["keys"]))
 
     return run
@@ -120,6 +124,10 @@ METHODS: dict[str, list[tuple[str, Callable[[dict], Labels]]]] = {
         (f"facematch average linkage {t}, hubs not held back", ours(t, 0)) for t in (0.5, 0.53)
     ],
     "ours": [(f"facematch average linkage {t}", ours(t)) for t in (0.5, 0.53, 0.55)],
+    "ours-without-pair-rule": [
+        (f"facematch average linkage {t}, no pair rule", ours(t, pair_threshold=1.0))
+        for t in (0.53,)
+    ],
 }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks import harness
-from benchmarks.accuracy.openset import load
+from benchmarks.accuracy.openset import halves, load
 from facematch.matching import calibration
 from facematch.output.pictures import AMBIGUITY_MARGIN
 
@@ -40,7 +40,7 @@ Array = NDArray[np.float64]
 CHANCE_SIZES = (1, 2, 3, 6, 10, 30, 100, 300)
 KEEP_SIZES = (1, 2, 3, 6, 10, 30, 100, 300)
 THRESHOLDS = np.round(np.arange(0.40, 0.621, 0.01), 2)
-SEED = 20261207
+SEED = 20261207  # the draws (the halves have their own: openset.HALF_SEED)
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,14 @@ class Half:
 
 
 def split(people: dict[str, list[Array]], strangers: list[Array]) -> tuple[Half, Half]:
-    """Tuning and checking halves, by person (a seeded shuffle)."""
-    rng = np.random.default_rng(SEED)
-    named = [people[n] for n in sorted(people) if people[n]]
-    order = rng.permutation(len(named))
-    lone = np.array(strangers)[rng.permutation(len(strangers))]
-    halves = []
-    for i, label in enumerate(("tuning", "checking")):
-        chosen = [named[j] for j in order[i::2]]
-        halves.append(Half(label, chosen, lone[i::2]))
-    return halves[0], halves[1]
+    """The tuning and checking halves of ``openset.halves``."""
+    made = [
+        Half(label, list(folk.values()), np.array(lone))
+        for label, (folk, lone) in zip(
+            ("tuning", "checking"), halves(people, strangers), strict=True
+        )
+    ]
+    return made[0], made[1]
 
 
 def nearest(probes: Array, gallery: Array) -> Array:

@@ -175,6 +175,13 @@ def rules() -> dict[str, Rule]:
     table: dict[str, Rule] = {"fixed 0.6": tolerance(0.6), "fixed 0.5": tolerance(0.5)}
     table["auto (calibrated tolerance)"] = lambda s: s.best <= auto(s.known_faces)
     table["auto, adapted to the neighbourhood (default)"] = lambda s: s.best <= s.local_tolerance
+    table["the default, names not marked uncertain"] = lambda s: (
+        (s.best <= s.local_tolerance)
+        & (
+            np.array([calibration.stranger_chance(b, s.known_faces) for b in s.best])
+            <= calibration.UNCERTAIN_CHANCE
+        )
+    )
     for m in (0.02, 0.04, 0.06):
         table[f"auto + margin {m}"] = margin(m)
     for z in (3.0, 4.0):

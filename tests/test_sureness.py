@@ -164,3 +164,28 @@ def test_a_video_range_keeps_its_best_sample_s_sureness() -> None:
     found = {a.name: a for a in ranges}
     assert found["Ann"].uncertain is False and found["Ann"].stranger_chance == 0.0001
     assert found["Bob"].uncertain is True and found["Bob"].stranger_chance == 0.02
+
+
+def test_a_person_named_twice_in_one_photo_is_uncertain_both_times(
+    tmp_path: Path, lfw: Path, data: Path
+) -> None:
+    """Anyone is in a photo once: Bernardo Segura and the stranger side by side are
+    both within 0.6 of his known photo, so neither name is sure, nor kept clear."""
+    side_by_side = Image.new("RGB", (500, 250))
+    for x, name in ((0, GENUINE), (250, STRANGER)):
+        with Image.open(lfw / name) as photo:
+            side_by_side.paste(photo.convert("RGB"), (x, 0))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    side_by_side.save(photos / "both.png")
+    known = known_folder(tmp_path, lfw, data, others=False)
+    result = run(known, photos, "--format", "csv", "-j", "1")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["name"] for r in rows] == ["Bernardo Segura", "Bernardo Segura"]
+    assert [r["uncertain"] for r in rows] == ["yes", "yes"]
+    assert "2 names are uncertain" in result.stderr
+
+    out = tmp_path / "out"
+    redacted = run("redact", "--known", known, photos, "--out", out, "--format", "csv")
+    actions = [(r["action"], r["reason"]) for r in csv.DictReader(io.StringIO(redacted.stdout))]
+    assert actions and all(action == ("covered", "uncertain") for action in actions), actions

@@ -3,7 +3,9 @@ joined into appearances."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,15 +33,24 @@ def match_faces(
     all_matches: bool,
     local: bool = False,
 ) -> list[FaceMatch]:
-    """``match_face`` for several faces at once (one batch through the gallery's index).
+    """``match_face`` for the faces of one photo or frame (one batch through the index).
 
     ``local``: adapt the tolerance to each face's neighbourhood (``--tolerance auto``).
+    Anyone is in a photo once, so a person named on two or more of its faces is at
+    best right for one: every one of those names is marked uncertain (in a crowd of
+    strangers who look alike to the descriptor, the stranger chance, measured on
+    portraits, runs low).
     """
     if not faces:
         return []
     embeddings = np.array([face.embedding for face in faces], dtype=np.float64)
     found = gallery.nearest(embeddings, tolerance, all_matches, local)
-    return [_named(gallery, face, near) for face, near in zip(faces, found, strict=True)]
+    named = [_named(gallery, face, near) for face, near in zip(faces, found, strict=True)]
+    counts = Counter(face.name for face in named if face.name is not None)
+    return [
+        replace(face, uncertain=True) if face.name is not None and counts[face.name] > 1 else face
+        for face in named
+    ]
 
 
 def _named(gallery: Gallery, face: Face, near: Nearest) -> FaceMatch:

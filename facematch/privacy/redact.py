@@ -31,7 +31,7 @@ from facematch.encode.passes import DetectorPass, detect_pass
 from facematch.errors import ImageError
 from facematch.matching import calibration
 from facematch.matching.gallery import Gallery
-from facematch.matching.naming import match_face
+from facematch.matching.naming import match_faces
 from facematch.output.pictures import AMBIGUITY_MARGIN, classify, save_copy
 from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, RedactedImage
 from facematch.records import RedactReason as Reason
@@ -212,7 +212,7 @@ def once_each(faces: Sequence[RedactedFace]) -> tuple[RedactedFace, ...]:
 def write_copy(image: Encoded, plan: Redaction) -> RedactedImage:
     """Decide for each face of an image, and write its covered copy."""
     faces = once_each(
-        [decide(face_match(f, plan), plan.tolerance, plan.margin) for f in image.faces]
+        [decide(face, plan.tolerance, plan.margin) for face in face_matches(image.faces, plan)]
     )
     try:
         picture = open_upright(image.path)[0]
@@ -225,8 +225,8 @@ def write_copy(image: Encoded, plan: Redaction) -> RedactedImage:
     return RedactedImage(image.path, image.status, None, str(written), faces)
 
 
-def face_match(face: Face, plan: Redaction) -> FaceMatch:
-    """The face's nearest known people; with no known people, just its box."""
+def face_matches(faces: Sequence[Face], plan: Redaction) -> list[FaceMatch]:
+    """Each face of a photo with its nearest known people; with no known people, boxes."""
     if plan.gallery is None or plan.tolerance is None:
-        return FaceMatch(face.box, None, None)
-    return match_face(plan.gallery, face, plan.tolerance, False)
+        return [FaceMatch(face.box, None, None) for face in faces]
+    return match_faces(plan.gallery, faces, plan.tolerance, False)

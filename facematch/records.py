@@ -236,7 +236,7 @@ class ClusterCounts:
 RedactAction = Literal["kept", "covered"]
 
 
-RedactReason = Literal["known", "unknown", "ambiguous", "uncertain", "everyone"]
+RedactReason = Literal["known", "unknown", "ambiguous", "uncertain", "small", "everyone"]
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,45 @@ class RedactedImage:
     @property
     def covered(self) -> int:
         return sum(1 for f in self.faces if f.action == "covered")
+
+
+@dataclass(frozen=True)
+class RedactedTrack:
+    """One face followed through a video's frames: kept clear or covered, and why.
+
+    ``box`` is its largest detection; ``start`` and ``end`` in seconds;
+    ``frames`` how many frames it is covered in (0 when kept), ``filled`` how many
+    of those the detector missed and tracking covered."""
+
+    box: FaceBox
+    action: RedactAction
+    reason: RedactReason
+    name: str | None = None
+    distance: float | None = None
+    start: float = 0.0
+    end: float = 0.0
+    frames: int = 0
+    filled: int = 0
+
+
+@dataclass(frozen=True)
+class RedactedVideo:
+    """One video's row: its tracks, the frames read, and where the copy is."""
+
+    path: str
+    status: Status
+    error: str | None = None
+    output: str | None = None
+    tracks: tuple[RedactedTrack, ...] = ()
+    frame_count: int = 0
+
+    @property
+    def kept(self) -> list[str]:
+        return sorted({t.name for t in self.tracks if t.action == "kept" and t.name is not None})
+
+    @property
+    def covered(self) -> int:
+        return sum(1 for t in self.tracks if t.action == "covered")
 
 
 @dataclass(frozen=True)

@@ -127,22 +127,23 @@ def test_everyone_and_known_together_is_a_usage_error(only_obama: Path, photos: 
     assert not (photos.parent / "o").exists()
 
 
-def test_a_video_is_an_error_row_saying_photos_only(
+def test_photos_and_a_video_in_one_run_each_get_a_copy_and_a_row_in_order(
     photos: Path, tmp_path: Path, data: Path
 ) -> None:
-    clip = data / "hamilton-4s.mp4"
+    clip = tmp_path / "a-clip.mp4"
+    shutil.copy(data / "hamilton-4s.mp4", clip)
     args = ("--format", "csv", "--no-fallback", "--upsample", "1", "-j", "1")
-    result = run("redact", photos / "stranger.png", clip, "--out", tmp_path / "o", *args)
-    assert result.exit_code == EXIT_PARTIAL
-    message = (
-        "a video: redact writes covered copies of photos only, not of videos "
-        "(matching reads videos: facematch KNOWN VIDEO)"
-    )
-    assert f"{clip}: {message}" in result.stderr
-    rows = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
-    assert rows["hamilton-4s.mp4"]["status"] == "error"
-    assert rows["hamilton-4s.mp4"]["error"] == message
-    assert rows["stranger.png"]["status"] == "ok"
+    out = tmp_path / "o"
+    result = run("redact", clip, photos / "stranger.png", "--out", out, *args)
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    names = [Path(r["path"]).name for r in rows]
+    assert names == sorted(names) and set(names) == {"a-clip.mp4", "stranger.png"}
+    video = [r for r in rows if r["path"].endswith(".mp4")]
+    assert all(r["status"] == "ok" and r["frames_covered"] for r in video)
+    photo = [r for r in rows if r["path"].endswith(".png")]
+    assert photo[0]["frames_covered"] == "" and photo[0]["action"] == "covered"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a-clip.mp4", "stranger.png"]
 
 
 def test_copy_is_upright_without_exif_gps_or_thumbnail(data: Path, tmp_path: Path) -> None:

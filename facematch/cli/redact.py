@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +24,14 @@ from facematch.cli.common import (
     tolerance_option,
     write_all,
 )
+
+if TYPE_CHECKING:
+    from facematch.encode.faces import Encoder
+    from facematch.encode.passes import DetectorPass
+    from facematch.privacy.redact import Redaction
+    from facematch.records import RedactedImage, RedactedVideo
+    from facematch.run.pipeline import Pipeline
+    from facematch.sources.images import Found
 
 # The known folder is encoded as matching encodes it, so both share the cache.
 KNOWN_UPSAMPLE = 1
@@ -78,6 +88,12 @@ KNOWN_UPSAMPLE = 1
     help="A face is ambiguous, so covered, when within this distance above the "
     "tolerance, or when a second person is within this of its match.",
 )
+@click.option(
+    "--no-audio",
+    "no_audio",
+    is_flag=True,
+    help="Videos: leave the sound out of the copies (by default it is copied unchanged).",
+)
 @format_option("Report of what was done: compat lines, CSV, one JSON document, or JSON lines.")
 @recursive_option
 @image_command(default_upsample=2)
@@ -90,6 +106,7 @@ def redact(
     shape: str,
     tolerance: float | str,
     margin: float,
+    no_audio: bool,
     fmt: str,
     recursive: bool,
     shared: RunOptions,
@@ -106,23 +123,34 @@ def redact(
     threshold with facematch[detector], HOG at upsample 2 and on mirrored
     borders for faces cut by the frame; without the extra the CNN detector
     instead of CenterFace, which --no-fallback leaves out) and covers ambiguous
-    faces too. Photos only: a video is an error row.
-    The copies are upright and keep no EXIF (no GPS position, no thumbnail).
+    faces too. The copies are upright and keep no EXIF (no GPS position, no
+    thumbnail).
+
+    Videos (facematch[video]) are redacted in every frame: faces are followed
+    from frame to frame, a person is kept clear only when most of their frames
+    say so, and the copy is H.264 with the input's size, frames and sound, and
+    none of its metadata.
     """
     from facematch.encode.passes import redaction_passes
     from facematch.matching.gallery import known_photos
     from facematch.output.pictures import output_paths, refuse_overwrites
     from facematch.output.writers import REDACT_ROWS, make_writer
     from facematch.privacy import redact as rd
+    from facematch.privacy.video import copy_path
     from facematch.run.pipeline import build_gallery
+    from facematch.sources.images import is_video_name
 
     if everyone and known_dir is not None:
         raise CliUsageError(
             "--everyone covers every face and --known keeps known people clear: give one"
         )
     photos = known_photos(known_dir) if known_dir is not None else []
-    found = rd.photos_only(find_inputs(inputs, recursive))
+    found = find_inputs(inputs, recursive, videos=True)
     targets = output_paths([f.path for f in found], out_dir)
+    targets = {
+        path: copy_path(target) if is_video_name(path) else target
+        for path, target in targets.items()
+    }
     refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])
     passes = redaction_passes(shared.settings)
     known_settings = replace(shared.settings, upsample=KNOWN_UPSAMPLE)
@@ -138,7 +166,50 @@ def redact(
             unreadable_known = known.unreadable
             chosen = choose_tolerance(tolerance, len(known.gallery.embeddings))
             plan = replace(plan, gallery=known.gallery, tolerance=chosen)
-        results = rd.redact(pipeline, found, passes, plan)
+        results = redact_all(pipeline, found, passes, plan, not no_audio, shared)
         unreadable = write_all(results, make_writer(fmt, sys.stdout, REDACT_ROWS))
     if unreadable or unreadable_known:
         sys.exit(EXIT_PARTIAL)
+
+
+def redact_all(
+    pipeline: Pipeline,
+    found: Sequence[Found],
+    passes: tuple[DetectorPass, ...],
+    plan: Redaction,
+    audio: bool,
+    shared: RunOptions,
+) -> Iterator[RedactedImage | RedactedVideo]:
+    """Photos through the photo redaction, videos one by one; rows in input order."""
+    from facematch.encode import engines
+    from facematch.privacy import redact as rd
+    from facematch.privacy import video as rv
+    from facematch.sources.images import is_video_name
+
+    is_video = [item.problem is None and is_video_name(item.path) for item in found]
+    photo_rows = rd.redact(
+        pipeline, [f for f, v in zip(found, is_video, strict=True) if not v], passes, plan
+    )
+    video_passes = rv.video_passes(shared.settings)
+    settings = video_passes[0].settings
+
+    def encoder() -> Encoder:
+        return engines.encoder(pipeline.engine, pipeline.jobs, settings.jitters, settings.mirror)
+
+    for item, video in zip(found, is_video, strict=True):
+        if not video:
+            yield next(photo_rows)
+            continue
+        task = rv.VideoTask(
+            item.path,
+            plan.targets[item.path],
+            video_passes,
+            plan,
+            encoder=encoder,
+            audio=audio,
+            threads=pipeline.jobs,
+        )
+        row = rv.redact_video(task)
+        if pipeline.progress is not None:
+            pipeline.progress(1)
+        yield row

@@ -38,7 +38,10 @@ from facematch.records import (
     ImageResult,
     LibraryFaces,
     Match,
+    RedactedFace,
     RedactedImage,
+    RedactedTrack,
+    RedactedVideo,
     SearchHit,
     VideoResult,
 )
@@ -488,48 +491,96 @@ REDACT_CSV_HEADER = (
     "output",
     "status",
     "error",
+    "start",
+    "end",
+    "frames_covered",
+    "frames_filled",
 )
+"""A row per face of a photo, per track of a video (``face`` is the track's number
+and its largest box; the last four columns are a video track's)."""
+
+Redacted = RedactedImage | RedactedVideo
 
 
-def _redact_csv(result: RedactedImage) -> list[list[Cell]]:
-    """One row per face, or one for a faceless or failed image."""
+def _redact_csv(result: Redacted) -> list[list[Cell]]:
+    """One row per face or track, or one for a faceless or failed input."""
     tail: list[Cell] = [result.output or "", result.status, result.error or ""]
-    rows: list[list[Cell]] = [
-        [result.path, i, *f.box.css(), f.action, f.reason, f.name or "", _round(f.distance), *tail]
-        for i, f in enumerate(result.faces)
-    ]
-    return rows or [[result.path, *[""] * 9, *tail]]
+    if isinstance(result, RedactedVideo):
+        rows = [
+            [
+                result.path,
+                i,
+                *t.box.css(),
+                t.action,
+                t.reason,
+                t.name or "",
+                _round(t.distance),
+                *tail,
+                _seconds(t.start),
+                _seconds(t.end),
+                t.frames,
+                t.filled,
+            ]
+            for i, t in enumerate(result.tracks)
+        ]
+    else:
+        rows = []
+        for i, f in enumerate(result.faces):
+            row: list[Cell] = [result.path, i, *f.box.css(), f.action, f.reason, f.name or ""]
+            rows.append([*row, _round(f.distance), *tail, "", "", "", ""])
+    return rows or [[result.path, *[""] * 9, *tail, "", "", "", ""]]
 
 
-def redacted_json(result: RedactedImage) -> JsonObject:
+def _redacted_part(part: RedactedFace | RedactedTrack) -> JsonObject:
     return {
+        "box": box_json(part.box),
+        "action": part.action,
+        "reason": part.reason,
+        "name": _text(part.name),
+        "distance": _round(part.distance),
+    }
+
+
+def redacted_json(result: Redacted) -> JsonObject:
+    parts: Sequence[RedactedFace | RedactedTrack] = (
+        result.tracks if isinstance(result, RedactedVideo) else result.faces
+    )
+    document: JsonObject = {
         "path": printable(result.path),
         "status": result.status,
         "error": _text(result.error),
         "output": _text(result.output),
-        "found": len(result.faces),
+        "found": len(parts),
         "kept": [printable(name) for name in result.kept],
         "covered": result.covered,
-        "faces": [
-            {
-                "box": box_json(face.box),
-                "action": face.action,
-                "reason": face.reason,
-                "name": _text(face.name),
-                "distance": _round(face.distance),
-            }
-            for face in result.faces
-        ],
     }
+    if not isinstance(result, RedactedVideo):
+        document["faces"] = [_redacted_part(face) for face in result.faces]
+        return document
+    document["kind"] = "video"
+    document["frames"] = result.frame_count
+    document["tracks"] = [
+        {
+            **_redacted_part(t),
+            "start": _seconds(t.start),
+            "end": _seconds(t.end),
+            "frames_covered": t.frames,
+            "frames_filled": t.filled,
+        }
+        for t in result.tracks
+    ]
+    return document
 
 
-def _redact_lines(result: RedactedImage) -> Iterator[str]:
-    """``path,kept,NAME`` and ``path,covered,REASON`` per face, ``path,no_persons_found``."""
+def _redact_lines(result: Redacted) -> Iterator[str]:
+    """``path,kept,NAME`` or ``path,covered,REASON`` per face or track;
+    ``path,no_persons_found``."""
     if result.status == "no_faces":
         yield _line(result.path, "no_persons_found")
-    for face in result.faces:
-        detail = face.name if face.action == "kept" and face.name else face.reason
-        yield _line(result.path, face.action, detail)
+    parts = result.tracks if isinstance(result, RedactedVideo) else result.faces
+    for part in parts:
+        detail = part.name if part.action == "kept" and part.name else part.reason
+        yield _line(result.path, part.action, detail)
 
 
 REDACT_ROWS = Rows(REDACT_CSV_HEADER, _redact_csv, redacted_json, _redact_lines)

@@ -37,7 +37,7 @@ from facematch.records import Encoded, Face, FaceBox, FaceMatch, RedactedFace, R
 from facematch.records import RedactReason as Reason
 from facematch.run.pipeline import Pipeline, paired
 from facematch.run.tasks import failure_message
-from facematch.sources.images import Found, is_video_name, load_rgb, open_upright
+from facematch.sources.images import Found, load_rgb, open_upright
 
 log = logging.getLogger("facematch")
 
@@ -155,22 +155,6 @@ class Redaction:
     margin: float = AMBIGUITY_MARGIN
     style: Style = "fill"
     shape: Shape = "rect"
-
-
-VIDEO_NOT_SUPPORTED = (
-    "a video: redact writes covered copies of photos only, not of videos "
-    "(matching reads videos: facematch KNOWN VIDEO)"
-)
-
-
-def photos_only(found: Sequence[Found]) -> list[Found]:
-    """The inputs, with each video file named among them made an error saying why."""
-    return [
-        replace(item, problem=VIDEO_NOT_SUPPORTED)
-        if item.problem is None and is_video_name(item.path)
-        else item
-        for item in found
-    ]
 
 
 def redact(

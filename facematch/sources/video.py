@@ -398,3 +398,72 @@ def _next_at(decoded: Iterator[Any], time: float, origin: float, seen: Decoded) 
 
 def _half_frame(info: VideoInfo) -> float:
     return 0.5 / info.frame_rate if info.frame_rate else 0.0
+
+
+class VideoFrames:
+    """Every frame of a video, in order, for a copy of it (redaction): the pictures,
+    then the demuxed packets again for writing, its audio stream included.
+
+    Opens as ``frames`` does (the same checks and errors, every frame decoded,
+    none skipped); close with ``with``. ``frame_rate`` is the stream's average
+    rate (its guessed rate, else 25).
+    """
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        self._opened = _Opened(path, threads)
+        self._opened.stream.codec_context.skip_frame = "DEFAULT"
+        self.path = path
+        stream = self._opened.stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.frame_rate = float(rate) if rate else 25.0
+        info = self._opened.info()
+        self.duration = info.duration
+        self.size = (info.width, info.height)  # upright
+
+    def __enter__(self) -> VideoFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._opened.close()
+
+    @property
+    def container(self) -> Any:
+        return self._opened.container
+
+    @property
+    def stream(self) -> Any:
+        return self._opened.stream
+
+    def pictures(
+        self, progress: Callable[[float], None] | None = None
+    ) -> Iterator[tuple[int, RGBImage]]:
+        """(index, upright RGB) of every frame from the first; ``progress`` gets the
+        seconds of video each frame advances. Raises ImageError on a damaged stream."""
+        av = require_av()
+        interval = 1.0 / self.frame_rate
+        try:
+            for index, frame in enumerate(self.container.decode(self.stream)):
+                yield index, upright(frame)
+                if progress is not None:
+                    progress(interval)
+        except av.FFmpegError as exc:
+            raise _fail(exc) from None
+
+    def audio(self) -> Any | None:
+        """The first audio stream, or None."""
+        streams = self.container.streams.audio
+        return streams[0] if streams else None
+
+    def packets(self, audio: bool) -> Iterator[Any]:
+        """The video stream's packets (and the first audio stream's, with ``audio``), in
+        file order, from the start. Raises ImageError on a damaged stream."""
+        av = require_av()
+        self.container.seek(0)
+        chosen = [self.stream]
+        sound = self.audio() if audio else None
+        if sound is not None:
+            chosen.append(sound)
+        try:
+            yield from self.container.demux(*chosen)
+        except av.FFmpegError as exc:
+            raise _fail(exc) from None

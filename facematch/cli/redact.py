@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,9 +154,11 @@ def redact(
     refuse_overwrites("--out", targets.values(), [*targets, *(p.path for p in photos)])
     passes = redaction_passes(shared.settings)
     known_settings = replace(shared.settings, upsample=KNOWN_UPSAMPLE)
+    videos = sum(is_video_name(f.path) for f in found)
     with (
         replace(shared, settings=known_settings).pipeline() as pipeline,
         progress_bar(len(photos) + len(found), "redact", shared.quiet) as bar,
+        progress_bar(0, "video", shared.quiet or not videos, unit="s", position=1) as video_bar,
     ):
         pipeline.progress = bar.update
         plan = rd.Redaction(targets, style=style, shape=shape, margin=margin)  # type: ignore[arg-type]
@@ -166,10 +168,19 @@ def redact(
             unreadable_known = known.unreadable
             chosen = choose_tolerance(tolerance, len(known.gallery.embeddings))
             plan = replace(plan, gallery=known.gallery, tolerance=chosen)
-        results = redact_all(pipeline, found, passes, plan, not no_audio, shared)
+        seconds = VideoSeconds(video_bar.reset, video_bar.update)
+        results = redact_all(pipeline, found, passes, plan, not no_audio, shared, seconds)
         unreadable = write_all(results, make_writer(fmt, sys.stdout, REDACT_ROWS))
     if unreadable or unreadable_known:
         sys.exit(EXIT_PARTIAL)
+
+
+@dataclass(frozen=True)
+class VideoSeconds:
+    """The seconds-of-video bar: ``reset`` for each video, ``update`` per frame read."""
+
+    reset: Callable[[int | None], object]
+    update: Callable[[float], object]
 
 
 def redact_all(
@@ -179,6 +190,7 @@ def redact_all(
     plan: Redaction,
     audio: bool,
     shared: RunOptions,
+    seconds: VideoSeconds | None = None,
 ) -> Iterator[RedactedImage | RedactedVideo]:
     """Photos through the photo redaction, videos one by one; rows in input order."""
     from facematch.encode import engines
@@ -208,7 +220,10 @@ def redact_all(
             encoder=encoder,
             audio=audio,
             threads=pipeline.jobs,
+            progress=seconds.update if seconds is not None else None,
         )
+        if seconds is not None:
+            seconds.reset(None)
         row = rv.redact_video(task)
         if pipeline.progress is not None:
             pipeline.progress(1)

@@ -292,7 +292,7 @@ class VideoTask:
     encoder: Callable[[], Encoder] | None = None
     audio: bool = True
     threads: int = 1
-    progress: Callable[[float], None] | None = None
+    progress: Callable[[float], object] | None = None
 
 
 def redact_video(task: VideoTask) -> RedactedVideo:

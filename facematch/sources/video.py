@@ -435,7 +435,7 @@ class VideoFrames:
         return self._opened.stream
 
     def pictures(
-        self, progress: Callable[[float], None] | None = None
+        self, progress: Callable[[float], object] | None = None
     ) -> Iterator[tuple[int, RGBImage]]:
         """(index, upright RGB) of every frame from the first; ``progress`` gets the
         seconds of video each frame advances. Raises ImageError on a damaged stream."""

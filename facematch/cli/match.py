@@ -230,13 +230,20 @@ class Uncertain:
             yield result
 
     def report(self) -> None:
-        from facematch.matching import calibration
+        warn_uncertain(self.count)
 
-        if self.count:
-            log.warning(
-                "%d %s uncertain: a stranger would come as close with a chance above %g%% "
-                "(the stranger_chance and uncertain fields of --format csv or json)",
-                self.count,
-                "name is" if self.count == 1 else "names are",
-                100 * calibration.UNCERTAIN_CHANCE,
-            )
+
+def warn_uncertain(
+    count: int, note: str = "(the stranger_chance and uncertain fields of --format csv or json)"
+) -> None:
+    """Say on stderr how many names are uncertain, and why that matters; ``note`` ends it."""
+    from facematch.matching import calibration
+
+    if count:
+        log.warning(
+            "%d %s uncertain: a stranger would come as close with a chance above %g%% %s",
+            count,
+            "name is" if count == 1 else "names are",
+            100 * calibration.UNCERTAIN_CHANCE,
+            note,
+        )

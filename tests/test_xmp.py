@@ -372,7 +372,7 @@ def test_from_json_refuses_what_is_not_match_output(tmp_path: Path) -> None:
     assert "is not the output of facematch --format json or jsonl" in bad.stderr
     both = run("tag", "--from-json", tmp_path / "answers.json", "known", "photos")
     assert both.exit_code == EXIT_USAGE
-    assert "give no KNOWN or PATH" in both.stderr
+    assert "give no KNOWN, PATH or --known-from-xmp" in both.stderr
     video = tag_json(tmp_path, json.dumps([{"path": "v.mp4", "kind": "video", "status": "ok"}]))
     assert video.exit_code == EXIT_PARTIAL
     assert "a video" in rows(video)[0]["error"]
@@ -468,3 +468,172 @@ def test_hostile_and_malformed_xmp_are_rows_with_an_error(tmp_path: Path) -> Non
     for name, content in sidecars.items():  # left as they were
         assert (tmp_path / f"{name}.jpg.xmp").read_text(encoding="utf-8") == content
     assert len([line for line in result.stderr.splitlines() if "facematch: error:" in line]) == 5
+
+
+# --- reading: other tools' regions as known people ---------------------------------------------
+
+
+def exiftool_region(
+    stored: Sequence[float], size: tuple[int, int], name: str, kind: str = "Face"
+) -> str:
+    """An MWG RegionInfo value in exiftool's structure syntax: one region on a stored
+    (left, top, right, bottom) box of an image of ``size`` (width, height)."""
+    left, top, right, bottom = stored
+    width, height = size
+    x, y = (left + right) / 2 / width, (top + bottom) / 2 / height
+    w, h = (right - left) / width, (bottom - top) / height
+    return (
+        f"{{Area={{X={x:.6f},Y={y:.6f},W={w:.6f},H={h:.6f},Unit=normalized}},"
+        f"Name={name},Type={kind}}}"
+    )
+
+
+def region_info(size: tuple[int, int], *regions: str, dimensions: bool = True) -> str:
+    applied = f"AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}}," if dimensions else ""
+    return f"-XMP-mwg-rs:RegionInfo={{{applied}RegionList=[{','.join(regions)}]}}"
+
+
+@needs_exiftool
+def test_regions_exiftool_writes_are_read_upright_in_every_orientation(tmp_path: Path) -> None:
+    from facematch.sources.xmp import photo_regions
+
+    for o in ORIENTATIONS:
+        save_turned(red_photo(), o, tmp_path / f"o{o}.jpg")
+    for o in ORIENTATIONS:  # half in sidecars, half inside the photos
+        stored = stored_box(UPRIGHT_SIZE, FACE, o)
+        with Image.open(tmp_path / f"o{o}.jpg") as image:
+            size = image.size
+        region = exiftool_region(stored, size, f"Person {o}")
+        target = tmp_path / (f"o{o}.jpg.xmp" if o % 2 else f"o{o}.jpg")
+        exiftool("-q", "-overwrite_original", region_info(size, region), target)
+    for o in ORIENTATIONS:
+        found = photo_regions(str(tmp_path / f"o{o}.jpg"))
+        assert found.error is None and found.skipped == ()
+        assert found.xmp == (str(tmp_path / f"o{o}.jpg.xmp") if o % 2 else "embedded")
+        [region] = found.regions
+        assert region.name == f"Person {o}" and region.source == "mwg"
+        assert close(region.box.css(), FACE), (o, region.box)
+
+
+@needs_exiftool
+def test_microsoft_regions_and_what_is_not_a_person(tmp_path: Path) -> None:
+    from facematch.sources.xmp import photo_regions
+
+    photo = tmp_path / "photo.jpg"
+    save_turned(red_photo(), 6, photo)
+    with Image.open(photo) as image:
+        size = image.size
+    left, top, right, bottom = stored_box(UPRIGHT_SIZE, FACE, 6)
+    rectangle = f"{left / size[0]:.6f}|, {top / size[1]:.6f}|, "
+    rectangle += f"{(right - left) / size[0]:.6f}|, {(bottom - top) / size[1]:.6f}"
+    exiftool(
+        "-q",
+        "-overwrite_original",
+        f"-XMP-MP:RegionInfoMP={{Regions=[{{Rectangle={rectangle},PersonDisplayName=Ann}}]}}",
+        photo,
+    )
+    found = photo_regions(str(photo))
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "mp")]
+    assert close(found.regions[0].box.css(), FACE)
+
+    # A pet, a focus point and a nameless face are not people; regions without
+    # AppliedToDimensions are reported and left out, as Immich leaves them out.
+    everything = region_info(
+        size,
+        exiftool_region((0, 0, 10, 10), size, "Rex", "Pet"),
+        exiftool_region((0, 0, 10, 10), size, "Focus", "Focus"),
+        "{Area={X=0.5,Y=0.5,W=0.1,H=0.1,Unit=normalized},Type=Face}",
+        exiftool_region((left, top, right, bottom), size, "Bob"),
+    )
+    sidecar = tmp_path / "photo.jpg.xmp"
+    exiftool("-q", everything, sidecar)
+    found = photo_regions(str(photo))
+    assert found.xmp == str(sidecar)
+    assert [r.name for r in found.regions] == ["Bob"]
+    sidecar.unlink()
+    exiftool(
+        "-q",
+        region_info(size, exiftool_region((0, 0, 9, 9), size, "Bob"), dimensions=False),
+        sidecar,
+    )
+    found = photo_regions(str(photo))
+    assert found.regions == ()
+    assert found.skipped == (
+        "1 MWG region(s) without AppliedToDimensions (not used, as Immich does)",
+    )
+    sidecar.write_text(BILLION_LAUGHS, encoding="utf-8")
+    broken = photo_regions(str(photo))
+    assert broken.error is not None and "XML with a DTD (refused" in broken.error
+
+
+def loose(box: dict[str, int], share: float = 0.2) -> list[float]:
+    """A box of detect's JSON drawn loosely by hand: ``share`` larger on every side, as
+    (left, top, right, bottom)."""
+    grow_x = (box["right"] - box["left"]) * share
+    grow_y = (box["bottom"] - box["top"]) * share
+    return [
+        box["left"] - grow_x,
+        box["top"] - grow_y,
+        box["right"] + grow_x,
+        box["bottom"] + grow_y,
+    ]
+
+
+@needs_exiftool
+def test_exiftool_made_regions_become_known_people(tmp_path: Path, data: Path) -> None:
+    """Regions drawn loosely around faces by another tool name those faces; a region with
+    no face in it is reported and not used."""
+    tagged = tmp_path / "tagged"
+    tagged.mkdir()
+    shutil.copy(data / "obama2.jpg", tagged / "a.jpg")
+    shutil.copy(data / "biden.jpg", tagged / "b.jpg")
+    detected = run("detect", tagged, "--format", "json", "-j", "1")
+    boxes = {Path(r["path"]).name: r["faces"][0]["box"] for r in json.loads(detected.stdout)}
+    sizes = {}
+    for name in ("a.jpg", "b.jpg"):
+        with Image.open(tagged / name) as image:
+            sizes[name] = image.size
+    obama = exiftool_region(loose(boxes["a.jpg"]), sizes["a.jpg"], "Barack Obama")
+    nobody = exiftool_region((0, 0, 40, 40), sizes["a.jpg"], "Back Of A Head")
+    exiftool("-q", region_info(sizes["a.jpg"], obama, nobody), tagged / "a.jpg.xmp")
+    biden = exiftool_region(loose(boxes["b.jpg"]), sizes["b.jpg"], "Joe Biden")
+    exiftool("-q", "-overwrite_original", region_info(sizes["b.jpg"], biden), tagged / "b.jpg")
+
+    result = run("--known-from-xmp", tagged, data / "two_people.jpg", "-j", "1", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r["name"] for r in rows(result)) == ["Barack Obama", "Joe Biden"]
+    assert "the region of Back Of A Head has no face facematch finds inside" in result.stderr
+    assert "1 of 3 named regions have no face facematch finds inside" in result.stderr
+
+    missing = run("--known-from-xmp", tmp_path / "nowhere", data / "two_people.jpg")
+    assert missing.exit_code == EXIT_USAGE
+    assert "--known-from-xmp: no such file or directory" in missing.stderr
+
+
+def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, data: Path) -> None:
+    """The round trip on real photos: the names matching gives, written as regions and
+    read back as the known people, name the same faces the same way."""
+    known = tmp_path / "known"
+    for person in sorted((data / "people" / "tbbt").iterdir()):
+        (known / person.name).mkdir(parents=True)
+        shutil.copy(person / f"{person.name}1.png", known / person.name)
+    scenes = tmp_path / "scenes"
+    shutil.copytree(data / "scenes", scenes)
+
+    def names(result: Any) -> dict[tuple[str, str], str]:
+        assert result.exit_code in (0, EXIT_PARTIAL), result.stderr
+        return {
+            (Path(r["path"]).name, ",".join(r[k] for k in ("top", "right", "bottom", "left"))): r[
+                "name"
+            ]
+            for r in rows(result)
+            if r["name"] and r["uncertain"] == "no"
+        }
+
+    first = names(run(known, scenes, "--format", "csv", "-j", "2"))
+    assert len(first) >= 8
+    tagged = run("tag", known, scenes, "--format", "csv", "-j", "2")
+    assert tagged.exit_code == 0, tagged.stderr
+    assert sum(int(r["regions"]) for r in rows(tagged)) == len(first)
+    again = names(run("--known-from-xmp", scenes, scenes, "--format", "csv", "-j", "2"))
+    assert {face: again.get(face) for face in first} == first

@@ -13,11 +13,13 @@ from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
     CliUsageError,
+    Known,
     RunOptions,
     choose_tolerance,
     find_inputs,
     format_option,
     image_command,
+    known_from_xmp_option,
     progress_bar,
     recursive_option,
     tolerance_option,
@@ -65,6 +67,7 @@ SIDECAR_FORMS = ("photo.jpg.xmp", "photo.xmp")
 )
 @tolerance_option("Largest distance that still counts as a match (as for matching).")
 @format_option("Report, one row per photo: compat lines, CSV, one JSON document, or JSON lines.")
+@known_from_xmp_option
 @recursive_option
 @image_command(default_upsample=1)
 def tag(
@@ -76,13 +79,15 @@ def tag(
     tolerance: float | str,
     fmt: str,
     recursive: bool,
+    known_from_xmp: tuple[str, ...],
     shared: RunOptions,
 ) -> None:
     """Write the people named in photos as XMP face regions, for photo managers.
 
     \b
-    facematch tag KNOWN PATH...          match, then write each photo's sidecar
-    facematch tag --from-json FILE       the names of an earlier --format json run
+    facematch tag KNOWN PATH...               match, then write each photo's sidecar
+    facematch tag --from-json FILE            the names of an earlier --format json run
+    facematch tag --known-from-xmp DIR PATH...   the known people: DIR's face regions
 
     For every face named with a sure name (an uncertain one is left out), the
     photo's XMP gets an MWG region and a Microsoft Photo region, and the name
@@ -108,14 +113,19 @@ def tag(
     if from_json is not None:
         from facematch.sources.answers import read_answers
 
-        if arguments:
-            raise CliUsageError("--from-json FILE names the photos itself; give no KNOWN or PATH")
+        if arguments or known_from_xmp:
+            raise CliUsageError(
+                "--from-json FILE names the photos and people itself; give no KNOWN, PATH "
+                "or --known-from-xmp"
+            )
         unreadable = write_all(tags(tagger, read_answers(from_json)), writer)
     else:
-        if len(arguments) < 2:
-            raise CliUsageError("give KNOWN and one or more PATH, or --from-json FILE")
+        first, rest = (arguments[0], arguments[1:]) if arguments else (None, ())
+        known, paths = Known.split(first, rest, known_from_xmp)
+        if not paths:
+            raise CliUsageError("no PATH to tag given (or --from-json FILE)")
         unreadable, unreadable_known = _match_and_tag(
-            arguments[0], arguments[1:], tolerance, recursive, shared, tagger, writer
+            known, paths, tolerance, recursive, shared, tagger, writer
         )
     _report(tagger)
     if unreadable or unreadable_known:
@@ -123,7 +133,7 @@ def tag(
 
 
 def _match_and_tag(
-    known: str,
+    known: Known,
     paths: tuple[str, ...],
     tolerance: float | str,
     recursive: bool,
@@ -131,16 +141,15 @@ def _match_and_tag(
     tagger: Tagger,
     writer: RowWriter[TagResult],
 ) -> tuple[int, tuple[str, ...]]:
-    from facematch.matching.gallery import known_photos
     from facematch.run import pipeline as pl
 
-    photos = known_photos(known)
+    photos = known.photos()
     found = find_inputs(paths, recursive)
     with (
         progress_bar(len(photos) + len(found), "faces", shared.quiet) as bar,
         shared.pipeline(progress=bar.update) as pipeline,
     ):
-        known_people, encoded = pl.start(pipeline, known, photos, found)
+        known_people, encoded = known.start(pipeline, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(
             pipeline, known_people, found, chosen, False, encoded, local=tolerance == "auto"

@@ -372,7 +372,7 @@ def test_from_json_refuses_what_is_not_match_output(tmp_path: Path) -> None:
     assert "is not the output of facematch --format json or jsonl" in bad.stderr
     both = run("tag", "--from-json", tmp_path / "answers.json", "known", "photos")
     assert both.exit_code == EXIT_USAGE
-    assert "give no KNOWN, PATH or --known-from-xmp" in both.stderr
+    assert "give no KNOWN, PATH, --known-from-xmp or --library" in both.stderr
     video = tag_json(tmp_path, json.dumps([{"path": "v.mp4", "kind": "video", "status": "ok"}]))
     assert video.exit_code == EXIT_PARTIAL
     assert "a video" in rows(video)[0]["error"]
@@ -610,15 +610,21 @@ def test_exiftool_made_regions_become_known_people(tmp_path: Path, data: Path) -
     assert "--known-from-xmp: no such file or directory" in missing.stderr
 
 
-def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, data: Path) -> None:
-    """The round trip on real photos: the names matching gives, written as regions and
-    read back as the known people, name the same faces the same way."""
+def tbbt(tmp_path: Path, data: Path) -> tuple[Path, Path]:
+    """A known folder of eight people, one photo each, and a copy of three scenes of them."""
     known = tmp_path / "known"
     for person in sorted((data / "people" / "tbbt").iterdir()):
         (known / person.name).mkdir(parents=True)
         shutil.copy(person / f"{person.name}1.png", known / person.name)
     scenes = tmp_path / "scenes"
     shutil.copytree(data / "scenes", scenes)
+    return known, scenes
+
+
+def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, data: Path) -> None:
+    """The round trip on real photos: the names matching gives, written as regions and
+    read back as the known people, name the same faces the same way."""
+    known, scenes = tbbt(tmp_path, data)
 
     def names(result: Any) -> dict[tuple[str, str], str]:
         assert result.exit_code in (0, EXIT_PARTIAL), result.stderr
@@ -637,3 +643,33 @@ def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, da
     assert sum(int(r["regions"]) for r in rows(tagged)) == len(first)
     again = names(run("--known-from-xmp", scenes, scenes, "--format", "csv", "-j", "2"))
     assert {face: again.get(face) for face in first} == first
+
+
+def test_tag_library_writes_the_names_of_a_clustered_library(tmp_path: Path, data: Path) -> None:
+    """``tag --library``: the names cluster gave (by a known person, or by the user) are
+    written from the stored faces, nothing encoded again; PATH limits the photos."""
+    known, scenes = tbbt(tmp_path, data)
+    library = tmp_path / "photos.sqlite3"
+    clustered = run("cluster", scenes, "--library", library, "--known", known, "--format", "csv")
+    assert clustered.exit_code == 0, clustered.stderr
+    named = [r for r in rows(clustered) if r["named_by"] == "known"]
+    assert named
+    person = named[0]["person"]
+    assert run("cluster", "name", person, "Somebody Else", "--library", library).exit_code == 0
+    expected = {
+        (Path(r["path"]).name, "Somebody Else" if r["person"] == person else r["name"])
+        for r in rows(clustered)
+        if r["named_by"] == "known"
+    }
+    result = run("tag", "--library", library, "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    written = {
+        (Path(r["path"]).name, name) for r in rows(result) for name in r["names"].split(";") if name
+    }
+    assert written == expected
+    assert {r["status"] for r in rows(result)} == {"written"}
+    only = run("tag", "--library", library, scenes / "bbt3.jpg", "--format", "csv", "--dry-run")
+    assert [(Path(r["path"]).name, r["status"]) for r in rows(only)] == [("bbt3.jpg", "unchanged")]
+    nowhere = run("tag", "--library", tmp_path / "none.sqlite3")
+    assert nowhere.exit_code == EXIT_USAGE
+    assert "no library at" in nowhere.stderr

@@ -609,14 +609,21 @@ def write_all(results: Iterable[Any], writer: RowWriter[Any]) -> int:
     return unreadable
 
 
-library_option = click.option(
-    "--library",
-    "library_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
-    "the user data folder).",
+def library_option_for(help_text: str) -> Callable[[F], F]:
+    """``--library FILE``, worded for the command that takes it."""
+    return click.option(
+        "--library",
+        "library_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+library_option = library_option_for(
+    "The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
+    "the user data folder)."
 )
 
 

@@ -20,6 +20,7 @@ from facematch.cli.common import (
     format_option,
     image_command,
     known_from_xmp_option,
+    library_option_for,
     picture_options,
     progress_bar,
     recursive_option,
@@ -45,14 +46,9 @@ log = logging.getLogger("facematch")
 @click.option(
     "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
 )
-@click.option(
-    "--library",
-    "library_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Take the faces of UNKNOWN from this face library (see facematch index) instead "
-    "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file.",
+@library_option_for(
+    "Take the faces of UNKNOWN from this face library (see facematch index) instead "
+    "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file."
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
 @click.option(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -20,6 +22,7 @@ from facematch.cli.common import (
     format_option,
     image_command,
     known_from_xmp_option,
+    library_option_for,
     progress_bar,
     recursive_option,
     tolerance_option,
@@ -67,6 +70,11 @@ SIDECAR_FORMS = ("photo.jpg.xmp", "photo.xmp")
 )
 @tolerance_option("Largest distance that still counts as a match (as for matching).")
 @format_option("Report, one row per photo: compat lines, CSV, one JSON document, or JSON lines.")
+@library_option_for(
+    "Write the names the people of this face library have (facematch cluster: named "
+    "by you, or by --known) instead of matching; nothing is encoded again. PATH... "
+    "limits it to the photos under them."
+)
 @known_from_xmp_option
 @recursive_option
 @image_command(default_upsample=1)
@@ -79,6 +87,7 @@ def tag(
     tolerance: float | str,
     fmt: str,
     recursive: bool,
+    library_path: Path | None,
     known_from_xmp: tuple[str, ...],
     shared: RunOptions,
 ) -> None:
@@ -88,6 +97,7 @@ def tag(
     facematch tag KNOWN PATH...               match, then write each photo's sidecar
     facematch tag --from-json FILE            the names of an earlier --format json run
     facematch tag --known-from-xmp DIR PATH...   the known people: DIR's face regions
+    facematch tag --library FILE [PATH...]    the names of a clustered face library
 
     For every face named with a sure name (an uncertain one is left out), the
     photo's XMP gets an MWG region and a Microsoft Photo region, and the name
@@ -113,12 +123,16 @@ def tag(
     if from_json is not None:
         from facematch.sources.answers import read_answers
 
-        if arguments or known_from_xmp:
+        if arguments or known_from_xmp or library_path is not None:
             raise CliUsageError(
-                "--from-json FILE names the photos and people itself; give no KNOWN, PATH "
-                "or --known-from-xmp"
+                "--from-json FILE names the photos and people itself; give no KNOWN, PATH, "
+                "--known-from-xmp or --library"
             )
         unreadable = write_all(tags(tagger, read_answers(from_json)), writer)
+    elif library_path is not None:
+        if known_from_xmp:
+            raise CliUsageError("--library names the people itself; give no --known-from-xmp")
+        unreadable = _tag_library(library_path, arguments, tagger, writer)
     else:
         first, rest = (arguments[0], arguments[1:]) if arguments else (None, ())
         known, paths = Known.split(first, rest, known_from_xmp)
@@ -156,6 +170,24 @@ def _match_and_tag(
         )
         unreadable = write_all(tags(tagger, results), writer)
     return unreadable, known_people.unreadable
+
+
+def _tag_library(
+    library_path: Path, paths: tuple[str, ...], tagger: Tagger, writer: RowWriter[TagResult]
+) -> int:
+    from facematch.errors import UsageError
+    from facematch.run.people import named_photos
+    from facematch.store.library import Library, resolve_library_path
+
+    where = resolve_library_path(library_path)
+    if not where.exists():
+        raise UsageError(f"no library at {where}; make one with: facematch cluster PHOTOS")
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    with Library.open(where) as library:
+        photos = named_photos(library, paths)
+    return write_all(tags(tagger, photos), writer)
 
 
 def tags(tagger: Tagger, results: Iterable[ImageResult | VideoResult]) -> Iterator[TagResult]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from facematch.errors import UsageError
 from facematch.matching.calibration import auto_tolerance
 from facematch.matching.cluster import FaceClusterer, known_names
 from facematch.matching.gallery import Gallery
-from facematch.records import PREFIX, FaceRow, LibraryFaces
+from facematch.records import PREFIX, FaceMatch, FaceRow, ImageResult, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
 from facematch.sources.images import ShownPaths
 from facematch.store.library import Library
@@ -110,6 +111,31 @@ def take_folder_names(
             continue
         taken.append((number, folder))
     return taken
+
+
+def named_photos(library: Library, paths: Sequence[str] = ()) -> list[ImageResult]:
+    """The library's photos (those under ``paths``, if given) with the names its people
+    have, as matching's results: what ``facematch tag --library`` writes.
+
+    A face is named when its person is, by you (``cluster name``, a renamed ``--out``
+    folder) or by a known person (``cluster --known``). A name on two faces of one
+    photo is uncertain on both, as in matching: someone is in a photo once.
+    """
+    shown = ShownPaths(paths)
+    roots = [os.path.abspath(p) for p in paths]
+    faces: dict[str, list[FaceMatch]] = {}
+    for row in People(library).rows(library.faces()):
+        if roots and not _under(row.path, roots):
+            continue
+        named = faces.setdefault(row.path, [])
+        if row.name is not None and row.named_by != "none":
+            named.append(FaceMatch(row.box, row.name, None))
+    results = []
+    for path, named in sorted(faces.items()):
+        twice = {name for name, count in Counter(f.name for f in named).items() if count > 1}
+        sure = tuple(replace(f, uncertain=f.name in twice) for f in named)
+        results.append(ImageResult(shown(path), "ok", None, sure))
+    return results
 
 
 def _under(path: str, roots: list[str]) -> bool:

@@ -217,7 +217,7 @@ def test_matched_faces_of_real_photos_in_all_orientations(tmp_path: Path, data: 
     photos = tmp_path / "photos"
     photos.mkdir()
     with Image.open(data / "obama.jpg") as original:
-        upright = original.convert("RGB").resize((455, 568))
+        upright = original.convert("RGB").resize((320, 400))
     for o in ORIENTATIONS:
         save_turned(upright, o, photos / f"o{o}.jpg")
     result = run("tag", known, photos, "--format", "json", "-j", "1")
@@ -643,6 +643,21 @@ def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, da
     assert sum(int(r["regions"]) for r in rows(tagged)) == len(first)
     again = names(run("--known-from-xmp", scenes, scenes, "--format", "csv", "-j", "2"))
     assert {face: again.get(face) for face in first} == first
+
+    # cluster starts from the same names: its groups are named after the regions.
+    library = tmp_path / "photos.sqlite3"
+    clustered = run(
+        "cluster", scenes, "--known-from-xmp", scenes, "--library", library, "--format", "csv"
+    )
+    assert clustered.exit_code == 0, clustered.stderr
+    grouped = {
+        (Path(r["path"]).name, ",".join(r[k] for k in ("top", "right", "bottom", "left"))): r[
+            "name"
+        ]
+        for r in rows(clustered)
+        if r["named_by"] == "known"
+    }
+    assert grouped and all(first.get(face, name) == name for face, name in grouped.items())
 
 
 def test_tag_library_writes_the_names_of_a_clustered_library(tmp_path: Path, data: Path) -> None:

@@ -736,8 +736,7 @@ known_from_xmp_option = click.option(
     type=click.Path(path_type=str),
     help="Take the known people from the named face regions in the XMP of the photos "
     "under PATH (sidecars or the photos' own; MWG and Microsoft regions, as photo "
-    "managers and facematch tag write them) instead of a KNOWN folder; repeatable. "
-    "Every argument is then a photo to name.",
+    "managers and facematch tag write them) instead of a known folder; repeatable.",
 )
 
 

@@ -23,6 +23,7 @@ from facematch.matching.cluster import FaceClusterer, known_names
 from facematch.matching.gallery import Gallery
 from facematch.records import PREFIX, FaceMatch, FaceRow, ImageResult, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
+from facematch.run.regions import known_from_regions
 from facematch.sources.images import ShownPaths
 from facematch.store.library import Library
 from facematch.store.people import People
@@ -52,11 +53,16 @@ def cluster_paths(
     *,
     min_faces: int,
     known_dir: str | None = None,
+    tagged: Sequence[str] = (),
     folder_names: Mapping[int, str] | None = None,
     out_dir: Path | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> Clustered:
-    """Index, cluster and name; the rows of the faces under ``paths``, by path."""
+    """Index, cluster and name; the rows of the faces under ``paths``, by path.
+
+    The known people who name groups are ``known_dir``'s, or the named face regions
+    in the XMP of the photos under ``tagged`` (``--known-from-xmp``).
+    """
     shown = ShownPaths(paths)
     unreadable: list[tuple[str, str]] = []
     for row in library.index(paths, pipeline, prune=False):
@@ -68,8 +74,13 @@ def cluster_paths(
     everything = library.faces()
     people = People(library)
     rows, new_people = people.update(everything, FaceClusterer(min_faces=min_faces))
-    if known_dir is not None:
-        name_by_known(people, everything, rows, build_gallery(pipeline, known_dir).gallery)
+    if known_dir is not None or tagged:
+        gallery = (
+            build_gallery(pipeline, known_dir).gallery
+            if known_dir is not None
+            else known_from_regions(pipeline, tagged).gallery
+        )
+        name_by_known(people, everything, rows, gallery)
         rows = people.rows(everything)
     renamed = take_folder_names(people, folder_names or {}, out_dir or Path())
     if renamed:

@@ -322,7 +322,10 @@ def test_a_new_sidecar_starts_from_the_photos_own_xmp(tmp_path: Path, data: Path
 def test_dry_run_says_what_would_change_and_writes_nothing(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     red_photo().save(photo)
-    result = tag_json(tmp_path, answers((photo, [("Ann", FACE, False)])), "--dry-run")
+    lines = "\n".join(
+        json.dumps(item) for item in json.loads(answers((photo, [("Ann", FACE, False)])))
+    )
+    result = tag_json(tmp_path, lines, "--dry-run")  # JSON lines (--format jsonl) too
     assert result.exit_code == 0, result.stderr
     assert rows(result)[0]["status"] == "would_write"
     assert rows(result)[0]["names"] == "Ann"
@@ -366,6 +369,18 @@ def test_sidecar_name_and_two_photos_sharing_one(tmp_path: Path) -> None:
     assert not (tmp_path / "photo.jpg.xmp").exists()
 
 
+@needs_exiftool
+def test_a_sidecar_named_the_other_way_is_merged_into_the_one_written(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    red_photo().save(photo)
+    exiftool("-q", "-XMP-xmp:Rating=5", "-XMP-dc:Subject=Lightroom", tmp_path / "photo.xmp")
+    result = tag_json(tmp_path, answers((photo, [("Ann", FACE, False)])))
+    assert rows(result)[0]["status"] == "written"
+    assert "1 photo had a sidecar named the other way, which was merged" in result.stderr
+    tags = exiftool("-XMP:Rating", "-XMP:Subject", tmp_path / "photo.jpg.xmp")[0]
+    assert (tags["Rating"], tags["Subject"]) == (5, ["Lightroom", "Ann"])
+
+
 def test_from_json_refuses_what_is_not_match_output(tmp_path: Path) -> None:
     bad = tag_json(tmp_path, '{"not": "a list"}')
     assert bad.exit_code == EXIT_USAGE
@@ -399,6 +414,7 @@ def test_in_file_writes_jpeg_and_png_without_touching_the_pixels(
     red_photo().save(png)
     red_photo().save(bmp)
     jpeg_before, png_pixels = jpeg.read_bytes(), np.asarray(Image.open(png))
+    exiftool("-q", "-XMP-xmp:Rating=2", tmp_path / "red.png.xmp")  # another tool's sidecar
     document = answers(
         (jpeg, [("Barack Obama", OBAMA_BOX, False)]),
         (png, [("Ann", FACE, False)]),
@@ -409,7 +425,8 @@ def test_in_file_writes_jpeg_and_png_without_touching_the_pixels(
     found = {Path(r["path"]).name: r for r in rows(result)}
     assert found["obama.jpg"]["status"] == found["red.png"]["status"] == "written"
     assert "inside JPEG and PNG files only" in found["red.bmp"]["error"]
-    assert not list(tmp_path.glob("*.xmp"))
+    assert [p.name for p in tmp_path.glob("*.xmp")] == ["red.png.xmp"]
+    assert "1 photo written inside also had a sidecar, left as it was" in result.stderr
     assert after_header(jpeg.read_bytes()) == after_header(jpeg_before)
     assert np.array_equal(np.asarray(Image.open(png)), png_pixels)
     tags = {Path(t["SourceFile"]).name: t for t in exiftool("-XMP:Creator", *TAGS, jpeg, png)}

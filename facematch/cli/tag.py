@@ -203,10 +203,19 @@ def _report(tagger: Tagger) -> None:
     from facematch.cli.match import warn_uncertain
 
     warn_uncertain(tagger.uncertain, "(left out: only sure names are written)")
-    if tagger.other_form:
-        log.warning(
-            "%d %s a sidecar named the other way, which was merged into the one written; "
-            "--sidecar-name chooses the form your photo manager reads",
-            tagger.other_form,
-            "photo had" if tagger.other_form == 1 else "photos had",
-        )
+    _warn(
+        tagger.other_form,
+        "{n} photo{s} had a sidecar named the other way, which was merged into the one "
+        "written; --sidecar-name chooses the form your photo manager reads",
+    )
+    _warn(
+        tagger.sidecar_beside,
+        "{n} photo{s} written inside also had a sidecar, left as it was; photo managers "
+        "may read the sidecar instead",
+    )
+
+
+def _warn(count: int, text: str) -> None:
+    """A warning when ``count`` is not 0: ``text`` with {n} the count, {s} a plural's s."""
+    if count:
+        log.warning("%s", text.format(n=count, s="" if count == 1 else "s"))

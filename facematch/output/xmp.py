@@ -29,7 +29,7 @@ import re
 import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -455,6 +455,8 @@ class Tagger:
         self.uncertain = 0
         # Photos whose sidecar in the other form (photo.xmp for photo.jpg.xmp) was merged.
         self.other_form = 0
+        # Photos written --in-file that have a sidecar, which photo managers may read instead.
+        self.sidecar_beside = 0
 
     def __call__(self, result: ImageResult) -> TagResult:
         uncertain = sum(1 for f in result.faces if f.name is not None and f.uncertain)
@@ -505,6 +507,7 @@ class Tagger:
             original = Path(os.path.realpath(path)).read_bytes()
             existing = embed.embedded_xmp(original)
             exists = True
+            self.sidecar_beside += bool(existing_sidecars(path))
         else:
             exists = os.path.lexists(target)
             other = [s for s in existing_sidecars(path) if s != target]
@@ -532,9 +535,9 @@ class Tagger:
             uncertain=uncertain,
         )
         if not merged.changed:
-            return done if exists else _replace(done, status="skipped")
+            return done if exists else replace(done, status="skipped")
         if options.dry_run:
-            return _replace(done, status="would_write")
+            return replace(done, status="would_write")
         if original is not None:
             packet = serialise(doc, PADDING)
             try:
@@ -544,13 +547,7 @@ class Tagger:
             _write_file(os.path.realpath(path), data)
         else:
             _write_file(target, serialise(doc) + b"\n")
-        return _replace(done, status="written")
-
-
-def _replace(result: TagResult, **changes: object) -> TagResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)  # type: ignore[arg-type]
+        return replace(done, status="written")
 
 
 def _write_file(path: str, data: bytes) -> None:

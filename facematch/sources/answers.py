@@ -77,4 +77,7 @@ def _face(path: str, face: Any) -> FaceMatch:
     if name is not None and not isinstance(name, str):
         raise ValueError(f"{path}: a name that is not text")
     sure = face.get("uncertain") is False
-    return FaceMatch(FaceBox(*values), name, face.get("distance"), uncertain=not sure)
+    distance = face.get("distance")
+    if not isinstance(distance, int | float) or isinstance(distance, bool):
+        distance = None
+    return FaceMatch(FaceBox(*values), name, distance, uncertain=not sure)

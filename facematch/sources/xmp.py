@@ -428,6 +428,8 @@ def photo_info(path: str) -> PhotoInfo:
                 kind = image.format
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageError("too many pixels to be a photo (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError) as exc:
         reason = str(exc).strip() or type(exc).__name__
         if "cannot identify image file" in reason:

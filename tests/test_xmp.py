@@ -303,6 +303,21 @@ def test_other_tools_tags_survive_and_a_rerun_replaces_only_facematchs(
     row = rows(fourth)[0]
     assert (row["status"], row["names"], row["covered"]) == ("unchanged", "Joe Biden", "1")
 
+    # A camera's focus area, or a face region nobody named, keeps no face from its name.
+    photo_two = tmp_path / "two.jpg"
+    red_photo().save(photo_two)
+    area = exiftool_region(stored_box(UPRIGHT_SIZE, FACE, 1), UPRIGHT_SIZE, "AF", "Focus")
+    nameless = area.replace(",Name=AF,Type=Focus", ",Type=Face")
+    exiftool("-q", region_info(UPRIGHT_SIZE, area, nameless), tmp_path / "two.jpg.xmp")
+    fifth = tag_json(tmp_path, answers((photo_two, [("Ann", FACE, False)])))
+    row = rows(fifth)[0]
+    assert (row["status"], row["names"], row["kept"], row["covered"]) == (
+        "written",
+        "Ann",
+        "2",
+        "0",
+    )
+
 
 @needs_exiftool
 def test_a_new_sidecar_starts_from_the_photos_own_xmp(tmp_path: Path, data: Path) -> None:

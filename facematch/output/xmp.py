@@ -237,7 +237,13 @@ def merge(doc: XmpDocument, faces: Sequence[TaggedFace], width: int, height: int
                 mp_others.append((li, region))
         description.remove(element)
 
-    foreign = [r for _, r in others + mp_others if isinstance(r, FaceRegion)]
+    # Only a person named by someone else keeps a face: not a camera's focus area, a
+    # pet, nor a face region nobody named.
+    foreign = [
+        r
+        for _, r in others + mp_others
+        if isinstance(r, FaceRegion) and r.name and r.kind.casefold() == "face"
+    ]
     for face in faces:
         if any(overlap(face.area, r.area) >= SAME_FACE_IOU for r in foreign):
             merged.covered += 1

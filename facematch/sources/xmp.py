@@ -25,6 +25,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from facematch.errors import ImageError, MetadataError
 from facematch.records import Area, FaceBox, FaceRegion, PhotoRegions, RegionFace
@@ -414,8 +415,10 @@ def photo_info(path: str) -> PhotoInfo:
     """Read a photo's header (no pixels are decoded); ImageError says why it cannot be."""
     from PIL import Image
 
-    from facematch.sources.images import open_regular
+    from facematch.sources.images import heif_available, open_regular, suffix_needs_heif
 
+    if suffix_needs_heif(Path(path)) and not heif_available():
+        raise ImageError("HEIC/HEIF/AVIF needs the optional extra: pip install 'facematch[heic]'")
     try:
         with warnings.catch_warnings(), open_regular(path) as stream:
             warnings.simplefilter("ignore")

@@ -720,3 +720,60 @@ def test_tag_library_writes_the_names_of_a_clustered_library(tmp_path: Path, dat
     nowhere = run("tag", "--library", tmp_path / "none.sqlite3")
     assert nowhere.exit_code == EXIT_USAGE
     assert "no library at" in nowhere.stderr
+
+
+# RDF's other forms of the same regions, as Exiv2-based tools (digiKam) write them: fields
+# as attributes, structs as nested rdf:Description, a Microsoft twin of the MWG region.
+ATTRIBUTE_FORM = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"
+    xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#"
+    xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"
+    xmlns:MP="http://ns.microsoft.com/photo/1.2/"
+    xmlns:MPRI="http://ns.microsoft.com/photo/1.2/t/RegionInfo#"
+    xmlns:MPReg="http://ns.microsoft.com/photo/1.2/t/Region#"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="3">
+   <mwg-rs:Regions rdf:parseType="Resource">
+    <mwg-rs:AppliedToDimensions stDim:w="300" stDim:h="200" stDim:unit="pixel"/>
+    <mwg-rs:RegionList>
+     <rdf:Bag>
+      <rdf:li>
+       <rdf:Description mwg-rs:Name="Ann" mwg-rs:Type="Face">
+        <mwg-rs:Area stArea:x="0.233333" stArea:y="0.35" stArea:w="0.2" stArea:h="0.4"
+          stArea:unit="normalized"/>
+       </rdf:Description>
+      </rdf:li>
+     </rdf:Bag>
+    </mwg-rs:RegionList>
+   </mwg-rs:Regions>
+   <MP:RegionInfo rdf:parseType="Resource">
+    <MPRI:Regions>
+     <rdf:Bag>
+      <rdf:li MPReg:Rectangle="0.133333, 0.15, 0.2, 0.4" MPReg:PersonDisplayName="Ann"/>
+     </rdf:Bag>
+    </MPRI:Regions>
+   </MP:RegionInfo>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"""
+
+
+def test_regions_in_rdfs_other_forms_are_read_and_kept(tmp_path: Path) -> None:
+    from facematch.sources.xmp import photo_regions
+
+    photo = tmp_path / "photo.jpg"
+    red_photo().save(photo)
+    sidecar = tmp_path / "photo.jpg.xmp"
+    sidecar.write_text(ATTRIBUTE_FORM, encoding="utf-8")
+    found = photo_regions(str(photo))
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "mwg")]  # the twin once
+    assert close(found.regions[0].box.css(), FACE)
+    # Tagging Bob elsewhere keeps Ann's regions and the rating, in whatever form they were.
+    result = tag_json(tmp_path, answers((photo, [("Bob", (150, 250, 190, 200), False)])))
+    assert rows(result)[0]["kept"] == "2"
+    names = [r.name for r in photo_regions(str(photo)).regions]
+    assert names == ["Ann", "Bob"]
+    assert 'xmp:Rating="3"' in sidecar.read_text(encoding="utf-8")

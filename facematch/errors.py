@@ -7,7 +7,8 @@ FacematchError
 ├── ClusterError        the Dask cluster cannot be reached or a worker does not match
 ├── LibraryError        a face library file is missing, corrupt, foreign or too new
 ├── OutputError         an output file cannot be written (a full disk, no permission)
-└── ImageError          one image could not be read (reported per image, never fatal)
+├── ImageError          one image could not be read (reported per image, never fatal)
+└── MetadataError       a photo's XMP (sidecar or embedded) cannot be read or written (per photo)
 """
 
 from __future__ import annotations
@@ -43,3 +44,8 @@ class OutputError(FacematchError):
 
 class ImageError(FacematchError):
     """One image could not be read or is unusable; its message says why in one line."""
+
+
+class MetadataError(FacematchError):
+    """A photo's XMP metadata (a sidecar, or the packet inside the file) cannot be read or
+    written; its message says why in one line, and it is reported per photo, never fatal."""

@@ -365,3 +365,91 @@ class EncodedVideo:
         if self.error is not None:
             return "error"
         return "ok" if any(s.faces for s in self.samples) else "no_faces"
+
+
+@dataclass(frozen=True)
+class Area:
+    """A region of a photo as XMP keeps it (MWG's ``stArea``): its centre and size, as
+    fractions of the width and height of the image as stored, before any EXIF turn."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+RegionSource = Literal["mwg", "mp"]
+
+
+@dataclass(frozen=True)
+class FaceRegion:
+    """One region of a photo's XMP: MWG's (``mwg-rs``) or Microsoft Photo's (``MPReg``).
+
+    ``ours``: facematch wrote it (an MWG region marked ``xmp:CreatorTool`` facematch in
+    its ``Extensions``, or the Microsoft twin of one), so a later run may replace it.
+    """
+
+    name: str | None
+    area: Area
+    source: RegionSource
+    ours: bool = False
+    kind: str = "Face"
+
+
+@dataclass(frozen=True)
+class TaggedFace:
+    """A named face given a region: its box in upright pixels (as matching gives it) and
+    its area in the stored image (as XMP keeps it)."""
+
+    name: str
+    box: FaceBox
+    area: Area
+
+
+TagStatus = Literal["written", "would_write", "unchanged", "skipped", "error"]
+
+
+@dataclass(frozen=True)
+class TagResult:
+    """One photo's row of ``facematch tag``: what its XMP got, and where.
+
+    ``faces``: the regions facematch wrote (or, with ``--dry-run``, would write);
+    ``removed``: names of facematch's earlier regions that are gone; ``kept``: other
+    tools' regions left as they were; ``covered``: named faces not written because
+    another tool's region is on them already; ``uncertain``: named faces left out
+    because their name is not sure.
+    """
+
+    path: str
+    status: TagStatus
+    target: str | None = None
+    error: str | None = None
+    faces: tuple[TaggedFace, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: int = 0
+    covered: int = 0
+    uncertain: int = 0
+
+
+@dataclass(frozen=True)
+class RegionFace:
+    """A named face region read from a photo's XMP, as a box in upright pixels."""
+
+    name: str
+    box: FaceBox
+    source: RegionSource
+
+
+@dataclass(frozen=True)
+class PhotoRegions:
+    """The named face regions of one photo (its sidecar, else its embedded XMP).
+
+    ``xmp``: where they were read (the sidecar's path, or ``embedded``; None: no XMP);
+    ``skipped``: regions not used and why, one line each.
+    """
+
+    path: str
+    regions: tuple[RegionFace, ...] = ()
+    xmp: str | None = None
+    error: str | None = None
+    skipped: tuple[str, ...] = ()

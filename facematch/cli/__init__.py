@@ -41,6 +41,7 @@ from facematch.cli.library import library
 from facematch.cli.match import match
 from facematch.cli.redact import redact
 from facematch.cli.search import search
+from facematch.cli.tag import tag
 
 __all__ = [
     "EXIT_FATAL",
@@ -62,7 +63,19 @@ def main() -> None:
     """Match known people in unknown photos."""
 
 
-for command in (match, detect, evaluate, cache, index, search, library, cluster, redact, cloak):
+for command in (
+    match,
+    detect,
+    evaluate,
+    cache,
+    index,
+    search,
+    library,
+    cluster,
+    redact,
+    cloak,
+    tag,
+):
     main.add_command(command)
 
 

@@ -13,10 +13,12 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
+    CliUsageError,
     PictureOptions,
     RunOptions,
     format_option,
     image_command,
+    known_from_xmp_option,
     library_option,
     picture_options,
     progress_bar,
@@ -59,6 +61,7 @@ def cluster() -> None:
     help="A folder of known people (as for matching): a group whose faces confidently "
     "match one of them takes that name (named_by=known). Names you gave win.",
 )
+@known_from_xmp_option
 @click.option(
     "--min-faces",
     type=click.IntRange(min=1),
@@ -87,6 +90,7 @@ def run(
     paths: tuple[str, ...],
     library_path: Path | None,
     known_dir: str | None,
+    known_from_xmp: tuple[str, ...],
     min_faces: int,
     out_dir: Path | None,
     fmt: str,
@@ -108,6 +112,8 @@ def run(
     from facematch.sources.images import ShownPaths
     from facematch.store.library import Library, resolve_library_path
 
+    if known_dir is not None and known_from_xmp:
+        raise CliUsageError("give --known or --known-from-xmp, not both")
     found = find_inputs(paths, recursive=True)
     pictures.check([f.path for f in found], protected=[str(resolve_library_path(library_path))])
     folder_names = renamed_folders(out_dir) if out_dir is not None and out_dir.is_dir() else {}
@@ -122,6 +128,7 @@ def run(
             paths,
             min_faces=min_faces,
             known_dir=known_dir,
+            tagged=known_from_xmp,
             folder_names=folder_names,
             out_dir=out_dir,
             progress=bar.update,

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from facematch.encode.faces import EngineName, FaceSettings
+    from facematch.matching.gallery import KnownPhoto
     from facematch.output.pictures import Drawable, Pictures
     from facematch.output.writers import RowWriter
-    from facematch.run.pipeline import Pipeline
+    from facematch.records import Encoded, EncodedVideo
+    from facematch.run.pipeline import KnownPeople, Pipeline
     from facematch.sources.images import Found
 
 EXIT_OK = 0
@@ -607,14 +609,21 @@ def write_all(results: Iterable[Any], writer: RowWriter[Any]) -> int:
     return unreadable
 
 
-library_option = click.option(
-    "--library",
-    "library_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
-    "the user data folder).",
+def library_option_for(help_text: str) -> Callable[[F], F]:
+    """``--library FILE``, worded for the command that takes it."""
+    return click.option(
+        "--library",
+        "library_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+library_option = library_option_for(
+    "The face library file (default: $FACEMATCH_LIBRARY, else library.sqlite3 in "
+    "the user data folder)."
 )
 
 
@@ -717,3 +726,62 @@ def picture_options(
         return option_group(*chosen)(command)  # type: ignore[no-any-return]
 
     return decorate
+
+
+known_from_xmp_option = click.option(
+    "--known-from-xmp",
+    "known_from_xmp",
+    multiple=True,
+    metavar="PATH",
+    type=click.Path(path_type=str),
+    help="Take the known people from the named face regions in the XMP of the photos "
+    "under PATH (sidecars or the photos' own; MWG and Microsoft regions, as photo "
+    "managers and facematch tag write them) instead of a known folder; repeatable.",
+)
+
+
+@dataclass(frozen=True)
+class Known:
+    """Where the known people come from: a KNOWN folder, or the face regions of the
+    photos under ``--known-from-xmp``."""
+
+    folder: str | None
+    tagged: tuple[str, ...] = ()
+
+    @classmethod
+    def split(
+        cls, first: str | None, rest: tuple[str, ...], tagged: tuple[str, ...]
+    ) -> tuple[Known, tuple[str, ...]]:
+        """The known people and the photos to name, from the arguments: with
+        ``--known-from-xmp`` every argument is a photo to name, else the first is KNOWN."""
+        if tagged:
+            return cls(None, tagged), (first, *rest) if first is not None else rest
+        if first is None:
+            raise UsageError("missing KNOWN: a folder of known people (or --known-from-xmp PATH)")
+        return cls(first), rest
+
+    def photos(self) -> list[KnownPhoto]:
+        """The known folder's photos (none for regions: their photos are not copied over)."""
+        from facematch.matching.gallery import known_photos
+
+        return [] if self.folder is None else known_photos(self.folder)
+
+    def people(self, pipeline: Pipeline, photos: Sequence[KnownPhoto]) -> KnownPeople:
+        """The gallery: the known folder's photos encoded, or the regions' faces."""
+        from facematch.run.pipeline import build_gallery
+        from facematch.run.regions import known_from_regions
+
+        if self.folder is None:
+            return known_from_regions(pipeline, self.tagged)
+        return build_gallery(pipeline, self.folder, photos)
+
+    def start(
+        self, pipeline: Pipeline, photos: Sequence[KnownPhoto], unknown: Sequence[Found]
+    ) -> tuple[KnownPeople, Iterator[Encoded | EncodedVideo] | None]:
+        """The gallery, and the unknown inputs' encodings when they run in one stream
+        with the known folder's (``run.pipeline.start``); None: ``match`` encodes them."""
+        from facematch.run.pipeline import start
+
+        if self.folder is None:
+            return self.people(pipeline, photos), None
+        return start(pipeline, self.folder, photos, unknown)

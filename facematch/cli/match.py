@@ -12,12 +12,15 @@ import click
 from facematch.cli.common import (
     EXIT_CODES_HELP,
     EXIT_PARTIAL,
+    Known,
     PictureOptions,
     RunOptions,
     choose_tolerance,
     find_inputs,
     format_option,
     image_command,
+    known_from_xmp_option,
+    library_option_for,
     picture_options,
     progress_bar,
     recursive_option,
@@ -31,7 +34,7 @@ log = logging.getLogger("facematch")
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("known", type=click.Path(path_type=str))
+@click.argument("known", required=False, type=click.Path(path_type=str))
 @click.argument("unknown", nargs=-1, type=click.Path(path_type=str))
 @tolerance_option(
     "Largest distance that still counts as a match; lower is stricter "
@@ -43,14 +46,9 @@ log = logging.getLogger("facematch")
 @click.option(
     "--all-matches", is_flag=True, help="List every person within tolerance, nearest first."
 )
-@click.option(
-    "--library",
-    "library_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Take the faces of UNKNOWN from this face library (see facematch index) instead "
-    "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file.",
+@library_option_for(
+    "Take the faces of UNKNOWN from this face library (see facematch index) instead "
+    "of encoding them; folders are searched recursively; no UNKNOWN: every indexed file."
 )
 @format_option("Output: face_recognition's lines, CSV, one JSON document, or JSON lines.")
 @click.option(
@@ -65,11 +63,12 @@ log = logging.getLogger("facematch")
     is_flag=True,
     help="Videos: one row per sampled frame and face instead of time ranges per person.",
 )
+@known_from_xmp_option
 @recursive_option
 @picture_options()
 @image_command(default_upsample=1)
 def match(
-    known: str,
+    known: str | None,
     unknown: tuple[str, ...],
     tolerance: float | str,
     show_distance: bool,
@@ -79,6 +78,7 @@ def match(
     per_frame: bool,
     recursive: bool,
     library_path: Path | None,
+    known_from_xmp: tuple[str, ...],
     pictures: PictureOptions,
     shared: RunOptions,
 ) -> None:
@@ -90,17 +90,19 @@ def match(
     images, videos or folders (--recursive to descend); for a video, the
     output says who appears from when to when. With --library, the faces
     of UNKNOWN come from an indexed face library, and nothing is encoded again.
+    With --known-from-xmp, the known people are the named face regions photo
+    managers wrote, and every argument is UNKNOWN.
     """
     from facematch.encode.frames import video_settings
-    from facematch.matching.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
     from facematch.sources.images import is_video_name
 
+    people, unknown = Known.split(known, unknown, known_from_xmp)
     if library_path is not None:
         match_library(
-            known,
+            people,
             unknown,
             library_path,
             tolerance,
@@ -113,7 +115,7 @@ def match(
         return
     if not unknown:
         raise UsageError("no UNKNOWN images given (or use --library FILE)")
-    photos = known_photos(known)
+    photos = people.photos()
     found = find_inputs(unknown, recursive, videos=True)
     paths = [f.path for f in found]
     pictures.check(paths, protected=[p.path for p in photos])
@@ -142,7 +144,7 @@ def match(
             video_progress=video_bar.update,
         ) as pipeline,
     ):
-        known_people, encoded = pl.start(pipeline, known, photos, found)
+        known_people, encoded = people.start(pipeline, photos, found)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(
             pipeline,
@@ -164,7 +166,7 @@ def match(
 
 
 def match_library(
-    known: str,
+    known: Known,
     unknown: tuple[str, ...],
     library_path: Path,
     tolerance: float | str,
@@ -175,7 +177,6 @@ def match_library(
     pictures: PictureOptions,
 ) -> None:
     """``match --library``: the known folder is encoded, the unknown faces read from the library."""
-    from facematch.matching.gallery import known_photos
     from facematch.output.pictures import Tee
     from facematch.output.writers import make_writer, match_rows
     from facematch.run import pipeline as pl
@@ -190,9 +191,9 @@ def match_library(
             found = [Found(shown(row.path)) for row in library.files()]
         inputs, encoded = library.stored(found)
         paths = [item.path for item in inputs]
-        photos = known_photos(known)
+        photos = known.photos()
         pictures.check(paths, protected=[p.path for p in photos])
-        known_people = pl.build_gallery(pipeline, known, photos)
+        known_people = known.people(pipeline, photos)
         chosen = choose_tolerance(tolerance, len(known_people.gallery.embeddings))
         results = pl.match(
             pipeline,
@@ -230,13 +231,20 @@ class Uncertain:
             yield result
 
     def report(self) -> None:
-        from facematch.matching import calibration
+        warn_uncertain(self.count)
 
-        if self.count:
-            log.warning(
-                "%d %s uncertain: a stranger would come as close with a chance above %g%% "
-                "(the stranger_chance and uncertain fields of --format csv or json)",
-                self.count,
-                "name is" if self.count == 1 else "names are",
-                100 * calibration.UNCERTAIN_CHANCE,
-            )
+
+def warn_uncertain(
+    count: int, note: str = "(the stranger_chance and uncertain fields of --format csv or json)"
+) -> None:
+    """Say on stderr how many names are uncertain, and why that matters; ``note`` ends it."""
+    from facematch.matching import calibration
+
+    if count:
+        log.warning(
+            "%d %s uncertain: a stranger would come as close with a chance above %g%% %s",
+            count,
+            "name is" if count == 1 else "names are",
+            100 * calibration.UNCERTAIN_CHANCE,
+            note,
+        )

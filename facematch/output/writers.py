@@ -43,6 +43,7 @@ from facematch.records import (
     RedactedTrack,
     RedactedVideo,
     SearchHit,
+    TagResult,
     VideoResult,
 )
 
@@ -664,6 +665,82 @@ def _cloak_lines(result: CloakResult) -> Iterator[str]:
 
 CLOAK_ROWS = Rows(CLOAK_CSV_HEADER, _cloak_csv, cloak_json, _cloak_lines)
 """``facematch cloak``'s report, one row per face."""
+
+
+# --- face regions in XMP (``facematch tag``): one row per photo -----------------------
+
+TAG_CSV_HEADER = (
+    "path",
+    "target",
+    "status",
+    "names",
+    "regions",
+    "removed",
+    "kept",
+    "covered",
+    "uncertain",
+    "error",
+)
+AREA_DIGITS = 6
+
+
+def _names(names: Iterable[str]) -> str:
+    return ";".join(printable(n) for n in names)
+
+
+def _tag_csv(result: TagResult) -> list[list[Cell]]:
+    names = [f.name for f in result.faces]
+    return [
+        [
+            result.path,
+            result.target or "",
+            result.status,
+            _names(names),
+            len(names),
+            _names(result.removed),
+            result.kept,
+            result.covered,
+            result.uncertain,
+            result.error or "",
+        ]
+    ]
+
+
+def tag_json(result: TagResult) -> JsonObject:
+    return {
+        "path": printable(result.path),
+        "target": _text(result.target),
+        "status": result.status,
+        "error": _text(result.error),
+        "regions": [
+            {
+                "name": printable(f.name),
+                "box": box_json(f.box),
+                "area": {
+                    key: round(value, AREA_DIGITS)
+                    for key, value in zip(
+                        "xywh", (f.area.x, f.area.y, f.area.w, f.area.h), strict=True
+                    )
+                },
+            }
+            for f in result.faces
+        ],
+        "removed": [printable(n) for n in result.removed],
+        "kept": result.kept,
+        "covered": result.covered,
+        "uncertain": result.uncertain,
+    }
+
+
+def _tag_lines(result: TagResult) -> list[str]:
+    """``path,status,target,name;name``."""
+    return [
+        _line(result.path, result.status, result.target or "", _names(f.name for f in result.faces))
+    ]
+
+
+TAG_ROWS = Rows(TAG_CSV_HEADER, _tag_csv, tag_json, _tag_lines)
+"""``facematch tag``'s report, one row per photo."""
 
 
 # --- library export (``facematch library export``) ----------------------------------

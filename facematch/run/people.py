@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from facematch.errors import UsageError
 from facematch.matching.calibration import auto_tolerance
 from facematch.matching.cluster import FaceClusterer, known_names
 from facematch.matching.gallery import Gallery
-from facematch.records import PREFIX, FaceRow, LibraryFaces
+from facematch.records import PREFIX, FaceMatch, FaceRow, ImageResult, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
+from facematch.run.regions import known_from_regions
 from facematch.sources.images import ShownPaths
 from facematch.store.library import Library
 from facematch.store.people import People
@@ -51,11 +53,16 @@ def cluster_paths(
     *,
     min_faces: int,
     known_dir: str | None = None,
+    tagged: Sequence[str] = (),
     folder_names: Mapping[int, str] | None = None,
     out_dir: Path | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> Clustered:
-    """Index, cluster and name; the rows of the faces under ``paths``, by path."""
+    """Index, cluster and name; the rows of the faces under ``paths``, by path.
+
+    The known people who name groups are ``known_dir``'s, or the named face regions
+    in the XMP of the photos under ``tagged`` (``--known-from-xmp``).
+    """
     shown = ShownPaths(paths)
     unreadable: list[tuple[str, str]] = []
     for row in library.index(paths, pipeline, prune=False):
@@ -67,8 +74,13 @@ def cluster_paths(
     everything = library.faces()
     people = People(library)
     rows, new_people = people.update(everything, FaceClusterer(min_faces=min_faces))
-    if known_dir is not None:
-        name_by_known(people, everything, rows, build_gallery(pipeline, known_dir).gallery)
+    if known_dir is not None or tagged:
+        gallery = (
+            build_gallery(pipeline, known_dir).gallery
+            if known_dir is not None
+            else known_from_regions(pipeline, tagged).gallery
+        )
+        name_by_known(people, everything, rows, gallery)
         rows = people.rows(everything)
     renamed = take_folder_names(people, folder_names or {}, out_dir or Path())
     if renamed:
@@ -110,6 +122,31 @@ def take_folder_names(
             continue
         taken.append((number, folder))
     return taken
+
+
+def named_photos(library: Library, paths: Sequence[str] = ()) -> list[ImageResult]:
+    """The library's photos (those under ``paths``, if given) with the names its people
+    have, as matching's results: what ``facematch tag --library`` writes.
+
+    A face is named when its person is, by you (``cluster name``, a renamed ``--out``
+    folder) or by a known person (``cluster --known``). A name on two faces of one
+    photo is uncertain on both, as in matching: someone is in a photo once.
+    """
+    shown = ShownPaths(paths)
+    roots = [os.path.abspath(p) for p in paths]
+    faces: dict[str, list[FaceMatch]] = {}
+    for row in People(library).rows(library.faces()):
+        if roots and not _under(row.path, roots):
+            continue
+        named = faces.setdefault(row.path, [])
+        if row.name is not None and row.named_by != "none":
+            named.append(FaceMatch(row.box, row.name, None))
+    results = []
+    for path, named in sorted(faces.items()):
+        twice = {name for name, count in Counter(f.name for f in named).items() if count > 1}
+        sure = tuple(replace(f, uncertain=f.name in twice) for f in named)
+        results.append(ImageResult(shown(path), "ok", None, sure))
+    return results
 
 
 def _under(path: str, roots: list[str]) -> bool:

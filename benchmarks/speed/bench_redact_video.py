@@ -9,7 +9,8 @@ For each clip, in one run on the same cores (one process each, ``-j 1``):
   default threshold and mask scale 1.3, full-resolution inference, black boxes).
 
 CPU seconds are the child processes' user + system time (``getrusage``), per
-second of video. The reference faces of each frame are those of photo
+second of video; facematch's peak memory is the largest resident size of the
+children after its run (it runs first). The reference faces of each frame are those of photo
 redaction's detector passes (``redaction_passes``: CenterFace at 0.2, HOG at
 upsample 2, HOG on mirrored borders) on the original frame, every
 ``--reference-every`` frames. A reference face is *covered* in a copy when
@@ -116,7 +117,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-redact-video-"))
     harness.table_header(
-        "clip", "tool", "CPU s per s of video", "faces (frames x faces)", "covered", "exposed"
+        "clip",
+        "tool",
+        "CPU s per s of video",
+        "faces (face-frames)",
+        "covered",
+        "exposed",
+        "peak MB",
     )
     for clip in args.clips:
         from facematch.privacy.video import copy_path
@@ -129,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ours = Outcome("facematch", 0.0, 0)
         command = [sys.executable, "-m", "facematch", "redact", str(clip), "--out", str(ours_dir)]
         ours.cpu = cpu_of([*command, "--format", "json", "-j", "1", "-q"])
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         score(copy_path(ours_dir / clip.name), faces, ours)
         theirs = Outcome("deface", 0.0, 0)
         deface_out = work / f"{clip.stem}-deface.mp4"
@@ -154,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 outcome.faces,
                 f"{outcome.covered} ({100 * outcome.covered / max(outcome.faces, 1):.1f}%)",
                 outcome.exposed,
+                f"{peak_mb:.0f}" if outcome is ours else "",
             )
 
 

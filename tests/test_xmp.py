@@ -207,6 +207,7 @@ def test_every_orientation_reads_back_in_exiftool_on_the_stored_pixels(tmp_path:
 
 
 @needs_exiftool
+@pytest.mark.slow
 def test_matched_faces_of_real_photos_in_all_orientations(tmp_path: Path, data: Path) -> None:
     """Real matching: Obama is named in each of the eight stored turns of one photo, and
     exiftool reads his region on his face in the stored pixels."""
@@ -653,6 +654,7 @@ def tbbt(tmp_path: Path, data: Path) -> tuple[Path, Path]:
     return known, scenes
 
 
+@pytest.mark.slow
 def test_match_tag_read_back_match_again_gives_the_same_names(tmp_path: Path, data: Path) -> None:
     """The round trip on real photos: the names matching gives, written as regions and
     read back as the known people, name the same faces the same way."""

@@ -203,6 +203,7 @@ def test_jax_interpreter_equals_onnx_runtime_on_faces() -> None:
     assert np.abs(ours - onnx).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_same_seed_same_perturbation() -> None:
     from dataclasses import replace
 

@@ -248,6 +248,7 @@ print(json.dumps({"engine": engine.name, "faces": faces, "main": main, "worker":
 """
 
 
+@pytest.mark.slow
 def test_onnx_runtime_telemetry_is_off_in_the_main_process_and_in_workers(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / ".cache").mkdir(parents=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import run
-from videos import Shot, write_video
+from videos import Shot, audio_only, write_video
 
 from facematch.cli import EXIT_PARTIAL
 from facematch.privacy.video import Track, box_at, one_per_person
@@ -161,6 +161,7 @@ def test_bad_videos_are_rows_and_leave_no_file(tmp_path: Path, clip: Path) -> No
     (folder / "text.mkv").write_text("not a video\n")
     whole = clip.read_bytes()
     (folder / "cut.mp4").write_bytes(whole[: len(whole) // 3])
+    audio_only(folder / "voice.m4v")
     out = tmp_path / "out"
     code, rows, stderr = redact_json(folder, "--out", out)
     assert code == EXIT_PARTIAL
@@ -168,7 +169,11 @@ def test_bad_videos_are_rows_and_leave_no_file(tmp_path: Path, clip: Path) -> No
         "cut.mp4": "error",
         "empty.mp4": "error",
         "text.mkv": "error",
+        "voice.m4v": "error",
     }
+    assert {Path(str(r["path"])).name: r["error"] for r in rows}["voice.m4v"] == (
+        "no video stream in this file"
+    )
     assert all(r["error"] and "Traceback" not in str(r["error"]) for r in rows)
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
     assert "empty file" in stderr

@@ -29,7 +29,7 @@ from facematch.sources.images import discover
 
 pytest.importorskip("av")
 
-from videos import Shot, write_reframed, write_video
+from videos import Shot, audio_only, write_reframed, write_video
 
 DATA = Path(__file__).parent / "data"
 CLIP = DATA / "hamilton-4s.mp4"
@@ -279,21 +279,6 @@ def test_seek_and_decode_through_sample_the_same_frames(videos: Path) -> None:
     # Upright: the photo's top-left is where the unrotated copy has it.
     upright = next(video.frames(str(videos / "truth.mp4"))).image()
     assert np.abs(rotated.image().astype(int) - upright.astype(int)).mean() < 8
-
-
-def audio_only(path: Path) -> None:
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=8000)
-        for i in range(4):
-            samples = np.zeros((1, 1024), dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def test_bad_videos_are_error_rows(known: Path, videos: Path, tmp_path: Path, data: Path) -> None:

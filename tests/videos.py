@@ -128,3 +128,19 @@ def write_reframed(
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def audio_only(path: Path) -> None:
+    """A file with one AAC stream and no video (a voice memo named like a video)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=8000)
+        for i in range(4):
+            samples = np.zeros((1, 1024), dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)

@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
 
 from facematch.detect.boxes import iou, unite
 from facematch.encode.faces import FaceSettings, describe
@@ -108,7 +112,11 @@ def copy_path(target: Path) -> Path:
 
 @dataclass
 class Track:
-    """One face followed through the frames: its detected boxes and described samples."""
+    """One face followed through the frames: its detected boxes and described samples.
+
+    ``detections`` is kept in frame order (frames are read in order), so its first
+    and last keys are the track's first and last frames.
+    """
 
     ident: int
     detections: dict[int, FaceBox] = field(default_factory=dict)
@@ -118,11 +126,11 @@ class Track:
 
     @property
     def first(self) -> int:
-        return min(self.detections)
+        return next(iter(self.detections))
 
     @property
     def last(self) -> int:
-        return max(self.detections)
+        return next(reversed(self.detections))
 
 
 class Tracker:
@@ -220,8 +228,6 @@ def decide_track(track: Track, plan: Redaction) -> RedactedFace:
 def _someone_else(track: Track, embedding: Any) -> bool:
     """Whether a track's new sample is another person than its last (a cut the
     thumbnails missed, or two faces that crossed)."""
-    import numpy as np
-
     if track.last_embedding is None or len(track.detections) < 2:
         return False
     return float(np.linalg.norm(track.last_embedding - embedding)) > SAME_FACE_DISTANCE
@@ -229,14 +235,10 @@ def _someone_else(track: Track, embedding: Any) -> bool:
 
 def _thumbnail(image: Any) -> Any:
     """A 32x18 grey copy of a frame, to tell cuts."""
-    from PIL import Image
-
     return Image.fromarray(image).convert("L").resize((32, 18), Image.Resampling.BOX)
 
 
 def _difference(a: Any, b: Any) -> float:
-    import numpy as np
-
     return float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
 
 
@@ -254,31 +256,36 @@ def one_per_person(tracks: Sequence[Track], decisions: list[RedactedFace]) -> li
     return result
 
 
+def track_boxes(track: Track, hold: int) -> Iterator[tuple[int, FaceBox, bool]]:
+    """(frame, box, filled in) for every frame the track covers, in order: its first
+    box held ``hold`` frames before, each detection, the boxes between two detections
+    interpolated, and its last box held ``hold`` frames after. One pass."""
+    frames = list(track.detections.items())
+    first, last = frames[0], frames[-1]
+    for index in range(first[0] - hold, first[0]):
+        yield index, first[1], True
+    for (before, a), (after, b) in pairwise(frames):
+        yield before, a, False
+        for index in range(before + 1, after):
+            share = (index - before) / (after - before)
+            yield index, _between(a, b, share), True
+    yield last[0], last[1], False
+    for index in range(last[0] + 1, last[0] + hold + 1):
+        yield index, last[1], True
+
+
+def _between(a: FaceBox, b: FaceBox, share: float) -> FaceBox:
+    return FaceBox(
+        round(a.top + (b.top - a.top) * share),
+        round(a.right + (b.right - a.right) * share),
+        round(a.bottom + (b.bottom - a.bottom) * share),
+        round(a.left + (b.left - a.left) * share),
+    )
+
+
 def box_at(track: Track, index: int, hold: int) -> tuple[FaceBox, bool] | None:
     """The track's box in frame ``index`` and whether it was filled in, or None."""
-    box = track.detections.get(index)
-    if box is not None:
-        return box, False
-    first, last = track.first, track.last
-    if first - hold <= index < first:
-        return track.detections[first], True
-    if last < index <= last + hold:
-        return track.detections[last], True
-    if not first < index < last:
-        return None
-    before = max(i for i in track.detections if i < index)
-    after = min(i for i in track.detections if i > index)
-    share = (index - before) / (after - before)
-    a, b = track.detections[before], track.detections[after]
-    return (
-        FaceBox(
-            round(a.top + (b.top - a.top) * share),
-            round(a.right + (b.right - a.right) * share),
-            round(a.bottom + (b.bottom - a.bottom) * share),
-            round(a.left + (b.left - a.left) * share),
-        ),
-        True,
-    )
+    return next(((b, f) for i, b, f in track_boxes(track, hold) if i == index), None)
 
 
 @dataclass(frozen=True)
@@ -363,12 +370,11 @@ def _redact(task: VideoTask) -> RedactedVideo:
     for track, decision in zip(tracks, decisions, strict=True):
         covered = filled = 0
         if decision.action == "covered":
-            for index in range(max(0, track.first - hold), min(frames, track.last + hold + 1)):
-                found = box_at(track, index, hold)
-                if found is not None:
-                    masks.setdefault(index, []).append(found[0])
+            for index, box, made in track_boxes(track, hold):
+                if 0 <= index < frames:
+                    masks.setdefault(index, []).append(box)
                     covered += 1
-                    filled += found[1]
+                    filled += made
         rows.append(
             RedactedTrack(
                 decision.box,
@@ -410,8 +416,6 @@ def _encode(video: Any, out: Any, masks: dict[int, list[FaceBox]], task: VideoTa
     from fractions import Fraction
 
     import av
-    import numpy as np
-    from PIL import Image
 
     from facematch.privacy.redact import cover
     from facematch.sources.video import upright

@@ -55,18 +55,19 @@ def collections(half: Half, draws: int) -> list[tuple[Array, NDArray[np.intp]]]:
     return made
 
 
-def groups(
-    embeddings: Array, who: NDArray[np.intp], pair_threshold: float | None
-) -> list[tuple[int, bool, bool, bool]]:
-    """(size, false, impure, dissolved by the pair rule) for each group."""
-    labels = FaceClusterer(pair_threshold=pair_threshold or 1.0).fit_predict(embeddings)
-    plain = FaceClusterer(pair_threshold=1.0).fit_predict(embeddings)
+def groups(embeddings: Array, who: NDArray[np.intp]) -> list[tuple[int, bool, bool, float]]:
+    """(size, false, impure, how far apart a pair's two faces are) for each group formed
+    without a pair rule; a rule then dissolves the pairs farther apart than it (as
+    ``FaceClusterer`` does after merging), so one clustering serves every rule."""
+    labels = FaceClusterer(pair_threshold=1.0).fit_predict(embeddings)
+    stored = embeddings.astype(np.float32).astype(np.float64)  # what the clusterer measures
     found = []
-    for label in range(plain.max(initial=-1) + 1):
-        members = np.flatnonzero(plain == label)
+    for label in range(labels.max(initial=-1) + 1):
+        members = np.flatnonzero(labels == label)
         counts = np.unique(who[members], return_counts=True)[1]
         false, impure = bool(counts.max() * 2 <= len(members)), len(counts) > 1
-        found.append((len(members), false, impure, bool(labels[members[0]] < 0)))
+        apart = float(np.linalg.norm(np.subtract(*stored[members]))) if len(members) == 2 else 0.0
+        found.append((len(members), false, impure, apart))
     return found
 
 
@@ -74,8 +75,7 @@ def report(half: Half, draws: int) -> None:
     made = collections(half, draws)
     for label, chosen in (("250-photo collections", made[:-1]), ("the whole half", made[-1:])):
         print(f"\n## {half.name} half, {label}\n")
-        per_rule = {rule: [g for e, w in chosen for g in groups(e, w, rule)] for rule in RULES}
-        plain = per_rule[None]
+        plain = [g for e, w in chosen for g in groups(e, w)]
         harness.table_header("group size", "groups", "false", "impure")
         for low, high in BINS:
             sized = [g for g in plain if low <= g[0] <= high]
@@ -87,10 +87,11 @@ def report(half: Half, draws: int) -> None:
         harness.table_header(
             "pair rule", "pairs kept", "false pairs", "false groups", "true pairs broken up"
         )
-        for rule, found in per_rule.items():
-            kept = [g for g in found if not g[3]]
+        for rule in RULES:
+            dissolved = [rule is not None and g[0] == 2 and g[3] > rule for g in plain]
+            kept = [g for g, gone in zip(plain, dissolved, strict=True) if not gone]
             pairs = [g for g in kept if g[0] == 2]
-            broken = sum(g[3] and not g[1] for g in found)
+            broken = sum(gone and not g[1] for g, gone in zip(plain, dissolved, strict=True))
             harness.table_row(
                 "none" if rule is None else f"{rule:.2f}",
                 len(pairs),

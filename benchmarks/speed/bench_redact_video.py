@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import harness
+from facematch.detect.boxes import iou
+from facematch.records import FaceBox
 
 BLACK = 12  # a channel value at or under this is the fill (H.264 leaves 0 at 0-12)
 
@@ -63,8 +65,8 @@ def frames_of(path: Path) -> list[np.ndarray]:
         return [image for _, image in video.pictures()]
 
 
-def reference(clip: Path, every: int) -> dict[int, list[tuple[int, int, int, int]]]:
-    """Frame index -> face boxes (top, right, bottom, left) by photo redaction's passes."""
+def reference(clip: Path, every: int) -> dict[int, list[FaceBox]]:
+    """Frame index -> face boxes by photo redaction's passes."""
     from facematch.detect.boxes import unite
     from facematch.encode.faces import FaceSettings
     from facematch.encode.passes import detect_pass, redaction_passes
@@ -73,40 +75,29 @@ def reference(clip: Path, every: int) -> dict[int, list[tuple[int, int, int, int
     found = {}
     for index, image in enumerate(frames_of(clip)):
         if index % every == 0:
-            found[index] = [b.css() for b in unite([detect_pass(image, p) for p in passes])]
+            found[index] = unite([detect_pass(image, p) for p in passes])
     return found
 
 
-def score(copy: Path, faces: dict[int, list[tuple[int, int, int, int]]], out: Outcome) -> None:
+def score(copy: Path, faces: dict[int, list[FaceBox]], out: Outcome) -> None:
     frames = frames_of(copy)
     hidden: dict[tuple[int, int], bool] = {}
     for index, boxes in faces.items():
-        for k, (top, right, bottom, left) in enumerate(boxes):
-            region = frames[index][top:bottom, left:right]
+        for k, box in enumerate(boxes):
+            region = frames[index][box.top : box.bottom, box.left : box.right]
             dark = (region.max(axis=2) <= BLACK).mean() if region.size else 1.0
             hidden[(index, k)] = bool(dark >= 0.9)
     out.faces = len(hidden)
     out.covered = sum(hidden.values())
-    for (index, k), covered in hidden.items():
-        if covered:
-            continue
-        box = faces[index][k]
-        for other in (index - 1, index + 1):
-            for j, near in enumerate(faces.get(other, [])):
-                if hidden.get((other, j)) and _iou(box, near) >= 0.3:
-                    out.exposed += 1
-                    break
-            else:
-                continue
-            break
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    top, right = max(a[0], b[0]), min(a[1], b[1])
-    bottom, left = min(a[2], b[2]), max(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    area = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0])
-    return inter / (area - inter) if area > inter else 0.0
+    out.exposed = sum(
+        not covered
+        and any(
+            hidden.get((other, j)) and iou(faces[index][k], near) >= 0.3
+            for other in (index - 1, index + 1)
+            for j, near in enumerate(faces.get(other, []))
+        )
+        for (index, k), covered in hidden.items()
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

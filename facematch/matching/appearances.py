@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facematch.records import Appearance, FaceBox
+from facematch.records import Appearance
 
 if TYPE_CHECKING:
     from facematch.records import FaceMatch
@@ -27,39 +27,38 @@ MAX_GAP_SAMPLES = 2
 
 @dataclass
 class _Open:
+    """A range still open: when it began and was last seen, and its best sample."""
+
     start: float
     last: float
     index: int
     samples: int
-    distance: float | None
-    time: float
-    box: FaceBox
-    area: int
-    best: FaceMatch
+    best: FaceMatch  # nearest to the person; for unknown faces, the largest
+    time: float  # when the best sample was taken
 
     def closed(self, name: str | None, interval: float, duration: float | None) -> Appearance:
         end = self.last + interval
         if duration is not None:
             end = max(self.last, min(end, duration))
-        chance = self.best.stranger_chance if name is not None else None
+        known = name is not None
         return Appearance(
             name,
             self.start,
             end,
             self.samples,
-            self.distance,
+            self.best.distance if known else None,
             self.time,
-            self.box,
-            chance,
+            self.best.box,
+            self.best.stranger_chance if known else None,
             self.best.uncertain,
         )
 
 
-def _better(candidate: FaceMatch, known: bool, current: _Open) -> bool:
+def _better(candidate: FaceMatch, known: bool, current: FaceMatch) -> bool:
     if known:
         assert candidate.distance is not None and current.distance is not None
         return candidate.distance < current.distance
-    return candidate.box.area > current.area
+    return candidate.box.area > current.box.area
 
 
 def appearances(
@@ -83,19 +82,13 @@ def appearances(
             known = name is not None
             current = open_ranges.get(name)
             if current is None:
-                distance = face.distance if known else None
-                area = face.box.area
-                open_ranges[name] = _Open(
-                    time, time, index, 1, distance, time, face.box, area, face
-                )
+                open_ranges[name] = _Open(time, time, index, 1, face, time)
                 continue
             if current.index != index:
                 current.samples += 1
                 current.index, current.last = index, time
-            if _better(face, known, current):
-                current.distance = face.distance if known else None
-                current.time, current.box, current.area = time, face.box, face.box.area
-                current.best = face
+            if _better(face, known, current.best):
+                current.best, current.time = face, time
     done.extend(r.closed(name, interval, duration) for name, r in open_ranges.items())
     return sorted(done, key=lambda a: (a.name is None, a.name or "", a.start))
 

@@ -92,6 +92,8 @@ def nearest_name(face: FaceMatch) -> str | None:
     """The nearest known person, matched or not."""
     if face.name is not None:
         return face.name
+    if face.nearest is not None:
+        return face.nearest.name
     return face.known_face.name if face.known_face is not None else None
 
 

@@ -25,6 +25,10 @@ class FaceBox:
     right: int
     bottom: int
     left: int
+    # How far the face is tilted in the picture (degrees, the line from its left
+    # eye to its right eye against the horizontal), where the detector measures
+    # it (CenterFace); 0 where it does not. Not part of the box's identity.
+    roll: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def area(self) -> int:

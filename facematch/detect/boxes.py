@@ -16,7 +16,7 @@ SAME_FACE_IOU = 0.3
 def trim_box(box: FaceBox, height: int, width: int) -> FaceBox:
     """Clip a box to the image, as face_recognition's ``_trim_css_to_bounds`` does."""
     return FaceBox(
-        max(box.top, 0), min(box.right, width), min(box.bottom, height), max(box.left, 0)
+        max(box.top, 0), min(box.right, width), min(box.bottom, height), max(box.left, 0), box.roll
     )
 
 
@@ -34,7 +34,8 @@ def grow_box(box: FaceBox, share: float, width: int, height: int) -> FaceBox:
 
 def scale_box(box: FaceBox, factor: float) -> FaceBox:
     """Every edge multiplied by ``factor`` and rounded (a box on a resized copy)."""
-    return FaceBox(*(round(v * factor) for v in box.css()))
+    top, right, bottom, left = (round(v * factor) for v in box.css())
+    return FaceBox(top, right, bottom, left, box.roll)
 
 
 def iou(a: FaceBox, b: FaceBox) -> float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -116,7 +117,7 @@ class BoxMapping:
     shift_y: float
     side: float
 
-    def apply(self, x1: float, y1: float, x2: float, y2: float) -> FaceBox:
+    def apply(self, x1: float, y1: float, x2: float, y2: float, roll: float = 0.0) -> FaceBox:
         width, height = x2 - x1, y2 - y1
         centre_x = (x1 + x2) / 2 + self.shift_x * width
         centre_y = (y1 + y2) / 2 + self.shift_y * height
@@ -126,6 +127,7 @@ class BoxMapping:
             round(centre_x + half),
             round(centre_y + half),
             round(centre_x - half),
+            roll,
         )
 
 
@@ -371,7 +373,12 @@ class CenterFace:
         kept = raw[non_maximum_suppression(raw[:, :4], raw[:, 4])]
         if not turned:
             kept = kept[eye_ratios(kept) >= TURNED_EYE_RATIO]
-        return [Detection(CENTERFACE_TO_DLIB.apply(*row[:4]), float(row[4])) for row in kept]
+        found = []
+        for row in kept:
+            x1, y1, x2, y2 = (float(v) for v in row[:4])
+            box = CENTERFACE_TO_DLIB.apply(x1, y1, x2, y2, eye_roll(row))
+            found.append(Detection(box, float(row[4])))
+        return found
 
     def raw(self, image: NDArray[np.uint8], threshold: float) -> NDArray[np.float32]:
         """CenterFace's own detections (N, 15) before NMS: x1, y1, x2, y2, score, then
@@ -472,6 +479,12 @@ def decode_heatmap(
     out[:, 5::2] = (landmarks[1::2, rows, cols] * box_width + left).T
     out[:, 6::2] = (landmarks[0::2, rows, cols] * box_height + top).T
     return out
+
+
+def eye_roll(row: NDArray[np.float32]) -> float:
+    """How far a CenterFace face is tilted (degrees): the line between its eyes
+    against the horizontal (its own landmarks, which hold at any tilt)."""
+    return math.degrees(math.atan2(float(row[8] - row[6]), float(row[7] - row[5])))
 
 
 def eye_ratios(raw: NDArray[np.float32]) -> NDArray[np.float32]:

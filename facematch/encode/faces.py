@@ -162,7 +162,9 @@ def detect(
         return boxes
     sy, sx = height / image.shape[0], width / image.shape[1]
     return [
-        FaceBox(round(b.top * sy), round(b.right * sx), round(b.bottom * sy), round(b.left * sx))
+        FaceBox(
+            round(b.top * sy), round(b.right * sx), round(b.bottom * sy), round(b.left * sx), b.roll
+        )
         for b in boxes
     ]
 
@@ -206,18 +208,99 @@ def describe(
     ``chip_contrast``) are left out: too dark or blurred to describe.
     """
     height, width = image.shape[:2]
-    shapes = align(image, boxes, settings.landmarks)
+    upright = [abs(b.roll) >= UPRIGHT_FROM_ROLL for b in boxes]
+    shapes = align(
+        image, [b for b, u in zip(boxes, upright, strict=True) if not u], settings.landmarks
+    )
     chips = face_chips(image, shapes)
+    if any(upright):
+        chips, points = _with_upright(image, boxes, upright, shapes, chips, settings.landmarks)
+    else:
+        points = [shape_points(s) for s in shapes]
     if flat_below is not None and len(chips):
         keep = chip_contrast(chips) >= flat_below
         boxes = [b for b, k in zip(boxes, keep, strict=True) if k]
-        shapes = [s for s, k in zip(shapes, keep, strict=True) if k]
+        points = [p for p, k in zip(points, keep, strict=True) if k]
         chips = chips[keep]
     embeddings = encoder.encode(chips)
     return [
-        Face(trim_box(box, height, width), shape_points(shape), embedding)
-        for box, shape, embedding in zip(boxes, shapes, embeddings, strict=True)
+        Face(trim_box(box, height, width), marks, embedding)
+        for box, marks, embedding in zip(boxes, points, embeddings, strict=True)
     ]
+
+
+UPRIGHT_FROM_ROLL = 10.0
+"""A face tilted at least this far (degrees, as its detector measured it: only
+CenterFace does) is turned upright before its landmarks are found. dlib's
+landmark predictor starts from an upright face inside the box; on a face
+tilted 30-40 degrees it settles on an upright shape in the wrong place, and the
+embedding lands far from the person (0.60-0.72 from their own photos in a
+real clip of two people tilting their heads, instead of 0.35-0.42 when turned
+upright first). Chosen on lfw-dev photos turned by known angles
+(benchmarks/accuracy/rolled_faces.py; docs/measurements/redaction.md)."""
+
+UPRIGHT_REACH = 1.5
+"""Half the side of the square cut around a tilted face, in box sides: room for
+the face and the chip's padding after turning."""
+
+
+def _with_upright(
+    image: RGBImage,
+    boxes: Sequence[FaceBox],
+    upright: Sequence[bool],
+    shapes: Sequence[Any],
+    chips: NDArray[np.uint8],
+    points: int,
+) -> tuple[NDArray[np.uint8], list[tuple[tuple[int, int], ...]]]:
+    """Chips and landmarks (image pixels) for every box, in order: the upright ones
+    from ``shapes``/``chips``, the tilted ones cut out, turned upright and described."""
+    level = iter(zip(shapes, chips, strict=True))
+    all_chips: list[NDArray[np.uint8]] = []
+    all_points: list[tuple[tuple[int, int], ...]] = []
+    for box, turn in zip(boxes, upright, strict=True):
+        if not turn:
+            shape, chip = next(level)
+            all_chips.append(chip)
+            all_points.append(shape_points(shape))
+            continue
+        chip, marks = _upright_chip(image, box, points)
+        all_chips.append(chip)
+        all_points.append(marks)
+    if not all_chips:
+        return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8), []
+    return np.stack(all_chips), all_points
+
+
+def _upright_chip(
+    image: RGBImage, box: FaceBox, points: int
+) -> tuple[NDArray[np.uint8], tuple[tuple[int, int], ...]]:
+    """One tilted face's chip, found on a square around it turned by its roll, and its
+    landmarks mapped back to the image's pixels."""
+    from PIL import Image
+
+    side = max(box.right - box.left, box.bottom - box.top)
+    reach = max(1, round(side * UPRIGHT_REACH))
+    centre_x, centre_y = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    left, top = round(centre_x) - reach, round(centre_y) - reach
+    square = Image.fromarray(np.ascontiguousarray(image[..., :3])).crop(
+        (left, top, left + 2 * reach, top + 2 * reach)
+    )
+    turned = np.asarray(
+        square.rotate(box.roll, resample=Image.Resampling.BILINEAR, center=(reach, reach))
+    )
+    half_w, half_h = (box.right - box.left) // 2, (box.bottom - box.top) // 2
+    inner = FaceBox(reach - half_h, reach + half_w, reach + half_h, reach - half_w)
+    shape = align(turned, [inner], points)[0]
+    chip = face_chips(turned, [shape])[0]
+    angle = np.radians(box.roll)
+    cos, sin = float(np.cos(angle)), float(np.sin(angle))
+    marks = []
+    for x, y in shape_points(shape):
+        dx, dy = x - reach, y - reach
+        marks.append(
+            (round(left + reach + cos * dx - sin * dy), round(top + reach + sin * dx + cos * dy))
+        )
+    return chip, tuple(marks)
 
 
 FLAT_CHIP_CONTRAST = 8.0

@@ -84,6 +84,7 @@ def detect_pass(image: RGBImage, detector: DetectorPass) -> list[FaceBox]:
             round((b.right - pad_x) * sx),
             round((b.bottom - pad_y) * sy),
             round((b.left - pad_x) * sx),
+            b.roll,
         )
         trimmed = trim_box(box, height, width)
         if trimmed.right > trimmed.left and trimmed.bottom > trimmed.top:

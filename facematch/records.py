@@ -378,12 +378,13 @@ class Area:
     h: float
 
 
-RegionSource = Literal["mwg", "mp"]
+RegionSource = Literal["mwg", "mp", "acdsee"]
 
 
 @dataclass(frozen=True)
 class FaceRegion:
-    """One region of a photo's XMP: MWG's (``mwg-rs``) or Microsoft Photo's (``MPReg``).
+    """One region of a photo's XMP: MWG's (``mwg-rs``), Microsoft Photo's (``MPReg``) or
+    ACDSee's (``acdsee-rs``).
 
     ``ours``: facematch wrote it (an MWG region marked ``xmp:CreatorTool`` facematch in
     its ``Extensions``, or the Microsoft twin of one), so a later run may replace it.

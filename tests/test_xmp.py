@@ -11,6 +11,7 @@ expected in the stored image is found by turning a mask with Pillow.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import shutil
@@ -597,6 +598,66 @@ def test_microsoft_regions_and_what_is_not_a_person(tmp_path: Path) -> None:
     sidecar.write_text(BILLION_LAUGHS, encoding="utf-8")
     broken = photo_regions(str(photo))
     assert broken.error is not None and "XML with a DTD (refused" in broken.error
+
+
+# ExifTool 12.57 does not know ACDSee's region namespace by itself; the config it ships
+# for it (by its maintainers) defines the tags, and so what ACDSee's regions look like.
+ACDSEE_CONFIG = Path("/usr/share/doc/libimage-exiftool-perl/config_files/acdsee.config.gz")
+
+
+def acdsee_region(stored: Sequence[float], size: tuple[int, int], name: str, **fields: str) -> str:
+    """One ACDSee region in exiftool's structure syntax, its area in ``DLYArea`` unless
+    ``fields`` says ``area="ALGArea"``."""
+    left, top, right, bottom = stored
+    x, y = (left + right) / 2 / size[0], (top + bottom) / 2 / size[1]
+    w, h = (right - left) / size[0], (bottom - top) / size[1]
+    area = fields.get("area", "DLYArea")
+    kind = fields.get("kind", "Face")
+    return f"{{{area}={{X={x:.6f},Y={y:.6f},W={w:.6f},H={h:.6f}}},Name={name},Type={kind}}}"
+
+
+@needs_exiftool
+@pytest.mark.skipif(not ACDSEE_CONFIG.is_file(), reason="ExifTool's acdsee.config is missing")
+def test_acdsee_regions_exiftool_writes_are_read_upright(tmp_path: Path) -> None:
+    from facematch.sources.xmp import photo_regions
+
+    config = tmp_path / "acdsee.config"
+    config.write_bytes(gzip.decompress(ACDSEE_CONFIG.read_bytes()))
+    photo, sidecar = tmp_path / "photo.jpg", tmp_path / "photo.jpg.xmp"
+    save_turned(red_photo(), 6, photo)
+    with Image.open(photo) as image:
+        size = image.size
+    ann = stored_box(UPRIGHT_SIZE, FACE, 6)
+    bob_upright = (120, 260, 180, 200)
+    bob = stored_box(UPRIGHT_SIZE, bob_upright, 6)
+    regions = ",".join(
+        [
+            acdsee_region(ann, size, "Ann"),
+            acdsee_region(bob, size, "Bob", area="ALGArea"),  # ACDSee's detector's area only
+            acdsee_region(bob, size, "Rex", kind="Pet"),
+        ]
+    )
+    dimensions = f"AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}}"
+    value = f"-XMP-acdsee-rs:RegionInfoACDSee={{{dimensions},RegionList=[{regions}]}}"
+    written = subprocess.run(
+        [EXIFTOOL or "exiftool", "-config", config, "-q", value, sidecar],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert "acdsee-rs:DLYArea" in sidecar.read_text(encoding="utf-8")
+    found = photo_regions(str(photo))
+    assert found.error is None and found.skipped == ()
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "acdsee"), ("Bob", "acdsee")]
+    assert close(found.regions[0].box.css(), FACE)
+    assert close(found.regions[1].box.css(), bob_upright)
+    # The same face in MWG too (as a tool writing both would): it counts once, as MWG's.
+    exiftool(
+        "-q", "-overwrite_original", region_info(size, exiftool_region(ann, size, "Ann")), sidecar
+    )
+    found = photo_regions(str(photo))
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "mwg"), ("Bob", "acdsee")]
 
 
 def loose(box: dict[str, int], share: float = 0.2) -> list[float]:

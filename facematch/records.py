@@ -171,15 +171,17 @@ class LibraryFaces(NamedTuple):
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One library face near the query person: where it is and how near."""
+    """One library face near the query person: where it is, how near, and the name of the
+    person it is in, if that person has one (by you, a photo's XMP, or a known folder)."""
 
     path: str
     box: FaceBox
     distance: float
     face_id: int
+    name: str | None = None
 
 
-NamedBy = Literal["user", "known", "none"]
+NamedBy = Literal["user", "xmp", "known", "none"]
 
 
 PREFIX = "person_"

@@ -704,6 +704,87 @@ def test_exiftool_made_regions_become_known_people(tmp_path: Path, data: Path) -
     assert "--known-from-xmp: no such file or directory" in missing.stderr
 
 
+@needs_exiftool
+def test_index_takes_the_names_in_xmp_and_search_and_cluster_start_from_them(
+    tmp_path: Path, data: Path
+) -> None:
+    """Names a photo manager gave, read by index: the face inside each named region goes
+    to the person of that name (a region with no face is reported), search shows the
+    name, cluster keeps the named faces together and gathers the others around them.
+    Only a changed photo or sidecar is read again."""
+    from facematch.store.library import Library
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, source in {"both.jpg": "two_people.jpg", "obama.jpg": "obama2.jpg"}.items():
+        shutil.copy(data / source, photos / name)
+    shutil.copy(data / "biden.jpg", photos / "biden.jpg")
+    library = tmp_path / "photos.sqlite3"
+    plain = run("index", photos, "--library", library, "--no-xmp-names", "-j", "1")
+    assert plain.exit_code == 0, plain.stderr
+    with Library.open(library, read_only=True) as opened:
+        faces = opened.faces()
+    boxes: dict[str, list[dict[str, int]]] = {}
+    for path, box in zip(faces.paths, faces.boxes, strict=True):
+        named_box = dict(zip(("top", "right", "bottom", "left"), map(int, box), strict=True))
+        boxes.setdefault(Path(path).name, []).append(named_box)
+    obama_box, biden_box = sorted(boxes["both.jpg"], key=lambda b: b["left"])  # left, right
+    with Image.open(photos / "both.jpg") as image:
+        size = image.size
+    sidecar = photos / "both.jpg.xmp"
+
+    def tag(biden: str) -> None:
+        sidecar.unlink(missing_ok=True)
+        regions = [
+            exiftool_region(loose(biden_box), size, biden),
+            exiftool_region(loose(obama_box), size, "Barack Obama"),
+            exiftool_region((0, 600, 40, 640), size, "Back Of A Head"),
+        ]
+        exiftool("-q", region_info(size, *regions), sidecar)
+
+    tag("Joe Biden")
+    indexed = run("index", photos, "--library", library, "-j", "1")
+    assert indexed.exit_code == 0, indexed.stderr
+    assert "both.jpg: the region of Back Of A Head has no face facematch finds inside" in (
+        indexed.stderr
+    )
+    summary = (
+        "facematch: 2 faces named after the 3 named face regions in the XMP of 1 photos; "
+        "1 regions with no face inside (not used)"
+    )
+    assert summary in indexed.stderr
+    again = run("index", photos, "--library", library, "-j", "1")
+    assert again.exit_code == 0 and "named face regions" not in again.stderr  # not read again
+
+    found = run("search", data / "obama.jpg", "--library", library, "--format", "csv", "-j", "1")
+    assert found.exit_code == 0, found.stderr
+    assert {Path(r["path"]).name: r["name"] for r in rows(found)} == {
+        "both.jpg": "Barack Obama",
+        "obama.jpg": "",  # not tagged, and not clustered yet: in no person
+    }
+
+    def people() -> dict[tuple[str, int], tuple[str, str]]:
+        clustered = run("cluster", photos, "--library", library, "--format", "csv")
+        assert clustered.exit_code == 0, clustered.stderr
+        return {
+            (Path(r["path"]).name, int(r["left"])): (r["name"], r["named_by"])
+            for r in rows(clustered)
+        }
+
+    obama, biden = ("Barack Obama", "xmp"), ("Joe Biden", "xmp")
+    assert people() == {
+        ("both.jpg", obama_box["left"]): obama,
+        ("both.jpg", biden_box["left"]): biden,
+        ("obama.jpg", boxes["obama.jpg"][0]["left"]): obama,
+        ("biden.jpg", boxes["biden.jpg"][0]["left"]): biden,
+    }
+    # Retagged in the photo manager: read again, the face goes to the new name.
+    tag("Joseph Biden")
+    retagged = run("index", photos, "--library", library, "-j", "1")
+    assert summary in retagged.stderr
+    assert people()[("both.jpg", biden_box["left"])] == ("Joseph Biden", "xmp")
+
+
 def tbbt(tmp_path: Path, data: Path) -> tuple[Path, Path]:
     """A known folder of eight people, one photo each, and a copy of three scenes of them."""
     known = tmp_path / "known"

@@ -772,7 +772,8 @@ def test_index_takes_the_names_in_xmp_and_search_and_cluster_start_from_them(
         }
 
     obama, biden = ("Barack Obama", "xmp"), ("Joe Biden", "xmp")
-    assert people() == {
+    before = people()
+    assert before == {
         ("both.jpg", obama_box["left"]): obama,
         ("both.jpg", biden_box["left"]): biden,
         ("obama.jpg", boxes["obama.jpg"][0]["left"]): obama,
@@ -783,6 +784,16 @@ def test_index_takes_the_names_in_xmp_and_search_and_cluster_start_from_them(
     retagged = run("index", photos, "--library", library, "-j", "1")
     assert summary in retagged.stderr
     assert people()[("both.jpg", biden_box["left"])] == ("Joseph Biden", "xmp")
+    # facematch's own regions count as any other tool's: written back, then read.
+    written = run("tag", "--library", library, "--format", "csv")
+    assert {r["path"]: r["status"] for r in rows(written)} == {
+        str(photos / "biden.jpg"): "written",
+        str(photos / "both.jpg"): "unchanged",  # its faces are named by the other tool
+        str(photos / "obama.jpg"): "written",
+    }
+    looped = run("index", photos, "--library", library, "-j", "1")
+    assert "2 faces named after the 2 named face regions in the XMP of 2 photos" in looped.stderr
+    assert people() == {**before, ("both.jpg", biden_box["left"]): ("Joseph Biden", "xmp")}
 
 
 def tbbt(tmp_path: Path, data: Path) -> tuple[Path, Path]:

@@ -175,15 +175,17 @@ class LibraryFaces(NamedTuple):
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One library face near the query person: where it is and how near."""
+    """One library face near the query person: where it is, how near, and the name of the
+    person it is in, if that person has one (by you, a photo's XMP, or a known folder)."""
 
     path: str
     box: FaceBox
     distance: float
     face_id: int
+    name: str | None = None
 
 
-NamedBy = Literal["user", "known", "none"]
+NamedBy = Literal["user", "xmp", "known", "none"]
 
 
 PREFIX = "person_"
@@ -382,12 +384,13 @@ class Area:
     h: float
 
 
-RegionSource = Literal["mwg", "mp"]
+RegionSource = Literal["mwg", "mp", "acdsee"]
 
 
 @dataclass(frozen=True)
 class FaceRegion:
-    """One region of a photo's XMP: MWG's (``mwg-rs``) or Microsoft Photo's (``MPReg``).
+    """One region of a photo's XMP: MWG's (``mwg-rs``), Microsoft Photo's (``MPReg``) or
+    ACDSee's (``acdsee-rs``).
 
     ``ours``: facematch wrote it (an MWG region marked ``xmp:CreatorTool`` facematch in
     its ``Extensions``, or the Microsoft twin of one), so a later run may replace it.

@@ -301,7 +301,9 @@ def test_search_csv_and_a_query_without_a_face(
         "left",
         "distance",
         "face_id",
+        "name",
     ]
+    assert [r["name"] for r in rows] == ["", ""]  # nobody named in this library
     faceless = run("search", data / "tiny-blank.png", "--library", library, "-j", "1")
     assert faceless.exit_code == EXIT_FATAL
     assert "no face found in any of the FACE photos" in faceless.stderr
@@ -515,3 +517,70 @@ def test_copies_of_a_new_photo_are_encoded_once(
     }
     assert encodes == ["a.jpg", "x.jpg"]
     assert len(stored(library, photos)["boxes"]) == 3
+
+
+# --- names from photos' XMP (the store's rules; index reading XMP is in test_xmp.py) ------
+
+
+def test_names_from_xmp_go_to_the_person_of_that_name(tmp_path: Path) -> None:
+    """A tagged face joins the person of its name (any case, yours first), else its own
+    unnamed person takes the name, else a new person is made; a face you moved stays; a
+    tag gone since takes the face out of that person; search shows the person's name."""
+    from facematch.records import Face, FaceBox
+    from facematch.store.people import People
+
+    rng = np.random.default_rng(5)
+    with Library.open(tmp_path / "library.sqlite3") as library:
+        for name, count in {"a.jpg": 2, "b.jpg": 1, "c.jpg": 1, "d.jpg": 2}.items():
+            faces = [
+                Face(FaceBox(0, 10 * i + 9, 9, 10 * i), (), rng.standard_normal(128))
+                for i in range(count)
+            ]
+            library.add(f"/p/{name}", faces, digest=name, settings="s", engine="test")
+        stored_faces = library.faces()
+        ids = {
+            (Path(path).name, int(box[3]) // 10): int(face_id)
+            for face_id, path, box in zip(*stored_faces[:3], strict=True)
+        }
+        people = People(library)
+        with library.write() as db:  # as clustering and corrections left them
+            db.execute("INSERT INTO people (number) VALUES (1)")
+            db.execute("INSERT INTO people VALUES (2, 'alice', 'user', NULL)")
+            for face, person, fixed in [(("a.jpg", 0), 1, 0), (("b.jpg", 0), 1, 0)]:
+                db.execute("INSERT INTO assignments VALUES (?, ?, ?)", (ids[face], person, fixed))
+            db.execute("INSERT INTO assignments VALUES (?, 2, 0)", (ids["c.jpg", 0],))
+            db.execute("INSERT INTO assignments VALUES (?, NULL, 1)", (ids["d.jpg", 0],))
+
+        def who() -> dict[tuple[str, int], tuple[int | None, str | None, str]]:
+            return {
+                (Path(r.path).name, r.face): (r.person, r.name, r.named_by)
+                for r in people.rows(library.faces())
+            }
+
+        a0, a1, d0, d1 = ids["a.jpg", 0], ids["a.jpg", 1], ids["d.jpg", 0], ids["d.jpg", 1]
+        assert people.take_xmp_names("/p/a.jpg", "read 1", {a0: "Bob", a1: "Alice"}) == []
+        assert people.take_xmp_names("/p/d.jpg", "read 1", {d0: "Bob", d1: "BOB"}) == [d0]
+        bob, alice = (1, "Bob", "xmp"), (2, "alice", "user")
+        assert who() == {
+            ("a.jpg", 0): bob,  # its unnamed person took the name, with b.jpg's face
+            ("a.jpg", 1): alice,  # your person of that name, your spelling
+            ("b.jpg", 0): bob,
+            ("c.jpg", 0): alice,
+            ("d.jpg", 0): (None, None, "none"),  # you moved it out: it stays out
+            ("d.jpg", 1): bob,
+        }
+        assert people.xmp_read() == {"/p/a.jpg": "read 1", "/p/d.jpg": "read 1"}
+        # Retagged: Bob's tag is gone, the other face is Carol now.
+        assert people.take_xmp_names("/p/a.jpg", "read 2", {a1: "Carol"}) == []
+        assert who()["a.jpg", 0] == (None, None, "none")  # for the next clustering to place
+        assert who()["a.jpg", 1] == (3, "Carol", "xmp")
+        # A name from XMP carries over in a merge, as yours does; search shows it.
+        with library.write() as db:
+            db.execute("INSERT INTO people (number) VALUES (4)")
+        people.merge("Carol", "person_4")
+        assert who()["a.jpg", 1] == (4, "Carol", "xmp")
+        [hit] = library.search(stored_faces.embeddings[[1]], tolerance=0.01)
+        assert (hit.face_id, hit.name) == (a1, "Carol")
+        with library.write() as db:  # a photo gone from the library: its XMP rows go too
+            db.execute("DELETE FROM files WHERE path = '/p/d.jpg'")
+        assert people.xmp_read() == {"/p/a.jpg": "read 2"}

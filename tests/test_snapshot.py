@@ -249,8 +249,8 @@ def test_a_schema_2_library_upgrades_and_never_reuses_a_face_id(tmp_path: Path) 
         db.execute("DELETE FROM meta WHERE key = 'library_id'")
         highest = db.execute("SELECT MAX(id) FROM faces").fetchone()[0]
         db.execute("DELETE FROM faces WHERE id = ?", (highest,))  # pruned before the upgrade
-        for statement in PEOPLE_SCHEMA:  # ... while a person still named it
-            db.execute(statement)
+        for statement in PEOPLE_SCHEMA:  # ... while a person still named it (in a people
+            db.execute(statement.replace("'xmp', ", ""))  # table of before schema 4)
         db.execute("INSERT INTO people (number, name, named_by) VALUES (1, 'Raj', 'user')")
         db.execute("INSERT INTO assignments (face, person, fixed) VALUES (?, 1, 1)", (highest,))
     db.close()
@@ -258,5 +258,18 @@ def test_a_schema_2_library_upgrades_and_never_reuses_a_face_id(tmp_path: Path) 
     with Library.open(path, read_only=True) as library:
         ids = library.faces().ids.tolist()
     assert max(ids) > highest  # the pruned face's id was not given again
-    schema = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
-    assert schema["schema"] == "3" and len(schema["library_id"]) == 32
+    db = sqlite3.connect(path)
+    schema = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    assert schema["schema"] == "4" and len(schema["library_id"]) == 32
+    with db:  # schema 4: people may be named by their photos' XMP; Raj is still there
+        db.execute("INSERT INTO people (number, name, named_by) VALUES (2, 'Amy', 'xmp')")
+        assert db.execute("SELECT * FROM people").fetchall() == [
+            (1, "Raj", "user", None),
+            (2, "Amy", "xmp", None),
+        ]
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO people (number, named_by) VALUES (3, 'somebody')")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    db.close()
+    with Library.open(path, read_only=True) as library:  # schema 3 is read as it is
+        assert library.info()["schema"] == 3 and len(library.faces().ids) == len(ids)

@@ -11,6 +11,7 @@ expected in the stored image is found by turning a mask with Pillow.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import shutil
@@ -599,6 +600,66 @@ def test_microsoft_regions_and_what_is_not_a_person(tmp_path: Path) -> None:
     assert broken.error is not None and "XML with a DTD (refused" in broken.error
 
 
+# ExifTool 12.57 does not know ACDSee's region namespace by itself; the config it ships
+# for it (by its maintainers) defines the tags, and so what ACDSee's regions look like.
+ACDSEE_CONFIG = Path("/usr/share/doc/libimage-exiftool-perl/config_files/acdsee.config.gz")
+
+
+def acdsee_region(stored: Sequence[float], size: tuple[int, int], name: str, **fields: str) -> str:
+    """One ACDSee region in exiftool's structure syntax, its area in ``DLYArea`` unless
+    ``fields`` says ``area="ALGArea"``."""
+    left, top, right, bottom = stored
+    x, y = (left + right) / 2 / size[0], (top + bottom) / 2 / size[1]
+    w, h = (right - left) / size[0], (bottom - top) / size[1]
+    area = fields.get("area", "DLYArea")
+    kind = fields.get("kind", "Face")
+    return f"{{{area}={{X={x:.6f},Y={y:.6f},W={w:.6f},H={h:.6f}}},Name={name},Type={kind}}}"
+
+
+@needs_exiftool
+@pytest.mark.skipif(not ACDSEE_CONFIG.is_file(), reason="ExifTool's acdsee.config is missing")
+def test_acdsee_regions_exiftool_writes_are_read_upright(tmp_path: Path) -> None:
+    from facematch.sources.xmp import photo_regions
+
+    config = tmp_path / "acdsee.config"
+    config.write_bytes(gzip.decompress(ACDSEE_CONFIG.read_bytes()))
+    photo, sidecar = tmp_path / "photo.jpg", tmp_path / "photo.jpg.xmp"
+    save_turned(red_photo(), 6, photo)
+    with Image.open(photo) as image:
+        size = image.size
+    ann = stored_box(UPRIGHT_SIZE, FACE, 6)
+    bob_upright = (120, 260, 180, 200)
+    bob = stored_box(UPRIGHT_SIZE, bob_upright, 6)
+    regions = ",".join(
+        [
+            acdsee_region(ann, size, "Ann"),
+            acdsee_region(bob, size, "Bob", area="ALGArea"),  # ACDSee's detector's area only
+            acdsee_region(bob, size, "Rex", kind="Pet"),
+        ]
+    )
+    dimensions = f"AppliedToDimensions={{W={size[0]},H={size[1]},Unit=pixel}}"
+    value = f"-XMP-acdsee-rs:RegionInfoACDSee={{{dimensions},RegionList=[{regions}]}}"
+    written = subprocess.run(
+        [EXIFTOOL or "exiftool", "-config", config, "-q", value, sidecar],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert "acdsee-rs:DLYArea" in sidecar.read_text(encoding="utf-8")
+    found = photo_regions(str(photo))
+    assert found.error is None and found.skipped == ()
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "acdsee"), ("Bob", "acdsee")]
+    assert close(found.regions[0].box.css(), FACE)
+    assert close(found.regions[1].box.css(), bob_upright)
+    # The same face in MWG too (as a tool writing both would): it counts once, as MWG's.
+    exiftool(
+        "-q", "-overwrite_original", region_info(size, exiftool_region(ann, size, "Ann")), sidecar
+    )
+    found = photo_regions(str(photo))
+    assert [(r.name, r.source) for r in found.regions] == [("Ann", "mwg"), ("Bob", "acdsee")]
+
+
 def loose(box: dict[str, int], share: float = 0.2) -> list[float]:
     """A box of detect's JSON drawn loosely by hand: ``share`` larger on every side, as
     (left, top, right, bottom)."""
@@ -641,6 +702,98 @@ def test_exiftool_made_regions_become_known_people(tmp_path: Path, data: Path) -
     missing = run("--known-from-xmp", tmp_path / "nowhere", data / "two_people.jpg")
     assert missing.exit_code == EXIT_USAGE
     assert "--known-from-xmp: no such file or directory" in missing.stderr
+
+
+@needs_exiftool
+def test_index_takes_the_names_in_xmp_and_search_and_cluster_start_from_them(
+    tmp_path: Path, data: Path
+) -> None:
+    """Names a photo manager gave, read by index: the face inside each named region goes
+    to the person of that name (a region with no face is reported), search shows the
+    name, cluster keeps the named faces together and gathers the others around them.
+    Only a changed photo or sidecar is read again."""
+    from facematch.store.library import Library
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, source in {"both.jpg": "two_people.jpg", "obama.jpg": "obama2.jpg"}.items():
+        shutil.copy(data / source, photos / name)
+    shutil.copy(data / "biden.jpg", photos / "biden.jpg")
+    library = tmp_path / "photos.sqlite3"
+    plain = run("index", photos, "--library", library, "--no-xmp-names", "-j", "1")
+    assert plain.exit_code == 0, plain.stderr
+    with Library.open(library, read_only=True) as opened:
+        faces = opened.faces()
+    boxes: dict[str, list[dict[str, int]]] = {}
+    for path, box in zip(faces.paths, faces.boxes, strict=True):
+        named_box = dict(zip(("top", "right", "bottom", "left"), map(int, box), strict=True))
+        boxes.setdefault(Path(path).name, []).append(named_box)
+    obama_box, biden_box = sorted(boxes["both.jpg"], key=lambda b: b["left"])  # left, right
+    with Image.open(photos / "both.jpg") as image:
+        size = image.size
+    sidecar = photos / "both.jpg.xmp"
+
+    def tag(biden: str) -> None:
+        sidecar.unlink(missing_ok=True)
+        regions = [
+            exiftool_region(loose(biden_box), size, biden),
+            exiftool_region(loose(obama_box), size, "Barack Obama"),
+            exiftool_region((0, 600, 40, 640), size, "Back Of A Head"),
+        ]
+        exiftool("-q", region_info(size, *regions), sidecar)
+
+    tag("Joe Biden")
+    indexed = run("index", photos, "--library", library, "-j", "1")
+    assert indexed.exit_code == 0, indexed.stderr
+    assert "both.jpg: the region of Back Of A Head has no face facematch finds inside" in (
+        indexed.stderr
+    )
+    summary = (
+        "facematch: 2 faces named after the 3 named face regions in the XMP of 1 photos; "
+        "1 regions with no face inside (not used)"
+    )
+    assert summary in indexed.stderr
+    again = run("index", photos, "--library", library, "-j", "1")
+    assert again.exit_code == 0 and "named face regions" not in again.stderr  # not read again
+
+    found = run("search", data / "obama.jpg", "--library", library, "--format", "csv", "-j", "1")
+    assert found.exit_code == 0, found.stderr
+    assert {Path(r["path"]).name: r["name"] for r in rows(found)} == {
+        "both.jpg": "Barack Obama",
+        "obama.jpg": "",  # not tagged, and not clustered yet: in no person
+    }
+
+    def people() -> dict[tuple[str, int], tuple[str, str]]:
+        clustered = run("cluster", photos, "--library", library, "--format", "csv")
+        assert clustered.exit_code == 0, clustered.stderr
+        return {
+            (Path(r["path"]).name, int(r["left"])): (r["name"], r["named_by"])
+            for r in rows(clustered)
+        }
+
+    obama, biden = ("Barack Obama", "xmp"), ("Joe Biden", "xmp")
+    before = people()
+    assert before == {
+        ("both.jpg", obama_box["left"]): obama,
+        ("both.jpg", biden_box["left"]): biden,
+        ("obama.jpg", boxes["obama.jpg"][0]["left"]): obama,
+        ("biden.jpg", boxes["biden.jpg"][0]["left"]): biden,
+    }
+    # Retagged in the photo manager: read again, the face goes to the new name.
+    tag("Joseph Biden")
+    retagged = run("index", photos, "--library", library, "-j", "1")
+    assert summary in retagged.stderr
+    assert people()[("both.jpg", biden_box["left"])] == ("Joseph Biden", "xmp")
+    # facematch's own regions count as any other tool's: written back, then read.
+    written = run("tag", "--library", library, "--format", "csv")
+    assert {r["path"]: r["status"] for r in rows(written)} == {
+        str(photos / "biden.jpg"): "written",
+        str(photos / "both.jpg"): "unchanged",  # its faces are named by the other tool
+        str(photos / "obama.jpg"): "written",
+    }
+    looped = run("index", photos, "--library", library, "-j", "1")
+    assert "2 faces named after the 2 named face regions in the XMP of 2 photos" in looped.stderr
+    assert people() == {**before, ("both.jpg", biden_box["left"]): ("Joseph Biden", "xmp")}
 
 
 def tbbt(tmp_path: Path, data: Path) -> tuple[Path, Path]:

@@ -24,6 +24,7 @@ from facematch.cli.common import (
     progress_bar,
     setup_logging,
     writing,
+    xmp_names_option,
 )
 
 DEFAULT_MIN_FACES = 2  # measured on lfw-dev (docs/measurements/cluster.md)
@@ -62,6 +63,7 @@ def cluster() -> None:
     "match one of them takes that name (named_by=known). Names you gave win.",
 )
 @known_from_xmp_option
+@xmp_names_option
 @click.option(
     "--min-faces",
     type=click.IntRange(min=1),
@@ -91,6 +93,7 @@ def run(
     library_path: Path | None,
     known_dir: str | None,
     known_from_xmp: tuple[str, ...],
+    xmp_names: bool,
     min_faces: int,
     out_dir: Path | None,
     fmt: str,
@@ -99,7 +102,8 @@ def run(
 ) -> None:
     """Group every face under PATHS into people (person_1 is the largest group).
 
-    Photos not yet in the library are encoded and indexed first. People keep their
+    Photos not yet in the library are encoded and indexed first, and the names in
+    their XMP face regions taken (as facematch index takes them). People keep their
     number, their name and their faces in later runs; new photos join them or make
     new people. Faces in no group of --min-faces are reported as unclustered.
     Correct the result with the name, merge and move subcommands.
@@ -132,7 +136,10 @@ def run(
             folder_names=folder_names,
             out_dir=out_dir,
             progress=bar.update,
+            xmp_names=xmp_names,
         )
+    if done.xmp.summary() is not None:
+        click.echo(f"facematch: {done.xmp.summary()}", err=True)
     for number, folder in done.renamed:
         click.echo(
             f"facematch: {PREFIX}{number} is now {folder} (its folder was renamed)", err=True

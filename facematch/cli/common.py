@@ -735,8 +735,18 @@ known_from_xmp_option = click.option(
     metavar="PATH",
     type=click.Path(path_type=str),
     help="Take the known people from the named face regions in the XMP of the photos "
-    "under PATH (sidecars or the photos' own; MWG and Microsoft regions, as photo "
-    "managers and facematch tag write them) instead of a known folder; repeatable.",
+    "under PATH (sidecars or the photos' own; MWG, Microsoft and ACDSee regions, as "
+    "photo managers and facematch tag write them) instead of a known folder; repeatable.",
+)
+
+xmp_names_option = click.option(
+    "--xmp-names/--no-xmp-names",
+    "xmp_names",
+    default=True,
+    help="Name the faces inside the named face regions of the photos' XMP (sidecars or "
+    "the photos' own, as photo managers and facematch tag write them; on by default): "
+    "each goes to the person of that name, whom clustering starts from and search "
+    "names. A photo's XMP is read again only when it or its sidecars change.",
 )
 
 

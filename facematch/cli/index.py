@@ -17,6 +17,7 @@ from facematch.cli.common import (
     library_option,
     log,
     progress_bar,
+    xmp_names_option,
 )
 
 
@@ -29,9 +30,14 @@ from facematch.cli.common import (
     help="Keep the rows of files that are gone from under PATH (by default they are "
     "removed, and their count is printed).",
 )
+@xmp_names_option
 @image_command(default_upsample=1)
 def index(
-    paths: tuple[str, ...], library_path: Path | None, keep_missing: bool, shared: RunOptions
+    paths: tuple[str, ...],
+    library_path: Path | None,
+    keep_missing: bool,
+    xmp_names: bool,
+    shared: RunOptions,
 ) -> None:
     """Add every image under PATH (folders are searched recursively) to a face library.
 
@@ -41,8 +47,13 @@ def index(
     error row and tried again only once it changes. Files that are gone from
     under PATH are removed unless --keep-missing. Each file is saved as it is
     done: an interrupted run loses nothing, and the next run goes on from there.
+
+    The names photo managers gave faces (named face regions in XMP sidecars or in the
+    photos) are taken too, unless --no-xmp-names: facematch cluster starts from them
+    and facematch search shows them.
     """
     from facematch.errors import UsageError
+    from facematch.run.regions import XmpNames, names_from_xmp
     from facematch.sources.images import ShownPaths
     from facematch.store.library import Library
 
@@ -66,6 +77,7 @@ def index(
                 log.error("%s: %s", shown(row.path), row.error)
             elif row.status == "error" and row.action == "unchanged":
                 failed_before += 1
+        named = names_from_xmp(library, paths, shown) if xmp_names else XmpNames()
         info = library.info()
     if failed_before:
         log.warning(
@@ -79,5 +91,7 @@ def index(
         f"{info['files']} files, {info['faces']} faces",
         err=True,
     )
-    if counts["error"]:
+    if named.summary() is not None:
+        click.echo(f"facematch: {named.summary()}", err=True)
+    if counts["error"] or named.unreadable:
         sys.exit(EXIT_PARTIAL)

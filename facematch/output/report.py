@@ -415,8 +415,13 @@ def _page(
 
 # --- clustering ------------------------------------------------------------------------
 
-NAMED_BY = {"user": "named by you", "known": "named from the known folder", "none": "not named"}
-PERSON_TAG: dict[str, Kind] = {"user": "named", "known": "named", "none": "face"}
+NAMED_BY = {
+    "user": "named by you",
+    "xmp": "named in the photos' XMP",
+    "known": "named from the known folder",
+    "none": "not named",
+}
+PERSON_TAG: dict[str, Kind] = {"user": "named", "xmp": "named", "known": "named", "none": "face"}
 
 
 def write_cluster_report(

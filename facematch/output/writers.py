@@ -420,16 +420,28 @@ DETECT_ROWS = replace(match_rows(), compat_lines=_detect_lines)
 
 # --- search hits (``facematch search``) ---------------------------------------------
 
-SEARCH_CSV_HEADER = ("rank", "path", "top", "right", "bottom", "left", "distance", "face_id")
+SEARCH_CSV_HEADER = (
+    "rank",
+    "path",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "distance",
+    "face_id",
+    "name",
+)
 
 
 def hit_rows() -> Rows[SearchHit]:
     """Search hits, ranked 1, 2, ... in the order written: a new one for each output.
-    Compat lines: face_detection's lines plus the distance."""
+    Compat lines: face_detection's lines plus the distance, and the name of a named hit."""
     ranks = itertools.count(1)
 
     def csv_rows(hit: SearchHit) -> list[list[Cell]]:
-        return [[next(ranks), hit.path, *hit.box.css(), _round(hit.distance), hit.face_id]]
+        return [
+            [next(ranks), hit.path, *hit.box.css(), _round(hit.distance), hit.face_id, hit.name]
+        ]
 
     def json_object(hit: SearchHit) -> JsonObject:
         return {
@@ -438,10 +450,12 @@ def hit_rows() -> Rows[SearchHit]:
             "box": box_json(hit.box),
             "distance": _round(hit.distance),
             "face_id": hit.face_id,
+            "name": _text(hit.name),
         }
 
     def compat_lines(hit: SearchHit) -> list[str]:
-        return [_line(hit.path, *hit.box.css(), _round(hit.distance))]
+        named = () if hit.name is None else (hit.name,)
+        return [_line(hit.path, *hit.box.css(), _round(hit.distance), *named)]
 
     return Rows(SEARCH_CSV_HEADER, csv_rows, json_object, compat_lines)
 

@@ -1,9 +1,10 @@
 """``cluster``: index what is new, group every face into people, and take the names given.
 
 The command's work, apart from parsing and printing: bring the library up to date
-with the photos under the paths, cluster around what earlier runs (and the user's
-corrections) decided, name the groups that confidently match a known person, and
-take the names the user gave by renaming ``--out`` folders.
+with the photos under the paths and the names in their XMP face regions, cluster
+around what earlier runs (and the user's corrections, and those names) decided, name
+the groups that confidently match a known person, and take the names the user gave
+by renaming ``--out`` folders.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from facematch.matching.cluster import FaceClusterer, known_names
 from facematch.matching.gallery import Gallery
 from facematch.records import PREFIX, FaceMatch, FaceRow, ImageResult, LibraryFaces
 from facematch.run.pipeline import Pipeline, build_gallery
-from facematch.run.regions import known_from_regions
+from facematch.run.regions import XmpNames, known_from_regions, names_from_xmp
 from facematch.sources.images import ShownPaths
 from facematch.store.library import Library
 from facematch.store.people import People
@@ -44,6 +45,8 @@ class Clustered:
     """(path as the user named it, see ``ShownPaths``; why it could not be read)."""
     renamed: list[tuple[int, str]]
     """People named after the ``--out`` folder the user renamed: (number, name)."""
+    xmp: XmpNames = field(default_factory=XmpNames)
+    """What taking the names of the photos' XMP face regions did."""
 
 
 def cluster_paths(
@@ -57,11 +60,14 @@ def cluster_paths(
     folder_names: Mapping[int, str] | None = None,
     out_dir: Path | None = None,
     progress: Callable[[int], object] | None = None,
+    xmp_names: bool = True,
 ) -> Clustered:
     """Index, cluster and name; the rows of the faces under ``paths``, by path.
 
-    The known people who name groups are ``known_dir``'s, or the named face regions
-    in the XMP of the photos under ``tagged`` (``--known-from-xmp``).
+    With ``xmp_names``, the faces inside the named face regions of the photos' XMP go
+    to the people of those names first (as ``index`` does), and the clustering starts
+    from them. The known people who name groups are ``known_dir``'s, or the named face
+    regions in the XMP of the photos under ``tagged`` (``--known-from-xmp``).
     """
     shown = ShownPaths(paths)
     unreadable: list[tuple[str, str]] = []
@@ -71,6 +77,8 @@ def cluster_paths(
         if row.status == "error":
             unreadable.append((shown(row.path), row.error or ""))
             log.error("%s: %s", shown(row.path), row.error)
+    named = names_from_xmp(library, paths, shown) if xmp_names else XmpNames()
+    unreadable += named.unreadable
     everything = library.faces()
     people = People(library)
     rows, new_people = people.update(everything, FaceClusterer(min_faces=min_faces))
@@ -86,7 +94,9 @@ def cluster_paths(
     if renamed:
         rows = people.rows(everything)
     roots = [os.path.abspath(p) for p in paths]
-    return Clustered([r for r in rows if _under(r.path, roots)], new_people, unreadable, renamed)
+    return Clustered(
+        [r for r in rows if _under(r.path, roots)], new_people, unreadable, renamed, named
+    )
 
 
 def name_by_known(
@@ -129,8 +139,9 @@ def named_photos(library: Library, paths: Sequence[str] = ()) -> list[ImageResul
     have, as matching's results: what ``facematch tag --library`` writes.
 
     A face is named when its person is, by you (``cluster name``, a renamed ``--out``
-    folder) or by a known person (``cluster --known``). A name on two faces of one
-    photo is uncertain on both, as in matching: someone is in a photo once.
+    folder), by the photos' XMP (``index``) or by a known person (``cluster --known``).
+    A name on two faces of one photo is uncertain on both, as in matching: someone is
+    in a photo once.
     """
     shown = ShownPaths(paths)
     roots = [os.path.abspath(p) for p in paths]

@@ -1,9 +1,11 @@
-"""Face regions in XMP, read: MWG's and Microsoft Photo's, in a sidecar or the photo itself.
+"""Face regions in XMP, read: MWG's, Microsoft Photo's and ACDSee's, in a sidecar or the
+photo itself.
 
 Photo managers keep the people of a photo as regions in its XMP: MWG's
-``mwg-rs:Regions`` (Immich, digiKam, Lightroom, PhotoPrism, Picasa read it) and
+``mwg-rs:Regions`` (Immich, digiKam, Lightroom, PhotoPrism, Picasa read it),
 Microsoft Photo's ``MP:RegionInfo`` (digiKam writes it beside MWG, Windows reads
-it). Both give a region's place as fractions of the image *as stored*, before
+it) and ACDSee's ``acdsee-rs:Regions`` (ACDSee's own, laid out like MWG's). All
+give a region's place as fractions of the image *as stored*, before
 the EXIF orientation turns it upright; facematch's boxes are in upright pixels,
 so :func:`upright_box` and :func:`stored_area` map between the two for all
 eight orientations (the same turns Pillow's ``exif_transpose`` makes).
@@ -42,6 +44,8 @@ NS: dict[str, str] = {
     "MP": "http://ns.microsoft.com/photo/1.2/",
     "MPRI": "http://ns.microsoft.com/photo/1.2/t/RegionInfo#",
     "MPReg": "http://ns.microsoft.com/photo/1.2/t/Region#",
+    "acdsee-rs": "http://ns.acdsee.com/regions/",
+    "acdsee-stArea": "http://ns.acdsee.com/sType/Area#",
     "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
     "digiKam": "http://www.digikam.org/ns/1.0/",
     "lr": "http://ns.adobe.com/lightroom/1.0/",
@@ -75,6 +79,7 @@ ARRAYS = frozenset({q("rdf", "Bag"), q("rdf", "Seq"), q("rdf", "Alt")})
 RESOURCE = q("rdf", "resource")
 MWG_REGIONS = q("mwg-rs", "Regions")
 MP_REGION_INFO = q("MP", "RegionInfo")
+ACDSEE_REGIONS = q("acdsee-rs", "Regions")
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -202,22 +207,30 @@ def number(value: ET.Element | str | None) -> float | None:
 # --- regions ---------------------------------------------------------------------------
 
 
+def centred_area(area: ET.Element | str | None, prefix: str, what: str) -> Area | str:
+    """An area struct (``x``, ``y`` its centre, ``w``, ``h``, fields of the namespace
+    ``prefix``) as an Area, or why it is not one: ``what`` names the region in the reason."""
+    if not isinstance(area, ET.Element):
+        return f"{what} without an Area"
+    box = first_fields(area)
+    unit = text(box.get(q(prefix, "unit")))
+    if unit is not None and unit.lower() != "normalized":
+        return f"{what} in {unit!r} units, not normalized"
+    found = [number(box.get(q(prefix, key))) for key in ("x", "y", "w", "h")]
+    if any(v is None for v in found):
+        return f"{what} without numbers for x, y, w and h"
+    x, y, w, h = (float(v or 0.0) for v in found)
+    if w <= 0 or h <= 0:
+        return f"{what} of no size"
+    return Area(x, y, w, h)
+
+
 def mwg_region(li: ET.Element) -> FaceRegion | str:
     """One item of an MWG ``RegionList``, or why it is not a usable region."""
     struct = first_fields(li)
-    area = struct.get(q("mwg-rs", "Area"))
-    if not isinstance(area, ET.Element):
-        return "a region without an Area"
-    box = first_fields(area)
-    unit = text(box.get(q("stArea", "unit")))
-    if unit is not None and unit.lower() != "normalized":
-        return f"a region in {unit!r} units, not normalized"
-    found = [number(box.get(q("stArea", key))) for key in ("x", "y", "w", "h")]
-    if any(v is None for v in found):
-        return "a region without numbers for x, y, w and h"
-    x, y, w, h = (float(v or 0.0) for v in found)
-    if w <= 0 or h <= 0:
-        return "a region of no size"
+    area = centred_area(struct.get(q("mwg-rs", "Area")), "stArea", "a region")
+    if isinstance(area, str):
+        return area
     extensions = struct.get(q("mwg-rs", "Extensions"))
     tool = (
         text(first_fields(extensions).get(q("xmp", "CreatorTool")))
@@ -226,7 +239,26 @@ def mwg_region(li: ET.Element) -> FaceRegion | str:
     )
     kind = text(struct.get(q("mwg-rs", "Type"))) or "Face"
     name = text(struct.get(q("mwg-rs", "Name")))
-    return FaceRegion(name, Area(x, y, w, h), "mwg", tool == CREATOR, kind)
+    return FaceRegion(name, area, "mwg", tool == CREATOR, kind)
+
+
+def acdsee_region(li: ET.Element) -> FaceRegion | str:
+    """One item of ACDSee's ``RegionList``, or why it is not a usable region.
+
+    Its place is ``DLYArea`` (the area ACDSee shows: drawn by hand, or its detector's
+    made rectangular), else ``ALGArea`` (its detector's own); both are laid out as MWG's
+    ``Area`` is, in ACDSee's namespace ``acdsee-stArea`` (ExifTool's ``acdsee.config``).
+    """
+    struct = first_fields(li)
+    shown = struct.get(q("acdsee-rs", "DLYArea"))
+    if shown is None:
+        shown = struct.get(q("acdsee-rs", "ALGArea"))
+    area = centred_area(shown, "acdsee-stArea", "an ACDSee region")
+    if isinstance(area, str):
+        return area
+    kind = text(struct.get(q("acdsee-rs", "Type"))) or "Face"
+    name = text(struct.get(q("acdsee-rs", "Name")))
+    return FaceRegion(name, area, "acdsee", kind=kind)
 
 
 def mp_region(li: ET.Element) -> FaceRegion | str:
@@ -264,6 +296,10 @@ def mp_items(info: ET.Element) -> list[ET.Element]:
     return items(first_fields(info).get(q("MPRI", "Regions")))
 
 
+def acdsee_items(regions: ET.Element) -> list[ET.Element]:
+    return items(first_fields(regions).get(q("acdsee-rs", "RegionList")))
+
+
 def overlap(a: Area, b: Area) -> float:
     """Intersection over union of two areas."""
     width = min(a.x + a.w / 2, b.x + b.w / 2) - max(a.x - a.w / 2, b.x - b.w / 2)
@@ -295,13 +331,17 @@ def named_faces(doc: XmpDocument) -> DocumentRegions:
     MWG regions count only under an ``AppliedToDimensions``; regions with no
     name, and regions of another ``Type`` (Pet, Focus, BarCode), are not
     people and are passed over without a word; malformed ones are reported.
-    A Microsoft region that repeats an MWG one (digiKam writes both) counts once.
+    A Microsoft or ACDSee region that repeats an MWG one (digiKam writes MWG and
+    Microsoft regions of each face), or one another, counts once.
     """
-    found: list[FaceRegion] = []
+    mwg: list[FaceRegion | str] = []
+    others: list[FaceRegion | str] = []
     skipped: list[str] = []
     present = False
     for _, key, value in properties(doc):
-        if key == MWG_REGIONS and isinstance(value, ET.Element):
+        if not isinstance(value, ET.Element):
+            continue
+        if key == MWG_REGIONS:
             present = True
             listed = [mwg_region(li) for li in mwg_items(value)]
             named = [r for r in listed if not isinstance(r, FaceRegion) or r.name]
@@ -311,19 +351,23 @@ def named_faces(doc: XmpDocument) -> DocumentRegions:
                     "Immich does)"
                 )
                 continue
-            for region in named:
-                if isinstance(region, str):
-                    skipped.append(region)
-                elif region.kind.casefold() == "face":
-                    found.append(region)
-        elif key == MP_REGION_INFO and isinstance(value, ET.Element):
+            mwg += named
+        elif key == MP_REGION_INFO:
             present = True
-            for li in mp_items(value):
-                region = mp_region(li)
-                if isinstance(region, str):
-                    skipped.append(region)
-                elif region.name and not any(same_face(region, other) for other in found):
-                    found.append(region)
+            others += [mp_region(li) for li in mp_items(value)]
+        elif key == ACDSEE_REGIONS:
+            present = True
+            others += [acdsee_region(li) for li in acdsee_items(value)]
+    found: list[FaceRegion] = []
+    for region in mwg + others:  # MWG's first: the others count where they add a face
+        if isinstance(region, str):
+            skipped.append(region)
+        elif (
+            region.name
+            and region.kind.casefold() == "face"
+            and not any(same_face(region, other) for other in found)
+        ):
+            found.append(region)
     return DocumentRegions(tuple(found), tuple(skipped), present)
 
 

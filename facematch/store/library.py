@@ -25,6 +25,10 @@ a checksum; same key, same checksum function), so the library is also the store
     ``format`` = ``facematch-library`` and ``schema`` (a version number;
     migrations run by number on open).
 
+The people (``facematch.store.people``: clustering, names, and the names taken from
+photos' XMP face regions) keep their tables in the same file; search reads the name
+of each hit's person from them.
+
 Every file is committed as it is indexed, in WAL mode: ``kill -9`` loses
 nothing already written and the next run resumes; several processes may index
 into one library at once. A file that is not a library, a damaged one or one
@@ -100,7 +104,10 @@ class Pipeline(Protocol):
 log = logging.getLogger("facematch")
 
 FORMAT = "facematch-library"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+READS_FROM = 3
+"""The oldest schema read as it is when opened read-only (schema 4 only let people be
+named by XMP and added tables reading does not need); older ones need upgrading first."""
 LIBRARY_FILE = "library.sqlite3"
 ENV_VAR = "FACEMATCH_LIBRARY"
 DIM = 128
@@ -119,6 +126,16 @@ _FILES = (
     " error TEXT, indexed REAL NOT NULL)"
 )
 _TABLES = {"entries": ENTRY_SCHEMA[1], "faces": ENTRY_SCHEMA[2], "files": _FILES}
+
+PEOPLE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS people ("
+    " number INTEGER PRIMARY KEY, name TEXT,"
+    " named_by TEXT NOT NULL DEFAULT 'none'"
+    " CHECK (named_by IN ('user', 'xmp', 'known', 'none')),"
+    " merged_into INTEGER REFERENCES people(number))"
+)
+"""The people found by clustering (``facematch.store.people`` makes it, with the rest of
+its tables, when first used); here because a migration rebuilds it."""
 _INDEXES = ("CREATE INDEX IF NOT EXISTS files_content ON files (digest, settings)",)
 
 SCHEMA = (
@@ -144,6 +161,25 @@ _NEW_STATE = (
     "INSERT OR REPLACE INTO meta VALUES ('library_id', lower(hex(randomblob(16))))",
     "INSERT OR REPLACE INTO meta VALUES ('generation', lower(hex(randomblob(16))))",
 )
+
+
+def _migrate_to_4(db: sqlite3.Connection) -> None:
+    """People may be named by the face regions of their photos' XMP (``named_by`` 'xmp');
+    SQLite cannot widen a CHECK in place, so the people table is made again."""
+    if not _exists(db, "people"):
+        return
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(people)"))
+    db.execute(PEOPLE_TABLE.replace("EXISTS people (", "EXISTS people_v4 ("))
+    db.execute(f"INSERT INTO people_v4 ({columns}) SELECT {columns} FROM people")
+    db.execute("DROP TABLE people")
+    db.execute("ALTER TABLE people_v4 RENAME TO people")
+
+
+def _exists(db: sqlite3.Connection, table: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    return row is not None
 
 
 def _migrate_to_3(db: sqlite3.Connection) -> None:
@@ -181,7 +217,11 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+    4: _migrate_to_4,
+}
 """What takes a library from schema N - 1 to N (inside one transaction)."""
 
 _JOINED = (
@@ -339,7 +379,7 @@ class Library:
             db.execute("PRAGMA synchronous = NORMAL")
             if schema < SCHEMA_VERSION:
                 self._migrate(schema)
-        elif schema < SCHEMA_VERSION:
+        elif schema < READS_FROM:
             raise LibraryError(
                 f"{self.path} has library schema {schema}; open it once for writing "
                 f"(facematch index) to upgrade it to {SCHEMA_VERSION}"
@@ -758,10 +798,7 @@ class Library:
         return count.rowcount
 
     def _has_table(self, name: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        ).fetchone()
-        return row is not None
+        return _exists(self._db, name)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -869,7 +906,8 @@ class Library:
         ``queries`` are one or more embeddings of the same person (rows); a face's
         distance is that to the nearest of them. ``top`` keeps at most that many.
         Ties go to the path (then face) first in sorted order. The faces and their
-        index are loaded on the first search and kept for the next ones.
+        index are loaded on the first search and kept for the next ones. A hit whose
+        face is in a named person (``facematch.store.people``) carries that name.
         """
         if self._searchable is None:
             matrix, _ = self._matrix()
@@ -878,25 +916,61 @@ class Library:
         matrix, index = self._searchable
         distances, rows = nearest_to_any(index, queries, tolerance, top)
         owners = matrix.files[rows].tolist()  # each hit's file id
-        wanted = sorted(set(owners))
+        face_ids = matrix.ids[rows].tolist()
         with self._guard():
-            paths: dict[int, str] = {}
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                paths.update(
-                    self._db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", part)
+            paths = self._lookup("SELECT id, path FROM files WHERE id IN", owners)
+            names = (
+                self._lookup(
+                    "SELECT a.face, p.name FROM assignments a JOIN people p"
+                    " ON p.number = a.person WHERE p.name IS NOT NULL AND a.face IN",
+                    face_ids,
                 )
+                if self._has_table("assignments") and self._has_table("people")
+                else {}
+            )
         return [
             SearchHit(
                 paths[owner],
                 FaceBox(*map(int, matrix.boxes[r])),
                 float(d),
-                int(matrix.ids[r]),
+                face,
+                names.get(face),
             )
-            for d, r, owner in zip(distances, rows, owners, strict=True)
+            for d, r, owner, face in zip(distances, rows, owners, face_ids, strict=True)
             if owner in paths  # not removed since the faces were read
         ]
+
+    def _lookup(self, query: str, keys: Iterable[int]) -> dict[int, Any]:
+        """``query`` (ending ``... IN``, selecting key and value) for many keys, 500 at a
+        time (SQLite's limit on parameters is lower than a search's hits)."""
+        wanted = sorted(set(keys))
+        found: dict[int, Any] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            found.update(self._db.execute(f"{query} ({','.join('?' * len(part))})", part))
+        return found
+
+    def photos(self) -> list[tuple[str, str, int]]:
+        """(path, content digest, settings id) of every file indexed with or without faces:
+        what a file's faces are (they change when either does)."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT path, digest, settings FROM files WHERE status IN ('ok', 'no_faces')"
+                " ORDER BY path"
+            ).fetchall()
+        return [(str(p), str(d), int(s)) for p, d, s in rows]
+
+    def file_faces(self, path: str) -> list[tuple[int, FaceBox]]:
+        """The id and box of each face of the indexed file at ``path``, by face number."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT fa.id, fa.top, fa.right, fa.bottom, fa.left FROM files fi"
+                " JOIN entries e ON e.digest = fi.digest AND e.settings = fi.settings"
+                " JOIN faces fa ON fa.entry = e.id WHERE fi.path = ? AND fi.status = 'ok'"
+                " ORDER BY fa.face",
+                (path,),
+            ).fetchall()
+        return [(int(row[0]), FaceBox(*map(int, row[1:]))) for row in rows]
 
     def encoded(self, paths: Iterable[str]) -> Iterator[tuple[str, Encoded | None]]:
         """For each path, its stored faces as an ``Encoded``; None if not indexed or stale.

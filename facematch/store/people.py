@@ -1,13 +1,20 @@
 """People found by clustering, kept in the library file: numbers, names and corrections.
 
-Three tables live beside the library's own, created on its connection::
+These tables live beside the library's own, created on its connection::
 
-    people       number (person_N), name, named_by ('user', 'known' or 'none'),
+    people       number (person_N), name, named_by ('user', 'xmp', 'known' or 'none'),
                  merged_into (the person a user merged this one into, else NULL)
     assignments  face (the library's faces.id) -> person (NULL: in no group; moved out
                  by the user if fixed), fixed (1 when the user put it there)
     corrections  every user correction as it was made: kind ('name', 'merge', 'move'),
                  person, other, face, name, when
+    xmp_files    path -> state: what was read of a photo's XMP (its content and settings,
+                 its sidecars' size and mtime), so that it is read again only once changed
+    xmp_names    path, face -> name: the faces its XMP face regions named
+
+Names from XMP (:meth:`People.take_xmp_names`, what ``index`` reads from photo managers'
+face regions) put each named face in the person of that name, made if need be
+(``named_by`` 'xmp'), so that the clustering starts from them: the face is a seed.
 
 An update (:func:`update`) keeps every assigned face where it is: its person is a seed
 of the clustering, so old people only gain faces, keep their number and their name, and
@@ -28,7 +35,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -37,17 +44,14 @@ from numpy.typing import NDArray
 
 from facematch.errors import UsageError
 from facematch.records import PREFIX, UNCLUSTERED, FaceBox, FaceRow, LibraryFaces, NamedBy
-from facematch.store.library import Library
+from facematch.store.library import PEOPLE_TABLE, Library
 
 log = logging.getLogger("facematch")
 
 SETTINGS_KEY = "cluster_settings"  # in the library's meta table: the last run's FaceClusterer
 
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS people ("
-    " number INTEGER PRIMARY KEY, name TEXT,"
-    " named_by TEXT NOT NULL DEFAULT 'none' CHECK (named_by IN ('user', 'known', 'none')),"
-    " merged_into INTEGER REFERENCES people(number))",
+    PEOPLE_TABLE,
     "CREATE TABLE IF NOT EXISTS assignments ("
     " face INTEGER PRIMARY KEY, person INTEGER REFERENCES people(number),"
     " fixed INTEGER NOT NULL DEFAULT 0)",
@@ -55,7 +59,14 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS corrections ("
     " id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('name', 'merge', 'move')),"
     " person INTEGER, other INTEGER, face INTEGER, name TEXT, made REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS xmp_files (path TEXT PRIMARY KEY, state TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS xmp_names ("
+    " path TEXT NOT NULL, face INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (path, face))",
 )
+
+# Who wins when people merge: a name you gave, then one from XMP (the others are made
+# again by every run that names by a known folder).
+_NAME_RANK = {"user": 2, "xmp": 1}
 
 
 UNCLUSTERED_FOLDER = "unclustered"
@@ -78,6 +89,14 @@ def name_problem(name: str) -> str | None:
     if folder.startswith(PREFIX) and folder[len(PREFIX) :].isdigit():
         return f"{name!r} cannot be a name: {PREFIX}N is for people without one"
     return None
+
+
+def _named(people: Mapping[int, tuple[str | None, NamedBy]], person: int | None, name: str) -> bool:
+    """Whether ``person`` is one of ``people`` and named ``name`` (in any case)."""
+    if person is None or person not in people:
+        return False
+    own = people[person][0]
+    return own is not None and own.casefold() == name.casefold()
 
 
 class Clusterer(Protocol):
@@ -270,6 +289,84 @@ class People:
                 [(name, number) for number, name in names.items()],
             )
 
+    # --- names from photos' XMP ---------------------------------------------------------
+
+    def xmp_read(self) -> dict[str, str]:
+        """What was read of each photo's XMP (path -> state, see ``take_xmp_names``); the
+        rows of photos no longer in the library are dropped first."""
+        with self._write() as db:
+            for table in ("xmp_files", "xmp_names"):
+                db.execute(f"DELETE FROM {table} WHERE path NOT IN (SELECT path FROM files)")
+            rows = db.execute("SELECT path, state FROM xmp_files").fetchall()
+        return {str(path): str(state) for path, state in rows}
+
+    def take_xmp_names(self, path: str, state: str, named: Mapping[int, str]) -> list[int]:
+        """Put the faces of the photo at ``path`` that its XMP names (face id -> name) in
+        the people of those names, and record ``state`` (what was read) as its XMP's.
+
+        A face goes to the person of its name (in any case; the lowest number if
+        several), else its own person takes the name if it has none, else a new person
+        of that name is made (``named_by`` 'xmp'; a known folder's name of the same
+        person becomes 'xmp' too). A face you moved (``cluster move``) stays where you
+        put it: those are returned. A face whose name is gone from the XMP since it was
+        last read leaves the person of that name, for the next clustering to place.
+        """
+        kept: list[int] = []
+        with self._write() as db:
+            assigned = self.assignments()
+            people = self.people()
+            before = db.execute("SELECT face, name FROM xmp_names WHERE path = ?", (path,))
+            for face, name in before.fetchall():
+                person, fixed = assigned.get(int(face), (None, False))
+                if face not in named and not fixed and _named(people, person, name):
+                    db.execute("DELETE FROM assignments WHERE face = ?", (face,))
+            db.execute("DELETE FROM xmp_names WHERE path = ?", (path,))
+            for face, name in sorted(named.items()):
+                db.execute("INSERT INTO xmp_names VALUES (?, ?, ?)", (path, face, name))
+                person, fixed = assigned.get(face, (None, False))
+                if fixed:
+                    kept.append(face)
+                    continue
+                person = self._xmp_person(db, name, person, people)
+                db.execute(
+                    "INSERT OR REPLACE INTO assignments (face, person, fixed) VALUES (?, ?, 0)",
+                    (face, person),
+                )
+            db.execute("INSERT OR REPLACE INTO xmp_files VALUES (?, ?)", (path, state))
+        return kept
+
+    @staticmethod
+    def _xmp_person(
+        db: sqlite3.Connection,
+        name: str,
+        current: int | None,
+        people: dict[int, tuple[str | None, NamedBy]],
+    ) -> int:
+        """The person a face named ``name`` by XMP goes to (see ``take_xmp_names``), named
+        or made if need be; ``people`` is kept up to date."""
+        if _named(people, current, name):
+            assert current is not None
+            return current
+        same = sorted(n for n in people if _named(people, n, name))
+        if same:
+            number = same[0]
+            if people[number][1] == "known":  # a tag confirms the known folder's guess
+                db.execute("UPDATE people SET named_by = 'xmp' WHERE number = ?", (number,))
+                people[number] = (people[number][0], "xmp")
+            return number
+        if current is not None and people.get(current, ("", "none"))[0] is None:
+            db.execute(
+                "UPDATE people SET name = ?, named_by = 'xmp' WHERE number = ?", (name, current)
+            )
+            people[current] = (name, "xmp")
+            return current
+        number = int(db.execute("SELECT COALESCE(MAX(number), 0) FROM people").fetchone()[0]) + 1
+        db.execute(
+            "INSERT INTO people (number, name, named_by) VALUES (?, ?, 'xmp')", (number, name)
+        )
+        people[number] = (name, "xmp")
+        return number
+
     # --- corrections -------------------------------------------------------------------
 
     def name(self, person: str, name: str) -> int:
@@ -294,14 +391,17 @@ class People:
         with self._write() as db:
             db.execute("UPDATE assignments SET person = ? WHERE person = ?", (target, source))
             db.execute("UPDATE people SET merged_into = ? WHERE number = ?", (target, source))
-            src_name = db.execute(
-                "SELECT name, named_by FROM people WHERE number = ?", (source,)
-            ).fetchone()
-            db.execute(
-                "UPDATE people SET name = ?, named_by = ? WHERE number = ? AND named_by != 'user'"
-                " AND ? = 'user'",
-                (src_name[0], src_name[1], target, src_name[1]),
+            names = dict(
+                db.execute(
+                    "SELECT number, named_by FROM people WHERE number IN (?, ?)", (source, target)
+                ).fetchall()
             )
+            if _NAME_RANK.get(names[source], 0) > _NAME_RANK.get(names[target], 0):
+                db.execute(  # a name you gave (or a photo's XMP) carries over
+                    "UPDATE people SET (name, named_by) = (SELECT name, named_by FROM people"
+                    " WHERE number = ?) WHERE number = ?",
+                    (source, target),
+                )
             self._record(db, "merge", person=source, other=target)
         return target
 

@@ -229,6 +229,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, known: Path, data
 # 4: a FIFO (or anything that blocks on open) hung the run for ever.
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_fifos_are_refused_not_waited_for(known: Path, unknown_one: Path, tmp_path: Path) -> None:
     os.mkfifo(unknown_one / "x.jpg")
@@ -397,6 +398,7 @@ def test_csv_cells_never_start_a_formula(known: Path, tmp_path: Path, data: Path
 # 9: a 16-bit image under the pixel limit needed 4 GB (conversion through float64).
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="reads the peak memory from /proc")
 def test_a_large_16_bit_image_needs_no_more_than_its_size(tmp_path: Path) -> None:
     path = tmp_path / "scan16.png"
@@ -463,6 +465,7 @@ def test_a_missing_only_input_is_a_usage_error(known: Path, tmp_path: Path) -> N
     assert done.stderr == f"facematch: error: no such file or directory: {tmp_path / 'nope'}\n"
 
 
+@pytest.mark.slow
 def test_pillow_warnings_never_reach_the_terminal(known: Path, tmp_path: Path, data: Path) -> None:
     import struct
 

@@ -95,7 +95,7 @@ def test_a_write_that_fails_half_way_leaves_nothing_and_names_the_cause(
     assert files_under(tmp_path / "out") == ["copy.jpg"]
 
 
-@pytest.mark.parametrize("command", ["annotate", "redact"])
+@pytest.mark.parametrize("command", ["annotate", pytest.param("redact", marks=pytest.mark.slow)])
 def test_copies_on_a_full_disk_are_one_line_and_leave_nothing(
     full_disk: Path, known_files: Path, tmp_path: Path, command: str
 ) -> None:

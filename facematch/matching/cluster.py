@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from facematch.neighbours.exact import ExactIndex
+from facematch.neighbours.faiss_index import FaissIndex, faiss_available
 from facematch.records import UNCLUSTERED
 
 if TYPE_CHECKING:
@@ -80,12 +81,26 @@ class NeighbourGraph:
         return len(self.first)
 
 
+APPROXIMATE_FROM = 300_000
+"""From this many faces (with the ann extra installed) the graph comes from the
+inverted-file index, ``FaissIndex``: exact search grows with the square of the faces
+(about an hour of CPU at a million); the index scans a share of its cells with 4-bit
+codes and re-ranks exactly. Measured side by side at 100,000 and 200,000 faces
+(benchmarks/scale/bench_cluster.py --graph; docs/measurements/cluster.md)."""
+
+APPROXIMATE_PROBE_SHARE = 0.25
+"""The share of the index's cells each face's search scans for the graph: finds 0.97
+of the pairs within 0.6 and all the same-person pairs at 110,000 faces (0.1875, the
+search default, finds 0.90 of them)."""
+
+
 def neighbour_graph(
     embeddings: ArrayLike,
     radius: float,
     max_neighbours: int,
     *,
     queries: ArrayLike | None = None,
+    approximate: bool | None = None,
 ) -> NeighbourGraph:
     """Pairs of faces within ``radius``; each face keeps its ``max_neighbours`` nearest.
 
@@ -99,11 +114,20 @@ def neighbour_graph(
     ``queries``: only these faces look for neighbours (among all faces, not only the
     lower ones); pairs between two faces not in ``queries`` are left out. This is what an
     incremental update needs: the new faces' edges, without searching the old ones again.
+
+    ``approximate``: each face's ``max_neighbours`` nearest come from ``FaissIndex``
+    instead (True), or exact search (False); None chooses by size (``APPROXIMATE_FROM``,
+    and only with faiss installed). Every distance in the graph is exact either way; the
+    index may miss a pair, which then counts as ``radius`` apart.
     """
     data = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
     n = len(data)
     if data.ndim != 2:
         raise ValueError(f"embeddings must be an (n, dim) array, not shape {data.shape}")
+    if approximate is None:
+        approximate = n >= APPROXIMATE_FROM and faiss_available()
+    if approximate and max_neighbours > 0:
+        return _approximate_graph(data, radius, max_neighbours, queries)
     index = ExactIndex(data.shape[1] if n else 128)
     # Each search keeps the nearest ``candidates`` besides the face itself: twice the
     # final number bounds memory on dense collections (millions of pairs within the
@@ -150,6 +174,54 @@ def neighbour_graph(
         chosen = _nearest_per_face(low, high, d, n, max_neighbours)
         low, high, d = low[chosen], high[chosen], d[chosen]
     return NeighbourGraph(low, high, d)
+
+
+def _approximate_graph(
+    data: NDArray[np.float32], radius: float, k: int, queries: ArrayLike | None
+) -> NeighbourGraph:
+    """``neighbour_graph`` with each face's ``k`` nearest found by ``FaissIndex``."""
+    n = len(data)
+    index = FaissIndex(data.shape[1], probe_share=APPROXIMATE_PROBE_SHARE)
+    index.add(data, copy=False)
+    rows = np.arange(n) if queries is None else np.unique(np.asarray(queries, dtype=np.intp))
+    small = np.int32 if n < 2**31 else np.intp  # a million faces' graph: tens of millions
+    firsts: list[NDArray[Any]] = []
+    seconds: list[NDArray[Any]] = []
+    distances: list[NDArray[np.float32]] = []
+    for start in range(0, len(rows), _BLOCK):
+        block = rows[start : start + _BLOCK]
+        dist, ids = index.search(data[block], k + 1)  # the face itself is among them
+        face = np.broadcast_to(block[:, None], ids.shape)
+        inside = (ids >= 0) & (ids != face) & (dist <= radius)
+        a, b = face[inside], ids[inside]
+        firsts.append(np.minimum(a, b).astype(small))
+        seconds.append(np.maximum(a, b).astype(small))
+        distances.append(dist[inside].astype(np.float32))
+    if not firsts:
+        return _empty_graph()
+    low = np.concatenate(firsts)
+    del firsts
+    high = np.concatenate(seconds)
+    del seconds
+    d = np.concatenate(distances)
+    del distances
+    # One row per pair (found from both ends, it holds the same exact distance).
+    pair_key = low.astype(np.int64) * max(n, 1) + high
+    _, unique_rows = np.unique(pair_key, return_index=True)
+    del pair_key
+    low, high, d = low[unique_rows], high[unique_rows], d[unique_rows]
+    del unique_rows
+    chosen = _nearest_per_face(
+        low.astype(np.intp), high.astype(np.intp), d.astype(np.float64), n, k
+    )
+    return NeighbourGraph(
+        low[chosen].astype(np.intp), high[chosen].astype(np.intp), d[chosen].astype(np.float64)
+    )
+
+
+def _empty_graph() -> NeighbourGraph:
+    empty = np.empty(0, dtype=np.intp)
+    return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
 
 
 _KEY_LIMIT = 2**62  # sort keys stay below this (int64)
@@ -209,6 +281,9 @@ class FaceClusterer:
         memory on dense collections.
     first_threshold, hub_neighbours, hub_distance:
         The hub correction (module docstring); ``hub_neighbours=0`` turns it off.
+    approximate:
+        Build the graph with the inverted-file index (True), exactly (False), or
+        by size (None: ``APPROXIMATE_FROM`` faces, with faiss installed).
 
     After :meth:`fit`, ``labels_`` holds a group per face (0 the largest, ties by the
     first face in key order; -1 unclustered) and ``n_clusters_`` the number of groups.
@@ -225,6 +300,7 @@ class FaceClusterer:
         first_threshold: float = 0.45,
         hub_neighbours: int = 10,
         hub_distance: float = 0.57,
+        approximate: bool | None = None,
     ) -> None:
         self.threshold = threshold
         self.min_faces = min_faces
@@ -234,9 +310,12 @@ class FaceClusterer:
         self.first_threshold = first_threshold
         self.hub_neighbours = hub_neighbours
         self.hub_distance = hub_distance
+        self.approximate = approximate
 
     def get_params(self) -> dict[str, float]:
-        """The parameters, as scikit-learn's estimators give them."""
+        """The parameters that decide the groups, as scikit-learn's estimators give them
+        (``approximate``, how the graph is searched, is left out: a library clustered
+        either way keeps its groups)."""
         return {
             "threshold": self.threshold,
             "min_faces": self.min_faces,
@@ -301,6 +380,7 @@ class FaceClusterer:
             self.radius,
             self.max_neighbours,
             queries=np.flatnonzero(~old) if old.any() else None,
+            approximate=self.approximate,
         )
         if self.hub_neighbours > 0:
             first = _agglomerate(graph, n, self.first_threshold, self.radius, sorted_photos, seed)

@@ -179,6 +179,30 @@ def test_an_update_with_ten_percent_new_faces_keeps_people_and_quality() -> None
     assert update_f >= scratch_f - 0.01
 
 
+@pytest.mark.slow  # trains two inverted-file indexes: about 6 s
+def test_the_index_built_graph_is_the_exact_graph_where_it_finds_every_pair() -> None:
+    """10,200 faces (past FaissIndex's training size): the inverted-file index finds
+    every pair of these tight people, so the graph and the groups are the exact ones,
+    from scratch and for an update that searches only the new faces."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(7)
+    sizes = [int(v) for v in rng.integers(1, 8, 2600)]
+    x, truth = blobs(sizes, seed=7, spread=0.3)
+    x, truth = x[:10_200].astype(np.float32), truth[:10_200]
+    exact = neighbour_graph(x, 0.6, 64, approximate=False)
+    built = neighbour_graph(x, 0.6, 64, approximate=True)
+    assert len(exact) > 10_000
+    assert np.array_equal(built.first, exact.first) and np.array_equal(built.second, exact.second)
+    assert np.allclose(built.distance, exact.distance, atol=1e-6)
+    new = np.arange(9_200, 10_200)
+    exact = neighbour_graph(x, 0.6, 64, queries=new, approximate=False)
+    built = neighbour_graph(x, 0.6, 64, queries=new, approximate=True)
+    assert np.array_equal(built.first, exact.first) and np.array_equal(built.second, exact.second)
+    labels = FaceClusterer(approximate=True).fit_predict(x)
+    assert np.array_equal(labels, FaceClusterer(approximate=False).fit_predict(x))
+    assert clustering_scores(truth, labels).bcubed_f > 0.95
+
+
 def test_an_update_searches_only_new_faces_and_they_bring_in_lone_old_ones() -> None:
     x, _ = blobs([3, 3, 1, 1])  # faces 6 and 7: one photo each of two more people
     before = np.array([0, 0, 0, 1, 1, 1, -1, -1])  # an earlier run: 6 and 7 in no group

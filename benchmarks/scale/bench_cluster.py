@@ -17,8 +17,10 @@ clustering from scratch (time, RSS, BCubed/pairwise F against the synthetic trut
 10% new faces added (new photos of existing people and new people) and clustered as an
 update as `facematch cluster` runs it (earlier groups as seeds, only the new faces
 searched; time; share of the earlier clustered faces keeping their person; F of the
-update and of clustering everything from scratch). One run per size on a shared
-machine: wall-clock timings are noisy, CPU seconds less so.
+update and of clustering everything from scratch). ``--graph exact,approximate`` runs
+each size with the exact neighbour graph and with the one the inverted-file index
+builds, side by side (``auto``, the default, chooses by size as ``cluster`` does).
+One run per size on a shared machine: wall-clock timings are noisy, CPU seconds less so.
 """
 
 from __future__ import annotations
@@ -72,28 +74,45 @@ def spread_of(faces: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
     return distance_spread(emb, who)
 
 
-def covariance_faces(npz: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` faces from bench_library's generator (real covariances), and their people."""
+def covariance_faces(
+    npz: Path, n: int, seed: int, cache: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` faces from bench_library's generator (real covariances), and their people
+    (kept in ``cache`` when given: a million take the generator about ten minutes)."""
+    stem = None if cache is None else cache / f"covariance-{n}-{seed}"
+    if stem is not None and stem.with_suffix(".faces.npy").exists():
+        return np.load(stem.with_suffix(".faces.npy")), np.load(stem.with_suffix(".people.npy"))
     generator = Generator(*harness.real_faces(npz))
     rows, owners = generator.people(np.random.default_rng(seed), n)
-    return rows.astype(np.float32), owners
+    rows = rows.astype(np.float32)
+    if stem is not None:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        np.save(stem.with_suffix(".faces.npy"), rows)
+        np.save(stem.with_suffix(".people.npy"), owners)
+    return rows, owners
 
 
 def one_size(
-    n: int, same_mean: float, diff_mean: float, npz: Path | None = None, compare: bool = True
+    n: int,
+    same_mean: float,
+    diff_mean: float,
+    npz: Path | None = None,
+    compare: bool = True,
+    approximate: bool | None = None,
+    cache: Path | None = None,
 ) -> dict[str, float]:
     new = n // 10
     if npz is None:
         faces, truth = isotropic(n + new, same_mean, diff_mean, seed=n)
     else:
-        faces, truth = covariance_faces(npz, n + new, seed=n)
+        faces, truth = covariance_faces(npz, n + new, seed=n, cache=cache)
     rng = np.random.default_rng(1)
     order = rng.permutation(n + new)
     old, added = order[:n], order[n:]
     keys = [f"{i:08d}" for i in range(n + new)]
 
     with harness.timed() as scratch:
-        before = FaceClusterer().fit_predict(
+        before = FaceClusterer(approximate=approximate).fit_predict(
             faces[old], photos=[keys[i] for i in old], keys=[keys[i] for i in old]
         )
     rss_scratch = harness.peak_rss_mb()
@@ -105,7 +124,7 @@ def one_size(
     # (grouped or not); only the new ones look for neighbours.
     searched = np.r_[np.ones(n, dtype=bool), np.zeros(new, dtype=bool)]
     with harness.timed() as update:
-        updated = FaceClusterer().fit_predict(
+        updated = FaceClusterer(approximate=approximate).fit_predict(
             faces[everything],
             photos=[keys[i] for i in everything],
             keys=[keys[i] for i in everything],
@@ -125,7 +144,7 @@ def one_size(
     f_update = clustering_scores(truth[everything], updated).bcubed_f
     f_scratch = math.nan
     if compare:
-        scratch_all = FaceClusterer().fit_predict(
+        scratch_all = FaceClusterer(approximate=approximate).fit_predict(
             faces[everything],
             photos=[keys[i] for i in everything],
             keys=[keys[i] for i in everything],
@@ -161,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-screen", action="store_true", help="exact search without its screen, to compare"
     )
+    parser.add_argument(
+        "--graph",
+        default="auto",
+        help="how the neighbour graph is searched: exact, approximate (the inverted-file "
+        "index), auto (by size), or several, comma-separated, side by side",
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="keep generated faces here")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--spread", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -171,7 +197,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             from facematch.neighbours import exact as neighbours
 
             neighbours.SCREEN_MIN_ROWS = sys.maxsize
-        print(json.dumps(one_size(args.child, same_mean, diff_mean, npz, not args.no_compare)))
+        way = {"exact": False, "approximate": True, "auto": None}[args.graph]
+        result = one_size(
+            args.child, same_mean, diff_mean, npz, not args.no_compare, way, args.cache
+        )
+        print(json.dumps(result))
         return
     if args.generator == "covariance" and not args.embeddings:
         parser.error("--generator covariance needs --embeddings")
@@ -195,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     harness.table_header(
         "faces",
+        "graph",
         "from scratch s (CPU s)",
         "peak RSS MB",
         "BCubed F",
@@ -203,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "earlier faces keeping their person",
         "BCubed F update / scratch",
     )
-    for n in (int(v) for v in args.sizes.split(",")):
+    sizes = [int(v) for v in args.sizes.split(",")]
+    for n, graph in ((n, g) for n in sizes for g in args.graph.split(",")):
         out = subprocess.run(
             harness.python_module(
                 __spec__.name,
@@ -216,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 *(["--embeddings", str(args.embeddings)] if args.embeddings else []),
                 *(["--no-screen"] if args.no_screen else []),
                 *(["--no-compare"] if args.no_compare else []),
+                "--graph",
+                graph,
+                *(["--cache", str(args.cache)] if args.cache else []),
             ),
             capture_output=True,
             text=True,
@@ -225,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         r = json.loads(out.stdout)
         harness.table_row(
             f"{n:,}",
+            graph,
             f"{r['scratch_s']:.1f} ({r['scratch_cpu_s']:.1f})",
             f"{r['peak_rss_mb']:.0f}",
             f"{r['bcubed_f']:.4f}",

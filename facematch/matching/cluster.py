@@ -42,7 +42,9 @@ whatever order they come in.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -188,15 +190,25 @@ def _approximate_graph(
     firsts: list[NDArray[Any]] = []
     seconds: list[NDArray[Any]] = []
     distances: list[NDArray[np.float32]] = []
-    for start in range(0, len(rows), _BLOCK):
+
+    def search(start: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float32]]:
         block = rows[start : start + _BLOCK]
         dist, ids = index.search(data[block], k + 1)  # the face itself is among them
         face = np.broadcast_to(block[:, None], ids.shape)
         inside = (ids >= 0) & (ids != face) & (dist <= radius)
         a, b = face[inside], ids[inside]
-        firsts.append(np.minimum(a, b).astype(small))
-        seconds.append(np.maximum(a, b).astype(small))
-        distances.append(dist[inside].astype(np.float32))
+        return (
+            np.minimum(a, b).astype(small),
+            np.maximum(a, b).astype(small),
+            dist[inside].astype(np.float32),
+        )
+
+    # faiss and numpy let go of the GIL in the searches: a thread per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+        for first, second, near in pool.map(search, range(0, len(rows), _BLOCK)):
+            firsts.append(first)
+            seconds.append(second)
+            distances.append(near)
     if not firsts:
         return _empty_graph()
     low = np.concatenate(firsts)

@@ -232,9 +232,7 @@ def _approximate_graph(
     del pair_key
     low, high, d = low[unique_rows], high[unique_rows], d[unique_rows]
     del unique_rows
-    chosen = _nearest_per_face(
-        low.astype(np.intp), high.astype(np.intp), d.astype(np.float64), n, k
-    )
+    chosen = _nearest_per_face(low, high, d, n, k, exact_ties=False)
     return NeighbourGraph(
         low[chosen].astype(np.intp), high[chosen].astype(np.intp), d[chosen].astype(np.float64)
     )
@@ -248,11 +246,27 @@ def _empty_graph() -> NeighbourGraph:
 _KEY_LIMIT = 2**62  # sort keys stay below this (int64)
 
 
-def _nearest_per_face(low: Ints, high: Ints, d: Floats, n: int, k: int) -> NDArray[np.bool_]:
-    """Edges among the ``k`` nearest of either endpoint (ties by the other face's id)."""
+def _nearest_per_face(
+    low: NDArray[Any],
+    high: NDArray[Any],
+    d: NDArray[Any],
+    n: int,
+    k: int,
+    *,
+    exact_ties: bool = True,
+) -> NDArray[np.bool_]:
+    """Edges among the ``k`` nearest of either endpoint (ties by the other face's id).
+
+    Any integer and float dtypes (the index graph passes int32 and float32 to halve
+    its memory). ``exact_ties=False``: where the three-part sort key would not fit in
+    int64 (about a million faces), faces sort by face and distance only, and the rare
+    equal distances keep the edges' order, instead of a three-key lexsort that needs
+    several more copies of the edges.
+    """
     m = len(low)
     ends = np.concatenate([low, high])
-    edge = np.concatenate([np.arange(m), np.arange(m)])
+    small = np.int32 if m < 2**31 else np.intp
+    edge = np.concatenate([np.arange(m, dtype=small), np.arange(m, dtype=small)])
     # By face, then distance, then the other face: one sort of one integer key (the
     # distance as its rank among the distinct distances) where the key fits in int64,
     # else a three-key lexsort (the same order, about 1.5 times the time). The key is
@@ -269,12 +283,23 @@ def _nearest_per_face(low: Ints, high: Ints, d: Floats, n: int, k: int) -> NDArr
         del rank
         order = np.argsort(key, kind="stable")
         del key
+    elif not exact_ties and faces * width < _KEY_LIMIT:
+        key = ends.astype(np.int64)
+        key *= width
+        key[:m] += rank
+        key[m:] += rank
+        del rank
+        order = np.argsort(key, kind="stable")
+        del key
     else:
         others = np.concatenate([high, low])
         order = np.lexsort((others, np.concatenate([d, d]), ends))
-    ends, edge = ends[order], edge[order]
+    ends = ends[order]
+    edge = edge[order]
+    del order
     starts = np.searchsorted(ends, np.arange(n))
     place = np.arange(len(ends)) - starts[ends]
+    del ends
     chosen = np.zeros(m, dtype=bool)
     chosen[edge[place < k]] = True
     return chosen
@@ -483,21 +508,21 @@ def _agglomerate(
     banned = _photo_conflicts(photos, group) if photos is not None else _empty_keys()
     while len(edges[0]):
         a, b, total, count = edges
-        key = a.astype(np.int64) * n + b
-        allowed = ~np.isin(key, banned) & ~(seeded[a] & seeded[b])
-        a, b, total, count, key = (
-            a[allowed],
-            b[allowed],
-            total[allowed],
-            count[allowed],
-            key[allowed],
-        )
+        del edges  # one copy of the edges at a time: a million faces' graph is gigabytes
+        if len(banned) or seeded.any():
+            allowed = ~(seeded[a] & seeded[b])
+            if len(banned):
+                allowed &= ~np.isin(a.astype(np.int64) * n + b, banned)
+            if not allowed.all():
+                a, b, total, count = a[allowed], b[allowed], total[allowed], count[allowed]
+            del allowed
         pairs = size[a] * size[b]
         linkage = (total + (pairs - count) * cap) / pairs
         near = linkage <= threshold
         if not near.any():
             break
         best = _best_partner(a[near], b[near], linkage[near], n)
+        del pairs, linkage, near
         mutual = np.flatnonzero((best >= 0) & (best[np.maximum(best, 0)] == np.arange(n)))
         keep_id = mutual[mutual < best[mutual]]
         gone = best[keep_id]
@@ -507,7 +532,10 @@ def _agglomerate(
         size[keep_id] += size[gone]
         size[gone] = 0
         seeded[keep_id] |= seeded[gone]
-        edges = _relabel(target[a], target[b], total, count)
+        a = target[a]
+        b = target[b]
+        edges = _relabel(a, b, total, count)
+        del a, b, total, count
         banned = _relabel_keys(banned, target, n)
     return group
 

@@ -198,9 +198,9 @@ def _approximate_graph(
     small = np.int32 if n < 2**31 else np.intp  # a million faces' graph: tens of millions
     firsts: list[NDArray[Any]] = []
     seconds: list[NDArray[Any]] = []
-    distances: list[NDArray[np.float32]] = []
+    distances: list[Floats] = []
 
-    def search(start: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float32]]:
+    def search(start: int) -> tuple[NDArray[Any], NDArray[Any], Floats]:
         block = rows[start : start + _BLOCK]
         dist, ids = index.search(data[block], k + 1)  # the face itself is among them
         face = np.broadcast_to(block[:, None], ids.shape)
@@ -209,7 +209,7 @@ def _approximate_graph(
         return (
             np.minimum(a, b).astype(small),
             np.maximum(a, b).astype(small),
-            dist[inside].astype(np.float32),
+            dist[inside],  # float64: in float32 a million faces' distances tie often
         )
 
     # faiss and numpy let go of the GIL in the searches: a thread per core.
@@ -257,11 +257,11 @@ def _nearest_per_face(
 ) -> NDArray[np.bool_]:
     """Edges among the ``k`` nearest of either endpoint (ties by the other face's id).
 
-    Any integer and float dtypes (the index graph passes int32 and float32 to halve
-    its memory). ``exact_ties=False``: where the three-part sort key would not fit in
-    int64 (about a million faces), faces sort by face and distance only, and the rare
-    equal distances keep the edges' order, instead of a three-key lexsort that needs
-    several more copies of the edges.
+    Any integer dtype (the index graph passes int32 ends to save memory).
+    ``exact_ties=False``: where the three-part sort key would not fit in int64 (about
+    a million faces), faces sort by face and distance only, and the rare equal
+    distances keep the edges' order, instead of a three-key lexsort that needs several
+    more copies of the edges.
     """
     m = len(low)
     ends = np.concatenate([low, high])

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import harness
-from benchmarks.speed.bench_redact_video import BLACK, frames_of, reference
+from benchmarks.speed.bench_redact_video import black_share, frames_of, reference
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -47,8 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for index, boxes in faces.items():
         width = copy[index].shape[1]
         for box in boxes:
-            region = copy[index][box.top : box.bottom, box.left : box.right]
-            dark = (region.max(axis=2) <= BLACK).mean() if region.size else 1.0
+            dark = black_share(copy[index], box)
             centre = (box.left + box.right) / 2 / width
             owner = next((n for n, (a, b) in bands.items() if a <= centre <= b), "strangers")
             clear[owner].append(bool(dark < 0.1))

@@ -79,14 +79,18 @@ def reference(clip: Path, every: int) -> dict[int, list[FaceBox]]:
     return found
 
 
+def black_share(frame: np.ndarray, box: FaceBox) -> float:
+    """The share of ``box`` that is the fill in ``frame`` (1 for an empty box)."""
+    region = frame[box.top : box.bottom, box.left : box.right]
+    return float((region.max(axis=2) <= BLACK).mean()) if region.size else 1.0
+
+
 def score(copy: Path, faces: dict[int, list[FaceBox]], out: Outcome) -> None:
     frames = frames_of(copy)
     hidden: dict[tuple[int, int], bool] = {}
     for index, boxes in faces.items():
         for k, box in enumerate(boxes):
-            region = frames[index][box.top : box.bottom, box.left : box.right]
-            dark = (region.max(axis=2) <= BLACK).mean() if region.size else 1.0
-            hidden[(index, k)] = bool(dark >= 0.9)
+            hidden[(index, k)] = black_share(frames[index], box) >= 0.9
     out.faces = len(hidden)
     out.covered = sum(hidden.values())
     out.exposed = sum(

@@ -266,9 +266,7 @@ def _with_upright(
         chip, marks = _upright_chip(image, box, points)
         all_chips.append(chip)
         all_points.append(marks)
-    if not all_chips:
-        return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8), []
-    return np.stack(all_chips), all_points
+    return np.stack(all_chips), all_points  # at least the one tilted face
 
 
 def _upright_chip(

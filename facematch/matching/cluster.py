@@ -168,21 +168,39 @@ def neighbour_graph(
         rows = np.unique(np.asarray(queries, dtype=np.intp))
         for start in range(0, len(rows), _BLOCK):
             search(rows[start : start + _BLOCK])
+    return _one_row_per_pair(firsts, seconds, distances, n, max_neighbours)
+
+
+def _one_row_per_pair(
+    firsts: list[NDArray[Any]],
+    seconds: list[NDArray[Any]],
+    distances: list[Floats],
+    n: int,
+    k: int,
+    *,
+    exact_ties: bool = True,
+) -> NeighbourGraph:
+    """The graph of the pairs found (in blocks, either way round, maybe twice): one row
+    per pair, ``first < second``, each face's ``k`` nearest kept (0: all)."""
     if not firsts:
         empty = np.empty(0, dtype=np.intp)
         return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
     a = np.concatenate(firsts)
     b = np.concatenate(seconds)
     d = np.concatenate(distances)
+    for found in (firsts, seconds, distances):  # a million faces' blocks: gigabytes
+        found.clear()
     low, high = np.minimum(a, b), np.maximum(a, b)
+    del a, b
     # One row per pair (an incremental search can find a pair from both ends).
     pair_key = low.astype(np.int64) * max(n, 1) + high
     _, unique_rows = np.unique(pair_key, return_index=True)
+    del pair_key
     low, high, d = low[unique_rows], high[unique_rows], d[unique_rows]
-    if max_neighbours > 0:
-        chosen = _nearest_per_face(low, high, d, n, max_neighbours)
+    if k > 0:
+        chosen = _nearest_per_face(low, high, d, n, k, exact_ties=exact_ties)
         low, high, d = low[chosen], high[chosen], d[chosen]
-    return NeighbourGraph(low, high, d)
+    return NeighbourGraph(low.astype(np.intp, copy=False), high.astype(np.intp, copy=False), d)
 
 
 def _approximate_graph(
@@ -205,12 +223,8 @@ def _approximate_graph(
         dist, ids = index.search(data[block], k + 1)  # the face itself is among them
         face = np.broadcast_to(block[:, None], ids.shape)
         inside = (ids >= 0) & (ids != face) & (dist <= radius)
-        a, b = face[inside], ids[inside]
-        return (
-            np.minimum(a, b).astype(small),
-            np.maximum(a, b).astype(small),
-            dist[inside],  # float64: in float32 a million faces' distances tie often
-        )
+        # float64 distances: in float32 a million faces' distances tie often.
+        return face[inside].astype(small), ids[inside].astype(small), dist[inside]
 
     # faiss and numpy let go of the GIL in the searches: a thread per core.
     with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
@@ -218,29 +232,7 @@ def _approximate_graph(
             firsts.append(first)
             seconds.append(second)
             distances.append(near)
-    if not firsts:
-        return _empty_graph()
-    low = np.concatenate(firsts)
-    del firsts
-    high = np.concatenate(seconds)
-    del seconds
-    d = np.concatenate(distances)
-    del distances
-    # One row per pair (found from both ends, it holds the same exact distance).
-    pair_key = low.astype(np.int64) * max(n, 1) + high
-    _, unique_rows = np.unique(pair_key, return_index=True)
-    del pair_key
-    low, high, d = low[unique_rows], high[unique_rows], d[unique_rows]
-    del unique_rows
-    chosen = _nearest_per_face(low, high, d, n, k, exact_ties=False)
-    return NeighbourGraph(
-        low[chosen].astype(np.intp), high[chosen].astype(np.intp), d[chosen].astype(np.float64)
-    )
-
-
-def _empty_graph() -> NeighbourGraph:
-    empty = np.empty(0, dtype=np.intp)
-    return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
+    return _one_row_per_pair(firsts, seconds, distances, n, k, exact_ties=False)
 
 
 _KEY_LIMIT = 2**62  # sort keys stay below this (int64)

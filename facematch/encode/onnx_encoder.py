@@ -56,14 +56,7 @@ class OnnxEncoder:
         so the file cannot change between the check and the load.
         """
         onnxruntime = runtime.onnxruntime()
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, not {threads}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        # One graph branch at a time: parallelism comes from intra-op threads or from
-        # running several worker processes, never from both at once unasked.
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options = runtime.session_options(threads)
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         payload = _read_model(onnx_path)
         self.sha256 = hashlib.sha256(payload).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
 
 def onnxruntime() -> ModuleType:
@@ -20,3 +21,20 @@ def onnxruntime() -> ModuleType:
 
     loaded: ModuleType = module
     return loaded
+
+
+def session_options(threads: int) -> Any:
+    """Options of a CPU session on ``threads`` intra-op threads, quiet but for errors.
+
+    One graph branch at a time: parallelism comes from intra-op threads or from
+    running several worker processes, never from both at once unasked.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    module = onnxruntime()
+    options = module.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = module.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options

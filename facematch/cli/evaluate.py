@@ -48,6 +48,15 @@ from facematch.cli.common import (
     "added to the clustering figures of a folder-per-person set.",
 )
 @click.option(
+    "--descriptor",
+    type=click.Choice(["dlib", "sface"]),
+    default="dlib",
+    show_default=True,
+    help="The model to measure: dlib's (what matching uses), or SFace, the second model "
+    "facematch cloak checks its copies against (needs facematch[cloak]; same faces and "
+    "landmarks, its own alignment; tolerance auto is the cloak check's).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json"]),
@@ -61,6 +70,7 @@ def evaluate(
     target_far: float | None,
     plot_file: str | None,
     strangers_dir: str | None,
+    descriptor: str,
     fmt: str,
     shared: RunOptions,
 ) -> None:
@@ -93,7 +103,14 @@ def evaluate(
         progress_bar(len(labelled_set.images) + len(strangers), "encode", shared.quiet) as bar,
     ):
         pipeline.progress = bar.update
-        report = ev.evaluate(pipeline, labelled_set, tolerance, target_far, strangers)
+        report = ev.evaluate(
+            pipeline,
+            labelled_set,
+            tolerance,
+            target_far,
+            strangers,
+            descriptor,  # type: ignore[arg-type]
+        )
     if plot_file is not None:
         ev.plot(report, plot_file)
     with writing():

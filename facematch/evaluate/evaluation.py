@@ -4,6 +4,11 @@ A labelled set is either a folder with one subfolder per person, or a pairs
 file (CSV ``file_x,file_y,same``). Every image goes through the same encoding
 path and cache as matching; an image where no face is found has no embedding,
 and every pair or probe that needs it counts as an error, never dropped.
+
+The descriptor measured is dlib's (what matching uses) or, with ``descriptor="sface"``,
+SFace's (``facematch.encode.sface``, the second model ``facematch cloak`` checks its
+copies against) of the same faces: the largest face matching finds in each photo,
+aligned by its 68-point landmarks. SFace's descriptors are not cached.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facematch.errors import UsageError
+from facematch.errors import ModelError, UsageError
 from facematch.evaluate import metrics
 from facematch.matching.calibration import auto_tolerance
 from facematch.output.text import printable
@@ -30,6 +35,8 @@ log = logging.getLogger("facematch")
 TRUE_WORDS = {"yes", "true", "1", "y"}
 FALSE_WORDS = {"no", "false", "0", "n"}
 FAR_TARGETS = (1e-1, 1e-2, 1e-3)
+
+Descriptor = Literal["dlib", "sface"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ def load_pairs(path: str) -> LabelledSet:
 
 
 def embed(
-    pipeline: Pipeline, images: Sequence[str]
+    pipeline: Pipeline, images: Sequence[str], descriptor: Descriptor = "dlib"
 ) -> tuple[list[NDArray[np.float64] | None], list[tuple[str, str]]]:
     """The largest face's embedding per image (None where there is none), and read errors.
 
@@ -130,10 +137,37 @@ def embed(
     unreadable: list[tuple[str, str]] = []
     for encoded in pipeline.encode(list(images)):
         face = encoded.largest_face
-        embeddings.append(None if face is None else face.embedding)
+        if face is None:
+            embeddings.append(None)
+        elif descriptor == "sface":
+            embeddings.append(sface_embedding(encoded.path, face.landmarks))
+        else:
+            embeddings.append(face.embedding)
         if encoded.error is not None:
             unreadable.append((encoded.path, encoded.error))
     return embeddings, unreadable
+
+
+def sface_embedding(path: str, landmarks: Sequence[tuple[int, int]]) -> NDArray[np.float64]:
+    """SFace's descriptor of the face with these 68-point landmarks in the photo at ``path``."""
+    from facematch.encode import sface
+    from facematch.sources.images import load_rgb
+
+    embedding: NDArray[np.float64] = sface.describe_landmarks(load_rgb(path), [landmarks])[0]
+    return embedding
+
+
+def check_descriptor(pipeline: Pipeline, descriptor: Descriptor) -> None:
+    """Refuse a descriptor these settings or this installation cannot give."""
+    if descriptor != "sface":
+        return
+    from facematch.models.sface import sface_problem
+
+    problem = sface_problem()
+    if problem is not None:
+        raise ModelError(problem)
+    if pipeline.settings.landmarks != 68:
+        raise UsageError("SFace's alignment needs 68-point landmarks: leave --landmarks at 68")
 
 
 def pair_distances(
@@ -180,6 +214,7 @@ class Evaluation:
     images: int
     no_face: list[str]
     verification: dict[str, Any]
+    descriptor: Descriptor = "dlib"
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     identification: dict[str, Any] | None = None
     clustering: dict[str, Any] | None = None
@@ -188,9 +223,12 @@ class Evaluation:
     same: NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False)
 
     def as_json(self) -> dict[str, Any]:
+        # Named only when it is not dlib's, the descriptor of every earlier report.
+        named = {} if self.descriptor == "dlib" else {"descriptor": self.descriptor}
         return {
             "source": self.source,
             "kind": self.kind,
+            **named,
             "tolerance": self.tolerance,
             "images": self.images,
             "no_face": self.no_face,
@@ -323,16 +361,24 @@ def evaluate(
     tolerance: float | str = "auto",
     target_far: float | None = None,
     strangers: Sequence[str] = (),
+    descriptor: Descriptor = "dlib",
 ) -> Evaluation:
     """Encode a labelled set and compute every figure.
 
     ``auto`` resolves as matching would: a pair is a gallery of one face; in
-    folder form each photo is searched among all the others.
+    folder form each photo is searched among all the others. For SFace it is the
+    cloak check's "still matched" distance, and there are no clustering figures
+    (``facematch cluster`` groups dlib's descriptors).
     """
+    check_descriptor(pipeline, descriptor)
     if not isinstance(tolerance, float | int):
         gallery = 1 if labelled.people is None else max(len(labelled.images) - 1, 1)
         tolerance = auto_tolerance(gallery)
-    embeddings, unreadable = embed(pipeline, labelled.images)
+        if descriptor == "sface":
+            from facematch.encode.sface import MATCH_DISTANCE
+
+            tolerance = MATCH_DISTANCE
+    embeddings, unreadable = embed(pipeline, labelled.images, descriptor)
     unreadable = list(labelled.problems) + unreadable
     for path, error in unreadable:
         log.error("%s: %s", path, error)
@@ -350,11 +396,13 @@ def evaluate(
         ],
         unreadable=unreadable,
         verification=verification(distances, same, tolerance),
+        descriptor=descriptor,
         distances=distances,
         same=same,
     )
     if labelled.people is not None:
         report.identification = identification(embeddings, labelled.people, tolerance)
+    if labelled.people is not None and descriptor == "dlib":
         stranger_embeddings, stranger_errors = embed(pipeline, strangers)
         for path, error in stranger_errors:
             log.error("%s: %s", path, error)
@@ -380,8 +428,9 @@ def evaluate(
 
 def render(report: Evaluation) -> str:
     """The report as a readable table."""
+    described = "" if report.descriptor == "dlib" else f", described by {report.descriptor}"
     lines = [
-        f"{report.source}: {report.images} images ({report.kind}), "
+        f"{report.source}: {report.images} images ({report.kind}{described}), "
         f"{len(report.no_face)} without a face found, {len(report.unreadable)} unreadable",
         "",
         "verification",

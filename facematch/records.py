@@ -322,6 +322,11 @@ class FaceReport:
     the copy's over every checked variant and both alignments; ``passed`` when it is
     above MATCH_THRESHOLD; ``ssim`` the structural similarity inside the face box.
     ``variants`` gives that smallest distance per variant.
+
+    The same for SFace, a second model the cloak is not made against: ``sface_distance``
+    (smallest over the variants), ``sface_passed`` (above its "still matched" distance,
+    ``encode.sface.MATCH_DISTANCE``) and ``sface_variants``; None and empty where SFace
+    is not installed.
     """
 
     box: FaceBox
@@ -331,6 +336,9 @@ class FaceReport:
     ssim: float
     epsilon: float
     variants: dict[str, float] = field(default_factory=dict)
+    sface_distance: float | None = None
+    sface_passed: bool | None = None
+    sface_variants: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -338,7 +346,8 @@ class CloakResult:
     """One input photo: where its copy went, its faces, and whether all are protected.
 
     status: ``protected`` (every face passed), ``not_protected`` (some face did not),
-    ``no_faces`` (no face found: no copy written) or ``error``.
+    ``no_faces`` (no face found: no copy written) or ``error``. The status is dlib's
+    alone, the model the cloak is made against; SFace's verdict is each face's own.
     """
 
     path: str
@@ -347,6 +356,11 @@ class CloakResult:
     error: str | None = None
     psnr: float | None = None
     faces: tuple[FaceReport, ...] = ()
+
+    @property
+    def sface_matched(self) -> bool:
+        """Some face of the copy is still matched by SFace (False where it was not checked)."""
+        return any(f.sface_passed is False for f in self.faces)
 
 
 @dataclass(frozen=True)

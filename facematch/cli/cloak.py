@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def cloak(
         cl.require_extra()
     except FacematchError as exc:
         raise CliError(str(exc)) from None
+    second_model_warning()
     unprotected: list[str] = []
+    second = SecondModelCount()
     if check:
         results = _check(paths, level, seed)
     else:
@@ -93,18 +96,58 @@ def cloak(
         results = _cloak(paths, out_dir, level, seed, recursive, jobs, quiet)
     from facematch.output.writers import CLOAK_ROWS, make_writer
 
-    problems = write_all(_noted(results, unprotected), make_writer(fmt, sys.stdout, CLOAK_ROWS))
+    noted = _noted(results, unprotected, second)
+    problems = write_all(noted, make_writer(fmt, sys.stdout, CLOAK_ROWS))
+    second.tell()
     if problems or unprotected:
         sys.exit(EXIT_PARTIAL)
 
 
-def _noted(results: Iterable[Any], unprotected: list[str]) -> Iterator[Any]:
-    """Pass results on; remember (and tell stderr about) each photo that is not protected."""
+def second_model_warning() -> None:
+    """One line when the copies cannot be checked against SFace as well as dlib's model."""
+    from facematch.models.sface import sface_problem
+
+    problem = sface_problem()
+    if problem is not None:
+        log.warning("%s: copies are checked against dlib's model only", problem)
+
+
+@dataclass
+class SecondModelCount:
+    """How many copies SFace checked, and how many of those it still matches."""
+
+    checked: int = 0
+    matched: int = 0
+
+    def add(self, result: Any) -> None:
+        if any(face.sface_passed is not None for face in result.faces):
+            self.checked += 1
+            self.matched += result.sface_matched
+
+    def tell(self) -> None:
+        from facematch.encode.sface import MATCH_DISTANCE as SFACE_MATCH_DISTANCE
+
+        if self.checked:
+            log.warning(
+                "SFace, a second model the cloak is not made against, still matches "
+                "%d of %d copies (a face within %.3f of the original's)",
+                self.matched,
+                self.checked,
+                SFACE_MATCH_DISTANCE,
+            )
+
+
+def _noted(
+    results: Iterable[Any], unprotected: list[str], second: SecondModelCount
+) -> Iterator[Any]:
+    """Pass results on; remember (and tell stderr about) each photo that is not protected,
+    and count the copies SFace still matches."""
     for result in results:
         if result.status in ("no_faces", "not_protected"):
             unprotected.append(result.path)
             reason = result.error or "a face is still matched"
             log.warning("%s: not protected (%s)", printable(result.path), reason)
+        second.add(result)
         yield result
 
 

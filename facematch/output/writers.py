@@ -615,6 +615,8 @@ CLOAK_CSV_HEADER = (
     "level",
     "distance",
     "passed",
+    "sface_distance",
+    "sface_passed",
     "psnr",
     "ssim",
     "epsilon",
@@ -635,6 +637,8 @@ def _cloak_csv(result: CloakResult) -> list[list[Cell]]:
             f.level,
             _round(f.distance),
             str(f.passed).lower(),
+            _round(f.sface_distance),
+            "" if f.sface_passed is None else str(f.sface_passed).lower(),
             _quality(result.psnr),
             _quality(f.ssim),
             _quality(f.epsilon),
@@ -642,7 +646,7 @@ def _cloak_csv(result: CloakResult) -> list[list[Cell]]:
         ]
         for i, f in enumerate(result.faces)
     ]
-    return rows or [[*head, *[""] * 11, *tail]]
+    return rows or [[*head, *[""] * 13, *tail]]
 
 
 def cloak_json(result: CloakResult) -> JsonObject:
@@ -661,6 +665,9 @@ def cloak_json(result: CloakResult) -> JsonObject:
                 "ssim": _quality(f.ssim),
                 "epsilon": _quality(f.epsilon),
                 "variants": {k: _round(v) for k, v in f.variants.items()},
+                "sface_distance": _round(f.sface_distance),
+                "sface_passed": f.sface_passed,
+                "sface_variants": {k: _round(v) for k, v in f.sface_variants.items()},
             }
             for f in result.faces
         ],
@@ -668,13 +675,21 @@ def cloak_json(result: CloakResult) -> JsonObject:
 
 
 def _cloak_lines(result: CloakResult) -> Iterator[str]:
-    """``path,protected|not_protected,distance`` per face, ``path,no_persons_found``."""
+    """``path,protected|not_protected,distance`` per face, followed by
+    ``,sface_unmatched|sface_matched,sface_distance`` where SFace checked it;
+    ``path,no_persons_found``."""
     if result.status == "no_faces":
         yield _line(result.path, "no_persons_found")
     for face in result.faces:
-        yield _line(
-            result.path, "protected" if face.passed else "not_protected", _round(face.distance)
-        )
+        cells: list[object] = [
+            result.path,
+            "protected" if face.passed else "not_protected",
+            _round(face.distance),
+        ]
+        if face.sface_passed is not None:
+            cells += ["sface_unmatched" if face.sface_passed else "sface_matched"]
+            cells += [_round(face.sface_distance)]
+        yield _line(*cells)
 
 
 CLOAK_ROWS = Rows(CLOAK_CSV_HEADER, _cloak_csv, cloak_json, _cloak_lines)

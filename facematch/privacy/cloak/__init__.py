@@ -19,7 +19,9 @@ their gradient is that of a Gaussian blur of matching strength (BPDA).
 
 Every copy is verified as an adversary would try it (:func:`verify`): read
 back, faces detected again, encoded with both alignments, also after a JPEG
-re-save, a downscale and a blur, and compared with the original face.
+re-save, a downscale and a blur, and compared with the original face; and,
+where it is installed, by SFace (:mod:`facematch.encode.sface`), a second
+model the cloak is not made against, whose verdict is reported beside dlib's.
 
 The gradients come from :func:`descriptor_gradient`, the one function that
 needs JAX (the optional extra ``facematch[cloak]``); it runs the ONNX graph of
@@ -56,6 +58,7 @@ from facematch.privacy.cloak.files import (
     plan_copies,
     report,
     save_cloaked,
+    second_model,
     with_faces,
 )
 from facematch.privacy.cloak.gradients import (
@@ -79,8 +82,15 @@ from facematch.privacy.cloak.levels import (
     Level,
     LevelName,
 )
-from facematch.privacy.cloak.photo import Encoders, cloak_photo, describe_faces, seed_for
+from facematch.privacy.cloak.photo import (
+    SECOND_MODEL,
+    Encoders,
+    cloak_photo,
+    describe_faces,
+    seed_for,
+)
 from facematch.privacy.cloak.verify import (
+    FaceCheck,
     adversary_boxes,
     box_ssim,
     detect_as_matcher,
@@ -99,10 +109,12 @@ __all__ = [
     "LEVELS",
     "MATCH_THRESHOLD",
     "MAX_CHIP_SIDE",
+    "SECOND_MODEL",
     "VARIANTS",
     "Canvas",
     "CloakTask",
     "Encoders",
+    "FaceCheck",
     "FloatImage",
     "Level",
     "LevelName",
@@ -137,6 +149,7 @@ __all__ = [
     "report",
     "require_extra",
     "save_cloaked",
+    "second_model",
     "seed_for",
     "seen_as",
     "ssim",

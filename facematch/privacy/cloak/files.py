@@ -15,6 +15,7 @@ from facematch.detect.boxes import trim_box
 from facematch.encode.faces import (
     FaceSettings,
 )
+from facematch.encode.sface import MATCH_DISTANCE as SFACE_MATCH_DISTANCE
 from facematch.errors import OutputError, UsageError
 from facematch.output import pictures
 from facematch.privacy.cloak.levels import (
@@ -26,6 +27,7 @@ from facematch.privacy.cloak.levels import (
 )
 from facematch.privacy.cloak.photo import Encoders, cloak_photo, describe_faces
 from facematch.privacy.cloak.verify import (
+    FaceCheck,
     box_ssim,
     detect_as_matcher,
     psnr,
@@ -149,7 +151,7 @@ def cloak_file(task: CloakTask) -> CloakResult:
             save_cloaked(copy, Path(task.out))
             written = load_rgb(task.out)
             checked = verify(boxes, reference, written, level, encoders)
-            failing = [i for i, c in enumerate(checked) if min(c.values()) <= MATCH_THRESHOLD]
+            failing = [i for i, c in enumerate(checked) if min(c.dlib.values()) <= MATCH_THRESHOLD]
             harder = [i for i in failing if attempts[i] + 1 < len(level.harder)]
             if not harder:
                 break
@@ -188,7 +190,7 @@ def report(
     original: RGBImage,
     copy: RGBImage,
     boxes: Sequence[FaceBox],
-    checked: Sequence[dict[str, float]],
+    checked: Sequence[FaceCheck],
     level: Level,
     multipliers: Sequence[float],
 ) -> CloakResult:
@@ -196,16 +198,29 @@ def report(
         FaceReport(
             box=box,
             level=level.name,
-            distance=min(c.values()),
-            passed=min(c.values()) > MATCH_THRESHOLD,
+            distance=min(c.dlib.values()),
+            passed=min(c.dlib.values()) > MATCH_THRESHOLD,
             ssim=box_ssim(original, copy, box),
             epsilon=level.epsilon * m,
-            variants=dict(c),
+            variants=dict(c.dlib),
+            **second_model(c),
         )
         for box, c, m in zip(boxes, checked, multipliers, strict=True)
     )
     status = "protected" if all(f.passed for f in faces) else "not_protected"
     return CloakResult(task.path, status, task.out, None, psnr(original, copy), faces)
+
+
+def second_model(check: FaceCheck) -> dict[str, Any]:
+    """FaceReport's SFace fields for a face's check (none where SFace was not checked)."""
+    if check.sface is None:
+        return {}
+    smallest = min(check.sface.values())
+    return {
+        "sface_distance": smallest,
+        "sface_passed": smallest > SFACE_MATCH_DISTANCE,
+        "sface_variants": dict(check.sface),
+    }
 
 
 def cloak_failed(task: CloakTask, reason: str) -> CloakResult:

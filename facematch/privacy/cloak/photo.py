@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facematch.encode import sface
 from facematch.encode.faces import (
     Encoder,
     align,
     face_chips,
+    shape_points,
 )
+from facematch.models.sface import sface_problem
 from facematch.privacy.cloak.alignment import as_matrix, bilinear_chips, chip_transform
 from facematch.privacy.cloak.canvas import (
     cloak_canvas,
@@ -32,6 +35,11 @@ def seed_for(image: RGBImage, seed: int, face: int) -> int:
     digest = hashlib.sha256(image.tobytes())
     digest.update(f"{seed}:{face}".encode())
     return int.from_bytes(digest.digest()[:8], "little")
+
+
+SECOND_MODEL = "sface"
+"""The key of SFace's descriptors among ``describe_faces``'s: a second model, which the
+cloak is checked against but not made against."""
 
 
 @dataclass
@@ -53,11 +61,16 @@ class Encoders:
 def describe_faces(
     image: RGBImage, boxes: Sequence[FaceBox], encoders: Encoders
 ) -> dict[str, NDArray[np.float64]]:
-    """Descriptors of the faces at ``boxes`` under each alignment setting: name -> (n, 128)."""
+    """Descriptors of the faces at ``boxes`` under each alignment setting: name -> (n, 128);
+    where SFace is installed (``facematch.models.sface.sface_problem``), also SFace's
+    (SECOND_MODEL), aligned by the same 68-point landmarks."""
     out = {}
     for name, (points, _) in ALIGNMENTS.items():
         shapes = align(image, boxes, points)
         out[name] = encoders.get(name).encode(face_chips(image, shapes))
+        if points == 68 and sface_problem() is None:
+            marks = [shape_points(s) for s in shapes]
+            out[SECOND_MODEL] = sface.describe_landmarks(image, marks)
     return out
 
 

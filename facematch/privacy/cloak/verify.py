@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +16,7 @@ from facematch.encode.faces import (
     FaceSettings,
 )
 from facematch.privacy.cloak.levels import ALIGNMENTS, Level
-from facematch.privacy.cloak.photo import Encoders, describe_faces
+from facematch.privacy.cloak.photo import SECOND_MODEL, Encoders, describe_faces
 from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
@@ -49,6 +50,16 @@ def adversary_boxes(found: Sequence[FaceBox], originals: Sequence[FaceBox]) -> l
     return chosen
 
 
+@dataclass(frozen=True)
+class FaceCheck:
+    """One face of a copy against the original face, per variant of the copy: dlib's
+    smallest distance over both alignments, and SFace's distance (None: not checked,
+    SFace is not installed)."""
+
+    dlib: dict[str, float]
+    sface: dict[str, float] | None = None
+
+
 def verify(
     boxes: Sequence[FaceBox],
     reference: dict[str, NDArray[np.float64]],
@@ -56,19 +67,26 @@ def verify(
     level: Level,
     encoders: Encoders,
     variants: Sequence[str] | None = None,
-) -> list[dict[str, float]]:
-    """For each face, the smallest distance to the original per variant of the copy."""
-    results: list[dict[str, float]] = [{} for _ in boxes]
+) -> list[FaceCheck]:
+    """For each face, the distances to the original per variant of the copy.
+
+    SFace is checked where ``reference`` has its descriptors (``describe_faces``).
+    """
+    dlib: list[dict[str, float]] = [{} for _ in boxes]
+    second: list[dict[str, float]] = [{} for _ in boxes]
     for name in variants or level.checks:
         image, factor = variant_image(copy, name)
         found = [scale_box(b, 1 / factor) for b in detect_as_matcher(image)]
         chosen = [scale_box(b, factor) for b in adversary_boxes(found, boxes)]
         described = describe_faces(image, chosen, encoders)
         for i in range(len(boxes)):
-            results[i][name] = min(
+            dlib[i][name] = min(
                 float(np.linalg.norm(described[k][i] - reference[k][i])) for k in ALIGNMENTS
             )
-    return results
+            if SECOND_MODEL in reference and SECOND_MODEL in described:
+                difference = described[SECOND_MODEL][i] - reference[SECOND_MODEL][i]
+                second[i][name] = float(np.linalg.norm(difference))
+    return [FaceCheck(d, s or None) for d, s in zip(dlib, second, strict=True)]
 
 
 def detect_as_matcher(image: RGBImage) -> list[FaceBox]:

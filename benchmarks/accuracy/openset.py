@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from benchmarks import harness
 from facematch.encode.faces import FaceSettings
-from facematch.evaluate.evaluation import embed
+from facematch.evaluate.evaluation import Descriptor, embed
 from facematch.matching import calibration
 from facematch.matching.gallery import Gallery
 from facematch.run.pipeline import Pipeline
@@ -56,15 +56,20 @@ Rule = Callable[[Scores], NDArray[np.bool_]]
 
 
 def load(
-    lfw: Path, cache_dir: Path | None, settings: FaceSettings | None = None, jobs: int | None = None
+    lfw: Path,
+    cache_dir: Path | None,
+    settings: FaceSettings | None = None,
+    jobs: int | None = None,
+    descriptor: Descriptor = "dlib",
 ) -> tuple[dict[str, list[Array]], list[Array]]:
-    """Largest-face embeddings: per person (in file order), and the strangers."""
+    """Largest-face embeddings (dlib's, or SFace's of the same faces): per person (in file
+    order), and the strangers."""
     people_dirs = sorted(p for p in (lfw / "people").iterdir() if p.is_dir())
     people_files = [sorted(str(f) for f in d.iterdir()) for d in people_dirs]
     stranger_files = [str(f) for f in harness.photos(lfw / "strangers")]
     flat = [f for files in people_files for f in files] + stranger_files
     with Pipeline(settings or FaceSettings(), jobs=jobs, cache_dir=cache_dir) as run:
-        embeddings, _ = embed(run, flat)
+        embeddings, _ = embed(run, flat, descriptor)
     by_path = dict(zip(flat, embeddings, strict=True))
     people = {
         d.name: [e for f in files if (e := by_path[f]) is not None]

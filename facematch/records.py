@@ -320,7 +320,8 @@ class FaceReport:
 
     ``distance`` is the smallest distance between the original face's descriptor and
     the copy's over every checked variant and both alignments; ``passed`` when it is
-    above MATCH_THRESHOLD; ``ssim`` the structural similarity inside the face box.
+    above MATCH_THRESHOLD; ``dssim`` the structural dissimilarity of the face's region
+    (its box widened by 30% on every side) at full resolution: 0 unchanged.
     ``variants`` gives that smallest distance per variant.
 
     The same for SFace, a second model the cloak is not made against: ``sface_distance``
@@ -333,7 +334,7 @@ class FaceReport:
     level: str
     distance: float
     passed: bool
-    ssim: float
+    dssim: float
     epsilon: float
     variants: dict[str, float] = field(default_factory=dict)
     sface_distance: float | None = None
@@ -356,6 +357,7 @@ class CloakResult:
     error: str | None = None
     psnr: float | None = None
     faces: tuple[FaceReport, ...] = ()
+    dssim_1080: float | None = None
 
     @property
     def sface_matched(self) -> bool:

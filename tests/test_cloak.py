@@ -46,6 +46,8 @@ def cloaked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Resul
     (inputs / "group").mkdir()
     shutil.copy(DATA / "two_people.jpg", inputs / "group" / "two.jpg")
     shutil.copy(DATA / "tiny-blank.png", inputs / "blank.png")
+    with Image.open(DATA / "obama2.jpg") as image:  # lossless: every unchanged pixel stays
+        image.save(inputs / "portrait.png")
     before = {p.name: digest(p) for p in inputs.rglob("*") if p.is_file()}
     out = tmp_path_factory.mktemp("cloaked")
     result = run("cloak", inputs, "-r", "--out", out, "--format", "json", "--jobs", "1")
@@ -69,9 +71,43 @@ def test_every_face_is_cloaked_and_verified(
         assert face["passed"] and face["distance"] > 0.6
         assert set(face["variants"]) == {"written", "jpeg75", "half", "blur"}
         assert set(face["sface_variants"]) == set(face["variants"])  # checked, whatever it says
-        assert face["ssim"] > 0.8
+        # Within strong's budget on the face, as written (JPEG included), at full size.
+        assert 0 < face["dssim"] <= 0.0075
     assert found["phone.jpg"]["psnr"] > 33
+    assert 0 < found["phone.jpg"]["dssim_1080"] < found["phone.jpg"]["faces"][0]["dssim"]
     assert (out / "phone.jpg").is_file() and (out / "group" / "two.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_nothing_changes_beyond_the_face(
+    cloaked: tuple[Path, Path, Result, dict[str, str]],
+) -> None:
+    """No pattern on the wall or the clothes: a lossless copy differs from its
+    original only around the face, and there within the level's DSSIM."""
+    from facematch.detect.boxes import grow_box
+    from facematch.privacy.cloak import dssim, face_region
+    from facematch.records import FaceBox
+
+    inputs, out, result, _ = cloaked
+    row = rows(result)["portrait.png"]
+    assert row["status"] == "protected", result.stderr
+    original = np.asarray(Image.open(inputs / "portrait.png").convert("RGB"))
+    copy = np.asarray(Image.open(out / "portrait.png").convert("RGB"))
+    (face,) = row["faces"]
+    box = FaceBox(
+        face["box"]["top"], face["box"]["right"], face["box"]["bottom"], face["box"]["left"]
+    )
+    height, width = original.shape[:2]
+    near = grow_box(box, 0.6, width, height)  # the brows lifted to the hair line, feathered
+    changed = np.any(original != copy, axis=-1)
+    changed[near.top : near.bottom, near.left : near.right] = False
+    assert not changed.any()
+    region = face_region(box, height, width)
+    cut = (slice(region.top, region.bottom), slice(region.left, region.right))
+    measured = dssim(original[cut], copy[cut])
+    assert abs(measured - face["dssim"]) < 1e-4 and 0.001 < measured <= 0.0075
+    # The whole photo, as a phone shows it, changes less than its face.
+    assert 0 < row["dssim_1080"] < measured
 
 
 @pytest.mark.slow
@@ -220,15 +256,27 @@ def test_same_seed_same_perturbation() -> None:
     level = replace(cloak.LEVELS["strong"], steps=2)
     targets = {5: np.zeros(128), 68: np.zeros(128)}
 
+    region = (slice(40, 200), slice(80, 240))
+
     def once(seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
         return cloak.cloak_canvas(
-            base, valid, {5: matrix, 68: matrix}, targets, level, 8.0, 1.0, rng
+            base,
+            valid,
+            {5: matrix, 68: matrix},
+            targets,
+            level,
+            8.0,
+            1.0,
+            rng,
+            np.ones_like(valid),
+            1.0,
+            region,
         )
 
     first = once(1)
     assert np.array_equal(first, once(1))
-    assert np.abs(first).max() == 8.0  # two steps of 2.5 * 8 / 2, clipped to the budget
+    assert np.abs(first).max() <= 8.0  # never beyond epsilon
     assert not np.array_equal(first, once(2))
 
 
@@ -243,13 +291,36 @@ def test_steps_stop_once_the_views_are_far_enough_two_steps_in_a_row() -> None:
     matrix = np.array([[0.6, 0.0, 100.0], [0.0, 0.6, 60.0]])
     targets = {5: np.zeros(128), 68: np.zeros(128)}  # every descriptor is farther than 0
 
-    def largest_change(stop: float) -> float:
+    region = (slice(40, 200), slice(80, 240))
+
+    def change(stop: float) -> float:
+        """The root mean square change of the face region (each step moves it by 1)."""
         level = replace(cloak.LEVELS["strong"], steps=10, stop=stop)
         rng = np.random.default_rng(0)
         delta = cloak.cloak_canvas(
-            base, valid, {5: matrix, 68: matrix}, targets, level, 8.0, 1.0, rng
+            base,
+            valid,
+            {5: matrix, 68: matrix},
+            targets,
+            level,
+            99.0,
+            1.0,
+            rng,
+            np.ones_like(valid),
+            1.0,
+            region,
         )
-        return float(np.abs(delta).max())
+        return float(np.sqrt(np.mean(delta[region] ** 2)))
 
-    assert largest_change(0.0) == 4.0  # stopped after two steps of 2.5 * 8 / 10
-    assert largest_change(99.0) == 8.0  # never far enough: all ten steps, up to the budget
+    assert 1.0 < change(0.0) <= 2.0  # stopped after two steps
+    assert 3.0 < change(99.0) <= 10.0  # never far enough: all ten steps
+
+
+def test_check_refuses_a_copy_of_another_size_as_a_usage_error() -> None:
+    original, other = DATA / "obama.jpg", DATA / "obama2.jpg"
+    result = run("cloak", "--check", original, other, "-q")
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr == (
+        "facematch: error: the copy is 626x1200, the original 910x1137: not a copy of it\n"
+    )
+    assert result.stdout == ""

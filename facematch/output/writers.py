@@ -197,10 +197,10 @@ def _seconds(value: float) -> float:
     return round(value, TIME_DIGITS)
 
 
-def _quality(value: float | None) -> float | None:
+def _quality(value: float | None, digits: int = QUALITY_DIGITS) -> float | None:
     if value is None or not math.isfinite(value):
         return None
-    return round(value, QUALITY_DIGITS)
+    return round(value, digits)
 
 
 def _text(value: str | None) -> str | None:
@@ -618,7 +618,8 @@ CLOAK_CSV_HEADER = (
     "sface_distance",
     "sface_passed",
     "psnr",
-    "ssim",
+    "dssim_1080",
+    "face_dssim",
     "epsilon",
     "status",
     "error",
@@ -640,13 +641,14 @@ def _cloak_csv(result: CloakResult) -> list[list[Cell]]:
             _round(f.sface_distance),
             "" if f.sface_passed is None else str(f.sface_passed).lower(),
             _quality(result.psnr),
-            _quality(f.ssim),
+            _quality(result.dssim_1080, 5),
+            _quality(f.dssim, 5),
             _quality(f.epsilon),
             *tail,
         ]
         for i, f in enumerate(result.faces)
     ]
-    return rows or [[*head, *[""] * 13, *tail]]
+    return rows or [[*head, *[""] * (len(CLOAK_CSV_HEADER) - 4), *tail]]
 
 
 def cloak_json(result: CloakResult) -> JsonObject:
@@ -656,13 +658,14 @@ def cloak_json(result: CloakResult) -> JsonObject:
         "status": result.status,
         "error": _text(result.error),
         "psnr": _quality(result.psnr),
+        "dssim_1080": _quality(result.dssim_1080, 5),
         "faces": [
             {
                 "box": box_json(f.box),
                 "level": f.level,
                 "distance": _round(f.distance),
                 "passed": f.passed,
-                "ssim": _quality(f.ssim),
+                "dssim": _quality(f.dssim, 5),
                 "epsilon": _quality(f.epsilon),
                 "variants": {k: _round(v) for k, v in f.variants.items()},
                 "sface_distance": _round(f.sface_distance),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from facematch.encode.faces import (
     CHIP_SIZE,
@@ -19,6 +19,8 @@ from facematch.privacy.cloak.gradients import (
     descriptor_gradient,
 )
 from facematch.privacy.cloak.levels import CANVAS, MAX_CHIP_SIDE, FloatImage, Level
+from facematch.privacy.cloak.quality import dssim
+from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
 
@@ -29,6 +31,15 @@ class Canvas:
     left: float
     top: float
     scale: float
+
+    def region(self, box: FaceBox) -> tuple[slice, slice]:
+        """A photo box's rows and columns on the canvas (clipped to it)."""
+
+        def side(start: float, end: float, origin: float) -> slice:
+            low = min(max(math.floor((start - origin) * self.scale), 0), CANVAS)
+            return slice(low, min(max(math.ceil((end - origin) * self.scale), low), CANVAS))
+
+        return side(box.top, box.bottom, self.top), side(box.left, box.right, self.left)
 
     def to_canvas(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         """A chip -> photo affine map turned into chip -> canvas."""
@@ -113,6 +124,91 @@ def paste_delta(
     return (y0, y1, x0, x1), np.stack(channels, axis=-1).astype(np.float32)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _blur(image: FloatImage, sigma: float) -> FloatImage:
+    """A separable Gaussian blur of an (H, W, C) float image, edges repeated."""
+    if sigma <= 0:
+        return image
+    taps = gaussian_kernel(sigma)
+    half = len(taps) // 2
+    padded = np.pad(image, ((half, half), (half, half), (0, 0)), mode="edge")
+    height, width = image.shape[:2]
+    rows = np.zeros((height, padded.shape[1], image.shape[2]), np.float32)
+    for j, w in enumerate(taps):
+        rows += w * padded[j : j + height]
+    out = np.zeros_like(image, dtype=np.float32)
+    for j, w in enumerate(taps):
+        out += w * rows[:, j : j + width]
+    return out
+
+
+def face_mask(points: NDArray[np.float64], feather: float = 0.08) -> FloatImage:
+    """Where the cloak may change the canvas: the face from its 68 landmarks (the jaw
+    line, and the brows lifted to the hair line), feathered; (CANVAS, CANVAS, 1) in 0..1.
+
+    Nothing outside it changes: no pattern on the wall or the clothes beside a face.
+    """
+    jaw, brows = points[:17], points[17:27]
+    chin, brow_centre = points[8], brows.mean(axis=0)
+    up = brow_centre - chin
+    height = float(np.hypot(*up))
+    lifted = brows[::-1] + 0.45 * up  # from the right brow's end back to the left's
+    outline = np.vstack([jaw, lifted])
+    centre = outline.mean(axis=0)
+    outline = centre + 1.08 * (outline - centre)
+    picture = Image.new("L", (CANVAS, CANVAS), 0)
+    ImageDraw.Draw(picture).polygon([(float(x), float(y)) for x, y in outline], fill=255)
+    blurred = picture.filter(ImageFilter.GaussianBlur(max(1.0, feather * height)))
+    return (np.asarray(blurred, np.float32) / 255.0)[..., None]
+
+
+RMS_STEP = 1.0
+"""Grey levels (root mean square over the face region) of one perceptual step."""
+
+C2 = (0.03 * 255) ** 2
+"""SSIM's contrast constant: a change costs SSIM about its variance over 2 * variance + C2."""
+
+
+def budget_map(base: FloatImage, mask: FloatImage, texture: tuple[float, float]) -> FloatImage:
+    """Each canvas pixel's share of the budget: the face mask times a texture factor.
+
+    The factor is what SSIM forgives there: 2 * variance + C2 of the luminance in
+    SSIM's own window (Gaussian, sigma 1.5), over its median inside the face;
+    clipped to ``texture`` (low, high): little on smooth skin and flat walls, more
+    in hair, brows and edges, where a change is masked by what is already there.
+    """
+    low, high = texture
+    luma = (base @ LUMA)[..., None]
+    mean = _blur(luma, 1.5)[..., 0]
+    variance = np.maximum(_blur(luma * luma, 1.5)[..., 0] - mean * mean, 0)
+    inside = mask[..., 0] > 0.5
+    typical = float(np.median(variance[inside] if inside.any() else variance))
+    factor = np.clip((2 * variance + C2) / (2 * typical + C2), low, high)
+    return (mask * factor[..., None]).astype(np.float32)
+
+
+def luminance_first(change: FloatImage, chroma: float) -> FloatImage:
+    """A colour change with its chroma (what is left after its grey part) scaled by
+    ``chroma``: the eye sees a shift of hue at an iris or a lip's edge long before it
+    sees the same change in brightness."""
+    grey = (change @ LUMA)[..., None]
+    return (grey + chroma * (change - grey)).astype(np.float32)
+
+
+def within_dssim(
+    delta: FloatImage, base: FloatImage, valid: FloatImage, region: tuple[slice, slice], most: float
+) -> FloatImage:
+    """``delta`` scaled down so that the face region's DSSIM is about ``most`` at most
+    (DSSIM grows about as the square of the change; the final copy is measured exactly)."""
+    changed = np.clip(base[region] + (delta * valid)[region], 0, 255)
+    seen = dssim(base[region], changed)
+    if seen <= most:
+        return delta
+    return (delta * math.sqrt(most / seen)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One way the adversary may see the face: alignment, jitter, mirror and image transform."""
@@ -185,11 +281,22 @@ def cloak_canvas(
     epsilon: float,
     scale: float,
     rng: np.random.Generator,
+    weight: FloatImage,
+    most_dssim: float,
+    region: tuple[slice, slice],
     compile_cache: str | None = None,
 ) -> FloatImage:
-    """Projected sign-gradient steps on the canvas: the perturbation (canvas, float)."""
+    """Gradient steps on the canvas, shaped by what the eye forgives: the perturbation.
+
+    Each step follows the loss gradient, smoothed (``level.smooth``) and weighted per
+    pixel by ``weight`` (:func:`budget_map`: zero outside the face, more where SSIM
+    forgives more), and moves the face ``region`` by RMS_STEP grey levels. The
+    perturbation stays within ``most_dssim`` on that region and ``epsilon`` at
+    every pixel.
+    """
     delta = np.zeros_like(base)
-    step = 2.5 * epsilon / level.steps
+    weight = weight * valid
+    limit = epsilon * valid
     far_enough = 0  # steps in a row whose views were at least level.stop away
     for _ in range(level.steps):
         samples = draw_samples(rng, level, matrices, scale)
@@ -206,8 +313,11 @@ def cloak_canvas(
             delta, base, valid, real, kernels, transforms, wanted, compile_cache
         )
         # The loss is minus the mean distance: step against its gradient.
-        moved = np.clip(delta - step * np.sign(gradient), -epsilon, epsilon) * valid
-        delta = moved.astype(np.float32)
+        direction = luminance_first(_blur(gradient, level.smooth), level.chroma) * weight
+        size = float(np.sqrt(np.mean(direction[region] ** 2)))
+        if size > 0:
+            moved = np.clip(delta - RMS_STEP / size * direction, -limit, limit)
+            delta = within_dssim(moved.astype(np.float32), base, valid, region, most_dssim)
         far_enough = far_enough + 1 if float(distances.mean()) >= level.stop else 0
         if far_enough == 2:  # protected with a margin: more steps only add visible noise
             break

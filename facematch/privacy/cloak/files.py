@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -9,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from facematch.detect.boxes import trim_box
@@ -26,13 +28,8 @@ from facematch.privacy.cloak.levels import (
     LevelName,
 )
 from facematch.privacy.cloak.photo import Encoders, cloak_photo, describe_faces
-from facematch.privacy.cloak.verify import (
-    FaceCheck,
-    box_ssim,
-    detect_as_matcher,
-    psnr,
-    verify,
-)
+from facematch.privacy.cloak.quality import VIEWING_SIDE, face_dssim, photo_dssim, psnr
+from facematch.privacy.cloak.verify import FaceCheck, detect_as_matcher, verify
 from facematch.records import CloakResult, FaceBox, FaceReport
 from facematch.sources.images import Found, RGBImage
 
@@ -57,6 +54,19 @@ def save_cloaked(image: RGBImage, out: Path) -> None:
     failure is an OutputError naming its cause."""
     subsampling = 0  # 4:4:4: the perturbation is in the colours too
     pictures.save_copy(Image.fromarray(image), out, JPEG_QUALITY_OUT, subsampling)
+
+
+def as_stored(out: Path) -> Callable[[RGBImage], RGBImage] | None:
+    """How pixels come back from the copy's file: JPEG's compression, or unchanged."""
+    if out.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+
+    def jpeg(pixels: RGBImage) -> RGBImage:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=JPEG_QUALITY_OUT, subsampling=0)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    return jpeg
 
 
 def output_name(relative: Path) -> Path:
@@ -146,7 +156,14 @@ def cloak_file(task: CloakTask) -> CloakResult:
         while True:
             multipliers = [level.harder[a] for a in attempts]
             copy = cloak_photo(
-                original, boxes, encoders, level, task.seed, multipliers, task.compile_cache
+                original,
+                boxes,
+                encoders,
+                level,
+                task.seed,
+                multipliers,
+                task.compile_cache,
+                as_stored(Path(task.out)),
             )
             save_cloaked(copy, Path(task.out))
             written = load_rgb(task.out)
@@ -158,7 +175,7 @@ def cloak_file(task: CloakTask) -> CloakResult:
             for i in harder:
                 attempts[i] += 1
         return report(task, original, written, boxes, checked, level, multipliers)
-    except OutputError:  # the copy cannot be written (a full disk): the run stops
+    except (OutputError, UsageError):  # a full disk, or --check given the wrong pair: stop
         raise
     except Exception as exc:  # a per-image failure must never stop the run
         return CloakResult(task.path, "error", error=failure_message(exc))
@@ -200,7 +217,7 @@ def report(
             level=level.name,
             distance=min(c.dlib.values()),
             passed=min(c.dlib.values()) > MATCH_THRESHOLD,
-            ssim=box_ssim(original, copy, box),
+            dssim=face_dssim(original, copy, box),
             epsilon=level.epsilon * m,
             variants=dict(c.dlib),
             **second_model(c),
@@ -208,7 +225,15 @@ def report(
         for box, c, m in zip(boxes, checked, multipliers, strict=True)
     )
     status = "protected" if all(f.passed for f in faces) else "not_protected"
-    return CloakResult(task.path, status, task.out, None, psnr(original, copy), faces)
+    return CloakResult(
+        task.path,
+        status,
+        task.out,
+        None,
+        psnr(original, copy),
+        faces,
+        dssim_1080=photo_dssim(original, copy, VIEWING_SIDE),
+    )
 
 
 def second_model(check: FaceCheck) -> dict[str, Any]:

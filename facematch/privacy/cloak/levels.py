@@ -26,18 +26,26 @@ KERNEL_TAPS = 7
 MATCH_THRESHOLD = 0.6
 """face_recognition's and facematch's default tolerance: a face nearer than this matches."""
 
-JPEG_QUALITY_OUT = 95
+JPEG_QUALITY_OUT = 100
 """Quality of cloaked JPEG copies (4:4:4, so colour detail of the cloak is kept)."""
 
 
 @dataclass(frozen=True)
 class Level:
-    """A cloak's strength: budget (grey levels of 255), steps and the transformations it survives.
+    """A cloak's strength: what the eye may see of it, steps, and what it survives.
 
+    ``dssim``: the most the face's region may change, as structural dissimilarity
+    at the photo's full resolution, the copy's own JPEG compression included
+    (Fawkes budgets 0.003 to 0.01 on its face crops). ``epsilon``: the most any
+    pixel may change (grey levels of 255). ``texture``: the least and most of a
+    step a pixel gets, relative to the face's typical one, by what SSIM forgives
+    there (:func:`canvas.budget_map`). ``smooth``: the blur (canvas pixels) of
+    each step's gradient, so the pattern is not pixel noise.
     ``checks`` are the variants :func:`verify` requires to be unmatched.
     ``stop``: the steps end early once the step's views are, on average, at least
     this far from the original face in two steps in a row (at most ``steps``).
-    ``harder`` multiplies the budget for a face's later attempts.
+    ``harder`` multiplies ``epsilon`` for a face's later attempts, and ``dssim``
+    by its square.
     """
 
     name: LevelName
@@ -48,12 +56,36 @@ class Level:
     checks: tuple[str, ...]
     stop: float = math.inf
     harder: tuple[float, ...] = (1.0, 1.5)
+    dssim: float = 0.0035
+    texture: tuple[float, float] = (0.1, 4.0)
+    smooth: float = 1.0
+    chroma: float = 0.25
 
+
+ALL_CHECKS = ("written", "jpeg75", "half", "blur")
 
 LEVELS: dict[str, Level] = {
-    "subtle": Level("subtle", 4.0, 20, 4, robust=False, checks=("written", "jpeg90"), stop=0.8),
+    "subtle": Level(
+        "subtle",
+        12.0,
+        20,
+        6,
+        robust=True,
+        checks=ALL_CHECKS,
+        stop=0.9,
+        harder=(1.0, 1.069),  # the retry: DSSIM 0.0035 * 1.069 ** 2 = 0.0040
+        dssim=0.0035,
+    ),
     "strong": Level(
-        "strong", 8.0, 20, 6, robust=True, checks=("written", "jpeg75", "half", "blur"), stop=0.9
+        "strong",
+        16.0,
+        20,
+        6,
+        robust=True,
+        checks=ALL_CHECKS,
+        stop=0.9,
+        harder=(1.0, 1.032),  # the retry: DSSIM 0.0075 * 1.032 ** 2 = 0.0080
+        dssim=0.0075,
     ),
 }
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,15 @@ from facematch.encode.faces import (
 from facematch.models.sface import sface_problem
 from facematch.privacy.cloak.alignment import as_matrix, bilinear_chips, chip_transform
 from facematch.privacy.cloak.canvas import (
+    budget_map,
     cloak_canvas,
     cut_canvas,
+    face_mask,
     paste_delta,
     place_canvas,
 )
-from facematch.privacy.cloak.levels import ALIGNMENTS, Level
+from facematch.privacy.cloak.levels import ALIGNMENTS, FloatImage, Level
+from facematch.privacy.cloak.quality import dssim, face_region
 from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
@@ -82,8 +86,13 @@ def cloak_photo(
     seed: int,
     multipliers: Sequence[float],
     compile_cache: str | None = None,
+    stored: Callable[[RGBImage], RGBImage] | None = None,
 ) -> RGBImage:
-    """The photo with face ``i`` cloaked at ``multipliers[i]`` times the level's budget."""
+    """The photo with face ``i`` cloaked at ``multipliers[i]`` times the level's budget.
+
+    ``stored``: how the copy's pixels will come back from its file (JPEG), for the
+    levels that keep each face within a DSSIM.
+    """
     height, width = photo.shape[:2]
     pasted = []
     for index, box in enumerate(boxes):
@@ -98,10 +107,28 @@ def cloak_photo(
         plain = encoders.get("face_recognition").encode(chips)  # no mirror: as the samples
         targets = {5: plain[0], 68: plain[1]}
         rng = np.random.default_rng(seed_for(photo, seed, index))
+        points = np.array([(p.x, p.y) for p in shapes[68].parts()], np.float64)
+        on_canvas = (points - [canvas.left, canvas.top]) * canvas.scale
+        most = level.dssim * multipliers[index] ** 2
         delta = cloak_canvas(
-            base, valid, matrices, targets, level, epsilon, canvas.scale, rng, compile_cache
+            base,
+            valid,
+            matrices,
+            targets,
+            level,
+            epsilon,
+            canvas.scale,
+            rng,
+            budget_map(base, face_mask(on_canvas), level.texture),
+            # A canvas smaller than the photo is enlarged smoothly onto it: its
+            # DSSIM there is about scale**2 of the canvas's (measured exactly below).
+            most / canvas.scale**2,
+            canvas.region(face_region(box, height, width)),
+            compile_cache,
         )
-        pasted.append(paste_delta(delta, canvas, height, width))
+        where, values = paste_delta(delta, canvas, height, width)
+        values = within_face_dssim(photo, box, where, values, most, stored)
+        pasted.append((where, values))
     out = photo.copy()
     if not pasted:
         return out
@@ -113,6 +140,52 @@ def cloak_photo(
         total[y0 - top : y1 - top, x0 - left : x1 - left] += values
     limit = level.epsilon * max(multipliers, default=1.0)
     total = np.clip(total, -limit, limit)
+    if len(pasted) > 1:  # faces close together add up: each face is held to its DSSIM again
+        for box, multiplier in zip(boxes, multipliers, strict=True):
+            most = level.dssim * multiplier**2
+            total = within_face_dssim(photo, box, (top, bottom, left, right), total, most, stored)
     region = photo[top:bottom, left:right]
     out[top:bottom, left:right] = np.clip(region + total, 0, 255).round().astype(np.uint8)
     return out
+
+
+def within_face_dssim(
+    photo: RGBImage,
+    box: FaceBox,
+    where: tuple[int, int, int, int],
+    values: FloatImage,
+    most: float,
+    stored: Callable[[RGBImage], RGBImage] | None = None,
+) -> FloatImage:
+    """A face's perturbation on the photo's pixels, scaled down until its face region
+    (:func:`quality.face_region`) is within ``most`` DSSIM at full resolution, as
+    ``stored`` leaves it (a JPEG copy's compression counts: it is what people see).
+
+    The region is cut on JPEG's 8-pixel grid, so a crop is compressed block for
+    block as the whole photo will be.
+    """
+    y0, y1, x0, x1 = where
+    region = face_region(box, photo.shape[0], photo.shape[1])
+    top, left = region.top - region.top % 8, region.left - region.left % 8
+    bottom, right = region.bottom, region.right
+    original = photo[top:bottom, left:right]
+    inner = (
+        slice(max(y0, top) - top, min(y1, bottom) - top),
+        slice(max(x0, left) - left, min(x1, right) - left),
+    )
+    part = (
+        slice(max(y0, top) - y0, min(y1, bottom) - y0),
+        slice(max(x0, left) - x0, min(x1, right) - x0),
+    )
+    cut = (slice(region.top - top, None), slice(region.left - left, None))
+    for _ in range(4):
+        changed = original.astype(np.float32)
+        changed[inner] += values[part]
+        pixels = np.clip(changed, 0, 255).round().astype(np.uint8)
+        if stored is not None:
+            pixels = stored(pixels)
+        seen = dssim(original[cut], pixels[cut])
+        if seen <= most:
+            break
+        values = (values * math.sqrt(most / seen) * 0.97).astype(np.float32)
+    return values

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
-from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box, trim_box
+from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box
 from facematch.encode.faces import (
     FaceSettings,
 )
@@ -95,44 +94,3 @@ def detect_as_matcher(image: RGBImage) -> list[FaceBox]:
     from facematch.encode.photo import boxes_in_pixels
 
     return boxes_in_pixels(image, FaceSettings())
-
-
-def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:
-    """Peak signal-to-noise ratio in dB; the squared error summed exactly, a band of rows
-    at a time (a 12 MP photo as one float64 array would cost about a CPU-second)."""
-    total = 0
-    for y in range(0, a.shape[0], rows):
-        difference = np.subtract(a[y : y + rows], b[y : y + rows], dtype=np.int64).ravel()
-        total += int(difference @ difference)
-    return math.inf if total == 0 else 10 * math.log10(255.0**2 * a.size / total)
-
-
-def ssim(a: RGBImage, b: RGBImage, window: int = 7) -> float:
-    """Mean structural similarity (Wang et al. 2004) of the luma, uniform 7x7 windows."""
-    weights = np.array([0.299, 0.587, 0.114])
-    x, y = (np.asarray(im, np.float64) @ weights for im in (a, b))
-    if min(x.shape) < window:
-        return 1.0 if np.array_equal(x, y) else 0.0
-
-    def mean(z: NDArray[np.float64]) -> NDArray[np.float64]:
-        s = np.pad(z.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        w = window
-        total = s[w:, w:] - s[:-w, w:] - s[w:, :-w] + s[:-w, :-w]
-        return total / (w * w)  # type: ignore[no-any-return]
-
-    n = window * window
-    correction = n / (n - 1)
-    mx, my = mean(x), mean(y)
-    vx = (mean(x * x) - mx * mx) * correction
-    vy = (mean(y * y) - my * my) * correction
-    cxy = (mean(x * y) - mx * my) * correction
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(index.mean())
-
-
-def box_ssim(a: RGBImage, b: RGBImage, box: FaceBox) -> float:
-    box = trim_box(box, a.shape[0], a.shape[1])
-    return ssim(
-        a[box.top : box.bottom, box.left : box.right], b[box.top : box.bottom, box.left : box.right]
-    )

@@ -1,0 +1,137 @@
+"""What a person sees of a cloak: PSNR, and the structural dissimilarity (DSSIM) of the face
+and of the whole photo, at full size and at a common viewing size."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from facematch.detect.boxes import grow_box
+from facematch.records import FaceBox
+from facematch.sources.images import RGBImage
+
+Pixels = NDArray[np.uint8] | NDArray[np.float32] | NDArray[np.float64]
+"""Pictures to compare: 8-bit, or float on the same 0-255 scale."""
+
+
+def psnr(a: RGBImage, b: RGBImage, rows: int = 64) -> float:
+    """Peak signal-to-noise ratio in dB; the squared error summed exactly, a band of rows
+    at a time (a 12 MP photo as one float64 array would cost about a CPU-second)."""
+    total = 0
+    for y in range(0, a.shape[0], rows):
+        difference = np.subtract(a[y : y + rows], b[y : y + rows], dtype=np.int64).ravel()
+        total += int(difference @ difference)
+    return math.inf if total == 0 else 10 * math.log10(255.0**2 * a.size / total)
+
+
+SSIM_TAPS = 11
+SSIM_SIGMA = 1.5
+"""The structural similarity's window: Gaussian, 11 taps, sigma 1.5 (Wang et al. 2004;
+TensorFlow's ``tf.image.ssim``, with which Fawkes budgets its DSSIM)."""
+
+VIEWING_SIDE = 1080
+"""The longer side of a photo as people commonly view it (a phone or a web page)."""
+
+
+def _kernel() -> NDArray[np.float64]:
+    x = np.arange(SSIM_TAPS) - SSIM_TAPS // 2
+    kernel = np.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+    return kernel / kernel.sum()  # type: ignore[no-any-return]
+
+
+def _window_means(z: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Gaussian-weighted means over every whole window (valid positions), per channel.
+
+    With SciPy (which JAX, the cloak's extra, brings) a C loop; else numpy.
+    """
+    kernel, n = _kernel(), SSIM_TAPS - 1
+    try:
+        from scipy.ndimage import correlate1d
+    except ImportError:  # pragma: no cover - the cloak extra brings SciPy
+        rows = sum(kernel[j] * z[j : z.shape[0] - n + j] for j in range(SSIM_TAPS))
+        return sum(kernel[j] * rows[:, j : z.shape[1] - n + j] for j in range(SSIM_TAPS))  # type: ignore[no-any-return]
+    half = n // 2
+    out = correlate1d(z, kernel.astype(np.float32), axis=0, mode="nearest")
+    out = correlate1d(out, kernel.astype(np.float32), axis=1, mode="nearest")
+    return out[half : z.shape[0] - half, half : z.shape[1] - half]  # type: ignore[no-any-return]
+
+
+BAND = 256
+"""Rows of windows worked at a time: a 12 MP photo is never held as five float maps."""
+
+
+def ssim_sum(a: Pixels, b: Pixels) -> tuple[float, int]:
+    """The structural similarity summed over every whole window and colour channel, and
+    how many there are (channels x positions); worked a band of rows at a time."""
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    if min(a.shape[:2]) < SSIM_TAPS:
+        return 0.0, 0
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    total, count = 0.0, 0
+    for start in range(0, a.shape[0] - SSIM_TAPS + 1, BAND):
+        rows = slice(start, min(start + BAND + SSIM_TAPS - 1, a.shape[0]))
+        x, y = np.asarray(a[rows], np.float32), np.asarray(b[rows], np.float32)
+        mx, my = _window_means(x), _window_means(y)
+        vx = _window_means(x * x) - mx * mx
+        vy = _window_means(y * y) - my * my
+        cxy = _window_means(x * y) - mx * my
+        index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        total += float(index.sum(dtype=np.float64))
+        count += index.size
+    return total, count
+
+
+def dssim(a: Pixels, b: Pixels) -> float:
+    """Structural dissimilarity, (1 - SSIM) / 2: 0 for identical pictures.
+
+    SSIM is the mean over colour channels and whole windows, as Fawkes measures
+    its budget (0.003 to 0.01 on its face crops). A picture smaller than one
+    window counts as identical only if it is.
+    """
+    total, count = ssim_sum(a, b)
+    if count == 0:
+        return 0.0 if np.array_equal(a, b) else 0.5
+    return (1.0 - total / count) / 2
+
+
+def photo_dssim(a: RGBImage, b: RGBImage, side: int | None = None) -> float:
+    """DSSIM of a whole photo, at full size or scaled so its longer side is ``side``.
+
+    Only the windows near changed pixels are computed: every other window is
+    identical, and its SSIM exactly 1 (a 12 MP photo is never worked whole).
+    """
+    if side is not None and max(a.shape[:2]) > side:
+        factor = side / max(a.shape[:2])
+        size = (max(1, round(a.shape[1] * factor)), max(1, round(a.shape[0] * factor)))
+        a, b = (
+            np.asarray(Image.fromarray(im).resize(size, Image.Resampling.LANCZOS)) for im in (a, b)
+        )
+    changed = np.any(a != b, axis=-1)
+    if not changed.any():
+        return 0.0
+    height, width = a.shape[:2]
+    if min(height, width) < SSIM_TAPS:
+        return dssim(a, b)
+    ys, xs = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    margin = SSIM_TAPS - 1
+    y0, y1 = max(int(ys[0]) - margin, 0), min(int(ys[-1]) + 1 + margin, height)
+    x0, x1 = max(int(xs[0]) - margin, 0), min(int(xs[-1]) + 1 + margin, width)
+    total, count = ssim_sum(a[y0:y1, x0:x1], b[y0:y1, x0:x1])
+    windows = (height - margin) * (width - margin) * a.shape[2]
+    return float((count - total) / windows / 2)
+
+
+def face_region(box: FaceBox, height: int, width: int) -> FaceBox:
+    """The face's region of influence: its box widened by 30% of its side on every side,
+    about what the descriptor's aligned chip covers (forehead, hair line, jaw)."""
+    return grow_box(box, 0.3, width, height)
+
+
+def face_dssim(a: RGBImage, b: RGBImage, box: FaceBox) -> float:
+    """DSSIM of the face's region (:func:`face_region`) at the photo's full resolution."""
+    r = face_region(box, a.shape[0], a.shape[1])
+    return dssim(a[r.top : r.bottom, r.left : r.right], b[r.top : r.bottom, r.left : r.right])

@@ -28,6 +28,7 @@ from PIL import Image
 from benchmarks import harness
 from facematch.encode import engines
 from facematch.privacy import cloak
+from facematch.privacy.cloak.quality import at_most
 from facematch.sources.images import RGBImage, load_rgb
 
 LEVELS = ("subtle", "strong")
@@ -40,12 +41,6 @@ def square(image: RGBImage, centre_x: int, centre_y: int, side: int) -> RGBImage
     left = min(max(centre_x - side // 2, 0), width - side)
     top = min(max(centre_y - side // 2, 0), height - side)
     return image[top : top + side, left : left + side]
-
-
-def phone_size(image: RGBImage, side: int = cloak.VIEWING_SIDE) -> tuple[RGBImage, float]:
-    factor = side / max(image.shape[:2])
-    size = (round(image.shape[1] * factor), round(image.shape[0] * factor))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS)), factor
 
 
 def fit(crop: RGBImage, side: int) -> RGBImage:
@@ -89,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         region = cloak.face_region(box, *original.shape[:2])
         small = []
         for p in pictures.values():
-            scaled, factor = phone_size(p)
+            scaled = at_most(p, cloak.VIEWING_SIDE)
+            factor = cloak.VIEWING_SIDE / max(p.shape[:2])
             top, bottom = round(region.top * factor), round(region.bottom * factor)
             left, right = round(region.left * factor), round(region.right * factor)
             small.append(scaled[top:bottom, left:right])

@@ -19,7 +19,7 @@ from facematch.privacy.cloak.gradients import (
     descriptor_gradient,
 )
 from facematch.privacy.cloak.levels import CANVAS, MAX_CHIP_SIDE, FloatImage, Level
-from facematch.privacy.cloak.quality import dssim
+from facematch.privacy.cloak.quality import C2, dssim, scaled_within
 from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
@@ -128,7 +128,11 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _blur(image: FloatImage, sigma: float) -> FloatImage:
-    """A separable Gaussian blur of an (H, W, C) float image, edges repeated."""
+    """A separable Gaussian blur of an (H, W, C) float image, edges repeated.
+
+    Summed tap by tap in float32 (not SciPy's filter, whose order of sums differs in
+    the last bits, and so would every cloaked copy).
+    """
     if sigma <= 0:
         return image
     taps = gaussian_kernel(sigma)
@@ -167,9 +171,6 @@ def face_mask(points: NDArray[np.float64], feather: float = 0.08) -> FloatImage:
 RMS_STEP = 1.0
 """Grey levels (root mean square over the face region) of one perceptual step."""
 
-C2 = (0.03 * 255) ** 2
-"""SSIM's contrast constant: a change costs SSIM about its variance over 2 * variance + C2."""
-
 
 def budget_map(base: FloatImage, mask: FloatImage, texture: tuple[float, float]) -> FloatImage:
     """Each canvas pixel's share of the budget: the face mask times a texture factor.
@@ -200,13 +201,14 @@ def luminance_first(change: FloatImage, chroma: float) -> FloatImage:
 def within_dssim(
     delta: FloatImage, base: FloatImage, valid: FloatImage, region: tuple[slice, slice], most: float
 ) -> FloatImage:
-    """``delta`` scaled down so that the face region's DSSIM is about ``most`` at most
-    (DSSIM grows about as the square of the change; the final copy is measured exactly)."""
-    changed = np.clip(base[region] + (delta * valid)[region], 0, 255)
-    seen = dssim(base[region], changed)
-    if seen <= most:
-        return delta
-    return (delta * math.sqrt(most / seen)).astype(np.float32)
+    """``delta`` scaled down once so that the face region's DSSIM is about ``most`` at
+    most (the final copy is measured exactly)."""
+    original = base[region]
+
+    def seen(change: FloatImage) -> float:
+        return dssim(original, np.clip(original + (change * valid)[region], 0, 255))
+
+    return scaled_within(delta, seen, most, rounds=1)
 
 
 @dataclass(frozen=True)

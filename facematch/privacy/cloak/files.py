@@ -22,6 +22,7 @@ from facematch.errors import OutputError, UsageError
 from facematch.output import pictures
 from facematch.privacy.cloak.levels import (
     JPEG_QUALITY_OUT,
+    JPEG_SUBSAMPLING_OUT,
     LEVELS,
     MATCH_THRESHOLD,
     Level,
@@ -52,8 +53,7 @@ def save_cloaked(image: RGBImage, out: Path) -> None:
     """Write the copy upright, with no metadata at all (no EXIF, GPS or thumbnail), as
     every picture is written (``output.pictures.save_copy``): never half a file; a
     failure is an OutputError naming its cause."""
-    subsampling = 0  # 4:4:4: the perturbation is in the colours too
-    pictures.save_copy(Image.fromarray(image), out, JPEG_QUALITY_OUT, subsampling)
+    pictures.save_copy(Image.fromarray(image), out, JPEG_QUALITY_OUT, JPEG_SUBSAMPLING_OUT)
 
 
 def as_stored(out: Path) -> Callable[[RGBImage], RGBImage] | None:
@@ -63,7 +63,9 @@ def as_stored(out: Path) -> Callable[[RGBImage], RGBImage] | None:
 
     def jpeg(pixels: RGBImage) -> RGBImage:
         buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "JPEG", quality=JPEG_QUALITY_OUT, subsampling=0)
+        Image.fromarray(pixels).save(
+            buffer, "JPEG", quality=JPEG_QUALITY_OUT, subsampling=JPEG_SUBSAMPLING_OUT
+        )
         return np.asarray(Image.open(buffer).convert("RGB"))
 
     return jpeg

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +26,11 @@ MATCH_THRESHOLD = 0.6
 """face_recognition's and facematch's default tolerance: a face nearer than this matches."""
 
 JPEG_QUALITY_OUT = 100
-"""Quality of cloaked JPEG copies (4:4:4, so colour detail of the cloak is kept)."""
+JPEG_SUBSAMPLING_OUT = 0
+"""Quality and chroma subsampling (Pillow's 0: 4:4:4, so the colour of the cloak is
+kept) of cloaked JPEG copies."""
+
+ALL_CHECKS = ("written", "jpeg75", "half", "blur")
 
 
 @dataclass(frozen=True)
@@ -50,43 +53,22 @@ class Level:
 
     name: LevelName
     epsilon: float
-    steps: int
-    samples: int
-    robust: bool
-    checks: tuple[str, ...]
-    stop: float = math.inf
-    harder: tuple[float, ...] = (1.0, 1.5)
-    dssim: float = 0.0035
+    dssim: float
+    harder: tuple[float, ...]
+    steps: int = 20
+    samples: int = 6
+    robust: bool = True
+    checks: tuple[str, ...] = ALL_CHECKS
+    stop: float = 0.9
     texture: tuple[float, float] = (0.1, 4.0)
     smooth: float = 1.0
     chroma: float = 0.25
 
 
-ALL_CHECKS = ("written", "jpeg75", "half", "blur")
-
 LEVELS: dict[str, Level] = {
-    "subtle": Level(
-        "subtle",
-        12.0,
-        20,
-        6,
-        robust=True,
-        checks=ALL_CHECKS,
-        stop=0.9,
-        harder=(1.0, 1.069),  # the retry: DSSIM 0.0035 * 1.069 ** 2 = 0.0040
-        dssim=0.0035,
-    ),
-    "strong": Level(
-        "strong",
-        16.0,
-        20,
-        6,
-        robust=True,
-        checks=ALL_CHECKS,
-        stop=0.9,
-        harder=(1.0, 1.032),  # the retry: DSSIM 0.0075 * 1.032 ** 2 = 0.0080
-        dssim=0.0075,
-    ),
+    # The retries: DSSIM 0.0035 * 1.069 ** 2 = 0.0040, and 0.0075 * 1.032 ** 2 = 0.0080.
+    "subtle": Level("subtle", 12.0, 0.0035, (1.0, 1.069)),
+    "strong": Level("strong", 16.0, 0.0075, (1.0, 1.032)),
 }
 
 VARIANTS: dict[str, str] = {

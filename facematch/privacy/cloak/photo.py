@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from facematch.privacy.cloak.canvas import (
     place_canvas,
 )
 from facematch.privacy.cloak.levels import ALIGNMENTS, FloatImage, Level
-from facematch.privacy.cloak.quality import dssim, face_region
+from facematch.privacy.cloak.quality import dssim, face_region, scaled_within
 from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
@@ -90,8 +89,8 @@ def cloak_photo(
 ) -> RGBImage:
     """The photo with face ``i`` cloaked at ``multipliers[i]`` times the level's budget.
 
-    ``stored``: how the copy's pixels will come back from its file (JPEG), for the
-    levels that keep each face within a DSSIM.
+    ``stored``: how the copy's pixels will come back from its file (JPEG): each
+    face is kept within the level's DSSIM as the file will hold it.
     """
     height, width = photo.shape[:2]
     pasted = []
@@ -107,7 +106,7 @@ def cloak_photo(
         plain = encoders.get("face_recognition").encode(chips)  # no mirror: as the samples
         targets = {5: plain[0], 68: plain[1]}
         rng = np.random.default_rng(seed_for(photo, seed, index))
-        points = np.array([(p.x, p.y) for p in shapes[68].parts()], np.float64)
+        points = np.array(shape_points(shapes[68]), np.float64)
         on_canvas = (points - [canvas.left, canvas.top]) * canvas.scale
         most = level.dssim * multipliers[index] ** 2
         delta = cloak_canvas(
@@ -178,14 +177,13 @@ def within_face_dssim(
         slice(max(x0, left) - x0, min(x1, right) - x0),
     )
     cut = (slice(region.top - top, None), slice(region.left - left, None))
-    for _ in range(4):
+
+    def seen(change: FloatImage) -> float:
         changed = original.astype(np.float32)
-        changed[inner] += values[part]
+        changed[inner] += change[part]
         pixels = np.clip(changed, 0, 255).round().astype(np.uint8)
         if stored is not None:
             pixels = stored(pixels)
-        seen = dssim(original[cut], pixels[cut])
-        if seen <= most:
-            break
-        values = (values * math.sqrt(most / seen) * 0.97).astype(np.float32)
-    return values
+        return dssim(original[cut], pixels[cut])
+
+    return scaled_within(values, seen, most, rounds=4, margin=0.97)

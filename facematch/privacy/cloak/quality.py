@@ -4,6 +4,7 @@ and of the whole photo, at full size and at a common viewing size."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,26 +37,21 @@ VIEWING_SIDE = 1080
 """The longer side of a photo as people commonly view it (a phone or a web page)."""
 
 
-def _kernel() -> NDArray[np.float64]:
-    x = np.arange(SSIM_TAPS) - SSIM_TAPS // 2
-    kernel = np.exp(-(x**2) / (2 * SSIM_SIGMA**2))
-    return kernel / kernel.sum()  # type: ignore[no-any-return]
+C1 = (0.01 * 255) ** 2
+C2 = (0.03 * 255) ** 2
+"""SSIM's stabilising constants for 8-bit pictures (K1 = 0.01, K2 = 0.03)."""
 
 
 def _window_means(z: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Gaussian-weighted means over every whole window (valid positions), per channel.
+    """Gaussian-weighted means over every whole window (valid positions), per channel
+    (SciPy's C loop, edges repeated then cut off; the cloak extra has SciPy)."""
+    from scipy.ndimage import correlate1d
 
-    With SciPy (which JAX, the cloak's extra, brings) a C loop; else numpy.
-    """
-    kernel, n = _kernel(), SSIM_TAPS - 1
-    try:
-        from scipy.ndimage import correlate1d
-    except ImportError:  # pragma: no cover - the cloak extra brings SciPy
-        rows = sum(kernel[j] * z[j : z.shape[0] - n + j] for j in range(SSIM_TAPS))
-        return sum(kernel[j] * rows[:, j : z.shape[1] - n + j] for j in range(SSIM_TAPS))  # type: ignore[no-any-return]
-    half = n // 2
-    out = correlate1d(z, kernel.astype(np.float32), axis=0, mode="nearest")
-    out = correlate1d(out, kernel.astype(np.float32), axis=1, mode="nearest")
+    x = np.arange(SSIM_TAPS) - SSIM_TAPS // 2
+    kernel = np.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+    taps = (kernel / kernel.sum()).astype(np.float32)
+    out = correlate1d(correlate1d(z, taps, axis=0, mode="nearest"), taps, axis=1, mode="nearest")
+    half = SSIM_TAPS // 2
     return out[half : z.shape[0] - half, half : z.shape[1] - half]  # type: ignore[no-any-return]
 
 
@@ -70,7 +66,6 @@ def ssim_sum(a: Pixels, b: Pixels) -> tuple[float, int]:
         a, b = a[..., None], b[..., None]
     if min(a.shape[:2]) < SSIM_TAPS:
         return 0.0, 0
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     total, count = 0.0, 0
     for start in range(0, a.shape[0] - SSIM_TAPS + 1, BAND):
         rows = slice(start, min(start + BAND + SSIM_TAPS - 1, a.shape[0]))
@@ -79,7 +74,7 @@ def ssim_sum(a: Pixels, b: Pixels) -> tuple[float, int]:
         vx = _window_means(x * x) - mx * mx
         vy = _window_means(y * y) - my * my
         cxy = _window_means(x * y) - mx * my
-        index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        index = ((2 * mx * my + C1) * (2 * cxy + C2)) / ((mx * mx + my * my + C1) * (vx + vy + C2))
         total += float(index.sum(dtype=np.float64))
         count += index.size
     return total, count
@@ -98,18 +93,23 @@ def dssim(a: Pixels, b: Pixels) -> float:
     return (1.0 - total / count) / 2
 
 
+def at_most(image: RGBImage, side: int) -> RGBImage:
+    """The photo scaled (Lanczos) so its longer side is at most ``side``, as shown."""
+    if max(image.shape[:2]) <= side:
+        return image
+    factor = side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
 def photo_dssim(a: RGBImage, b: RGBImage, side: int | None = None) -> float:
     """DSSIM of a whole photo, at full size or scaled so its longer side is ``side``.
 
     Only the windows near changed pixels are computed: every other window is
     identical, and its SSIM exactly 1 (a 12 MP photo is never worked whole).
     """
-    if side is not None and max(a.shape[:2]) > side:
-        factor = side / max(a.shape[:2])
-        size = (max(1, round(a.shape[1] * factor)), max(1, round(a.shape[0] * factor)))
-        a, b = (
-            np.asarray(Image.fromarray(im).resize(size, Image.Resampling.LANCZOS)) for im in (a, b)
-        )
+    if side is not None:
+        a, b = at_most(a, side), at_most(b, side)
     changed = np.any(a != b, axis=-1)
     if not changed.any():
         return 0.0
@@ -135,3 +135,21 @@ def face_dssim(a: RGBImage, b: RGBImage, box: FaceBox) -> float:
     """DSSIM of the face's region (:func:`face_region`) at the photo's full resolution."""
     r = face_region(box, a.shape[0], a.shape[1])
     return dssim(a[r.top : r.bottom, r.left : r.right], b[r.top : r.bottom, r.left : r.right])
+
+
+def scaled_within(
+    change: NDArray[np.float32],
+    dssim_of: Callable[[NDArray[np.float32]], float],
+    most: float,
+    rounds: int,
+    margin: float = 1.0,
+) -> NDArray[np.float32]:
+    """``change`` scaled down until ``dssim_of(change)`` is at most ``most``: up to
+    ``rounds`` times by sqrt(most / seen) * ``margin`` (DSSIM grows about as the
+    square of a change), the last scaling not measured again."""
+    for _ in range(rounds):
+        seen = dssim_of(change)
+        if seen <= most:
+            break
+        change = (change * math.sqrt(most / seen) * margin).astype(np.float32)
+    return change

@@ -579,3 +579,70 @@ def test_the_summary_counts_the_faces_the_rows_and_the_report_hold(tmp_path: Pat
     again = run(*args)
     assert rows_of(again) == rows
     assert again.stderr == summary.replace("1 new", "0 new")
+
+
+def test_the_lean_choice_of_nearest_edges_keeps_the_same_edges_as_the_exact_one() -> None:
+    """Beyond a million faces the index's graph chooses each face's nearest edges by one
+    in-place sort of ranks; where no two distances tie it keeps exactly the edges the
+    exact choice keeps, and with ties it keeps as many edges at the same distances."""
+    from facematch.matching import cluster
+
+    rng = np.random.default_rng(5)
+    n, k = 60, 4
+    pairs = np.array([(a, b) for a in range(n) for b in range(a + 1, n)])
+    pairs = pairs[rng.random(len(pairs)) < 0.25]
+    low, high = pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+    distinct = rng.random(len(low))
+    exact = cluster._nearest_per_face(low, high, distinct, n, k)
+    lean = cluster._nearest_by_rank(low, high, distinct, n, k)
+    np.testing.assert_array_equal(lean, exact)
+    tied = rng.integers(0, 4, len(low)) / 10
+    lean = cluster._nearest_by_rank(low, high, tied, n, k)
+    for face in range(n):
+        mine = np.flatnonzero((low == face) | (high == face))
+        kept = np.sort(tied[mine][lean[mine]])
+        assert len(kept) >= min(k, len(mine))  # an edge kept by its other end counts too
+        assert np.array_equal(kept[:k], np.sort(tied[mine])[:k])
+
+
+def test_each_group_picks_its_nearest_partner_ties_by_the_lower_id() -> None:
+    from facematch.matching import cluster
+
+    rng = np.random.default_rng(9)
+    n = 30
+    pairs = np.array([(a, b) for a in range(n) for b in range(a + 1, n)])
+    pairs = pairs[rng.random(len(pairs)) < 0.2]
+    a, b = pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+    linkage = rng.integers(0, 3, len(a)) / 10  # many ties
+    best = cluster._best_partner(a, b, linkage, n)
+    for group in range(n):
+        mine = [
+            (linkage[i], int(b[i] if a[i] == group else a[i]))
+            for i in range(len(a))
+            if group in (a[i], b[i])
+        ]
+        assert best[group] == (min(mine)[1] if mine else -1)
+
+
+@pytest.mark.parametrize("exact_ties", [True, False])
+def test_int32_ends_choose_the_same_edges_as_int64_ones(exact_ties: bool) -> None:
+    """The index's graph has int32 ends: its sort keys (face x distinct distances) must
+    be built in int64 (they once overflowed, from about 10,000 faces, and kept the
+    wrong neighbours wherever a face had more than it keeps)."""
+    from facematch.matching import cluster
+
+    rng = np.random.default_rng(11)
+    n, k = 100_000, 4
+    faces = rng.choice(n, 400, replace=False)  # ids x 30,000 distances cross 2**31
+    a, b = rng.choice(faces, 60_000), rng.choice(faces, 60_000)
+    keep = a < b
+    key = np.unique(a[keep].astype(np.int64) * n + b[keep])
+    low, high = key // n, key % n
+    d = rng.random(len(low))
+    assert (n - 1) * len(np.unique(d)) > 2**31
+    wide = cluster._nearest_per_face(low, high, d, n, k, exact_ties=exact_ties)
+    narrow = cluster._nearest_per_face(
+        low.astype(np.int32), high.astype(np.int32), d, n, k, exact_ties=exact_ties
+    )
+    assert 0 < wide.sum() < len(wide)
+    np.testing.assert_array_equal(narrow, wide)

@@ -62,6 +62,8 @@ __all__ = ["FaceClusterer", "NeighbourGraph", "known_names", "neighbour_graph"]
 
 Ints = NDArray[np.intp]
 Floats = NDArray[np.float64]
+Ends = NDArray[np.signedinteger[Any]]
+"""Face or group ids: int32 where they fit (``_id_type``), else intp."""
 
 """The label of a face that is in no group of at least ``min_faces``."""
 
@@ -75,8 +77,8 @@ PAIR_THRESHOLD = 0.46
 class NeighbourGraph:
     """Undirected edges ``first < second`` with their distances, one row per pair."""
 
-    first: Ints
-    second: Ints
+    first: Ends
+    second: Ends
     distance: Floats
 
     def __len__(self) -> int:
@@ -185,22 +187,41 @@ def _one_row_per_pair(
     if not firsts:
         empty = np.empty(0, dtype=np.intp)
         return NeighbourGraph(empty, empty.copy(), np.empty(0, dtype=np.float64))
-    a = np.concatenate(firsts)
-    b = np.concatenate(seconds)
-    d = np.concatenate(distances)
-    for found in (firsts, seconds, distances):  # a million faces' blocks: gigabytes
-        found.clear()
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    del a, b
+    small = _id_type(n)
+    # One list at a time, each emptied as it is joined: a million faces' finds are
+    # gigabytes, and two copies of them were the graph's peak.
+    a = _joined(firsts, small)
+    b = _joined(seconds, small)
+    d = _joined(distances, np.float64)
+    low = np.minimum(a, b)
+    np.maximum(a, b, out=b)
+    high = b
+    del a
     # One row per pair (an incremental search can find a pair from both ends).
-    pair_key = low.astype(np.int64) * max(n, 1) + high
+    pair_key = low.astype(np.int64)
+    pair_key *= max(n, 1)
+    pair_key += high
     _, unique_rows = np.unique(pair_key, return_index=True)
     del pair_key
     low, high, d = low[unique_rows], high[unique_rows], d[unique_rows]
+    del unique_rows
     if k > 0:
         chosen = _nearest_per_face(low, high, d, n, k, exact_ties=exact_ties)
         low, high, d = low[chosen], high[chosen], d[chosen]
-    return NeighbourGraph(low.astype(np.intp, copy=False), high.astype(np.intp, copy=False), d)
+    return NeighbourGraph(low, high, d)
+
+
+def _id_type(n: int) -> type[np.signedinteger[Any]]:
+    """The integer type for face and group ids: int32 below 2**31 faces (a million
+    faces' graph holds tens of millions of edges, each with two ends)."""
+    return np.int32 if n < 2**31 else np.intp
+
+
+def _joined(parts: list[NDArray[Any]], dtype: Any) -> NDArray[Any]:
+    """The parts as one array of ``dtype``; the list is emptied."""
+    joined = np.concatenate(parts).astype(dtype, copy=False)
+    parts.clear()
+    return joined
 
 
 def _approximate_graph(
@@ -213,7 +234,7 @@ def _approximate_graph(
     )
     index.add(data, copy=False)
     rows = np.arange(n) if queries is None else np.unique(np.asarray(queries, dtype=np.intp))
-    small = np.int32 if n < 2**31 else np.intp  # a million faces' graph: tens of millions
+    small = _id_type(n)
     firsts: list[NDArray[Any]] = []
     seconds: list[NDArray[Any]] = []
     distances: list[Floats] = []
@@ -249,37 +270,32 @@ def _nearest_per_face(
 ) -> NDArray[np.bool_]:
     """Edges among the ``k`` nearest of either endpoint (ties by the other face's id).
 
-    Any integer dtype (the index graph passes int32 ends to save memory).
-    ``exact_ties=False``: where the three-part sort key would not fit in int64 (about
-    a million faces), faces sort by face and distance only, and the rare equal
-    distances keep the edges' order, instead of a three-key lexsort that needs several
-    more copies of the edges.
+    Any integer dtype (the graphs pass int32 ends to save memory).
+    ``exact_ties=False`` (the index's graph): where the three-part sort key would not
+    fit in int64 (about a million faces), equal distances keep the edges' order
+    instead, and the choice is made in a third of the memory (``_nearest_by_rank``).
     """
     m = len(low)
+    faces = max(n, 1)
+    if not exact_ties and faces * faces * m >= _KEY_LIMIT and faces * m < _KEY_LIMIT:
+        return _nearest_by_rank(low, high, d, n, k)
     ends = np.concatenate([low, high])
     small = np.int32 if m < 2**31 else np.intp
     edge = np.concatenate([np.arange(m, dtype=small), np.arange(m, dtype=small)])
     # By face, then distance, then the other face: one sort of one integer key (the
     # distance as its rank among the distinct distances) where the key fits in int64,
     # else a three-key lexsort (the same order, about 1.5 times the time). The key is
-    # built in place: a million faces' graph holds tens of millions of edge ends.
+    # built in place.
     distinct, rank = np.unique(d, return_inverse=True)
-    width, faces = len(distinct), max(n, 1)
+    width = len(distinct)
     if faces * width * faces < _KEY_LIMIT:
         key = np.empty(2 * m, dtype=np.int64)
         for half, this, other in ((slice(0, m), low, high), (slice(m, None), high, low)):
-            np.multiply(this, width, out=key[half])
+            key[half] = this  # int64 before multiplying: the ends may be int32
+            key[half] *= width
             key[half] += rank
             key[half] *= faces
             key[half] += other
-        del rank
-        order = np.argsort(key, kind="stable")
-        del key
-    elif not exact_ties and faces * width < _KEY_LIMIT:
-        key = ends.astype(np.int64)
-        key *= width
-        key[:m] += rank
-        key[m:] += rank
         del rank
         order = np.argsort(key, kind="stable")
         del key
@@ -294,6 +310,47 @@ def _nearest_per_face(
     del ends
     chosen = np.zeros(m, dtype=bool)
     chosen[edge[place < k]] = True
+    return chosen
+
+
+def _sorted_ends(
+    low: NDArray[Any], high: NDArray[Any], d: NDArray[Any], n: int
+) -> tuple[NDArray[np.int64], NDArray[np.intp], NDArray[np.int64]]:
+    """Both ends of every edge, sorted by face then distance (equal distances in the
+    edges' order), as keys ``face * m + r``: ``r`` is the edge's place among the
+    distances, ``by_distance[r]`` the edge. Also where each face's ends start.
+
+    One int64 key per end, sorted in place: no second copy of the ends, no argsort
+    of them (a million faces' graph: over a hundred million ends).
+    """
+    m = len(low)
+    by_distance = np.argsort(d, kind="stable")
+    rank = np.empty(m, dtype=np.int64)
+    rank[by_distance] = np.arange(m, dtype=np.int64)
+    key = np.empty(2 * m, dtype=np.int64)
+    for half, this in ((slice(0, m), low), (slice(m, None), high)):
+        key[half] = this  # int64 before multiplying: the ends may be int32
+        key[half] *= m
+        key[half] += rank
+    del rank
+    key.sort()
+    starts = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * m)
+    return key, by_distance, starts
+
+
+def _nearest_by_rank(
+    low: NDArray[Any], high: NDArray[Any], d: NDArray[Any], n: int, k: int
+) -> NDArray[np.bool_]:
+    """``_nearest_per_face`` with equal distances in the edges' order."""
+    m = len(low)
+    key, by_distance, starts = _sorted_ends(low, high, d, n)
+    chosen = np.zeros(m, dtype=bool)
+    for place in range(k):  # each face's first k ends, one rank at a time
+        at = starts[:-1] + place
+        at = at[at < starts[1:]]
+        if not len(at):
+            break
+        chosen[by_distance[key[at] % max(m, 1)]] = True
     return chosen
 
 
@@ -458,14 +515,13 @@ def _hold_back_hubs(
     n = len(first)
     a, b, d = graph.first, graph.second, graph.distance
     outside = first[a] != first[b]
-    ends = np.concatenate([a[outside], b[outside]])
-    dist = np.concatenate([d[outside], d[outside]])
-    order = np.lexsort((dist, ends))
-    ends, dist = ends[order], dist[order]
-    starts = np.searchsorted(ends, np.arange(n))
-    enough = np.bincount(ends, minlength=n) >= k
+    out_d = d[outside]
+    key, by_distance, starts = _sorted_ends(a[outside], b[outside], out_d, n)
+    del outside
+    enough = np.diff(starts) >= k
     kth = np.full(n, typical)
-    kth[enough] = dist[starts[enough] + k - 1]
+    kth[enough] = out_d[by_distance[key[starts[:-1][enough] + k - 1] % max(len(out_d), 1)]]
+    del key, by_distance, out_d
     shortfall = np.maximum(typical - kth, 0.0)
     longer = d + 0.5 * (shortfall[a] + shortfall[b])
     keep = longer <= radius
@@ -479,6 +535,12 @@ def _codes(values: Sequence[Hashable], n: int, what: str) -> Ints:
     return np.array([seen.setdefault(v, len(seen)) for v in values], dtype=np.intp)
 
 
+Edges = list[Any]
+"""Edges between groups as ``[low, high, total, count]``: the groups' ids, and the sum
+and number of the face pairs between them that the graph holds. Passed as a list that
+the receiver empties, so that only one copy of a million faces' edges is alive."""
+
+
 def _agglomerate(
     graph: NeighbourGraph,
     n: int,
@@ -488,7 +550,7 @@ def _agglomerate(
     seed: NDArray[np.int64],
 ) -> Ints:
     """The group of each face (a group is named by its first face), by merge rounds."""
-    group = np.arange(n, dtype=np.intp)
+    group = np.arange(n, dtype=_id_type(n))
     seeded = seed != UNCLUSTERED
     if seeded.any():  # a seeded group starts whole, named by its first face
         seed_values, first_face = np.unique(seed[seeded], return_index=True)
@@ -496,7 +558,9 @@ def _agglomerate(
             np.searchsorted(seed_values, seed[seeded])
         ]
     size = np.bincount(group, minlength=n).astype(np.float64)
-    edges = _relabel(group[graph.first], group[graph.second], graph.distance, np.ones(len(graph)))
+    edges = _relabel(
+        [group[graph.first], group[graph.second], graph.distance, np.ones(len(graph))], n
+    )
     banned = _photo_conflicts(photos, group) if photos is not None else _empty_keys()
     while len(edges[0]):
         a, b, total, count = edges
@@ -508,58 +572,90 @@ def _agglomerate(
             if not allowed.all():
                 a, b, total, count = a[allowed], b[allowed], total[allowed], count[allowed]
             del allowed
-        pairs = size[a] * size[b]
-        linkage = (total + (pairs - count) * cap) / pairs
-        near = linkage <= threshold
-        if not near.any():
+        linkage = size[a]
+        linkage *= size[b]  # the face pairs between the two groups
+        linkage -= count
+        linkage *= cap
+        linkage += total
+        linkage /= size[a] * size[b]  # (total + (pairs - count) * cap) / pairs
+        near = np.flatnonzero(linkage <= threshold)
+        if not len(near):
             break
         best = _best_partner(a[near], b[near], linkage[near], n)
-        del pairs, linkage, near
+        del linkage, near
         mutual = np.flatnonzero((best >= 0) & (best[np.maximum(best, 0)] == np.arange(n)))
         keep_id = mutual[mutual < best[mutual]]
         gone = best[keep_id]
-        target = np.arange(n, dtype=np.intp)
+        target = np.arange(n, dtype=group.dtype)
         target[gone] = keep_id
         group = target[group]
         size[keep_id] += size[gone]
         size[gone] = 0
         seeded[keep_id] |= seeded[gone]
-        a = target[a]
-        b = target[b]
-        edges = _relabel(a, b, total, count)
+        edges = [target[a], target[b], total, count]
         del a, b, total, count
+        edges = _relabel(edges, n)
         banned = _relabel_keys(banned, target, n)
-    return group
+    return group.astype(np.intp)
 
 
-def _best_partner(a: Ints, b: Ints, linkage: Floats, n: int) -> Ints:
-    """Each group's nearest group among these edges (ties by lower id); -1 if none."""
-    src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    both = np.concatenate([linkage, linkage])
-    order = np.lexsort((dst, both, src))
-    src, dst = src[order], dst[order]
-    first = np.ones(len(src), dtype=bool)
-    first[1:] = src[1:] != src[:-1]
+def _best_partner(a: Ends, b: Ends, linkage: Floats, n: int) -> Ints:
+    """Each group's nearest group among these edges (ties by lower id); -1 if none.
+
+    Each end's side in turn (one sort of the edges each, not of both ends at once),
+    then the nearer of the two."""
     best = np.full(n, -1, dtype=np.intp)
-    best[src[first]] = dst[first]
+    best_linkage = np.full(n, np.inf)
+    for src, dst in ((a, b), (b, a)):
+        order = np.lexsort((dst, linkage, src))
+        ends = src[order]
+        first = np.ones(len(ends), dtype=bool)
+        first[1:] = ends[1:] != ends[:-1]
+        rows = order[first]
+        del order, ends, first
+        group, partner, near = src[rows], dst[rows], linkage[rows]
+        now = best_linkage[group]
+        better = (near < now) | ((near == now) & (partner < best[group]))
+        best[group[better]] = partner[better]
+        best_linkage[group[better]] = near[better]
     return best
 
 
-def _relabel(a: Ints, b: Ints, total: Floats, count: Floats) -> tuple[Ints, Ints, Floats, Floats]:
-    """Edges between groups: one row per pair of groups, sums and counts added up."""
-    low, high = np.minimum(a, b), np.maximum(a, b)
+def _relabel(edges: Edges, n: int) -> Edges:
+    """Edges between groups: one row per pair of groups, sums and counts added up.
+
+    ``edges`` (``[a, b, total, count]``, any order and repeats) is emptied."""
+    a, b, total, count = edges
+    edges.clear()
+    low = np.minimum(a, b)
+    np.maximum(a, b, out=b)
+    high = b
+    del a
     between = low != high
-    low, high, total, count = low[between], high[between], total[between], count[between]
+    if not between.all():
+        low, high, total, count = low[between], high[between], total[between], count[between]
+    del between
     if not len(low):
-        return low, high, total, count
-    pair_key = low.astype(np.int64) * (int(high.max()) + 1) + high
-    unique_keys, where = np.unique(pair_key, return_inverse=True)
-    first = np.zeros(len(unique_keys), dtype=np.intp)
-    first[where] = np.arange(len(where))
-    sums = np.bincount(where, weights=total, minlength=len(unique_keys)).astype(np.float64)
-    counts = np.bincount(where, weights=count, minlength=len(unique_keys)).astype(np.float64)
-    return low[first], high[first], sums, counts
+        return [low, high, total, count]
+    key = low.astype(np.int64)
+    del low
+    key *= n
+    key += high
+    del high
+    # Sorted stably, so that each pair's sums add up in the edges' order as before.
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.ones(len(key), dtype=bool)
+    starts[1:] = key[1:] != key[:-1]
+    where = np.cumsum(starts) - 1
+    pairs = key[starts]
+    del key, starts
+    sums = np.bincount(where, weights=total[order], minlength=len(pairs))
+    del total
+    counts = np.bincount(where, weights=count[order], minlength=len(pairs))
+    del count, order, where
+    small = _id_type(n)
+    return [(pairs // n).astype(small), (pairs % n).astype(small), sums, counts]
 
 
 def _empty_keys() -> NDArray[np.int64]:

@@ -1,7 +1,9 @@
 """Every command still prints and writes what it did when the goldens were recorded.
 
 Runs tests/golden/golden.py's cases (about 45 s): each command in every format on the
-repo's real photos, compared byte for byte (timings aside) with tests/golden/expected.json.
+repo's real photos, compared with tests/golden/expected.json byte for byte, but for timings
+and the last float bits that differ from one CPU to another (golden.NUMBER_TOLERANCE, and
+the cloak's looser LOOSE_CASES).
 """
 
 from __future__ import annotations

@@ -77,6 +77,8 @@ class FaissIndex:
         self._exact = ExactIndex(dim)
         self._ivf: Any = None
         self._trained_at = 0
+        self._keys: NDArray[np.int64] | None = None  # see ``keyed``
+        self._key_rows: NDArray[np.intp] | None = None
 
     def __len__(self) -> int:
         return len(self._exact)
@@ -89,6 +91,8 @@ class FaissIndex:
 
     def add(self, vectors: ArrayLike, *, copy: bool = True) -> Ids:
         """Append rows; returns their ids (``copy`` as for ``ExactIndex.add``)."""
+        if self._keys is not None:
+            raise TypeError("an index over a library's stored cells takes no more rows")
         start = len(self)
         ids = self._exact.add(vectors, copy=copy)
         size = len(self)
@@ -98,22 +102,43 @@ class FaissIndex:
             self._ivf.add(self._exact.vectors[start:])
         return ids
 
+    @classmethod
+    def keyed(
+        cls, rows: NDArray[np.float32], cells: Any, keys: NDArray[np.int64], **settings: Any
+    ) -> FaissIndex:
+        """An index over ``rows`` (contiguous float32, kept, not copied) whose cells and
+        codes ``cells`` (from ``trained_cells``, filled by ``fill_cells``) hold each row
+        under its key, ``keys[i]`` for row ``i`` (distinct), rather than its
+        position: cells kept beside a library (``facematch.store.face_index``), where
+        a row's position changes as photos come and go but its key does not. A key
+        the cells hold that ``keys`` does not (a face since removed) is never an
+        answer. Searches answer row positions as always; ``add`` is refused."""
+        index = cls(rows.shape[1], **settings)
+        index._exact.add(rows, copy=False)
+        index._ivf, index._trained_at = cells, len(rows)
+        ordered = np.asarray(keys, dtype=np.int64)
+        if len(ordered) != len(rows):
+            raise ValueError(f"{len(ordered)} keys for {len(rows)} rows")
+        if len(ordered) > 1 and not bool(np.all(ordered[1:] > ordered[:-1])):
+            index._key_rows = np.argsort(ordered, kind="stable")
+            ordered = ordered[index._key_rows]
+        index._keys = ordered
+        return index
+
+    def _rows_of(self, keys: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Each key's row (-1 for -1 and for keys no row has)."""
+        assert self._keys is not None
+        if len(self._keys) == 0:
+            return np.full_like(keys, -1)
+        place = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        rows = place if self._key_rows is None else self._key_rows[place]
+        return np.where(self._keys[place] == keys, rows, -1).astype(np.int64)
+
     def _train(self) -> None:
-        faiss = self._faiss
         rows = self._exact.vectors
-        size = len(rows)
-        lists = self.lists or _cells(size)
-        lists = max(1, min(lists, size // 39))  # faiss's k-means wants 39 rows per cell
-        sample = rows
-        if size > 64 * lists:
-            picked = np.random.default_rng(0).choice(size, 64 * lists, replace=False)
-            sample = rows[np.sort(picked)]
-        codes = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 2 dims per 4-bit code
-        ivf = faiss.index_factory(self.dim, f"IVF{lists},PQ{codes}x4fs")
-        ivf.train(sample)
-        for part in range(0, size, 1 << 18):  # bounded temporary memory while encoding
-            ivf.add(rows[part : part + (1 << 18)])
-        self._ivf, self._trained_at = ivf, size
+        ivf = trained_cells(rows, self.lists)
+        fill_cells(ivf, rows)
+        self._ivf, self._trained_at = ivf, len(rows)
 
     def search(self, queries: ArrayLike, k: int) -> tuple[Float64s, Ids]:
         if k < 0:
@@ -143,6 +168,11 @@ class FaissIndex:
         faiss = self._faiss
         narrow = np.ascontiguousarray(wide, dtype=np.float32)
         _, proposed = self._ivf.search(narrow, fetch)  # int64, -1 after the last found
+        if self._keys is not None:
+            proposed = self._rows_of(proposed)
+            # The gone (-1) to the end: faiss stops reading a query's candidates at one.
+            last = np.argsort(proposed < 0, axis=1, kind="stable")
+            proposed = np.ascontiguousarray(np.take_along_axis(proposed, last, axis=1))
         rows = self._exact.vectors
         near = np.empty((len(wide), keep), dtype=np.float32)
         found = np.empty((len(wide), keep), dtype=np.int64)
@@ -192,6 +222,56 @@ class FaissIndex:
             todo = todo[more]
             k *= 4
         return found
+
+
+def trained_cells(rows: NDArray[np.float32], lists: int | None = None) -> Any:
+    """An empty faiss IVF-PQ fast-scan index trained on ``rows`` (float32): ``lists``
+    k-means cells (default about 4 sqrt(n), see ``_cells``), trained on a sample of
+    at most 64 rows per cell, and 4-bit codes of two dimensions each."""
+    faiss = _faiss()
+    size, dim = rows.shape
+    lists = max(1, min(lists or _cells(size), size // 39))  # faiss's k-means: 39 rows a cell
+    sample = rows
+    if size > 64 * lists:
+        picked = np.random.default_rng(0).choice(size, 64 * lists, replace=False)
+        sample = rows[np.sort(picked)]
+    codes = dim // 2 if dim % 2 == 0 else dim  # 2 dims per 4-bit code
+    ivf = faiss.index_factory(dim, f"IVF{lists},PQ{codes}x4fs")
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return ivf
+
+
+def fill_cells(
+    cells: Any, rows: NDArray[np.float32], keys: NDArray[np.int64] | None = None
+) -> None:
+    """Add ``rows`` to trained cells, under ``keys`` (else under their positions
+    after the rows the cells already hold), a bounded part at a time."""
+    step = 1 << 18  # bounded temporary memory while encoding
+    for part in range(0, len(rows), step):
+        chunk = np.ascontiguousarray(rows[part : part + step], dtype=np.float32)
+        if keys is None:
+            cells.add(chunk)
+        else:
+            cells.add_with_ids(chunk, np.ascontiguousarray(keys[part : part + step], np.int64))
+
+
+def cells_to_bytes(cells: Any) -> NDArray[np.uint8]:
+    """Trained cells and their codes as bytes (faiss's own serialization)."""
+    data: NDArray[np.uint8] = _faiss().serialize_index(cells)
+    return data
+
+
+def cells_from_bytes(data: NDArray[np.uint8]) -> Any:
+    """Cells from ``cells_to_bytes``'s bytes."""
+    return _faiss().deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+
+
+def remove_keys(cells: Any, keys: NDArray[np.int64]) -> int:
+    """Remove the codes held under ``keys``; returns how many were removed."""
+    if len(keys) == 0:
+        return 0
+    chosen = _faiss().IDSelectorBatch(np.ascontiguousarray(keys, dtype=np.int64))
+    return int(cells.remove_ids(chosen))
 
 
 def _cells(rows: int) -> int:

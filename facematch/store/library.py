@@ -63,7 +63,8 @@ from numpy.typing import ArrayLike
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
 from facematch.neighbours.exact import NeighbourIndex, nearest_to_any
-from facematch.neighbours.index import make_index
+from facematch.neighbours.faiss_index import FaissIndex, faiss_available
+from facematch.neighbours.index import ANN_MIN_ROWS, make_index
 from facematch.records import Encoded, Face, FaceBox, LibraryFaces, SearchHit, Status
 from facematch.sources.images import Found, discover
 from facematch.store.cache import FaceStore, file_digest, primary_code
@@ -75,12 +76,20 @@ from facematch.store.entries import (
     transaction,
 )
 from facematch.store.entries import SCHEMA as ENTRY_SCHEMA
+from facematch.store.face_index import (
+    cells_generation,
+    index_path,
+    read_cells,
+    row_keys,
+    updated_cells,
+    write_cells,
+)
 from facematch.store.snapshot import (
     SNAPSHOT_MIN_FACES,
     SUFFIX,
     FaceMatrix,
     read_snapshot,
-    remove_snapshot,
+    remove_beside,
     snapshot_generation,
     snapshot_path,
     write_snapshot,
@@ -807,22 +816,22 @@ class Library:
 
         Raises LibraryError if a face fails its checksum (a damaged file).
         """
-        matrix, paths_by_id = self._matrix(paths=True)
+        matrix, paths_by_id, _ = self._matrix(paths=True)
         try:
             paths = [paths_by_id[i] for i in matrix.files.tolist()]
         except KeyError:  # a snapshot that does not fit its library: never an answer
             log.warning("the library's snapshot names files it does not have; reading the library")
-            matrix, paths_by_id = self._matrix(paths=True, snapshot=False)
+            matrix, paths_by_id, _ = self._matrix(paths=True, snapshot=False)
             paths = [paths_by_id[i] for i in matrix.files.tolist()]
         return LibraryFaces(matrix.ids, paths, matrix.boxes, matrix.embeddings)
 
     def _matrix(
         self, *, paths: bool = False, snapshot: bool = True
-    ) -> tuple[FaceMatrix, dict[int, str]]:
+    ) -> tuple[FaceMatrix, dict[int, str], str]:
         """The faces as matrices: from the snapshot if it is of the library as it is
         now, else from SQLite (then written as the snapshot, when there are enough);
         with ``paths``, each file id's path too (else an empty dict), read in the same
-        transaction."""
+        transaction; and the generation they are of."""
         where = snapshot_path(self.path)
         paths_by_id: dict[int, str] = {}
         with self._guard():
@@ -841,7 +850,7 @@ class Library:
                 self._db.execute("COMMIT")
         if loaded and len(matrix.ids) >= SNAPSHOT_MIN_FACES:
             self._write_snapshot(matrix, generation)
-        return matrix, paths_by_id
+        return matrix, paths_by_id, generation
 
     def _generation(self) -> str:
         """This library's identity and the token of its latest change (see ``_TRIGGERS``)."""
@@ -859,16 +868,47 @@ class Library:
             log.debug("cannot write the library's snapshot: %s", exc)
 
     def refresh_snapshot(self) -> None:
-        """Write the snapshot now if it is stale and the library is large enough for one
-        (after an index run, so that the next search opens fast)."""
+        """Write the snapshot now if it is stale and the library is large enough for one,
+        and the search cells (``facematch.store.face_index``) if it is large enough
+        for them (after an index run, so that the next search opens fast)."""
         with self._guard():
             count = self._db.execute(f"SELECT COUNT(*){_JOINED}").fetchone()[0]
             generation = self._generation()
         where = snapshot_path(self.path)
         if count < SNAPSHOT_MIN_FACES:
-            remove_snapshot(where)
+            remove_beside(where)
         elif snapshot_generation(where) != generation:
             self._matrix()
+        cells = index_path(self.path)
+        if count < ANN_MIN_ROWS or not faiss_available():
+            remove_beside(cells)
+        elif cells_generation(cells) != generation:
+            self._refresh_cells(cells)
+
+    def _refresh_cells(self, where: Path) -> None:
+        """Bring the search cells up to the library as it is now (incrementally)."""
+        matrix, _, generation = self._matrix()
+        previous = read_cells(where, generation, any_state=True)
+        stored, done = updated_cells(previous, matrix)
+        try:
+            write_cells(where, stored, generation)
+        except OSError as exc:  # a read-only folder, a full disk: searches are exact, not wrong
+            log.warning("cannot write the library's search cells %s: %s", where, exc)
+            return
+        log.info("facematch: the library's search cells: %s", done)
+
+    def _search_index(self, matrix: FaceMatrix, generation: str) -> NeighbourIndex:
+        """The stored search cells over the snapshot's rows when they are of this
+        generation, else an index made here (exact below ``ANN_MIN_ROWS``)."""
+        if len(matrix.ids) >= ANN_MIN_ROWS and faiss_available():
+            stored = read_cells(index_path(self.path), generation)
+            if stored is not None:
+                return FaissIndex.keyed(matrix.embeddings, stored.cells, row_keys(matrix))
+            log.info(
+                "facematch: the library's search cells are missing or out of date: "
+                "searching exactly (facematch index makes them)"
+            )
+        return make_index(matrix.embeddings)
 
     def _read_faces(self) -> FaceMatrix:
         """The faces from SQLite, checksums checked (inside the caller's read transaction)."""
@@ -910,11 +950,15 @@ class Library:
         face is in a named person (``facematch.store.people``) carries that name.
         """
         if self._searchable is None:
-            matrix, _ = self._matrix()
+            matrix, _, generation = self._matrix()
             # The index keeps the float32 matrix itself (no second copy).
-            self._searchable = matrix, make_index(matrix.embeddings)
+            self._searchable = matrix, self._search_index(matrix, generation)
         matrix, index = self._searchable
-        distances, rows = nearest_to_any(index, queries, tolerance, top)
+        # The queries as the rows are stored (float32): a face's distance to the same
+        # face in the library is then exactly 0, and such ties go by path, not by
+        # the last bits of the float64 query (which differ from one CPU to another).
+        stored = np.asarray(queries, dtype=np.float32).astype(np.float64)
+        distances, rows = nearest_to_any(index, stored, tolerance, top)
         owners = matrix.files[rows].tolist()  # each hit's file id
         face_ids = matrix.ids[rows].tolist()
         with self._guard():

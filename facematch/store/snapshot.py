@@ -78,26 +78,42 @@ def write_snapshot(path: Path, faces: FaceMatrix, generation: str) -> None:
     crc = 0
     for part in parts:
         crc = zlib.crc32(part.data.cast("B"), crc)
-    header = json.dumps(
-        {"generation": generation, "count": len(faces.ids), "dim": DIM, "crc32": crc}
-    ).encode()
-    start = len(MAGIC) + 8 + len(header)
-    padding = b" " * (-start % _ALIGN)
-    head = MAGIC + len(header + padding).to_bytes(8, "little") + header + padding
-    write_private(path, [head, *(p.data.cast("B") for p in parts)])
+    header = {"generation": generation, "count": len(faces.ids), "dim": DIM, "crc32": crc}
+    write_private(path, [head_bytes(MAGIC, header), *(p.data.cast("B") for p in parts)])
 
 
-def _header(file: BinaryIO) -> dict[str, Any]:
-    """A snapshot's JSON header, the file left at its body; ValueError if not a snapshot."""
-    if file.read(len(MAGIC)) != MAGIC:
-        raise ValueError("not a facematch snapshot")
+def head_bytes(magic: bytes, header: dict[str, Any]) -> bytes:
+    """A file's head as facematch writes its files beside a library: ``magic``, an
+    8-byte little-endian length, the JSON ``header``, padded so the body starts on
+    a 64-byte boundary."""
+    text = json.dumps(header).encode()
+    padding = b" " * (-(len(magic) + 8 + len(text)) % _ALIGN)
+    return magic + len(text + padding).to_bytes(8, "little") + text + padding
+
+
+def read_header(file: BinaryIO, magic: bytes = MAGIC) -> dict[str, Any]:
+    """The JSON header of a file ``head_bytes`` began, the file left at its body;
+    ValueError if it is not such a file."""
+    if file.read(len(magic)) != magic:
+        raise ValueError("not a facematch file of this kind")
     length = int.from_bytes(file.read(8), "little")
     if length > 1 << 16:
         raise ValueError("header too long")
     header = json.loads(file.read(length))
     if not isinstance(header, dict):
-        raise ValueError("not a facematch snapshot")
+        raise ValueError("not a facematch file of this kind")
     return header
+
+
+def header_generation(path: Path, magic: bytes = MAGIC) -> str | None:
+    """The generation a file beside a library says it is of (its header only);
+    None if none is readable."""
+    try:
+        with open(path, "rb") as file:
+            generation = read_header(file, magic).get("generation")
+    except (OSError, ValueError):
+        return None
+    return generation if isinstance(generation, str) else None
 
 
 def read_snapshot(path: Path, generation: str) -> FaceMatrix | None:
@@ -108,7 +124,7 @@ def read_snapshot(path: Path, generation: str) -> FaceMatrix | None:
     """
     try:
         with open(path, "rb") as file:
-            header = _header(file)
+            header = read_header(file)
             if header.get("generation") != generation:
                 return None
             count = int(header["count"])
@@ -147,16 +163,12 @@ def read_snapshot(path: Path, generation: str) -> FaceMatrix | None:
 
 def snapshot_generation(path: Path) -> str | None:
     """The generation a snapshot says it is of (its header only); None if none is readable."""
-    try:
-        with open(path, "rb") as file:
-            generation = _header(file).get("generation")
-    except (OSError, ValueError):
-        return None
-    return generation if isinstance(generation, str) else None
+    return header_generation(path)
 
 
-def remove_snapshot(path: Path) -> None:
-    """Remove a snapshot if there is one (the library became too small to need one)."""
+def remove_beside(path: Path) -> None:
+    """Remove a file kept beside a library, the snapshot or the search cells, if it
+    is there (the library became too small to need it)."""
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -203,6 +203,37 @@ def test_the_index_built_graph_is_the_exact_graph_where_it_finds_every_pair() ->
     assert clustering_scores(truth, labels).bcubed_f > 0.95
 
 
+def test_a_given_index_builds_the_graph_in_the_clusterers_own_order() -> None:
+    """Cells trained elsewhere (a library's, keyed by ids unrelated to the rows'
+    order), over faces the clusterer sorts by yet another key: the groups are the
+    exact graph's, and the given index is what was searched."""
+    pytest.importorskip("faiss")
+    from facematch.neighbours.faiss_index import FaissIndex, fill_cells, trained_cells
+
+    rng = np.random.default_rng(8)
+    x, truth = blobs([int(v) for v in rng.integers(1, 8, 1000)], seed=8, spread=0.3)
+    x, truth = np.ascontiguousarray(x[:4000], dtype=np.float32), truth[:4000]
+    ids = rng.permutation(4000).astype(np.int64) * 5 + 1
+    cells = trained_cells(x)
+    fill_cells(cells, x, ids)
+    keyed = FaissIndex.keyed(x, cells, ids)
+    asked: list[int] = []
+
+    class Counting:
+        def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            asked.append(len(queries))
+            return keyed.search(queries, k)
+
+    order = [f"{v:05d}" for v in rng.permutation(4000)]
+    got = FaceClusterer(approximate=True).fit_predict(x, keys=order, index=Counting())
+    assert sum(asked) == 4000  # every face searched the given index once
+    want = FaceClusterer(approximate=False).fit_predict(x, keys=order)
+    assert np.array_equal(got, want)
+    assert clustering_scores(truth, got).bcubed_f > 0.95
+    FaceClusterer(approximate=True).fit_predict(x, keys=order, index=keyed)
+    assert (keyed.probe_share, keyed.candidates) == (0.25, 8)  # the graph's settings
+
+
 def test_an_update_searches_only_new_faces_and_they_bring_in_lone_old_ones() -> None:
     x, _ = blobs([3, 3, 1, 1])  # faces 6 and 7: one photo each of two more people
     before = np.array([0, 0, 0, 1, 1, 1, -1, -1])  # an earlier run: 6 and 7 in no group

@@ -232,3 +232,43 @@ def test_keyed_index_answers_rows_never_unknown_keys() -> None:
         index.add(rows[:1])
     with pytest.raises(ValueError, match="3 keys for 2000 rows"):
         FaissIndex.keyed(rows, cells, keys[:3])
+
+
+def test_cluster_searches_the_library_cells_and_finds_the_exact_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facematch.matching import cluster
+    from facematch.store.people import People
+
+    monkeypatch.setattr(cluster, "APPROXIMATE_FROM", 2_000)
+    rng = np.random.default_rng(6)
+    sizes = rng.integers(1, 8, 900)
+    centres = rng.normal(size=(len(sizes), 128))
+    centres *= 0.75 / np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)[:COUNT]
+    rows = (centres[truth] + rng.normal(scale=0.3 / np.sqrt(128), size=(COUNT, 128))).astype(
+        np.float32
+    )
+    path = tmp_path / "library.sqlite3"
+    fill(path, rows)
+    given: list[object] = []
+    stored_index = Library.stored_index
+
+    def spy(self: Library, *args: object) -> object:
+        given.append(stored_index(self, *args))  # type: ignore[arg-type]
+        return given[-1]
+
+    monkeypatch.setattr(Library, "stored_index", spy)
+    groups = {}
+    for approximate in (True, False):
+        copy = tmp_path / f"{approximate}.sqlite3"
+        shutil.copy2(path, copy)
+        shutil.copy2(index_path(path), index_path(copy))
+        with Library.open(copy) as opened:
+            faces = opened.faces()
+            clusterer = cluster.FaceClusterer(approximate=approximate)
+            rows_out, _ = People(opened).update(faces, clusterer)
+        groups[approximate] = [(r.path, r.person) for r in rows_out]
+    assert isinstance(given[0], FaissIndex)  # the library's cells, not one trained
+    assert groups[True] == groups[False]
+    assert len({person for _, person in groups[True] if person}) > 300

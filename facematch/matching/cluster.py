@@ -46,7 +46,7 @@ import os
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -112,6 +112,7 @@ def neighbour_graph(
     *,
     queries: ArrayLike | None = None,
     approximate: bool | None = None,
+    index: Searcher | None = None,
 ) -> NeighbourGraph:
     """Pairs of faces within ``radius``; each face keeps its ``max_neighbours`` nearest.
 
@@ -129,7 +130,9 @@ def neighbour_graph(
     ``approximate``: each face's ``max_neighbours`` nearest come from ``FaissIndex``
     instead (True), or exact search (False); None chooses by size (``APPROXIMATE_FROM``,
     and only with faiss installed). Every distance in the graph is exact either way; the
-    index may miss a pair, which then counts as ``radius`` apart.
+    index may miss a pair, which then counts as ``radius`` apart. ``index``: an
+    approximate index already holding ``embeddings`` (ids their positions), used
+    instead of training one (a library's stored search cells).
     """
     data = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
     n = len(data)
@@ -138,7 +141,7 @@ def neighbour_graph(
     if approximate is None:
         approximate = n >= APPROXIMATE_FROM and faiss_available()
     if approximate and max_neighbours > 0:
-        return _approximate_graph(data, radius, max_neighbours, queries)
+        return _approximate_graph(data, radius, max_neighbours, queries, index)
     index = ExactIndex(data.shape[1] if n else 128)
     # Each search keeps the nearest ``candidates`` besides the face itself: twice the
     # final number bounds memory on dense collections (millions of pairs within the
@@ -224,15 +227,45 @@ def _joined(parts: list[NDArray[Any]], dtype: Any) -> NDArray[Any]:
     return joined
 
 
+class Searcher(Protocol):
+    """What the graph needs of an index: the k nearest, ids the rows' positions."""
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Floats, Ints]: ...
+
+
+class _Reordered:
+    """``index``, over rows in their given order, answering in the order ``order``
+    puts them in (the clusterer sorts the faces by key)."""
+
+    def __init__(self, index: Searcher, order: Ints) -> None:
+        self.index = index
+        self.rank = np.empty(len(order), dtype=np.intp)
+        self.rank[order] = np.arange(len(order))
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[Floats, Ints]:
+        distances, ids = self.index.search(queries, k)
+        return distances, np.where(ids >= 0, self.rank[np.maximum(ids, 0)], -1)
+
+
 def _approximate_graph(
-    data: NDArray[np.float32], radius: float, k: int, queries: ArrayLike | None
+    data: NDArray[np.float32],
+    radius: float,
+    k: int,
+    queries: ArrayLike | None,
+    given: Searcher | None = None,
 ) -> NeighbourGraph:
-    """``neighbour_graph`` with each face's ``k`` nearest found by ``FaissIndex``."""
+    """``neighbour_graph`` with each face's ``k`` nearest found by ``FaissIndex``
+    (``given``, or one trained here)."""
     n = len(data)
-    index = FaissIndex(
-        data.shape[1], probe_share=APPROXIMATE_PROBE_SHARE, candidates=APPROXIMATE_CANDIDATES
-    )
-    index.add(data, copy=False)
+    index: Searcher
+    if given is None:
+        made = FaissIndex(
+            data.shape[1], probe_share=APPROXIMATE_PROBE_SHARE, candidates=APPROXIMATE_CANDIDATES
+        )
+        made.add(data, copy=False)
+        index = made
+    else:
+        index = given
     rows = np.arange(n) if queries is None else np.unique(np.asarray(queries, dtype=np.intp))
     small = _id_type(n)
     firsts: list[NDArray[Any]] = []
@@ -429,6 +462,7 @@ class FaceClusterer:
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
         searched: ArrayLike | None = None,
+        index: Searcher | None = None,
     ) -> FaceClusterer:
         """Cluster ``embeddings`` (n, dim).
 
@@ -440,6 +474,10 @@ class FaceClusterer:
         (by default, the seeded ones). Only pairs with at least one face not searched are
         looked for, so an update costs in proportion to what is new: faces an earlier
         run left in no group join a group only through a new face.
+        ``index``: an index holding ``embeddings`` in the order given (ids their
+        positions), searched for the graph when it is built approximately instead of
+        training one (a library's stored search cells, ``Library.stored_index``; a
+        ``FaissIndex`` is set to the graph's probe share and candidates).
         """
         if self.radius < self.threshold:
             raise ValueError("radius must be at least threshold")
@@ -470,12 +508,15 @@ class FaceClusterer:
             old = np.asarray(searched, dtype=bool)[order] | (seed != UNCLUSTERED)
         else:
             old = seed != UNCLUSTERED
+        if isinstance(index, FaissIndex):
+            index.probe_share, index.candidates = APPROXIMATE_PROBE_SHARE, APPROXIMATE_CANDIDATES
         graph = neighbour_graph(
             data[order],
             self.radius,
             self.max_neighbours,
             queries=np.flatnonzero(~old) if old.any() else None,
             approximate=self.approximate,
+            index=None if index is None else _Reordered(index, order),
         )
         if self.hub_neighbours > 0:
             first = _agglomerate(graph, n, self.first_threshold, self.radius, sorted_photos, seed)
@@ -498,9 +539,10 @@ class FaceClusterer:
         keys: Sequence[Any] | None = None,
         seeds: ArrayLike | None = None,
         searched: ArrayLike | None = None,
+        index: Searcher | None = None,
     ) -> Ints:
         """:meth:`fit`, then the labels."""
-        return self.fit(embeddings, photos, keys, seeds, searched).labels_
+        return self.fit(embeddings, photos, keys, seeds, searched, index).labels_
 
 
 def _hold_back_hubs(

@@ -58,7 +58,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from facematch.errors import ImageError, LibraryError
 from facematch.files import create_private_file, make_private_folder
@@ -896,6 +896,27 @@ class Library:
             log.warning("cannot write the library's search cells %s: %s", where, exc)
             return
         log.info("facematch: the library's search cells: %s", done)
+
+    def stored_index(
+        self, faces: LibraryFaces, rows: ArrayLike, embeddings: NDArray[np.float32]
+    ) -> FaissIndex | None:
+        """The stored search cells as an index over ``embeddings``, the rows ``rows``
+        of ``faces`` (as ``faces()`` gave them; any subset, in any order), when the
+        library keeps cells and they are of the state ``faces`` were read at; else
+        None. For the clusterer's graph, which then trains no index of its own."""
+        picked = np.asarray(rows, dtype=np.intp)
+        if len(faces.ids) < ANN_MIN_ROWS or not faiss_available():
+            return None
+        # Read as it is (the caller may hold a write transaction: People.update does).
+        with self._guard():
+            generation = self._generation()
+        matrix = read_snapshot(snapshot_path(self.path), generation)
+        if matrix is None or not np.array_equal(matrix.ids, faces.ids):
+            return None  # changed since: the faces are not the rows the cells were made of
+        stored = read_cells(index_path(self.path), generation)
+        if stored is None:
+            return None
+        return FaissIndex.keyed(embeddings, stored.cells, row_keys(matrix)[picked])
 
     def _search_index(self, matrix: FaceMatrix, generation: str) -> NeighbourIndex:
         """The stored search cells over the snapshot's rows when they are of this

@@ -111,6 +111,7 @@ class Clusterer(Protocol):
         keys: Sequence[Any] | None = None,
         seeds: Any = None,
         searched: Any = None,
+        index: Any = None,
     ) -> NDArray[np.int64]: ...
 
 
@@ -209,7 +210,7 @@ class People:
             [assigned.get(ids[i], (None, False))[0] or UNCLUSTERED for i in clustered],
             dtype=np.int64,
         )
-        embeddings = faces.embeddings[first_row[clustered]]
+        embeddings = np.ascontiguousarray(faces.embeddings[first_row[clustered]], np.float32)
         # Faces an earlier run left in no group are searched again only when the
         # clustering settings changed since (--min-faces, say).
         settings = json.dumps(clusterer.get_params(), sort_keys=True)
@@ -224,6 +225,8 @@ class People:
             keys=[keys[ids[i]] for i in clustered],
             seeds=seeds,
             searched=[same_settings and ids[i] in assigned for i in clustered],
+            # The library's search cells, when current: the graph need not train its own.
+            index=self.library.stored_index(faces, first_row[clustered], embeddings),
         )
         gone = [f for f in assigned if f not in present]
         db.executemany("DELETE FROM assignments WHERE face = ?", [(f,) for f in gone])

@@ -78,10 +78,11 @@ class FaissIndex:
         self._ivf: Any = None
         self._trained_at = 0
         self._keys: NDArray[np.int64] | None = None  # see ``keyed``
+        self._keyed_rows = np.empty((0, dim), dtype=np.float32)
         self._key_rows: NDArray[np.intp] | None = None
 
     def __len__(self) -> int:
-        return len(self._exact)
+        return len(self._exact) if self._keys is None else len(self._keyed_rows)
 
     @property
     def trained_on(self) -> int:
@@ -114,7 +115,9 @@ class FaissIndex:
         the cells hold that ``keys`` does not (a face since removed) is never an
         answer. Searches answer row positions as always; ``add`` is refused."""
         index = cls(rows.shape[1], **settings)
-        index._exact.add(rows, copy=False)
+        # The rows as they are, without an ExactIndex (its norms, a second or more at ten
+        # million faces, are never used: cells are always there to search).
+        index._keyed_rows = np.ascontiguousarray(rows, dtype=np.float32)
         index._ivf, index._trained_at = cells, len(rows)
         ordered = np.asarray(keys, dtype=np.int64)
         if len(ordered) != len(rows):
@@ -168,12 +171,12 @@ class FaissIndex:
         faiss = self._faiss
         narrow = np.ascontiguousarray(wide, dtype=np.float32)
         _, proposed = self._ivf.search(narrow, fetch)  # int64, -1 after the last found
+        rows = self._exact.vectors if self._keys is None else self._keyed_rows
         if self._keys is not None:
             proposed = self._rows_of(proposed)
             # The gone (-1) to the end: faiss stops reading a query's candidates at one.
             last = np.argsort(proposed < 0, axis=1, kind="stable")
             proposed = np.ascontiguousarray(np.take_along_axis(proposed, last, axis=1))
-        rows = self._exact.vectors
         near = np.empty((len(wide), keep), dtype=np.float32)
         found = np.empty((len(wide), keep), dtype=np.int64)
         faiss.knn_L2sqr_by_idx(
@@ -261,9 +264,20 @@ def cells_to_bytes(cells: Any) -> NDArray[np.uint8]:
     return data
 
 
-def cells_from_bytes(data: NDArray[np.uint8]) -> Any:
-    """Cells from ``cells_to_bytes``'s bytes."""
-    return _faiss().deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+def cells_from_buffer(data: NDArray[np.uint8]) -> Any:
+    """Cells from ``cells_to_bytes``'s bytes (any buffer, a mapped file's too),
+    read by faiss a part at a time: no second copy of the whole."""
+    faiss = _faiss()
+    view = np.ascontiguousarray(data, dtype=np.uint8).data.cast("B")
+    done = 0
+
+    def read(size: int) -> bytes:
+        nonlocal done
+        part = view[done : done + size].tobytes()
+        done += len(part)
+        return part
+
+    return faiss.read_index(faiss.PyCallbackIOReader(read))
 
 
 def remove_keys(cells: Any, keys: NDArray[np.int64]) -> int:

@@ -922,13 +922,15 @@ class Library:
         """The stored search cells over the snapshot's rows when they are of this
         generation, else an index made here (exact below ``ANN_MIN_ROWS``)."""
         if len(matrix.ids) >= ANN_MIN_ROWS and faiss_available():
-            stored = read_cells(index_path(self.path), generation)
+            where = index_path(self.path)
+            stored = read_cells(where, generation)
             if stored is not None:
                 return FaissIndex.keyed(matrix.embeddings, stored.cells, row_keys(matrix))
-            log.info(
-                "facematch: the library's search cells are missing or out of date: "
-                "searching exactly (facematch index makes them)"
-            )
+            if cells_generation(where) != generation:  # (a damaged file has said so)
+                log.warning(
+                    "the library's search cells are missing or out of date: searching "
+                    "exactly, which is slower (facematch index brings them up to date)"
+                )
         return make_index(matrix.embeddings)
 
     def _read_faces(self) -> FaceMatrix:

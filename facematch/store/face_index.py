@@ -107,7 +107,7 @@ def read_cells(path: Path, generation: str, *, any_state: bool = False) -> Store
     if zlib.crc32(body.data) != header.get("crc32"):
         log.warning("the library's search cells %s are damaged; searching exactly", path)
         return None
-    keys = np.array(body[: count * 8].view("<i8"), dtype=np.int64)
+    keys = np.asarray(body[: count * 8].view("<i8"), dtype=np.int64)  # mapped, not copied
     try:
         cells = cells_from_buffer(body[count * 8 :])
     except RuntimeError as exc:  # faiss's own check of what it reads
@@ -157,12 +157,12 @@ def updated_cells(previous: StoredCells | None, faces: FaceMatrix) -> tuple[Stor
         return StoredCells(
             cells, np.sort(ids), len(ids)
         ), f"trained on {len(ids):,} faces in {spent:.1f} s"
-    gone = np.setdiff1d(previous.keys, ids, assume_unique=True)
+    kept = np.isin(previous.keys, ids, assume_unique=True)
     new = ~np.isin(ids, previous.keys, assume_unique=True)
     cells = previous.cells
-    removed = remove_keys(cells, gone)
+    removed = remove_keys(cells, previous.keys[~kept])
     fill_cells(cells, faces.embeddings[new], ids[new])
-    keys = np.union1d(np.setdiff1d(previous.keys, gone, assume_unique=True), ids[new])
+    keys = np.union1d(previous.keys[kept], ids[new])
     spent = time.perf_counter() - started
     return (
         StoredCells(cells, keys, previous.trained_on),

@@ -309,6 +309,8 @@ class Library:
         self._db = db
         self._entries = Entries(db, np.float32)
         self._searchable: tuple[FaceMatrix, NeighbourIndex] | None = None
+        # The snapshot as last mapped, with its generation (see ``_snapshot``).
+        self._mapped: tuple[str, FaceMatrix] | None = None
 
     # --- opening ---------------------------------------------------------------------
 
@@ -821,6 +823,7 @@ class Library:
             paths = [paths_by_id[i] for i in matrix.files.tolist()]
         except KeyError:  # a snapshot that does not fit its library: never an answer
             log.warning("the library's snapshot names files it does not have; reading the library")
+            self._mapped = None
             matrix, paths_by_id, _ = self._matrix(paths=True, snapshot=False)
             paths = [paths_by_id[i] for i in matrix.files.tolist()]
         return LibraryFaces(matrix.ids, paths, matrix.boxes, matrix.embeddings)
@@ -832,13 +835,12 @@ class Library:
         now, else from SQLite (then written as the snapshot, when there are enough);
         with ``paths``, each file id's path too (else an empty dict), read in the same
         transaction; and the generation they are of."""
-        where = snapshot_path(self.path)
         paths_by_id: dict[int, str] = {}
         with self._guard():
             self._db.execute("BEGIN")  # one read snapshot for the generation and the rows
             try:
                 generation = self._generation()
-                matrix = read_snapshot(where, generation) if snapshot else None
+                matrix = self._snapshot(generation) if snapshot else None
                 loaded = matrix is None
                 if matrix is None:
                     matrix = self._read_faces()
@@ -861,7 +863,20 @@ class Library:
         )
         return f"{rows['library_id']}:{rows['generation']}"
 
+    def _snapshot(self, generation: str) -> FaceMatrix | None:
+        """The snapshot if it is of ``generation`` (``read_snapshot``), mapped and
+        CRC-checked once per open library and generation, not once per reader: an
+        index run's cells, ``faces()`` and ``stored_index`` read the same one (its
+        CRC is a second at ten million faces)."""
+        if self._mapped is None or self._mapped[0] != generation:
+            matrix = read_snapshot(snapshot_path(self.path), generation)
+            if matrix is None:
+                return None
+            self._mapped = generation, matrix
+        return self._mapped[1]
+
     def _write_snapshot(self, matrix: FaceMatrix, generation: str) -> None:
+        self._mapped = None  # the file is made again, whatever generation it had
         try:
             write_snapshot(snapshot_path(self.path), matrix, generation)
         except OSError as exc:  # a read-only folder, a full disk: slower next time, not wrong
@@ -880,7 +895,7 @@ class Library:
         elif snapshot_generation(where) != generation:
             self._matrix()
         cells = index_path(self.path)
-        if count < ANN_MIN_ROWS or not faiss_available():
+        if not _keeps_cells(count):
             remove_beside(cells)
         elif cells_generation(cells) != generation:
             self._refresh_cells(cells)
@@ -904,29 +919,33 @@ class Library:
         of ``faces`` (as ``faces()`` gave them; any subset, in any order), when the
         library keeps cells and they are of the state ``faces`` were read at; else
         None. For the clusterer's graph, which then trains no index of its own."""
-        picked = np.asarray(rows, dtype=np.intp)
-        if len(faces.ids) < ANN_MIN_ROWS or not faiss_available():
+        if not _keeps_cells(len(faces.ids)):
             return None
         # Read as it is (the caller may hold a write transaction: People.update does).
         with self._guard():
             generation = self._generation()
-        matrix = read_snapshot(snapshot_path(self.path), generation)
+        matrix = self._snapshot(generation)
         if matrix is None or not np.array_equal(matrix.ids, faces.ids):
             return None  # changed since: the faces are not the rows the cells were made of
+        keys = row_keys(matrix)[np.asarray(rows, dtype=np.intp)]
+        return self._over_cells(embeddings, keys, generation)
+
+    def _over_cells(
+        self, rows: NDArray[np.float32], keys: NDArray[np.int64], generation: str
+    ) -> FaissIndex | None:
+        """An index over ``rows`` (whose keys are ``keys``) searching the stored cells,
+        if there are cells of ``generation``; else None."""
         stored = read_cells(index_path(self.path), generation)
-        if stored is None:
-            return None
-        return FaissIndex.keyed(embeddings, stored.cells, row_keys(matrix)[picked])
+        return None if stored is None else FaissIndex.keyed(rows, stored.cells, keys)
 
     def _search_index(self, matrix: FaceMatrix, generation: str) -> NeighbourIndex:
         """The stored search cells over the snapshot's rows when they are of this
         generation, else an index made here (exact below ``ANN_MIN_ROWS``)."""
-        if len(matrix.ids) >= ANN_MIN_ROWS and faiss_available():
-            where = index_path(self.path)
-            stored = read_cells(where, generation)
-            if stored is not None:
-                return FaissIndex.keyed(matrix.embeddings, stored.cells, row_keys(matrix))
-            if cells_generation(where) != generation:  # (a damaged file has said so)
+        if _keeps_cells(len(matrix.ids)):
+            index = self._over_cells(matrix.embeddings, row_keys(matrix), generation)
+            if index is not None:
+                return index
+            if cells_generation(index_path(self.path)) != generation:  # (damaged: said so)
                 log.warning(
                     "the library's search cells are missing or out of date: searching "
                     "exactly, which is slower (facematch index brings them up to date)"
@@ -1130,6 +1149,11 @@ class Library:
             "bytes": size,
             "settings": settings,
         }
+
+
+def _keeps_cells(faces: int) -> bool:
+    """Whether a library of this many faces keeps search cells (``face_index``)."""
+    return faces >= ANN_MIN_ROWS and faiss_available()
 
 
 def stored_status(db: sqlite3.Connection, path: str) -> tuple[Status, str | None]:

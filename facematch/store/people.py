@@ -210,7 +210,7 @@ class People:
             [assigned.get(ids[i], (None, False))[0] or UNCLUSTERED for i in clustered],
             dtype=np.int64,
         )
-        embeddings = np.ascontiguousarray(faces.embeddings[first_row[clustered]], np.float32)
+        embeddings = faces.embeddings[first_row[clustered]]
         # Faces an earlier run left in no group are searched again only when the
         # clustering settings changed since (--min-faces, say).
         settings = json.dumps(clusterer.get_params(), sort_keys=True)

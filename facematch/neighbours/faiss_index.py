@@ -82,7 +82,13 @@ class FaissIndex:
         self._key_rows: NDArray[np.intp] | None = None
 
     def __len__(self) -> int:
-        return len(self._exact) if self._keys is None else len(self._keyed_rows)
+        return len(self._rows)
+
+    @property
+    def _rows(self) -> NDArray[np.float32]:
+        """The rows candidates are measured against: the ExactIndex's, or a keyed
+        index's own (see ``keyed``)."""
+        return self._exact.vectors if self._keys is None else self._keyed_rows
 
     @property
     def trained_on(self) -> int:
@@ -129,13 +135,16 @@ class FaissIndex:
         return index
 
     def _rows_of(self, keys: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Each key's row (-1 for -1 and for keys no row has)."""
+        """Each query's candidate keys (one row each) as rows, the keys no row has
+        (and -1) as -1 at the end of the row: faiss stops reading candidates at one."""
         assert self._keys is not None
         if len(self._keys) == 0:
             return np.full_like(keys, -1)
         place = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         rows = place if self._key_rows is None else self._key_rows[place]
-        return np.where(self._keys[place] == keys, rows, -1).astype(np.int64)
+        rows = np.where(self._keys[place] == keys, rows, -1).astype(np.int64)
+        last = np.argsort(rows < 0, axis=1, kind="stable")
+        return np.ascontiguousarray(np.take_along_axis(rows, last, axis=1))
 
     def _train(self) -> None:
         rows = self._exact.vectors
@@ -171,12 +180,9 @@ class FaissIndex:
         faiss = self._faiss
         narrow = np.ascontiguousarray(wide, dtype=np.float32)
         _, proposed = self._ivf.search(narrow, fetch)  # int64, -1 after the last found
-        rows = self._exact.vectors if self._keys is None else self._keyed_rows
+        rows = self._rows
         if self._keys is not None:
             proposed = self._rows_of(proposed)
-            # The gone (-1) to the end: faiss stops reading a query's candidates at one.
-            last = np.argsort(proposed < 0, axis=1, kind="stable")
-            proposed = np.ascontiguousarray(np.take_along_axis(proposed, last, axis=1))
         near = np.empty((len(wide), keep), dtype=np.float32)
         found = np.empty((len(wide), keep), dtype=np.int64)
         faiss.knn_L2sqr_by_idx(

@@ -83,9 +83,9 @@ def as_matrix(transform: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array([[a, -b, tx], [b, a, ty]])
 
 
-def gaussian_kernel(sigma: float) -> NDArray[np.float32]:
-    """A normalised KERNEL_TAPS-long Gaussian; sigma 0 is the identity."""
-    taps = np.arange(KERNEL_TAPS) - KERNEL_TAPS // 2
+def gaussian_kernel(sigma: float, length: int = KERNEL_TAPS) -> NDArray[np.float32]:
+    """A normalised Gaussian of ``length`` taps; sigma 0 is the identity."""
+    taps = np.arange(length) - length // 2
     kernel: NDArray[np.float32] = (taps == 0).astype(np.float32)
     if sigma > 0:
         weights = np.exp(-(taps**2) / (2 * sigma**2))

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from facematch.detect.boxes import grow_box
+from facematch.privacy.cloak.alignment import gaussian_kernel
 from facematch.records import FaceBox
 from facematch.sources.images import RGBImage
 
@@ -37,6 +38,8 @@ VIEWING_SIDE = 1080
 """The longer side of a photo as people commonly view it (a phone or a web page)."""
 
 
+_SSIM_WINDOW = gaussian_kernel(SSIM_SIGMA, SSIM_TAPS)
+
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
 """SSIM's stabilising constants for 8-bit pictures (K1 = 0.01, K2 = 0.03)."""
@@ -47,9 +50,7 @@ def _window_means(z: NDArray[np.float32]) -> NDArray[np.float32]:
     (SciPy's C loop, edges repeated then cut off; the cloak extra has SciPy)."""
     from scipy.ndimage import correlate1d
 
-    x = np.arange(SSIM_TAPS) - SSIM_TAPS // 2
-    kernel = np.exp(-(x**2) / (2 * SSIM_SIGMA**2))
-    taps = (kernel / kernel.sum()).astype(np.float32)
+    taps = _SSIM_WINDOW
     out = correlate1d(correlate1d(z, taps, axis=0, mode="nearest"), taps, axis=1, mode="nearest")
     half = SSIM_TAPS // 2
     return out[half : z.shape[0] - half, half : z.shape[1] - half]  # type: ignore[no-any-return]

@@ -177,7 +177,12 @@ def workers_of(process: subprocess.Popen[str], count: int, timeout: float = 60) 
     """Wait until the run has ``count`` worker processes (and the forkserver), and answered once."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
-    first = process.stdout.readline()  # jsonl: one line per image, flushed at once
+    # jsonl: one line per image, flushed at once. Read a byte at a time from the pipe
+    # itself: readline() may buffer the next lines too, and communicate() reads the
+    # pipe past that buffer, so a line that came early was lost to the comparison.
+    first = b""
+    while not first.endswith(b"\n") and (byte := os.read(process.stdout.fileno(), 1)):
+        first += byte
     assert first, "the run ended before answering anything"
     while time.monotonic() < deadline:
         below = descendants(process.pid)

@@ -50,10 +50,12 @@ def load_working(path: str, settings: FaceSettings) -> tuple[RGBImage, tuple[int
     return load_scaled(path, settings.working_scale, luminance_over=_luminance_over(settings))
 
 
-def working_pixels(image: RGBImage, settings: FaceSettings) -> RGBImage:
-    """``load_working``'s working copy, made from pixels already in memory."""
+def working_pixels(image: RGBImage, settings: FaceSettings, scale: float | None = None) -> RGBImage:
+    """``load_working``'s working copy, made from pixels already in memory; ``scale``:
+    shrunk by this much instead of ``settings.working_scale``'s."""
     height, width = image.shape[:2]
-    scale = settings.working_scale(height, width)
+    if scale is None:
+        scale = settings.working_scale(height, width)
     target = scaled_size(width, height, scale)
     if shrinks_to_luminance((width, height), target, _luminance_over(settings)):
         from PIL import Image
@@ -98,9 +100,12 @@ def faces_in_file(path: str, settings: FaceSettings, encoder: Callable[[], Encod
     return faces_in_working_copy(small, full_size, lambda: load_rgb(path), settings, encoder)
 
 
-def boxes_in_pixels(image: RGBImage, settings: FaceSettings) -> list[FaceBox]:
-    """Face boxes in pixels already in memory, found as in a file of them (untrimmed)."""
-    small = working_pixels(image, settings)
+def boxes_in_pixels(
+    image: RGBImage, settings: FaceSettings, scale: float | None = None
+) -> list[FaceBox]:
+    """Face boxes in pixels already in memory, found as in a file of them (untrimmed);
+    ``scale``: on a working copy shrunk by this much (``working_pixels``)."""
+    small = working_pixels(image, settings, scale)
     return detect_with_fallback(small, settings, (image.shape[0], image.shape[1]))
 
 

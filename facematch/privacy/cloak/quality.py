@@ -72,10 +72,11 @@ def ssim_sum(a: Pixels, b: Pixels) -> tuple[float, int]:
         rows = slice(start, min(start + BAND + SSIM_TAPS - 1, a.shape[0]))
         x, y = np.asarray(a[rows], np.float32), np.asarray(b[rows], np.float32)
         mx, my = _window_means(x), _window_means(y)
-        vx = _window_means(x * x) - mx * mx
-        vy = _window_means(y * y) - my * my
+        squares = mx * mx + my * my
+        # Only the sum of the two variances enters SSIM: four maps filtered, not five.
+        variances = _window_means(x * x + y * y) - squares
         cxy = _window_means(x * y) - mx * my
-        index = ((2 * mx * my + C1) * (2 * cxy + C2)) / ((mx * mx + my * my + C1) * (vx + vy + C2))
+        index = ((2 * mx * my + C1) * (2 * cxy + C2)) / ((squares + C1) * (variances + C2))
         total += float(index.sum(dtype=np.float64))
         count += index.size
     return total, count

@@ -49,14 +49,21 @@ TOLERANCE = 0.6
 SETTINGS = {"hnsw": [16, 32, 64, 128, 256], "ivf": [4, 8, 16, 32, 48]}
 
 
-def gallery(npz: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
+def held_out(npz: Path, count: int) -> tuple[Generator, np.ndarray, np.ndarray]:
+    """The covariance generator of ``npz``'s people; the first face of each of the
+    first ``count`` people with two or more (real queries); and the other real faces
+    (the gallery's start), both float32."""
     embeddings, owners = harness.real_faces(npz)
-    generator = Generator(embeddings, owners)
     counts = np.bincount(owners)
-    rows = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)[:256]]
+    rows = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)[:count]]
     real = embeddings[rows].astype(np.float32)
     base = np.delete(embeddings, rows, axis=0).astype(np.float32)
+    return Generator(embeddings, owners), real, base
+
+
+def gallery(npz: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    generator, real, base = held_out(npz, 256)
     faces = np.concatenate([base, generator.faces(rng, size - len(base))]).astype(np.float32)
     rng.shuffle(faces)
     picked = faces[rng.choice(len(faces), 1744, replace=False)]

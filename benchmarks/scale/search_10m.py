@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import harness
-from benchmarks.scale.ann_1m import K, measures
+from benchmarks.scale.ann_1m import K, held_out, measures
 from benchmarks.synthetic import Generator
 
 QUERIES_REAL = 256
@@ -58,13 +58,7 @@ def make_faces(npz: Path, size: int, folder: Path) -> tuple[Path, Path]:
     if faces_at.exists() and queries_at.exists():
         return faces_at, queries_at
     rng = np.random.default_rng(0)
-    embeddings, owners = harness.real_faces(npz)
-    generator = Generator(embeddings, owners)
-    counts = np.bincount(owners)
-    picked = [int(np.flatnonzero(owners == p)[0]) for p in np.flatnonzero(counts >= 2)]
-    rows = picked[:QUERIES_REAL]
-    real = embeddings[rows].astype(np.float32)
-    base = np.delete(embeddings, rows, axis=0).astype(np.float32)
+    generator, real, base = held_out(npz, QUERIES_REAL)
     faces = np.lib.format.open_memmap(faces_at, "w+", np.float32, (size, 128))
     faces[: len(base)] = base
     for start in range(len(base), size, 1_000_000):

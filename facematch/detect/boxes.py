@@ -38,6 +38,11 @@ def scale_box(box: FaceBox, factor: float) -> FaceBox:
     return FaceBox(top, right, bottom, left, box.roll)
 
 
+def shift_box(box: FaceBox, down: int, right: int) -> FaceBox:
+    """The box moved ``down`` and ``right`` pixels (a box on a crop: minus its corner)."""
+    return FaceBox(box.top + down, box.right + right, box.bottom + down, box.left + right, box.roll)
+
+
 def iou(a: FaceBox, b: FaceBox) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
     width = min(a.right, b.right) - max(a.left, b.left)

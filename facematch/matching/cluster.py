@@ -257,15 +257,13 @@ def _approximate_graph(
     """``neighbour_graph`` with each face's ``k`` nearest found by ``FaissIndex``
     (``given``, or one trained here)."""
     n = len(data)
-    index: Searcher
-    if given is None:
+    index = given
+    if index is None:
         made = FaissIndex(
             data.shape[1], probe_share=APPROXIMATE_PROBE_SHARE, candidates=APPROXIMATE_CANDIDATES
         )
         made.add(data, copy=False)
         index = made
-    else:
-        index = given
     rows = np.arange(n) if queries is None else np.unique(np.asarray(queries, dtype=np.intp))
     small = _id_type(n)
     firsts: list[NDArray[Any]] = []

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from facematch.detect import detectors
-from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box
+from facematch.detect.boxes import SAME_FACE_IOU, iou, scale_box, shift_box
 from facematch.encode.faces import (
     FaceSettings,
 )
@@ -120,10 +120,6 @@ def search_scale(boxes: Sequence[FaceBox], height: int, width: int) -> float:
     return min(settings.working_scale(height, width), SEARCH_FACE_SIDE * smallest / max(side, 1))
 
 
-def moved(box: FaceBox, top: int, left: int) -> FaceBox:
-    return FaceBox(box.top - top, box.right - left, box.bottom - top, box.left - left, box.roll)
-
-
 def verify(
     boxes: Sequence[FaceBox],
     reference: dict[str, NDArray[np.float64]],
@@ -143,7 +139,7 @@ def verify(
     height, width = copy.shape[:2]
     top, bottom, left, right = view_window(boxes, height, width)
     view = copy[top:bottom, left:right]
-    local = [moved(b, top, left) for b in boxes]
+    local = [shift_box(b, -top, -left) for b in boxes]
     dlib: list[dict[str, float]] = [{} for _ in boxes]
     second: list[dict[str, float]] = [{} for _ in boxes]
     for name in variants or level.checks:
@@ -161,7 +157,7 @@ def verify(
             dlib[i][name] = min(
                 float(np.linalg.norm(d[k][i] - reference[k][i])) for k in ALIGNMENTS for d in tried
             )
-            if SECOND_MODEL in reference and all(SECOND_MODEL in d for d in tried):
+            if SECOND_MODEL in reference and SECOND_MODEL in tried[0]:
                 second[i][name] = min(
                     float(np.linalg.norm(d[SECOND_MODEL][i] - reference[SECOND_MODEL][i]))
                     for d in tried

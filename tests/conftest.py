@@ -3,6 +3,7 @@ a fake face finder for tests of plumbing (``fake_faces``). The CLI helpers are i
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patcher.setenv("XDG_CACHE_HOME", str(folder))
     yield folder
     patcher.undo()
+
+
+@pytest.fixture(autouse=True)
+def facematch_logger() -> Iterator[None]:
+    """Every test starts with the "facematch" logger as the package leaves it: a CLI run
+    in this process (``setup_logging``) stops it propagating, which would hide its
+    records from ``caplog`` in every later test."""
+    logger = logging.getLogger("facematch")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture
